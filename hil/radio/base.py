@@ -1,0 +1,119 @@
+"""The Radio protocol that every backend implements.
+
+[Note: sample convention]
+Every array of samples that crosses a Radio is ``numpy.complex64`` shaped ``(antennas, samples)``,
+also for one antenna, at full scale ``|x| <= 1.0``. Backends convert to and from their native format
+(Pluto TX: int16 at a back-off, RX: 12-bit in 16). A backend never returns a list of arrays.
+
+[Note: closing]
+``close()`` always stops transmission and is idempotent. Every backend is a context manager whose
+``__exit__`` calls ``close()``, also when the body raised.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RadioCaps:
+    """What a radio can do.
+
+    Attributes:
+        n_tx: number of transmit antennas (streams).
+        n_rx: number of receive antennas (streams).
+        sample_rate_range_hz: (min, max) sample rate in Hz.
+        lo_range_hz: (min, max) local-oscillator frequency in Hz.
+        max_burst_samples: the longest burst ``transceive`` accepts, per antenna.
+    """
+
+    n_tx: int
+    n_rx: int
+    sample_rate_range_hz: tuple[float, float] = (0.0, float("inf"))
+    lo_range_hz: tuple[float, float] = (0.0, float("inf"))
+    max_burst_samples: int = 1 << 24
+
+
+def as_samples(x: np.ndarray, n_antennas: int | None = None, name: str = "samples") -> np.ndarray:
+    """Validate and return ``x`` as complex64 ``(antennas, samples)``.
+
+    A 1-D array is taken as one antenna. Raises ValueError for a wrong antenna count, a non-finite
+    value or a value above full scale.
+    """
+    x = np.asarray(x)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise ValueError(f"{name}: expected shape (antennas, samples), got {x.shape}")
+    if n_antennas is not None and x.shape[0] != n_antennas:
+        raise ValueError(
+            f"{name}: expected {n_antennas} antenna rows, got {x.shape[0]} (shape {x.shape}); "
+            "samples are shaped (antennas, samples)"
+        )
+    x = x.astype(np.complex64, copy=False)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name}: contains NaN or Inf")
+    return x
+
+
+class Radio(abc.ABC):
+    """A radio node: sends and receives complex64 ``(antennas, samples)`` bursts.
+
+    Subclasses: ``LoopbackRadio`` (in process), ``ZmqRadio`` (client of the channel server),
+    ``PlutoRadio`` (pyadi-iio).
+    """
+
+    @property
+    @abc.abstractmethod
+    def caps(self) -> RadioCaps:
+        """The capabilities of this radio."""
+
+    def configure(self, profile: dict) -> None:  # noqa: B027 - optional for simulated radios
+        """Apply a device profile (sample rate, LO, gains, ...). Raises ValueError for a bad value."""
+
+    @abc.abstractmethod
+    def transceive(self, tx_burst: np.ndarray, rx_samples: int | None = None) -> np.ndarray:
+        """Send one burst and capture what arrives.
+
+        Args:
+            tx_burst: complex64 ``(n_tx, n)``, full scale 1.0.
+            rx_samples: samples to capture per receive antenna; default: enough to hold the whole
+                burst plus the backend's leading and trailing margin.
+
+        Returns:
+            complex64 ``(n_rx, m)``: the capture. The burst's start inside it is not given: the
+            receiver must synchronise.
+        """
+
+    def tx(self, samples: np.ndarray) -> None:
+        """Stream samples out (non-burst). Optional."""
+        raise NotImplementedError(f"{type(self).__name__} does not stream; use transceive()")
+
+    def rx(self, n_samples: int) -> np.ndarray:
+        """Stream ``n_samples`` in, complex64 ``(n_rx, n_samples)``. Optional."""
+        raise NotImplementedError(f"{type(self).__name__} does not stream; use transceive()")
+
+    def reverse(self) -> "Radio":
+        """The radio of the reverse direction over the same channel (see [Note: wiring and reverse links])."""
+        raise NotImplementedError(f"{type(self).__name__} has no reverse link")
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop transmitting and release resources. Idempotent."""
+
+    def __enter__(self) -> "Radio":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# [Note: wiring and reverse links]
+# A Radio object is one *directed wiring*: ``transceive`` sends from this radio's transmitter and
+# returns the capture at the receiver it is wired to (its own RX through a cable or a simulated
+# loopback, or a peer node's RX through the channel server or a second board). ``reverse()`` returns
+# the radio of the opposite direction over the same physical channel (transposed, the reciprocity
+# link used to send gradients back), or raises NotImplementedError.
