@@ -1,0 +1,593 @@
+"""PlutoRadio: ADALM-Pluto and AD9361 boards through pyadi-iio (the only module that imports ``adi``).
+
+[Note: Pluto profiles]
+A profile (``firmware_configs/*.toml``) has three tables:
+
+- ``[board]``: ``class`` (``Pluto`` for a stock 1r1t Pluto, ``ad9361`` for a Pluto rev C/D in 2r2t
+  mode or an FMCOMMS2/3 / ADRV9361, ``FMComms5`` for the 4x4 board) and ``mode`` (``1r1t``, ``2r2t``,
+  ``4r4t``): what ``hil pluto check`` compares with the board.
+- ``[rf]``: ``sample_rate_hz``, ``rx_lo_hz``, ``tx_lo_hz``, ``rx_rf_bandwidth_hz``, ``tx_rf_bandwidth_hz``,
+  ``gain_control_mode`` (``manual`` or an AGC mode), ``rx_gain_db`` and ``tx_gain_db`` (one per
+  enabled channel; an RX gain only with ``gain_control_mode = "manual"``).
+- ``[buffers]``: ``rx_enabled_channels``, ``tx_enabled_channels`` (antenna indices),
+  ``tx_scale`` (int16 amplitude of full scale 1.0; 2**14 = -6 dBFS, the usual back-off),
+  ``guard_samples`` (silence before and after each burst), ``flush_captures`` (RX buffers thrown
+  away before the capture that is returned), ``timeout_ms``.
+
+[Note: settings are read back]
+``configure`` checks each value against the range the board reports (``*_available``) before
+writing and raises ValueError naming the attribute, the value and the range. After writing it reads
+every value back and raises RadioError when the board holds something else (tolerances: LO 10 Hz,
+sample rate 0.01 %, RF bandwidth 1 %, gain one step). pyadi-iio silently drops a manual RX gain
+unless the gain mode is ``manual``: the mode is written first, and an RX gain with an AGC mode is
+refused up front.
+
+[Note: transceive on a Pluto]
+The burst (padded with ``guard_samples`` zeros on each side, length L) goes out as a *cyclic* TX
+buffer, so the transmitter repeats it for as long as the capture takes; the RX capture is 2 L
+samples, which always holds one whole padded burst wherever the cycle starts.
+
+[Note: one burst per capture]
+A 2 L capture of a cyclic buffer holds one whole copy of the burst and pieces of others; a receiver
+that takes the strongest preamble may lock onto a piece. So, with the default ``rx_samples``,
+``transceive`` returns the L samples ``[guard, burst, guard]`` around one whole copy, found by an
+energy gate (the quietest 2 x guard stretch, where two copies' guards meet), as the simulated
+radios do (LoopbackRadio: lead + burst + trail). The exact start is still the receiver's to find.
+With ``rx_samples`` given, the raw capture of that length is returned. The TX
+buffer is destroyed in a ``finally`` block: the radio never stays on the air after a call, also
+when the call raised. The start of the burst inside the capture is not given (the receiver syncs).
+A call that has not finished after ``timeout_ms`` plus the capture time raises RadioTimeout naming
+the URI (see [Note: a deadline per call]); the radio then refuses further calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import tomllib
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hil.errors import ConfigError, RadioError, RadioTimeout
+from hil.radio.base import Radio, RadioCaps, as_samples
+
+log = logging.getLogger(__name__)
+
+#: ``[board] class`` -> (pyadi-iio class name, antennas per direction)
+BOARD_CLASSES = {"Pluto": ("Pluto", 1), "ad9364": ("ad9364", 1), "ad9361": ("ad9361", 2),
+                 "FMComms5": ("FMComms5", 4)}
+BOARD_MODES = {"1r1t": 1, "2r2t": 2, "4r4t": 4}
+ADC_FULL_SCALE = 2048.0  # 12-bit ADC codes in 16-bit words
+PROFILE_DIR = Path(__file__).resolve().parents[2] / "firmware_configs"
+
+_RF_KEYS = {"sample_rate_hz", "rx_lo_hz", "tx_lo_hz", "rx_rf_bandwidth_hz", "tx_rf_bandwidth_hz",
+            "gain_control_mode", "rx_gain_db", "tx_gain_db"}
+_BUF_KEYS = {"rx_enabled_channels", "tx_enabled_channels", "tx_scale", "guard_samples", "flush_captures",
+             "timeout_ms", "rx_buffer_size"}
+
+
+@dataclass(frozen=True)
+class PlutoProfile:
+    """A parsed, validated profile (see [Note: Pluto profiles]). Frequencies in Hz, gains in dB."""
+
+    board_class: str = "Pluto"
+    mode: str = "1r1t"
+    sample_rate_hz: int = 1_000_000
+    rx_lo_hz: int = 2_400_000_000
+    tx_lo_hz: int = 2_400_000_000
+    rx_rf_bandwidth_hz: int = 1_000_000
+    tx_rf_bandwidth_hz: int = 1_000_000
+    gain_control_mode: str = "manual"
+    rx_gain_db: tuple[float, ...] = (30.0,)
+    tx_gain_db: tuple[float, ...] = (-10.0,)
+    rx_enabled_channels: tuple[int, ...] = (0,)
+    tx_enabled_channels: tuple[int, ...] = (0,)
+    tx_scale: float = 2.0**14
+    guard_samples: int = 256
+    flush_captures: int = 1
+    timeout_ms: int = 5000
+    name: str = field(default="", compare=False)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PlutoProfile":
+        """Build from the TOML tables; raises ConfigError naming the key and the fix."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a Pluto profile is a table (dict), got {type(d).__name__}")
+        unknown = set(d) - {"board", "rf", "buffers", "firmware"}
+        if unknown:
+            raise ConfigError(f"profile: unknown tables {sorted(unknown)}; allowed: board, rf, buffers, firmware")
+        board, rf, buf = d.get("board", {}), d.get("rf", {}), d.get("buffers", {})
+        for tname, t, allowed in (("rf", rf, _RF_KEYS), ("buffers", buf, _BUF_KEYS)):
+            bad = set(t) - allowed
+            if bad:
+                raise ConfigError(f"profile [{tname}]: unknown keys {sorted(bad)}; allowed: {sorted(allowed)}")
+        cls_name = board.get("class", "Pluto")
+        if cls_name not in BOARD_CLASSES:
+            raise ConfigError(f"profile [board] class = {cls_name!r}; allowed: {sorted(BOARD_CLASSES)}")
+        mode = board.get("mode", "1r1t")
+        if mode not in BOARD_MODES:
+            raise ConfigError(f"profile [board] mode = {mode!r}; allowed: {sorted(BOARD_MODES)}")
+        n_ant = BOARD_CLASSES[cls_name][1]
+        rx_en = tuple(int(c) for c in buf.get("rx_enabled_channels", [0]))
+        tx_en = tuple(int(c) for c in buf.get("tx_enabled_channels", [0]))
+        for key, chans in (("rx_enabled_channels", rx_en), ("tx_enabled_channels", tx_en)):
+            if not chans or any(c < 0 or c >= n_ant for c in chans) or len(set(chans)) != len(chans):
+                raise ConfigError(f"profile [buffers] {key} = {list(chans)}: give distinct channels in "
+                                  f"0..{n_ant - 1} for board class {cls_name}")
+        rx_gain = tuple(float(g) for g in rf.get("rx_gain_db", [30.0] * len(rx_en)))
+        tx_gain = tuple(float(g) for g in rf.get("tx_gain_db", [-10.0] * len(tx_en)))
+        if len(rx_gain) != len(rx_en) or len(tx_gain) != len(tx_en):
+            raise ConfigError(f"profile [rf]: rx_gain_db {list(rx_gain)} / tx_gain_db {list(tx_gain)} need one "
+                              f"value per enabled channel ({len(rx_en)} RX, {len(tx_en)} TX)")
+        mode_g = str(rf.get("gain_control_mode", "manual"))
+        if mode_g != "manual" and "rx_gain_db" in rf:
+            raise ConfigError(f"profile [rf]: rx_gain_db is only applied when gain_control_mode = 'manual' "
+                              f"(got {mode_g!r}); pyadi-iio would silently ignore it. Remove rx_gain_db "
+                              "or set gain_control_mode = 'manual'")
+        tx_scale = float(buf.get("tx_scale", 2.0**14))
+        if not 0 < tx_scale <= 32767:
+            raise ConfigError(f"profile [buffers] tx_scale = {tx_scale}: must be in (0, 32767]; 16384 is usual")
+        guard = int(buf.get("guard_samples", 256))
+        if guard < 0:
+            raise ConfigError(f"profile [buffers] guard_samples = {guard}: must be >= 0")
+        return cls(
+            board_class=cls_name, mode=mode,
+            sample_rate_hz=int(rf.get("sample_rate_hz", 1_000_000)),
+            rx_lo_hz=int(rf.get("rx_lo_hz", 2_400_000_000)), tx_lo_hz=int(rf.get("tx_lo_hz", 2_400_000_000)),
+            rx_rf_bandwidth_hz=int(rf.get("rx_rf_bandwidth_hz", rf.get("sample_rate_hz", 1_000_000))),
+            tx_rf_bandwidth_hz=int(rf.get("tx_rf_bandwidth_hz", rf.get("sample_rate_hz", 1_000_000))),
+            gain_control_mode=mode_g, rx_gain_db=rx_gain, tx_gain_db=tx_gain,
+            rx_enabled_channels=rx_en, tx_enabled_channels=tx_en, tx_scale=tx_scale, guard_samples=guard,
+            flush_captures=int(buf.get("flush_captures", 1)), timeout_ms=int(buf.get("timeout_ms", 5000)),
+            name=str(board.get("name", "")),
+        )
+
+
+def load_profile(path_or_name: str | Path) -> dict:
+    """Read a profile TOML: a path, or a name in ``firmware_configs/`` (``pluto_1r1t``)."""
+    p = Path(path_or_name)
+    if not p.is_file():
+        p = PROFILE_DIR / (str(path_or_name) + ("" if str(path_or_name).endswith(".toml") else ".toml"))
+    if not p.is_file():
+        names = sorted(q.stem for q in PROFILE_DIR.glob("*.toml"))
+        raise ConfigError(f"no profile {str(path_or_name)!r}: give a TOML path or one of {names}")
+    try:
+        return tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"profile {p}: invalid TOML: {e}") from e
+
+
+def parse_range(text: str) -> tuple[float, float, float] | list[str]:
+    """Parse an ``*_available`` value: ``"[min step max]"`` -> (min, step, max), else the list of choices."""
+    t = text.strip()
+    if t.startswith("[") and t.endswith("]"):
+        lo, step, hi = (float(x) for x in t.strip("[]").split())
+        return lo, step, hi
+    return t.split()
+
+
+def _chan_prop(kind: str, c: int) -> str:
+    """pyadi-iio's property of antenna ``c``: ``rx_hardwaregain_chan1``, ``..._chip_b_chan0`` (FMComms5)."""
+    chip, k = divmod(c, 2)
+    return f"{kind}_chip_b_chan{k}" if chip else f"{kind}_chan{k}"
+
+
+class PlutoRadio(Radio):
+    """A Pluto / AD9361 board (or two, wired TX -> RX) through pyadi-iio.
+
+    Args:
+        uri: libiio URI of the transmitting board (``ip:192.168.2.1``, ``usb:1.2.5``,
+            ``ip:127.0.0.1:PORT`` for the virtual Pluto).
+        profile: a profile dict (the TOML tables), a :class:`PlutoProfile`, a path or a name in
+            ``firmware_configs/``; default: ``pluto_1r1t``.
+        rx_uri: the receiving board for a two-board wiring; default: ``uri`` (its own RX, cabled).
+
+    See [Note: Pluto profiles], [Note: settings are read back], [Note: transceive on a Pluto].
+    """
+
+    def __init__(self, uri: str, profile: dict | PlutoProfile | str | Path | None = None,
+                 rx_uri: str | None = None, *, _pair=None):
+        self.uri = uri
+        self.rx_uri = rx_uri or uri
+        self._closed = False
+        self._reverse: PlutoRadio | None = None
+        self._ranges: dict = {}
+        self._broken = ""  # set when a call timed out: the boards' state is unknown
+        self._worker: threading.Thread | None = None
+        prof = self._as_profile(profile if profile is not None else "pluto_1r1t")
+        self.profile = prof
+        if _pair is not None:  # the reverse wiring shares the boards
+            self._tx_dev, self._rx_dev = _pair
+            self._owns = False
+            return
+        self._owns = True
+        self._tx_dev = self._open(uri, prof)
+        self._rx_dev = self._tx_dev if self.rx_uri == uri else self._open(self.rx_uri, prof)
+        self.configure(prof)
+
+    # ------------------------------------------------------------------ construction
+    @staticmethod
+    def _as_profile(p) -> PlutoProfile:
+        if isinstance(p, PlutoProfile):
+            return p
+        if isinstance(p, (str, Path)):
+            p = load_profile(p)
+        return PlutoProfile.from_dict(p)
+
+    @staticmethod
+    def _open(uri: str, prof: PlutoProfile):
+        try:
+            import adi
+        except ImportError as e:
+            raise RadioError("pyadi-iio is not installed: pip install 'hil-ota[pluto]' (needs libiio)") from e
+        cls = getattr(adi, BOARD_CLASSES[prof.board_class][0])
+        try:
+            dev = cls(uri=uri)
+        except Exception as e:  # pyadi-iio raises a bare Exception("No device found")
+            raise RadioError(
+                f"no {prof.board_class} at {uri}: {e}. Check the URI (iio_info -u {uri}), the cable "
+                "and, for a virtual Pluto, that `hil emu pluto` is running"
+            ) from e
+        try:
+            dev.ctx.set_timeout(int(prof.timeout_ms))
+        except Exception as e:
+            raise RadioError(f"{uri}: setting the libiio timeout failed: {e}") from e
+        return dev
+
+    @property
+    def caps(self) -> RadioCaps:
+        p = self.profile
+        return RadioCaps(n_tx=len(p.tx_enabled_channels), n_rx=len(p.rx_enabled_channels),
+                         sample_rate_range_hz=self._ranges.get("sample_rate", (0.0, math.inf)),
+                         lo_range_hz=self._ranges.get("lo", (0.0, math.inf)),
+                         max_burst_samples=1 << 20)
+
+    # ------------------------------------------------------------------ configure
+    def _ranges_of(self, dev) -> dict:
+        """The board's ranges, read from its ``*_available`` attributes."""
+        def rd(ch, attr, out):
+            return parse_range(dev._get_iio_attr_str(ch, attr, out))
+        r = {}
+        lo = rd("altvoltage0", "frequency_available", True)
+        tlo = rd("altvoltage1", "frequency_available", True)
+        sr = rd("voltage0", "sampling_frequency_available", False)
+        r["rx_lo_hz"] = (lo[0], lo[2], "ad9361-phy altvoltage0 (RX_LO) frequency")
+        r["tx_lo_hz"] = (tlo[0], tlo[2], "ad9361-phy altvoltage1 (TX_LO) frequency")
+        # the FIR (loaded by pyadi-iio below 2.08 Msps) takes the AD9361 down to 520833 sps
+        r["sample_rate_hz"] = (min(sr[0], 520833.0), sr[2], "ad9361-phy voltage0 sampling_frequency")
+        rbw = rd("voltage0", "rf_bandwidth_available", False)
+        tbw = rd("voltage0", "rf_bandwidth_available", True)
+        r["rx_rf_bandwidth_hz"] = (rbw[0], rbw[2], "ad9361-phy in voltage rf_bandwidth")
+        r["tx_rf_bandwidth_hz"] = (tbw[0], tbw[2], "ad9361-phy out voltage rf_bandwidth")
+        rg = rd("voltage0", "hardwaregain_available", False)
+        tg = rd("voltage0", "hardwaregain_available", True)
+        r["rx_gain_db"] = (rg[0], rg[2], "ad9361-phy in voltageN hardwaregain")
+        r["tx_gain_db"] = (tg[0], tg[2], "ad9361-phy out voltageN hardwaregain")
+        r["gain_control_mode"] = rd("voltage0", "gain_control_mode_available", False)
+        self._ranges = {"sample_rate": (r["sample_rate_hz"][0], r["sample_rate_hz"][1]),
+                        "lo": (max(lo[0], tlo[0]), min(lo[2], tlo[2]))}
+        return r
+
+    def _validate(self, p: PlutoProfile, r: dict) -> None:
+        if p.sample_rate_hz < 521_000:
+            raise ValueError(f"sample_rate_hz = {p.sample_rate_hz} Hz is below the lowest rate pyadi-iio can set "
+                             f"(521000 Hz; board range {r['sample_rate_hz'][0]:.0f}..{r['sample_rate_hz'][1]:.0f} Hz)")
+        for key in ("sample_rate_hz", "rx_lo_hz", "tx_lo_hz", "rx_rf_bandwidth_hz", "tx_rf_bandwidth_hz"):
+            lo, hi, attr = r[key]
+            v = getattr(p, key)
+            if not lo <= v <= hi:
+                raise ValueError(f"{key} = {v} is outside the board's range [{lo:.0f}, {hi:.0f}] ({attr}); "
+                                 "pick a value inside it or check the board's firmware (AD9363 vs AD9364 range)")
+        for key in ("rx_gain_db", "tx_gain_db"):
+            lo, hi, attr = r[key]
+            for c, g in zip(getattr(p, "rx_enabled_channels" if key[0] == "r" else "tx_enabled_channels"),
+                            getattr(p, key)):
+                if not lo <= g <= hi:
+                    raise ValueError(f"{key}[channel {c}] = {g} dB is outside the board's range "
+                                     f"[{lo:g}, {hi:g}] dB ({attr})")
+        if p.gain_control_mode not in r["gain_control_mode"]:
+            raise ValueError(f"gain_control_mode = {p.gain_control_mode!r} is not one of "
+                             f"{r['gain_control_mode']} (ad9361-phy in voltage gain_control_mode_available)")
+
+    def configure(self, profile: dict | PlutoProfile | str | Path) -> None:
+        """Validate ``profile`` against the boards' ranges, write it, read it back.
+
+        Raises:
+            ConfigError: the profile is malformed (unknown key, wrong channel count).
+            ValueError: a value is outside the board's range (names attribute, value and range).
+            RadioError: the board did not take a value (readback differs) or the link failed.
+        """
+        p = self._as_profile(profile)
+        if BOARD_CLASSES[p.board_class][0] != type(self._tx_dev).__name__:
+            raise ConfigError(f"profile is for board class {p.board_class} but this radio was opened as "
+                              f"{type(self._tx_dev).__name__}; create a new PlutoRadio for it")
+        devs = [(self.uri, self._tx_dev)] + ([(self.rx_uri, self._rx_dev)] if self._rx_dev is not self._tx_dev else [])
+        for uri, dev in devs:
+            with self._errors(uri, "reading the board's ranges"):
+                r = self._ranges_of(dev)
+            self._validate(p, r)
+        for uri, dev in devs:
+            self._write(uri, dev, p)
+        self.profile = p
+
+    def _write(self, uri: str, dev, p: PlutoProfile) -> None:
+        with self._errors(uri, "configuring"):
+            dev.sample_rate = int(p.sample_rate_hz)
+            dev.rx_rf_bandwidth = int(p.rx_rf_bandwidth_hz)
+            dev.tx_rf_bandwidth = int(p.tx_rf_bandwidth_hz)
+            dev.rx_lo = int(p.rx_lo_hz)
+            dev.tx_lo = int(p.tx_lo_hz)
+            if p.board_class == "FMComms5":
+                dev.rx_lo_chip_b = int(p.rx_lo_hz)
+                dev.tx_lo_chip_b = int(p.tx_lo_hz)
+            for c in p.rx_enabled_channels:
+                setattr(dev, _chan_prop("gain_control_mode", c), p.gain_control_mode)
+            if p.gain_control_mode == "manual":
+                for c, g in zip(p.rx_enabled_channels, p.rx_gain_db):
+                    setattr(dev, _chan_prop("rx_hardwaregain", c), float(g))
+            for c, g in zip(p.tx_enabled_channels, p.tx_gain_db):
+                setattr(dev, _chan_prop("tx_hardwaregain", c), float(g))
+            dev.rx_enabled_channels = list(p.rx_enabled_channels)
+            dev.tx_enabled_channels = list(p.tx_enabled_channels)
+        with self._errors(uri, "reading back the configuration"):
+            checks = [("sample_rate", p.sample_rate_hz, dev.sample_rate, 1e-4 * p.sample_rate_hz),
+                      ("rx_lo", p.rx_lo_hz, dev.rx_lo, 10), ("tx_lo", p.tx_lo_hz, dev.tx_lo, 10),
+                      ("rx_rf_bandwidth", p.rx_rf_bandwidth_hz, dev.rx_rf_bandwidth, 0.01 * p.rx_rf_bandwidth_hz),
+                      ("tx_rf_bandwidth", p.tx_rf_bandwidth_hz, dev.tx_rf_bandwidth, 0.01 * p.tx_rf_bandwidth_hz)]
+            for c in p.rx_enabled_channels:
+                got = getattr(dev, _chan_prop("gain_control_mode", c))
+                if got != p.gain_control_mode:
+                    raise RadioError(f"{uri}: gain_control_mode of RX channel {c} reads back {got!r} after "
+                                     f"writing {p.gain_control_mode!r}; the board did not take it")
+            if p.gain_control_mode == "manual":
+                checks += [(_chan_prop("rx_hardwaregain", c), g, getattr(dev, _chan_prop("rx_hardwaregain", c)), 0.5)
+                           for c, g in zip(p.rx_enabled_channels, p.rx_gain_db)]
+            checks += [(_chan_prop("tx_hardwaregain", c), g, getattr(dev, _chan_prop("tx_hardwaregain", c)), 0.125)
+                       for c, g in zip(p.tx_enabled_channels, p.tx_gain_db)]
+        for name, want, got, tol in checks:
+            if not isinstance(got, (int, float)) or abs(float(got) - float(want)) > tol:
+                raise RadioError(f"{uri}: {name} reads back {got!r} after writing {want!r} (tolerance {tol:g}); "
+                                 "the board did not apply the setting")
+
+    # ------------------------------------------------------------------ data path
+    class _errors:
+        """Turn any pyadi-iio/libiio failure into a RadioError naming the URI (context manager)."""
+
+        def __init__(self, uri: str, what: str):
+            self.uri, self.what = uri, what
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, et, e, tb):
+            if e is None or isinstance(e, (RadioError, ValueError, TypeError)) and not isinstance(e, OSError):
+                return False
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                return False
+            # The failing frames of pylibiio hold its iio.Buffer (``self`` of refill/push). Kept alive by
+            # the chained traceback, a buffer could be collected after its context, which segfaults
+            # libiio 0.x; clearing the frames' locals destroys it now, while the context is alive.
+            traceback.clear_frames(tb)
+            raise RadioError(f"Pluto at {self.uri}: {self.what} failed: {type(e).__name__}: {e}. Is the board "
+                             "(or `hil emu pluto`) still reachable? Try `iio_info -u " + self.uri + "`") from e
+
+    def _to_int16(self, x: np.ndarray) -> list[np.ndarray]:
+        """complex64 ``(n_tx, L)`` at full scale 1.0 -> per-antenna complex arrays at ``tx_scale``."""
+        y = np.round(x.astype(np.complex128) * self.profile.tx_scale)
+        return [row for row in y]
+
+    def _capture(self, dev, uri: str, n: int) -> np.ndarray:
+        dev.rx_destroy_buffer()
+        dev.rx_buffer_size = int(n)
+        try:
+            for _ in range(max(0, self.profile.flush_captures)):
+                dev.rx()
+            data = dev.rx()
+        finally:
+            dev.rx_destroy_buffer()  # no buffer (and no libiio connection) outlives the call
+        rows = data if isinstance(data, list) else [data]
+        return (np.stack([np.asarray(r) for r in rows]) / ADC_FULL_SCALE).astype(np.complex64)
+
+    @staticmethod
+    def _one_burst(y: np.ndarray, n: int, g: int) -> np.ndarray:
+        """From a ``2 L`` capture of the cyclic ``[g zeros, burst n, g zeros]`` (L = n + 2 g), the L
+        samples ``[g, burst, g]`` around one whole burst (see [Note: one burst per capture]).
+
+        The 2 g silent samples between two copies are found as the quietest 2 g-sample stretch of
+        one period (a moving average of the power over all antennas): an energy gate, the radio's
+        trigger; timing, CFO and the channel are still the receiver's to estimate.
+        """
+        L = n + 2 * g
+        pw = np.sum(np.abs(y) ** 2, axis=0, dtype=np.float64)  # [m]
+        c = np.concatenate([[0.0], np.cumsum(pw)])
+        ma = c[2 * g : 2 * g + L] - c[:L]  # energy of [k, k + 2g) for k in [0, L)
+        gap = int(np.argmin(ma))  # start of the silent stretch before a copy of the burst
+        s = gap + g if gap + g + L <= y.shape[1] else gap + g - L
+        return y[:, s : s + L]
+
+    def transceive(self, tx_burst: np.ndarray, rx_samples: int | None = None) -> np.ndarray:
+        """Send one burst (cyclic TX) and capture it (see [Note: transceive on a Pluto]).
+
+        Args:
+            tx_burst: complex64 ``(n_tx, n)``, ``|x| <= 1`` (full scale = ``tx_scale`` int16).
+            rx_samples: raw capture length per RX antenna; default: capture ``2 L`` (L = n + 2 guard)
+                and return the L samples around one whole burst ([Note: one burst per capture]).
+
+        Returns:
+            complex64 ``(n_rx, L)`` (or ``(n_rx, rx_samples)``), full scale 1.0 = ADC code 2048.
+        """
+        if self._closed:
+            raise RadioError(f"PlutoRadio {self.uri} is closed; create a new one")
+        if self._broken:
+            raise RadioError(f"PlutoRadio {self.uri}: {self._broken}; create a new PlutoRadio")
+        x = as_samples(tx_burst, self.caps.n_tx, "tx_burst")
+        peak = float(np.max(np.abs(x))) if x.size else 0.0
+        if peak > 1.0 + 1e-6:
+            raise ValueError(f"tx_burst peaks at {peak:.4f} > 1.0 (full scale); scale it down")
+        if x.shape[1] == 0:
+            raise ValueError("tx_burst is empty; give at least one sample")
+        if x.shape[1] > self.caps.max_burst_samples:
+            raise ValueError(f"tx_burst has {x.shape[1]} samples per antenna; at most "
+                             f"{self.caps.max_burst_samples} fit one cyclic buffer")
+        g = self.profile.guard_samples
+        padded = np.zeros((x.shape[0], x.shape[1] + 2 * g), np.complex64)
+        padded[:, g : g + x.shape[1]] = x
+        m = int(rx_samples) if rx_samples is not None else 2 * padded.shape[1]
+        if m < padded.shape[1]:
+            raise ValueError(f"rx_samples = {m} cannot hold the padded burst ({padded.shape[1]} samples)")
+        data = self._to_int16(padded)
+        # [Note: a deadline per call] libiio's timeout applies per operation, and a failed call still
+        # closes its buffers (one more timeout each), so the I/O runs in a worker thread and the
+        # caller gets RadioTimeout at the deadline even when libiio is still unwinding.
+        p = self.profile
+        deadline_s = p.timeout_ms / 1000 + (p.flush_captures + 1) * m / p.sample_rate_hz
+        box: dict = {}
+
+        def work() -> None:
+            try:
+                box["y"] = self._transceive_io(data, m)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                box["e"] = e
+
+        t = threading.Thread(target=work, name=f"pluto-transceive {self.uri}", daemon=True)
+        self._worker = t
+        t.start()
+        t.join(deadline_s)
+        if t.is_alive():
+            self._broken = (f"a transceive did not finish within {deadline_s:.2f} s "
+                            f"(timeout_ms = {p.timeout_ms} plus the capture time)")
+            raise RadioTimeout(f"Pluto at {self.uri}" + (f" -> {self.rx_uri}" if self.rx_uri != self.uri else "")
+                               + f": {self._broken}. Is the board (or `hil emu pluto`) still reachable? "
+                               f"Try `iio_info -u {self.uri}`; then create a new PlutoRadio")
+        if "e" in box:
+            raise box["e"]
+        g = p.guard_samples
+        if rx_samples is None and g > 0:
+            return np.ascontiguousarray(self._one_burst(box["y"], x.shape[1], g))
+        return box["y"]
+
+    def _transceive_io(self, data: list[np.ndarray], m: int) -> np.ndarray:
+        """Cyclic TX of ``data``, capture ``m`` samples, TX buffer destroyed whatever happens."""
+        tx, rx = self._tx_dev, self._rx_dev
+        try:
+            with self._errors(self.uri, "transmitting"):
+                tx.tx_destroy_buffer()
+                tx.tx_cyclic_buffer = True
+                tx.tx(data[0] if len(data) == 1 else data)
+            with self._errors(self.rx_uri, "receiving"):
+                return self._capture(rx, self.rx_uri, m)
+        finally:
+            try:
+                tx.tx_destroy_buffer()  # never leave the radio transmitting
+            except Exception as e:  # the link may be gone already; the RadioError above says why
+                log.debug("tx_destroy_buffer on %s failed: %s", self.uri, e)
+
+    def reverse(self) -> "PlutoRadio":
+        """The opposite wiring over the same boards: TX on ``rx_uri``, RX on ``uri``."""
+        if self._reverse is None:
+            r = PlutoRadio(self.rx_uri, self.profile, self.uri, _pair=(self._rx_dev, self._tx_dev))
+            r._ranges = getattr(self, "_ranges", {})
+            r._reverse = self
+            self._reverse = r
+        return self._reverse
+
+    def close(self) -> None:
+        """Stop transmitting and drop the buffers and contexts. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        w = self._worker
+        if w is not None and w.is_alive():
+            w.join(self.profile.timeout_ms / 1000)  # its finally destroys the TX buffer
+            if w.is_alive():
+                log.warning("PlutoRadio %s: a transceive is still blocked in libiio; its TX buffer is "
+                            "destroyed when it returns", self.uri)
+                return
+        for dev in {id(self._tx_dev): self._tx_dev, id(self._rx_dev): self._rx_dev}.values():
+            for fn in ("tx_destroy_buffer", "rx_destroy_buffer"):
+                try:
+                    getattr(dev, fn)()
+                except Exception as e:
+                    log.debug("%s failed on close: %s", fn, e)
+        if self._reverse is not None:
+            self._reverse._closed = True
+        if self._owns:
+            self._tx_dev = self._rx_dev = None
+
+
+def check_board(uri: str, profile: dict | str | Path = "pluto_1r1t") -> list[tuple[str, str, str]]:
+    """Read a board and list what differs from ``profile`` (never writes anything).
+
+    Returns:
+        ``[(setting, expected, found)]``; empty when the board matches.
+    """
+    prof = PlutoRadio._as_profile(profile)
+    try:
+        import iio
+    except ImportError as e:
+        raise RadioError("pylibiio is not installed: pip install 'hil-ota[pluto]'") from e
+    try:
+        ctx = iio.Context(uri)
+    except Exception as e:
+        raise RadioError(f"no IIO context at {uri}: {e}. Check the URI with `iio_info -u {uri}`") from e
+    diffs: list[tuple[str, str, str]] = []
+    try:
+        ctx.set_timeout(int(prof.timeout_ms))
+        phy = ctx.find_device("ad9361-phy")
+        adc = ctx.find_device("cf-ad9361-lpc")
+        if phy is None or adc is None:
+            found = sorted(d.name or d.id for d in ctx.devices)
+            return [("devices", "ad9361-phy, cf-ad9361-lpc", ", ".join(found))]
+        n_scan = sum(1 for c in adc.channels if c.scan_element)
+        n_ant = n_scan // 2
+        want_ant = BOARD_MODES[prof.mode]
+        if n_ant != want_ant:
+            diffs.append(("mode (ADC channel pairs)", prof.mode, f"{n_ant}r{n_ant}t"))
+        if "adi,2rx-2tx-mode-enable" in phy.debug_attrs:
+            v = phy.debug_attrs["adi,2rx-2tx-mode-enable"].value.strip()
+            want = "1" if want_ant >= 2 else "0"
+            if v != want:
+                diffs.append(("debug adi,2rx-2tx-mode-enable", want, v))
+
+        def ch(cid, out):
+            return phy.find_channel(cid, out)
+
+        def num(text):
+            return float(text.split()[0])
+
+        reads = [("sample_rate_hz", prof.sample_rate_hz, ch("voltage0", False).attrs["sampling_frequency"].value, 1e-4 * prof.sample_rate_hz),
+                 ("rx_lo_hz", prof.rx_lo_hz, ch("altvoltage0", True).attrs["frequency"].value, 10),
+                 ("tx_lo_hz", prof.tx_lo_hz, ch("altvoltage1", True).attrs["frequency"].value, 10),
+                 ("rx_rf_bandwidth_hz", prof.rx_rf_bandwidth_hz, ch("voltage0", False).attrs["rf_bandwidth"].value, 0.01 * prof.rx_rf_bandwidth_hz),
+                 ("tx_rf_bandwidth_hz", prof.tx_rf_bandwidth_hz, ch("voltage0", True).attrs["rf_bandwidth"].value, 0.01 * prof.tx_rf_bandwidth_hz)]
+        for c, g in zip(prof.tx_enabled_channels, prof.tx_gain_db):
+            t = ch(f"voltage{c}", True)
+            if t is not None:
+                reads.append((f"tx_gain_db[{c}]", g, t.attrs["hardwaregain"].value, 0.125))
+        for c in prof.rx_enabled_channels:
+            r = ch(f"voltage{c}", False)
+            if r is None:
+                diffs.append((f"rx channel {c}", "present", "missing"))
+                continue
+            m = r.attrs["gain_control_mode"].value.strip()
+            if m != prof.gain_control_mode:
+                diffs.append((f"gain_control_mode[{c}]", prof.gain_control_mode, m))
+        if prof.gain_control_mode == "manual":
+            for c, g in zip(prof.rx_enabled_channels, prof.rx_gain_db):
+                r = ch(f"voltage{c}", False)
+                if r is not None:
+                    reads.append((f"rx_gain_db[{c}]", g, r.attrs["hardwaregain"].value, 0.5))
+        for name, want, text, tol in reads:
+            if abs(num(text) - float(want)) > tol:
+                diffs.append((name, f"{want:g}", text.strip()))
+    except RadioError:
+        raise
+    except Exception as e:
+        raise RadioError(f"reading the board at {uri} failed: {type(e).__name__}: {e}") from e
+    finally:
+        del ctx
+    return diffs

@@ -1,0 +1,171 @@
+"""Run a bench of virtual Plutos: one process, one iiod server per port, one shared air.
+
+``python -m sim_fallback.pluto --port 0`` (or ``hil emu pluto``) prints one line per board,
+``virtual Pluto <i> (<mode>) listening on ip:127.0.0.1:<port>``, then serves until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from pathlib import Path
+from typing import Iterator
+
+from sim_fallback.pluto.air import Air, AirConfig
+from sim_fallback.pluto.iiod import IiodServer
+from sim_fallback.pluto.model import MODES, PlutoModel
+
+log = logging.getLogger(__name__)
+
+
+def load_air_config(path: str | Path | None) -> AirConfig:
+    """Read a ``--channel`` file (TOML or JSON): ``path_loss_db``, ``seed`` and a ``[channel]`` table."""
+    if path is None:
+        return AirConfig()
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"channel file {str(p)!r} does not exist; pass a TOML or JSON file")
+    text = p.read_text()
+    data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+    unknown = set(data) - {"path_loss_db", "seed", "channel"}
+    if unknown:
+        raise ValueError(f"channel file {p}: unknown keys {sorted(unknown)}; allowed: path_loss_db, seed, channel")
+    return AirConfig(path_loss_db=float(data.get("path_loss_db", 40.0)), seed=int(data.get("seed", 0)),
+                     channel=data.get("channel"))
+
+
+class Bench:
+    """Virtual Plutos on ``ports`` (0: pick a free port) sharing one :class:`Air`."""
+
+    def __init__(self, ports: list[int], mode: str = "1r1t", config: AirConfig = AirConfig(),
+                 host: str = "127.0.0.1"):
+        if mode not in MODES:
+            raise ValueError(f"--mode must be one of {MODES}, got {mode!r}")
+        models = [PlutoModel(mode, serial=f"vpluto{i}") for i in range(len(ports))]
+        self.air = Air(models, config)
+        self.servers = [IiodServer(node, host, port) for node, port in zip(self.air.nodes, ports)]
+
+    @property
+    def uris(self) -> list[str]:
+        return [s.uri for s in self.servers]
+
+    def start(self) -> "Bench":
+        for s in self.servers:
+            s.start()
+        return self
+
+    def shutdown(self) -> None:
+        for s in self.servers:
+            s.shutdown()
+
+
+def run(ports: list[int], mode: str = "1r1t", channel_file: str | None = None, host: str = "127.0.0.1") -> None:
+    """Serve until SIGINT/SIGTERM; prints the URI of each board (flushed) first."""
+    bench = Bench(ports, mode, load_air_config(channel_file), host).start()
+    for i, uri in enumerate(bench.uris):
+        print(f"virtual Pluto {i} ({mode}) listening on {uri}", flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    while not done.wait(0.1):
+        pass
+    bench.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sim_fallback.pluto", description=__doc__)
+    ap.add_argument("--port", type=int, action="append", default=None,
+                    help="TCP port of a board (0: a free one); repeat for a two-node bench")
+    ap.add_argument("--mode", choices=MODES, default="1r1t")
+    ap.add_argument("--channel", default=None, help="TOML/JSON with path_loss_db, seed, [channel]")
+    ap.add_argument("--host", default="127.0.0.1")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    run(a.port or [30431], a.mode, a.channel, a.host)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+class VirtualPlutoProcess:
+    """A bench of virtual Plutos running in a child process (see :func:`spawn`)."""
+
+    def __init__(self, proc: "subprocess.Popen", uris: list[str]):
+        self.proc = proc
+        self.uris = uris
+
+    @property
+    def uri(self) -> str:
+        return self.uris[0]
+
+    def kill(self) -> None:
+        """SIGKILL the server (no clean shutdown: what a crash or a pulled cable looks like)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(5)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+@contextlib.contextmanager
+def spawn(mode: str = "1r1t", boards: int = 1, channel_file: str | None = None,
+          timeout_s: float = 20.0) -> Iterator[VirtualPlutoProcess]:
+    """Start ``hil emu pluto`` on free ports and yield it once every board listens.
+
+    Reads the 'listening on URI' lines with a deadline (no sleeping); stops the process on exit.
+    """
+    if boards not in (1, 2):
+        raise ValueError(f"boards must be 1 or 2, got {boards}")
+    # the user's command, `hil emu pluto`, so the tests exercise the CLI too
+    cmd = [sys.executable, "-m", "hil.cli", "emu", "pluto", "--mode", mode, "--port", "0"]
+    if boards == 2:
+        cmd += ["--peer-port", "0"]
+    if channel_file:
+        cmd += ["--channel", str(channel_file)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    vp = VirtualPlutoProcess(proc, [])
+    try:
+        fd = proc.stdout.fileno()
+        sel = selectors.DefaultSelector()
+        sel.register(fd, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout_s
+        pending = b""
+        while len(vp.uris) < boards:
+            left = deadline - time.monotonic()
+            if left <= 0 or proc.poll() is not None:
+                err = proc.stderr.read().decode(errors="replace") if proc.poll() is not None else ""
+                raise RuntimeError(f"virtual Pluto did not start within {timeout_s} s: {err.strip()[-2000:]}")
+            if sel.select(min(left, 0.5)):
+                pending += os.read(fd, 4096)
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    text = line.decode(errors="replace")
+                    if "listening on " in text:
+                        vp.uris.append(text.strip().rsplit(" ", 1)[-1])
+        sel.close()
+        yield vp
+    finally:
+        vp.stop()
+        if proc.stderr:
+            proc.stderr.close()

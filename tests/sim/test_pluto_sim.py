@@ -1,0 +1,261 @@
+"""The virtual Pluto end to end: real libiio tools and real pyadi-iio over TCP to a server process.
+
+Every server runs in its own process on a free port (``sim_fallback.pluto.serve.spawn``). Levels:
+the virtual bench's path loss is 40 dB (``AirConfig``), so a DAC amplitude ``a`` (of int16 full
+scale) arrives at ``20 log10(a) + tx_gain_db - 40 + rx_gain_db`` dBFS; the ADC quantizes to 12 bits.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from hil.errors import RadioError
+from hil.radio.pluto import PlutoRadio
+from sim_fallback.pluto.serve import spawn
+from tests.hardware import pluto_bodies as b
+
+pytestmark = pytest.mark.sim
+
+
+@pytest.fixture(scope="module")
+def vp():
+    with spawn("1r1t") as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def vp2():
+    with spawn("2r2t") as p:
+        yield p
+
+
+def _hostport(uri: str) -> tuple[str, int]:
+    _, host, port = uri.split(":")
+    return host, int(port)
+
+
+def test_iio_info_lists_the_four_devices_with_values(vp):
+    out = subprocess.run(["iio_info", "-u", vp.uri], capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "IIO context has 4 devices:" in text
+    for dev in ("iio:device0: ad9361-phy", "iio:device1: xadc", "iio:device2: cf-ad9361-dds-core-lpc (buffer capable)",
+                "iio:device3: cf-ad9361-lpc (buffer capable)"):
+        assert dev in text
+    assert "attr  5: frequency value: 2400000000" in text  # RX_LO
+    assert "hardwaregain_available value: [-89.750000 0.250000 0.000000]" in text
+    assert "voltage0:  (input, index: 0, format: le:S12/16>>0)" in text
+    assert "Backend version: 0.24" in text
+
+
+def test_iio_attr_write_readback_and_out_of_range(vp):
+    ok = subprocess.run(["iio_attr", "-u", vp.uri, "-c", "ad9361-phy", "altvoltage1", "frequency", "915000000"],
+                        capture_output=True, text=True, timeout=20)
+    assert ok.returncode == 0, ok.stderr
+    rd = subprocess.run(["iio_attr", "-u", vp.uri, "-c", "ad9361-phy", "altvoltage1", "frequency"],
+                        capture_output=True, text=True, timeout=20)
+    assert rd.stdout.strip() == "915000000"
+    bad = subprocess.run(["iio_attr", "-u", vp.uri, "-c", "ad9361-phy", "altvoltage1", "frequency", "5000000000"],
+                         capture_output=True, text=True, timeout=20)
+    assert bad.returncode != 0 and "Invalid argument (22)" in bad.stdout + bad.stderr
+
+
+def test_iio_readdev_streams_12_bit_samples(vp):
+    out = subprocess.run(["iio_readdev", "-u", vp.uri, "-s", "1024", "cf-ad9361-lpc"], capture_output=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout) == 1024 * 2 * 2  # I and Q, 16-bit words
+    words = np.frombuffer(out.stdout, "<i2")
+    assert words.min() >= -2048 and words.max() <= 2047
+
+
+def _cmd(f, sock, line: bytes) -> bytes:
+    sock.sendall(line)
+    return f.readline()
+
+
+def test_raw_protocol_answers_like_iiod(vp):
+    with socket.create_connection(_hostport(vp.uri), timeout=5) as s:
+        f = s.makefile("rb")
+        assert _cmd(f, s, b"VERSION\r\n") == b"0.24.hilemu0\n"
+        assert _cmd(f, s, b"ZPRINT\r\n") == b"%d\n" % -errno.EINVAL  # the client falls back to PRINT
+        assert _cmd(f, s, b"BINARY\r\n") == b"%d\n" % -errno.EINVAL  # libiio 1.x then stays on text
+        assert _cmd(f, s, b"TIMEOUT 1000\r\n") == b"0\n"
+        n = int(_cmd(f, s, b"PRINT\r\n"))
+        xml = f.read(n + 1)
+        assert xml.endswith(b"</context>\n") and b'name="cf-ad9361-lpc"' in xml
+        assert _cmd(f, s, b"READ iio:device0 OUTPUT altvoltage0 frequency_available\r\n") == b"24\n"
+        assert f.readline() == b"[325000000 1 3800000000]\n"
+        s.sendall(b"WRITE iio:device0 OUTPUT altvoltage0 frequency 10\r\n9999999999")
+        assert f.readline() == b"%d\n" % -errno.EINVAL
+        s.sendall(b"WRITE ad9361-phy INPUT voltage0 gain_control_mode 6\r\nmanual")
+        assert f.readline() == b"6\n"
+        assert _cmd(f, s, b"READ iio:device0 INPUT voltage0 no_such_attr\r\n") == b"%d\n" % -errno.ENOENT
+        assert _cmd(f, s, b"GETTRIG iio:device3\r\n") == b"%d\n" % -errno.ENOENT
+        assert _cmd(f, s, b"SET iio:device3 BUFFERS_COUNT 4\r\n") == b"0\n"
+        assert _cmd(f, s, b"READBUF iio:device3 64\r\n") == b"%d\n" % -errno.EBADF  # not opened
+        assert _cmd(f, s, b"OPEN iio:device3 16 00000003\r\n") == b"0\n"
+        assert _cmd(f, s, b"READBUF iio:device3 64\r\n") == b"64\n"
+        assert f.readline() == b"00000003\n" and len(f.read(64)) == 64
+        assert _cmd(f, s, b"CLOSE iio:device3\r\n") == b"0\n"
+        assert _cmd(f, s, b"NONSENSE\r\n") == b"%d\n" % -errno.EINVAL
+        s.sendall(b"EXIT\r\n")
+        assert f.read() == b""  # the server closed the connection
+
+
+def test_tone_through_adi_pluto(vp):
+    # DAC amplitude 2**14 of 32768 (-6.02 dB), TX -10 dB, path -40 dB, RX +30 dB
+    b.body_tone_through_adi_pluto(vp.uri, expected_level_dbfs=20 * np.log10(0.5) - 20.0)
+
+
+def test_profile_roundtrip(vp):
+    b.body_profile_roundtrip(vp.uri, "pluto_1r1t")
+
+
+def test_out_of_range(vp):
+    b.body_out_of_range(vp.uri)
+
+
+def test_manual_gain_is_not_silently_dropped(vp):
+    with pytest.raises(ValueError, match="only applied when gain_control_mode = 'manual'"):
+        PlutoRadio(vp.uri, {"rf": {"gain_control_mode": "slow_attack", "rx_gain_db": [20]}})
+    with PlutoRadio(vp.uri, {"rf": {"gain_control_mode": "slow_attack"}}) as r:
+        assert r._tx_dev.gain_control_mode_chan0 == "slow_attack"
+        y = r.transceive((0.5 * np.exp(2j * np.pi * 0.01 * np.arange(1000))).astype(np.complex64))
+        peak = np.abs(y).max()  # the virtual AGC puts the peak near -12 dBFS
+        assert 0.12 < peak < 0.5, peak
+
+
+def test_transceive_1r1t(vp):
+    # x amplitude 0.5 at tx_scale 2**14 -> DAC 0.25 (-12.04 dB); -10 - 40 + 30 dB
+    b.body_transceive_tone(vp.uri, "pluto_1r1t", [20 * np.log10(0.25) - 20.0])
+
+
+def test_transceive_2x2_in_2r2t(vp2):
+    b.body_transceive_tone(vp2.uri, "pluto_2r2t", [20 * np.log10(0.25) - 20.0] * 2)
+    import adi
+
+    sdr = adi.ad9361(vp2.uri)
+    assert sdr._rxadc.name == "cf-ad9361-lpc" and len([c for c in sdr._rxadc.channels if c.scan_element]) == 4
+
+
+def test_hundred_transceives_leave_nothing_open(vp):
+    def server_sockets():
+        n = 0
+        for fd in os.listdir(f"/proc/{vp.proc.pid}/fd"):
+            try:
+                n += os.readlink(f"/proc/{vp.proc.pid}/fd/{fd}").startswith("socket:")
+            except OSError:
+                pass
+        return n
+
+    before = server_sockets()
+    b.body_no_leaks(vp.uri, n=100)
+    deadline = time.monotonic() + 5
+    while server_sockets() != before and time.monotonic() < deadline:
+        time.sleep(0.02)  # the server closes its side when it sees EOF: poll with a deadline
+    assert server_sockets() == before
+
+
+def test_closed_radio_refuses(vp):
+    b.body_closed_radio_refuses(vp.uri)
+
+
+def _run_until_error(r: PlutoRadio, x: np.ndarray):
+    """Transceive in a thread until it raises; returns (thread, completed list, errors list)."""
+    done, errors = [], []
+
+    def loop():
+        try:
+            while True:
+                r.transceive(x)
+                done.append(1)
+        except Exception as e:  # noqa: BLE001 - recorded and checked by the caller
+            errors.append(e)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    while len(done) < 3 and time.monotonic() < deadline and t.is_alive():
+        time.sleep(0.01)
+    assert len(done) >= 3, errors
+    return t, errors
+
+
+def test_a_dead_or_frozen_virtual_pluto_raises_radio_error_naming_the_uri():
+    """SIGSTOP (a frozen board) and SIGKILL (a crash) in the middle of a run: RadioError, no hang.
+
+    The deadline of a call is timeout_ms plus the capture time (4096 + 512 samples, twice, at 1 Msps:
+    about 18 ms); 0.5 s of slack covers thread scheduling on a loaded machine.
+    """
+    x = (0.5 * np.exp(2j * np.pi * 0.01 * np.arange(4096))).astype(np.complex64)
+    timeout_s = 1.0
+    with spawn("1r1t") as p:
+        prof = {"buffers": {"timeout_ms": int(timeout_s * 1000)}}
+        # frozen: libiio's timeout fires
+        r = PlutoRadio(p.uri, prof)
+        t, errors = _run_until_error(r, x)
+        os.kill(p.proc.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        t.join(timeout=timeout_s + 0.5)
+        elapsed = time.monotonic() - stopped
+        os.kill(p.proc.pid, signal.SIGCONT)
+        assert not t.is_alive(), "transceive hung on a frozen server"
+        assert elapsed < timeout_s + 0.5
+        assert len(errors) == 1 and isinstance(errors[0], RadioError) and p.uri in str(errors[0]), errors
+        r.close()
+        # killed: the connection drops
+        r = PlutoRadio(p.uri, prof)
+        t, errors = _run_until_error(r, x)
+        p.kill()
+        killed = time.monotonic()
+        t.join(timeout=timeout_s + 0.5)
+        assert not t.is_alive(), "transceive hung after the server died"
+        assert time.monotonic() - killed < timeout_s + 0.5
+        assert len(errors) == 1 and isinstance(errors[0], RadioError), errors
+        assert p.uri in str(errors[0])
+        r.close()
+
+
+def test_two_node_bench_lo_offset_and_reverse_link():
+    """Two virtual Plutos: A.tx -> B.rx; an LO difference shows as the frequency offset."""
+    with spawn("1r1t", boards=2) as p:
+        a, bb = p.uris
+        with PlutoRadio(a, "pluto_1r1t", rx_uri=bb) as r:
+            fs = r.profile.sample_rate_hz
+            n = 4000
+            x = (0.5 * np.exp(2j * np.pi * 100e3 / fs * np.arange(n))).astype(np.complex64)
+            y = r.transceive(x)
+            f, df, _ = b.tone_peak(y[0, :n], fs)
+            assert abs(f - 100e3) <= df
+            r._tx_dev.tx_lo = 2_400_000_000 + 20_000  # A transmits 20 kHz high
+            y = r.transceive(x)
+            seg = y[0][b.burst_start(y[0]):][:n]
+            f, df, _ = b.tone_peak(seg, fs)
+            assert abs(f - 120e3) <= df, f
+            rev = r.reverse()
+            assert rev.uri == bb and rev.rx_uri == a
+            y = rev.transceive(x)  # B -> A, LOs equal on that path
+            seg = y[0][b.burst_start(y[0]):][:n]
+            f, df, _ = b.tone_peak(seg, fs)
+            assert abs(f - 100e3) <= df, f
+
+
+def test_hil_pluto_check_cli(vp):
+    with PlutoRadio(vp.uri, "pluto_1r1t"):
+        pass
+    ok = subprocess.run([sys.executable, "-m", "hil.cli", "pluto", "check", "--uri", vp.uri, "--profile", "pluto_1r1t"],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    diff = subprocess.run([sys.executable, "-m", "hil.cli", "pluto", "check", "--uri", vp.uri, "--profile", "pluto_2r2t"],
+                          capture_output=True, text=True, timeout=60)
+    assert diff.returncode == 1 and "2r2t" in diff.stdout and "1r1t" in diff.stdout
