@@ -1,0 +1,406 @@
+"""Compute nodes and the links between them, with the cost of moving an activation.
+
+[Note: link cost model]
+A digital link moves ``nbytes`` in ``latency_s + nbytes / bytes_per_s`` seconds.
+
+An over-the-air (OTA) link does not move bytes: it carries the activation vector itself as analog
+symbols, the precoder/channel/combiner acting as one linear layer (W = sum_k C_k^H H P_k over K
+channel uses; Yang et al., "Over-the-air split ML in wireless MIMO networks", arXiv 2210.04742, and
+shared/DESIGN.md). A flat MIMO link with ``n_tx`` transmit antennas sends ``n_tx`` complex symbols,
+i.e. ``2 * n_tx`` real values, per channel use, so a vector of ``d`` real values needs
+``K = ceil(d / (2 * n_tx))`` channel uses. At ``sample_rate_hz`` channel uses per second (one
+complex sample per antenna per channel use) and a framing overhead ``overhead`` (preamble, pilots,
+guard, as a fraction of the payload samples) the transfer takes::
+
+    t = latency_s + K * (1 + overhead) / sample_rate_hz,   d = nbytes / bytes_per_value
+
+``bytes_per_value`` (default 4, float32) converts the profile's ``out_bytes`` back to a count of
+values. Its equivalent byte rate, used only for display, is 2*n_tx*sample_rate_hz*bytes_per_value/(1+overhead).
+
+A digital link whose rate is not given but whose SNR is measured gets the Shannon rate with an
+SNR gap Γ (``gap_db``, default 3 dB, the distance of a practical coded modulation from capacity;
+uncoded QAM at a symbol error rate of 1e-6 is about 9 dB away)::
+
+    bytes_per_s = n_streams * bandwidth_hz * log2(1 + 10**((snr_db - gap_db) / 10)) / 8
+
+Links are undirected. Nodes without a direct link reach each other through the route of least cost
+(Floyd-Warshall over the link costs, for each activation size).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from hil.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GAP_DB = 3.0
+
+
+def shannon_bytes_per_s(snr_db: float, bandwidth_hz: float, gap_db: float = DEFAULT_GAP_DB,
+                        n_streams: int = 1) -> float:
+    """Achievable rate in bytes/s of a link at ``snr_db`` with an SNR gap ``gap_db`` (see the module note)."""
+    if bandwidth_hz <= 0:
+        raise ValueError(f"bandwidth_hz must be > 0, got {bandwidth_hz!r}")
+    if n_streams < 1:
+        raise ValueError(f"n_streams must be >= 1, got {n_streams!r}")
+    return n_streams * bandwidth_hz * math.log2(1.0 + 10.0 ** ((snr_db - gap_db) / 10.0)) / 8.0
+
+
+@dataclass(frozen=True)
+class Node:
+    """A compute node.
+
+    Attributes:
+        name: unique name.
+        flops_per_s: sustained compute speed (FLOP/s).
+        mem_bytes: memory available for parameters and activations (bytes); ``inf`` = unlimited.
+        source: True for the node that holds the model input (exactly one per topology).
+        compute_w: power drawn while computing (W), for the energy objective.
+        use_measured: use the profile's measured ``latency_s`` on this node (it is the profiling host).
+    """
+
+    name: str
+    flops_per_s: float
+    mem_bytes: float = math.inf
+    source: bool = False
+    compute_w: float = 1.0
+    use_measured: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("node name must be a non-empty string")
+        if not self.flops_per_s > 0:
+            raise ValueError(f"node {self.name!r}: flops_per_s must be > 0, got {self.flops_per_s!r}")
+        if not self.mem_bytes >= 0:
+            raise ValueError(f"node {self.name!r}: mem_bytes must be >= 0, got {self.mem_bytes!r}")
+
+
+@dataclass(frozen=True)
+class Link:
+    """An undirected link between nodes ``a`` and ``b`` (see [Note: link cost model]).
+
+    Attributes:
+        a, b: node names.
+        bytes_per_s: rate of a digital link (ignored when ``ota``).
+        latency_s: fixed latency per transfer (s).
+        ota: True for an over-the-air analog link whose cost comes from the PHY.
+        n_tx: transmit antennas of an OTA link (real values per channel use = 2 * n_tx).
+        sample_rate_hz: channel uses per second of an OTA link.
+        overhead: framing overhead of an OTA link, fraction of payload samples.
+        bytes_per_value: bytes of one activation value in the profile (float32 = 4).
+        tx_w: transmit power (W) drawn while the link sends, for the energy objective.
+    """
+
+    a: str
+    b: str
+    bytes_per_s: float = math.inf
+    latency_s: float = 0.0
+    ota: bool = False
+    n_tx: int = 1
+    sample_rate_hz: float = 1e6
+    overhead: float = 0.0
+    bytes_per_value: float = 4.0
+    tx_w: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.a == self.b:
+            raise ValueError(f"link joins node {self.a!r} to itself; give two different nodes")
+        if self.latency_s < 0:
+            raise ValueError(f"link {self.a}-{self.b}: latency_s must be >= 0, got {self.latency_s!r}")
+        if self.ota:
+            if int(self.n_tx) < 1:
+                raise ValueError(f"OTA link {self.a}-{self.b}: n_tx must be >= 1, got {self.n_tx!r}")
+            if not self.sample_rate_hz > 0:
+                raise ValueError(f"OTA link {self.a}-{self.b}: sample_rate_hz must be > 0")
+            if self.overhead < 0:
+                raise ValueError(f"OTA link {self.a}-{self.b}: overhead must be >= 0")
+        elif not self.bytes_per_s > 0:
+            raise ValueError(f"link {self.a}-{self.b}: bytes_per_s must be > 0, got {self.bytes_per_s!r}")
+
+    def channel_uses(self, nbytes: float) -> int:
+        """Channel uses an OTA link needs for an activation of ``nbytes`` bytes."""
+        values = math.ceil(nbytes / self.bytes_per_value)
+        return math.ceil(values / (2 * int(self.n_tx)))
+
+    def transfer_s(self, nbytes: float) -> float:
+        """Seconds to move an activation of ``nbytes`` bytes over this link (0 for 0 bytes)."""
+        if nbytes <= 0:
+            return 0.0
+        if self.ota:
+            return self.latency_s + self.channel_uses(nbytes) * (1.0 + self.overhead) / self.sample_rate_hz
+        return self.latency_s + nbytes / self.bytes_per_s
+
+    @property
+    def effective_bytes_per_s(self) -> float:
+        if self.ota:
+            return 2 * int(self.n_tx) * self.sample_rate_hz * self.bytes_per_value / (1.0 + self.overhead)
+        return self.bytes_per_s
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Nodes and links; exactly one node is the source (holds the model input)."""
+
+    nodes: tuple[Node, ...]
+    links: tuple[Link, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", tuple(self.nodes))
+        object.__setattr__(self, "links", tuple(self.links))
+        names = [n.name for n in self.nodes]
+        if not names:
+            raise ConfigError("topology has no nodes; add at least one entry to 'nodes'")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"node names must be unique, got {names}")
+        sources = [n.name for n in self.nodes if n.source]
+        if len(sources) != 1:
+            raise ConfigError(
+                f"exactly one node must have source = true (it holds the model input); found {sources or 'none'}"
+            )
+        for link in self.links:
+            for end in (link.a, link.b):
+                if end not in names:
+                    raise ConfigError(f"link {link.a}-{link.b} names node {end!r}, which is not in 'nodes' {names}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(n.name for n in self.nodes)
+
+    @property
+    def source_index(self) -> int:
+        return next(i for i, n in enumerate(self.nodes) if n.source)
+
+    @property
+    def fastest_index(self) -> int:
+        return int(np.argmax([n.flops_per_s for n in self.nodes]))
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError as e:
+            raise KeyError(f"no node named {name!r}; nodes are {self.names}") from e
+
+    def route_costs(self, nbytes: float, energy: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Least-cost routes for an activation of ``nbytes`` between every pair of nodes.
+
+        Returns ``(cost, time_s, energy_j)``, each ``(N, N)`` float64: the route minimises ``cost``,
+        which is the time (``energy=False``) or the transmit energy (``energy=True``); ``time_s``
+        and ``energy_j`` are measured along that route. Diagonal 0; ``inf`` where unreachable.
+        """
+        n = len(self.nodes)
+        time = np.full((n, n), np.inf)
+        ener = np.full((n, n), np.inf)
+        np.fill_diagonal(time, 0.0)
+        np.fill_diagonal(ener, 0.0)
+        idx = {name: i for i, name in enumerate(self.names)}
+        for link in self.links:
+            t = link.transfer_s(nbytes)
+            e = t * link.tx_w
+            i, j = idx[link.a], idx[link.b]
+            for p, q in ((i, j), (j, i)):
+                better = (e < ener[p, q]) if energy else (t < time[p, q])
+                if better:
+                    time[p, q], ener[p, q] = t, e
+        cost = ener.copy() if energy else time.copy()
+        for k in range(n):  # Floyd-Warshall, carrying the secondary metric along
+            via = cost[:, k : k + 1] + cost[k : k + 1, :]
+            upd = via < cost
+            if upd.any():
+                cost = np.where(upd, via, cost)
+                time = np.where(upd, time[:, k : k + 1] + time[k : k + 1, :], time)
+                ener = np.where(upd, ener[:, k : k + 1] + ener[k : k + 1, :], ener)
+        return cost, time, ener
+
+    # ------------------------------------------------------------------ I/O
+    def to_dict(self) -> dict[str, Any]:
+        def num(x: float) -> Any:
+            return None if math.isinf(x) else x
+
+        return {
+            "nodes": [
+                {"name": n.name, "flops_per_s": n.flops_per_s, "mem_bytes": num(n.mem_bytes), "source": n.source,
+                 "compute_w": n.compute_w, "use_measured": n.use_measured}
+                for n in self.nodes
+            ],
+            "links": [
+                {"a": l.a, "b": l.b, "bytes_per_s": num(l.bytes_per_s), "latency_s": l.latency_s, "ota": l.ota,
+                 "n_tx": l.n_tx, "sample_rate_hz": l.sample_rate_hz, "overhead": l.overhead,
+                 "bytes_per_value": l.bytes_per_value, "tx_w": l.tx_w}
+                for l in self.links
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Topology":
+        """Build from the JSON/TOML mapping; accepts extra keys and the bench TOML's aliases.
+
+        Node keys: ``name`` (or ``id``); ``flops_per_s`` (or ``gflops``/``tflops``); ``mem_bytes``
+        (or ``mem_gb``, missing/null = unlimited); ``source``; ``compute_w``; ``use_measured``.
+        Link keys: ends ``a``/``b`` (or ``tx``/``rx``, ``src``/``dst``, ``from``/``to``);
+        ``bytes_per_s`` (or ``mbit_per_s``), or ``snr_db`` with ``bandwidth_hz`` (or
+        ``sample_rate_hz``), ``gap_db``, ``n_streams`` for a Shannon rate; ``latency_s``; ``ota``;
+        ``n_tx`` (or ``antennas``); ``sample_rate_hz``; ``overhead``; ``bytes_per_value``; ``tx_w``.
+        """
+        if not isinstance(data, Mapping) or "nodes" not in data:
+            raise ConfigError("a topology has a 'nodes' list (and usually a 'links' list)")
+        nodes = [_node_from(raw, i) for i, raw in enumerate(data["nodes"])]
+        if nodes and not any(n.source for n in nodes):
+            log.warning("no node has source = true; taking the first node %r as the source", nodes[0].name)
+            nodes[0] = Node(**{**nodes[0].__dict__, "source": True})
+        links = [_link_from(raw, i) for i, raw in enumerate(data.get("links", []))]
+        return cls(tuple(nodes), tuple(links))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Topology":
+        """Read a topology from JSON (``.json``) or from the bench TOML (``.toml``).
+
+        [Note: bench topology files]
+        The channel server's topology TOML (``[[nodes]]`` with ``antennas``, ``[[links]]`` with a
+        ``channel`` table, ``[server] sample_rate_hz``) describes radios, not compute. A placement
+        file may name it with ``bench = "path"`` (relative to the placement file) and add only what
+        placement needs: nodes are merged by ``name`` and links by their two ends, the placement
+        file's keys winning. A bench link with a ``channel`` table and no rate is a radio link, so it
+        is taken as over the air (``ota = true``) with ``n_tx`` = the antennas of its ``a`` node and
+        ``sample_rate_hz`` = ``[server] sample_rate_hz``, unless the file says otherwise
+        (``ota = false`` with the channel's ``snr_db`` and a ``bandwidth_hz`` gives a Shannon rate).
+        """
+        data = _read_mapping(Path(path))
+        return cls.from_dict(data)
+
+
+def _read_mapping(p: Path, depth: int = 0) -> dict[str, Any]:
+    try:
+        text = p.read_text()
+        data = tomllib.loads(text) if p.suffix.lower() == ".toml" else json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{p}: cannot parse ({e})") from e
+    except OSError as e:
+        raise ConfigError(f"cannot read topology file {p}: {e}") from e
+    data = dict(data.get("topology", data))
+    bench = data.pop("bench", None)
+    if bench is None:
+        return _bench_defaults(data)
+    if depth > 3:
+        raise ConfigError(f"{p}: 'bench' files nest too deep; point 'bench' at the channel server's file")
+    bp = Path(bench).expanduser()
+    base = _read_mapping(bp if bp.is_absolute() else p.parent / bp, depth + 1)
+    nodes = {str(_first(n, "name", "id")): dict(n) for n in base.get("nodes", [])}
+    for n in data.get("nodes", []):
+        name = str(_first(n, "name", "id"))
+        nodes[name] = {**nodes.get(name, {}), **n}
+    links: dict[frozenset, dict[str, Any]] = {}
+    for raw in list(base.get("links", [])) + list(data.get("links", [])):
+        ends = _ends(raw)
+        key = frozenset(ends) if ends else frozenset((len(links),))
+        links[key] = {**links.get(key, {}), **raw}
+    return _bench_defaults({"nodes": list(nodes.values()), "links": list(links.values()),
+                            "server": {**base.get("server", {}), **data.get("server", {})}})
+
+
+def _bench_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Radio links of a bench file become OTA links (see [Note: bench topology files])."""
+    rate_hz = data.get("server", {}).get("sample_rate_hz")
+    antennas = {str(_first(n, "name", "id")): n.get("antennas") for n in data.get("nodes", [])}
+    links = []
+    for raw in data.get("links", []):
+        raw = dict(raw)
+        has_rate = any(k in raw for k in ("bytes_per_s", "mbit_per_s", "snr_db"))
+        if "channel" in raw and "ota" not in raw and not has_rate:
+            raw["ota"] = True
+        if raw.get("ota"):
+            ends = _ends(raw)
+            if "n_tx" not in raw and "antennas" not in raw and ends and antennas.get(ends[0]) is not None:
+                a = antennas[ends[0]]
+                raw["n_tx"] = len(a) if isinstance(a, (list, tuple)) else int(a)
+            if "sample_rate_hz" not in raw and rate_hz is not None:
+                raw["sample_rate_hz"] = float(rate_hz)
+        elif "snr_db" not in raw and isinstance(raw.get("channel"), Mapping) and "snr_db" in raw["channel"] \
+                and "bandwidth_hz" in raw and not has_rate:
+            raw["snr_db"] = raw["channel"]["snr_db"]
+        links.append(raw)
+    return {**data, "links": links}
+
+
+def _ends(raw: Mapping[str, Any]) -> tuple[str, str] | None:
+    for ka, kb in (("a", "b"), ("tx", "rx"), ("src", "dst"), ("from", "to")):
+        if ka in raw and kb in raw:
+            return str(raw[ka]), str(raw[kb])
+    return None
+
+
+def _first(raw: Mapping[str, Any], *keys: str, default: Any = None) -> Any:
+    for k in keys:
+        if k in raw and raw[k] is not None:
+            return raw[k]
+    return default
+
+
+def _node_from(raw: Mapping[str, Any], i: int) -> Node:
+    name = _first(raw, "name", "id")
+    if name is None:
+        raise ConfigError(f"node #{i} has no 'name'")
+    flops = _first(raw, "flops_per_s")
+    if flops is None and _first(raw, "gflops") is not None:
+        flops = float(raw["gflops"]) * 1e9
+    if flops is None and _first(raw, "tflops") is not None:
+        flops = float(raw["tflops"]) * 1e12
+    if flops is None:
+        raise ConfigError(f"node {name!r} has no compute speed; give 'flops_per_s' (or 'gflops')")
+    mem = _first(raw, "mem_bytes")
+    if mem is None and _first(raw, "mem_gb") is not None:
+        mem = float(raw["mem_gb"]) * 1e9
+    return Node(
+        name=str(name),
+        flops_per_s=float(flops),
+        mem_bytes=math.inf if mem is None else float(mem),
+        source=bool(raw.get("source", False)),
+        compute_w=float(raw.get("compute_w", 1.0)),
+        use_measured=bool(raw.get("use_measured", False)),
+    )
+
+
+def _link_from(raw: Mapping[str, Any], i: int) -> Link:
+    ends = _ends(raw)
+    if ends is None:
+        raise ConfigError(f"link #{i} has no ends; give 'a' and 'b' (or 'tx'/'rx')")
+    ota = bool(raw.get("ota", False))
+    rate = _first(raw, "bytes_per_s")
+    if rate is None and _first(raw, "mbit_per_s") is not None:
+        rate = float(raw["mbit_per_s"]) * 1e6 / 8
+    if rate is None and _first(raw, "snr_db") is not None:
+        bw = _first(raw, "bandwidth_hz", "sample_rate_hz")
+        if bw is None:
+            raise ConfigError(f"link {ends[0]}-{ends[1]} has snr_db but no 'bandwidth_hz' for the Shannon rate")
+        rate = shannon_bytes_per_s(float(raw["snr_db"]), float(bw), float(raw.get("gap_db", DEFAULT_GAP_DB)),
+                                   int(raw.get("n_streams", 1)))
+    if rate is None and not ota:
+        raise ConfigError(
+            f"link {ends[0]}-{ends[1]} has no rate; give 'bytes_per_s', 'mbit_per_s', or 'snr_db' + 'bandwidth_hz'"
+        )
+    n_tx = _first(raw, "n_tx", "antennas", default=1)
+    if isinstance(n_tx, (list, tuple)):
+        n_tx = len(n_tx)
+    return Link(
+        a=ends[0], b=ends[1],
+        bytes_per_s=math.inf if rate is None else float(rate),
+        latency_s=float(raw.get("latency_s", 0.0)),
+        ota=ota,
+        n_tx=int(n_tx),
+        sample_rate_hz=float(raw.get("sample_rate_hz", 1e6)),
+        overhead=float(raw.get("overhead", 0.0)),
+        bytes_per_value=float(raw.get("bytes_per_value", 4.0)),
+        tx_w=float(raw.get("tx_w", 1.0)),
+    )
