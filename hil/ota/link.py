@@ -1,0 +1,233 @@
+"""OTALink: the autograd bridge between a transmitter and a receiver over a real (or simulated) channel.
+
+[Note: the over-the-air boundary]
+As at a pipeline stage boundary (torch.distributed.pipelining), the forward pass sends the
+transmitter's tensor away and the receiver gets a *new* tensor with no autograd history; the backward
+pass delivers the receiver's gradient ``g_y = dL/dy`` (PyTorch's convention for complex tensors:
+``dL/dRe y + j dL/dIm y``) back to the transmitter as ``g_s = dL/ds``. For ``y = H s + n`` the exact
+answer is ``g_s = H^H g_y``. The transmitter does not know ``H``; the modes differ in how ``g_s`` is got:
+
+- ``reciprocity`` (arXiv 2210.04742): the receiver transmits ``conj(g_y)`` over the reverse link, whose
+  channel is ``H^T``; the transmitter receives ``r = H^T conj(g_y) + n'`` and takes
+  ``conj(r) = H^H g_y + conj(n')``. A second real transmission, no channel knowledge anywhere.
+  The receiver's ``g_y`` is the output gradient "precoded by the combiner" (``g_y,k = C_k g_z``).
+  With unequal TX/RX chain gains the reverse channel is ``R_a H^T T_b``, not ``(R_b H T_a)^T``; a
+  :class:`ReciprocityCalibration` (see [Note: reciprocity calibration]) restores it.
+- ``estimated``: ``g_s = H_hat^H g_y`` with ``H_hat`` the pilot estimate from the same burst
+  (physics-aware training; one transmission per step).
+- ``exact``: autograd through the in-process channel (``IdealTransport`` only): the upper bound.
+
+Every burst, forward and reverse, is scaled to unit average symbol power before it is sent and the
+scale (one float, a control-channel value) is undone after receiving ("backward-pass scaling").
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hil.errors import LinkError
+from hil.ota.transport import Reception, Transport
+
+log = logging.getLogger(__name__)
+
+GRADIENT_MODES = ("reciprocity", "estimated", "exact")
+
+
+@dataclass(frozen=True)
+class ReciprocityCalibration:
+    """Diagonal TX/RX calibration weights that make the reverse link the transpose of the forward one.
+
+    [Note: reciprocity calibration]
+    With chain gains, ``F = R_b H T_a`` (forward, ``[n_rx, n_tx]``) and ``Rv = R_a H^T T_b``
+    (reverse). Then ``F = diag(cb) Rv^T diag(ca)`` with ``cb = R_b / T_b`` and ``ca = T_a / R_a``:
+    ``F[i, j] / Rv[j, i] = cb[i] ca[j]`` is a rank-one matrix, known from one pilot estimate in each
+    direction (exchanged once, like the relative calibration of TDD massive-MIMO arrays). Only the
+    products matter, so the split of the common scale between ``cb`` and ``ca`` is irrelevant.
+    The receiver (node b) multiplies what it sends back by ``cb``; the transmitter (node a) multiplies
+    the echo by ``ca``: ``diag(ca) Rv diag(cb) = F^T``.
+
+    Attributes:
+        cb: complex64 ``[n_rx]``: node b's transmit weights for the reverse link.
+        ca: complex64 ``[n_tx]``: node a's receive weights for the reverse link.
+        residual: relative misfit of the rank-one model (0 for noiseless estimates).
+    """
+
+    cb: np.ndarray
+    ca: np.ndarray
+    residual: float
+
+    @staticmethod
+    def identity(n_tx: int, n_rx: int) -> "ReciprocityCalibration":
+        return ReciprocityCalibration(np.ones(n_rx, np.complex64), np.ones(n_tx, np.complex64), 0.0)
+
+    @staticmethod
+    def from_estimates(forward: np.ndarray, reverse: np.ndarray) -> "ReciprocityCalibration":
+        """Fit from channel estimates, ``forward [n_rx, n_tx]`` and ``reverse [n_tx, n_rx]``.
+
+        Several estimates may be stacked on a leading axis; they are averaged in the ratio domain
+        weighted by power (least squares of ``F - M * Rv^T``).
+        """
+        f = np.asarray(forward, np.complex128)
+        r = np.asarray(reverse, np.complex128)
+        if f.ndim == 2:
+            f, r = f[None], r[None]
+        if f.ndim != 3 or r.shape != (f.shape[0], f.shape[2], f.shape[1]):
+            raise ValueError(
+                f"from_estimates: expected forward [.., n_rx, n_tx] and reverse [.., n_tx, n_rx], "
+                f"got {np.shape(forward)} and {np.shape(reverse)}"
+            )
+        rt = np.transpose(r, (0, 2, 1))  # [S, n_rx, n_tx]
+        m = np.sum(f * np.conj(rt), axis=0) / np.maximum(np.sum(np.abs(rt) ** 2, axis=0), 1e-30)
+        u, s, vh = np.linalg.svd(m)
+        cb = u[:, 0] * np.sqrt(s[0])
+        ca = vh[0, :] * np.sqrt(s[0])
+        fit = np.outer(cb, ca)
+        residual = float(np.linalg.norm(m - fit) / max(np.linalg.norm(m), 1e-30))
+        return ReciprocityCalibration(cb.astype(np.complex64), ca.astype(np.complex64), residual)
+
+
+def calibrate_reciprocity(transport: Transport, n_bursts: int = 4, pilot_len: int = 64) -> ReciprocityCalibration:
+    """Measure the forward and reverse channels with a few pilot bursts and fit the calibration.
+
+    Each burst is sent once in each direction; the pilot estimates the PHY returns (the receiver's
+    own, never the true channel) go into :meth:`ReciprocityCalibration.from_estimates`. Costs
+    ``2 * n_bursts`` frames.
+    """
+    if n_bursts < 1:
+        raise ValueError(f"n_bursts must be >= 1, got {n_bursts}")
+    fw, rv = [], []
+    rng = np.random.default_rng(0)
+    for _ in range(n_bursts):
+        a = np.exp(2j * np.pi * rng.random((1, transport.n_tx, pilot_len))).astype(np.complex64)
+        b = np.exp(2j * np.pi * rng.random((1, transport.n_rx, pilot_len))).astype(np.complex64)
+        ef = transport.send(a).channel_estimate
+        er = transport.send_back(b).channel_estimate
+        if ef is None or er is None:
+            raise LinkError(f"{transport.name}: no channel estimate, cannot calibrate reciprocity")
+        fw.append(ef)
+        rv.append(er)
+    cal = ReciprocityCalibration.from_estimates(np.stack(fw), np.stack(rv))
+    log.info("reciprocity calibration: residual %.3g, |cb|=%s |ca|=%s", cal.residual, np.abs(cal.cb), np.abs(cal.ca))
+    return cal
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.abs(x) ** 2)))
+
+
+class OTALink:
+    """The channel between a precoder and a combiner, as one differentiable operation.
+
+    ``link(s)`` with ``s`` complex64 ``[B, n_tx, K]`` (requires grad) returns ``y`` complex64
+    ``[B, n_rx, K] ~= H s + n``; its backward computes ``dL/ds`` by ``gradient_mode`` (see
+    [Note: the over-the-air boundary]).
+
+    Args:
+        transport: what carries the symbols (:class:`IdealTransport`, :class:`PhyTransport`).
+        gradient_mode: "reciprocity", "estimated" or "exact".
+        calibration: reciprocity calibration; None means uncalibrated (identity weights).
+
+    Attributes:
+        last: the :class:`Reception` of the last forward burst (channel estimate, SNR).
+        last_echo: the :class:`Reception` of the last reverse burst.
+    """
+
+    def __init__(self, transport: Transport, gradient_mode: str = "reciprocity", calibration: ReciprocityCalibration | None = None):
+        if gradient_mode not in GRADIENT_MODES:
+            raise ValueError(f"gradient_mode must be one of {GRADIENT_MODES}, got {gradient_mode!r}")
+        if gradient_mode == "exact" and transport.true_channel() is None:
+            raise ValueError(
+                f"gradient_mode='exact' needs a channel simulated in process (IdealTransport); "
+                f"transport {transport.name!r} does not expose it: use 'reciprocity' or 'estimated'"
+            )
+        self.transport = transport
+        self.gradient_mode = gradient_mode
+        self.calibration = calibration
+        self.last: Reception | None = None
+        self.last_echo: Reception | None = None
+
+    @property
+    def n_tx(self) -> int:
+        return self.transport.n_tx
+
+    @property
+    def n_rx(self) -> int:
+        return self.transport.n_rx
+
+    # -- forward -------------------------------------------------------------------------------
+    def transmit(self, s: np.ndarray) -> Reception:
+        """Send ``s [B, n_tx, K]`` at unit average power; return the reception rescaled to ``s``'s units."""
+        scale = _rms(s)
+        if scale == 0.0:
+            scale = 1.0
+        rec = self.transport.send((s / scale).astype(np.complex64))
+        self.last = rec
+        return Reception(
+            (rec.payload * scale).astype(np.complex64),
+            rec.channel_estimate,
+            rec.noise_var * scale**2,
+            rec.snr_db,
+        )
+
+    # -- backward ------------------------------------------------------------------------------
+    def echo_gradient(self, g_y: np.ndarray) -> np.ndarray:
+        """Reciprocity: send ``conj(g_y)`` back over the reverse link; return ``~= H^H g_y`` ``[B, n_tx, K]``."""
+        scale = _rms(g_y)
+        if scale == 0.0:
+            return np.zeros((g_y.shape[0], self.n_tx, g_y.shape[2]), np.complex64)
+        x = np.conj(g_y) / scale
+        cal = self.calibration
+        if cal is not None:
+            x = cal.cb[None, :, None] * x
+            # keep unit power after the calibration weights so the SNR stays that of the gradient
+            p = _rms(x)
+            x = x / p
+            scale = scale * p
+        rec = self.transport.send_back(x.astype(np.complex64))
+        self.last_echo = rec
+        r = rec.payload
+        if cal is not None:
+            r = cal.ca[None, :, None] * r
+        return (np.conj(r) * scale).astype(np.complex64)
+
+    def __call__(self, s: torch.Tensor) -> torch.Tensor:
+        if not torch.is_complex(s) or s.dim() != 3 or s.shape[1] != self.n_tx:
+            raise LinkError(f"OTALink: expected complex symbols [B, {self.n_tx}, K], got {tuple(s.shape)} {s.dtype}")
+        if self.gradient_mode == "exact":
+            return _exact(self, s)
+        return _OverTheAir.apply(s, self)
+
+
+def _exact(link: OTALink, s: torch.Tensor) -> torch.Tensor:
+    """Autograd through the in-process channel: the received signal is ``H s + (y - H s)`` with the
+    noise part constant, so autograd sees exactly ``dy/ds = H`` of this burst."""
+    h = torch.from_numpy(link.transport.true_channel())  # channel of this burst, before it advances
+    rec = link.transmit(s.detach().cpu().numpy())
+    y = torch.from_numpy(rec.payload)
+    hs = torch.einsum("rt,btk->brk", h, s)
+    return hs + (y - hs.detach())
+
+
+class _OverTheAir(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, s: torch.Tensor, link: OTALink) -> torch.Tensor:  # type: ignore[override]
+        rec = link.transmit(s.detach().cpu().numpy())
+        ctx.link = link
+        ctx.estimate = rec.channel_estimate
+        return torch.from_numpy(rec.payload)
+
+    @staticmethod
+    def backward(ctx, g_y: torch.Tensor):  # type: ignore[override]
+        link: OTALink = ctx.link
+        g = g_y.detach().cpu().numpy().astype(np.complex64)
+        if link.gradient_mode == "reciprocity":
+            g_s = link.echo_gradient(g)
+        else:  # estimated
+            if ctx.estimate is None:
+                raise LinkError(f"{link.transport.name}: no channel estimate in the burst; use gradient_mode='reciprocity'")
+            g_s = np.einsum("rt,brk->btk", np.conj(ctx.estimate), g).astype(np.complex64)
+        return torch.from_numpy(g_s), None

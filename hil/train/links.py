@@ -1,0 +1,125 @@
+"""Opening the over-the-air link of a training run: the transport and, for "zmq", the channel server.
+
+- "ideal": :class:`hil.ota.IdealTransport` (in process, no PHY; the only one for gradient_mode "exact").
+- "loopback": :class:`hil.radio.loopback.LoopbackRadio` over the reciprocal channel pair of
+  ``hil.channel.build_reciprocal_link``, through the PHY.
+- "zmq": the ZMQ channel server (started here as ``python -m sim_fallback --config FILE`` unless
+  ``endpoint`` names a running one), :class:`hil.radio.zmq.ZmqRadio` edge -> server, through the PHY.
+- "pluto": :mod:`hil.radio.pluto` (a real board or the virtual Pluto at ``uri``), through the PHY.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from hil.errors import ConfigError, LinkError
+from hil.ota.transport import IdealTransport, PhyTransport, Transport
+from hil.train.config import OTAConfig
+
+log = logging.getLogger(__name__)
+
+#: samples of one Gauss-Markov block on simulated radio links: about one training burst
+BLOCK_SAMPLES = 4096
+
+
+def channel_spec(cfg: OTAConfig) -> dict:
+    """The ``hil.channel`` spec of the link (see hil/channel/config.py): flat Rayleigh, AWGN at
+    ``snr_db`` (average over the fading), static or Gauss-Markov per block of ``BLOCK_SAMPLES``,
+    optional random unequal TX/RX chain gains (an uncalibrated TDD pair)."""
+    spec: dict = {"fading": "rayleigh", "snr_db": float(cfg.snr_db), "sample_rate_hz": float(cfg.sample_rate_hz)}
+    if cfg.cfo_hz:
+        spec["cfo_hz"] = float(cfg.cfo_hz)
+    if cfg.rho < 1.0:
+        spec.update(time="gauss_markov", rho=float(cfg.rho), block_samples=BLOCK_SAMPLES)
+    if cfg.chain_gain_std_db > 0 or cfg.chain_phase:
+        spec["chain_gains"] = {"amplitude_db_std": float(cfg.chain_gain_std_db),
+                               "phase_deg_max": 180.0 if cfg.chain_phase else 0.0}
+    return spec
+
+
+def server_topology(cfg: OTAConfig) -> dict:
+    """A two-node topology (``edge`` with n_tx antennas, ``server`` with n_rx) for the channel server."""
+    return {
+        "server": {"seed": int(cfg.channel_seed), "sample_rate_hz": float(cfg.sample_rate_hz)},
+        "nodes": [{"name": "edge", "antennas": int(cfg.n_tx)}, {"name": "server", "antennas": int(cfg.n_rx)}],
+        "links": [{"a": "edge", "b": "server", "channel": channel_spec(cfg)}],
+    }
+
+
+class _Stopper:
+    """Stops a :class:`sim_fallback.launch.ServerProcess` on ``close()``."""
+
+    def __init__(self, server):
+        self.server = server
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+class _OwnedTransport:
+    """Closes the extra resources (the server process) with the transport."""
+
+    def __init__(self, transport: Transport, *others):
+        self.transport = transport
+        self.others = others
+
+    def close(self) -> None:
+        try:
+            self.transport.close()
+        finally:
+            for o in self.others:
+                o.close()
+
+
+def open_transport(cfg: OTAConfig, seed: int | None = None) -> tuple[Transport, _OwnedTransport]:
+    """Open the link described by ``cfg``. Returns ``(transport, closer)``; call ``closer.close()``."""
+    rng = np.random.default_rng(cfg.channel_seed if seed is None else seed)
+    phy = {"sample_rate_hz": float(cfg.sample_rate_hz)}
+    if cfg.transport == "ideal":
+        t = IdealTransport(cfg.n_tx, cfg.n_rx, cfg.snr_db, rng, rho=cfg.rho,
+                           chain_gain_std_db=cfg.chain_gain_std_db, chain_phase=cfg.chain_phase)
+        return t, _OwnedTransport(t)
+    if cfg.transport == "loopback":
+        try:
+            from hil.channel import build_reciprocal_link
+        except ImportError as e:
+            raise ConfigError("transport 'loopback' needs hil.channel.build_reciprocal_link (not available)") from e
+        from hil.radio.loopback import LoopbackRadio
+
+        pair = build_reciprocal_link({"n_tx": cfg.n_tx, "n_rx": cfg.n_rx, **channel_spec(cfg)}, rng)
+        radio = LoopbackRadio(pair.forward, pair.reverse, sample_rate_hz=cfg.sample_rate_hz)
+        t = PhyTransport(radio, "loopback", phy, track_phase=cfg.track_phase)
+        return t, _OwnedTransport(t)
+    if cfg.transport == "zmq":
+        from hil.radio.zmq import ZmqRadio
+
+        server = None
+        if cfg.endpoint:
+            control: str | dict = cfg.endpoint
+        else:
+            topo: dict | str = cfg.server_config or server_topology(cfg)
+            from sim_fallback.launch import start_server  # the server helper's launcher (issue 2)
+
+            server = _Stopper(start_server(topo, log_level="WARNING"))
+            control = server.server.info
+        try:
+            radio = ZmqRadio(control, "edge", "server")
+            t = PhyTransport(radio, "zmq", phy, track_phase=cfg.track_phase)
+        except BaseException:
+            if server is not None:
+                server.close()
+            raise
+        return t, _OwnedTransport(t, *([server] if server else []))
+    if cfg.transport == "pluto":
+        try:
+            from hil.radio.pluto import PlutoRadio  # type: ignore[import-not-found]
+        except ImportError as e:
+            raise ConfigError("transport 'pluto' needs hil.radio.pluto (pyadi-iio); not available here") from e
+        if not cfg.uri:
+            raise ConfigError("[ota] transport='pluto' needs uri= (e.g. 'ip:192.168.2.1')")
+        radio = PlutoRadio(cfg.uri)
+        t = PhyTransport(radio, "pluto", phy, track_phase=cfg.track_phase)
+        return t, _OwnedTransport(t)
+    raise LinkError(f"unknown transport {cfg.transport!r}")

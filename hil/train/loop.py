@@ -1,0 +1,160 @@
+"""The training loop: epochs of Adam with cosine decay, evaluation, and a checkpoint after every epoch.
+
+[Note: checkpoints and resume]
+After each epoch the model, optimiser, scheduler, torch RNG state and the history so far are written
+to ``<dir>/<tag>.pt`` atomically (a temporary file in the same folder, fsync, ``os.replace``), so a
+crash or Ctrl-C at any moment leaves either the previous or the new checkpoint, never half of one.
+``train_model`` with ``resume=True`` continues from the last completed epoch: an interrupted epoch
+is redone, a completed one is never lost nor counted twice. The channel itself is not checkpointed:
+a static channel is the same after a restart (same seed); a memory channel continues from a fresh draw.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from hil.train.data import Dataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch: 1-based ``epoch``, mean training ``loss``, ``train_accuracy`` and ``test_accuracy`` in
+    percent, wall ``seconds`` and ``frames`` (transceives of the link so far, 0 for digital)."""
+
+    epoch: int
+    loss: float
+    train_accuracy: float
+    test_accuracy: float
+    seconds: float
+    frames: int
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """``torch.save`` to ``path`` atomically (see [Note: checkpoints and resume])."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict | None:
+    """The checkpoint at ``path`` or None when there is none."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+    """Test accuracy in percent, in eval mode, one batch (= one frame over the air) at a time."""
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        correct += int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+    return 100.0 * correct / max(len(x), 1)
+
+
+def train_model(
+    model: nn.Module,
+    data: Dataset,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    checkpoint: str | Path | None = None,
+    resume: bool = True,
+    frames: Callable[[], int] = lambda: 0,
+    on_step: Callable[[int, int, int], None] | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> list[EpochRecord]:
+    """Train ``model`` on ``data`` for ``epochs`` epochs (cross-entropy, Adam, cosine LR decay).
+
+    Args:
+        checkpoint: the checkpoint file; written after every epoch and read when ``resume``.
+        frames: returns the link's frame counter (recorded per epoch).
+        on_step: called as ``on_step(epoch, step, steps_per_epoch)`` after each step (progress bars).
+        on_epoch: called with each finished :class:`EpochRecord`.
+
+    Returns:
+        the history, one :class:`EpochRecord` per epoch (including those done before a resume).
+    """
+    if epochs < 1 or batch_size < 2:
+        raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {epochs}, {batch_size}")
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    gen = torch.Generator().manual_seed(seed)
+    history: list[EpochRecord] = []
+    start = 0
+    if checkpoint is not None and resume:
+        ck = load_checkpoint(checkpoint)
+        if ck is not None:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            gen.set_state(ck["generator"])
+            torch.set_rng_state(ck["torch_rng"])
+            history = [EpochRecord(**r) for r in ck["history"]]
+            start = int(ck["epoch"])
+            log.info("resumed %s at epoch %d of %d", checkpoint, start, epochs)
+    frame_base = history[-1].frames if history else 0  # frames of the runs before a resume
+    n = len(data.x_train)
+    steps = (n + batch_size - 1) // batch_size
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        total_loss, correct, seen = 0.0, 0, 0
+        for step in range(steps):
+            idx = perm[step * batch_size : (step + 1) * batch_size]
+            if len(idx) < 2:  # batch normalisation needs two samples
+                continue
+            xb, yb = data.x_train[idx], data.y_train[idx]
+            out = model(xb)
+            loss = nn.functional.cross_entropy(out, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total_loss += float(loss.detach()) * len(idx)
+            correct += int((out.argmax(1) == yb).sum())
+            seen += len(idx)
+            if on_step is not None:
+                on_step(epoch + 1, step + 1, steps)
+        sched.step()
+        test_acc = evaluate(model, data.x_test, data.y_test, batch_size)
+        rec = EpochRecord(
+            epoch + 1, total_loss / max(seen, 1), 100.0 * correct / max(seen, 1), test_acc,
+            time.perf_counter() - t0, frame_base + int(frames()),
+        )
+        history.append(rec)
+        if checkpoint is not None:
+            atomic_save(
+                {
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": [asdict(r) for r in history],
+                },
+                checkpoint,
+            )
+        if on_epoch is not None:
+            on_epoch(rec)
+    return history
