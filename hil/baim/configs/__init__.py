@@ -1,0 +1,1 @@
+"""Packaged BAIM configurations (TOML)."""

@@ -1,0 +1,409 @@
+"""One BAIM experiment: edge training, cloud assembly per strategy, FedAvg baseline, deployment, report.
+
+``run_experiment(cfg, out_dir)`` writes report.json, report.md, config.toml (resolved) and PNG plots.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hil.baim.assembly import BigModel, assemble
+from hil.baim.config import BaimConfig
+from hil.baim.data import batches, load_digits_split
+from hil.baim.deploy import check_exact, deploy, n_params, place_task_models
+from hil.baim.fedavg import run_fedavg
+from hil.baim.learners import LearnerSpec, VaeLearner, draw_learner_specs, train_vae
+from hil.baim.metrics import FrechetEvaluator, accuracy, train_classifier
+from hil.baim.wire import TrafficMeter, pack_state, unpack_state
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StrategyResult:
+    name: str
+    fd_per_epoch: list[float] = field(default_factory=list)  # index 0 = before cloud training / round 1
+    upload_bytes: int = 0
+    download_bytes: int = 0
+    cloud_flops_per_epoch: int = 0
+    edge_flops_per_epoch_mean: float = 0.0
+    edge_epochs: int = 0
+    cloud_epochs: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def final_fd(self) -> float:
+        return self.fd_per_epoch[-1]
+
+
+def train_cloud(big: BigModel, x: torch.Tensor, tasks: torch.Tensor, cfg: BaimConfig, strategy: str,
+                gen: torch.Generator, evaluate, evaluate_nelbo=None) -> tuple[list[float], int, dict, list]:
+    """Cloud training of the big model for ``cfg.cloud_epochs`` on the cloud proxy set.
+
+    ``freeze`` trains only gates, component priors and projections; ``fine-tune`` and ``scratch``
+    train everything. The first ``cfg.gate_warmup_epochs`` train only the gates and component priors
+    (the optimizer holds only those; the others get gradients but no steps). Projections are pruned
+    after epoch ``cfg.prune_epoch``.
+    Returns (FD per epoch incl. epoch 0, FLOPs of the first epoch, pruning info, the values of
+    ``evaluate_nelbo(big)`` per epoch or an empty list).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if strategy == "freeze":
+        for s in big.squads:
+            for p in s.learner_parameters():
+                p.requires_grad_(False)
+
+    gate_params = {id(p) for s in big.squads for p in (*s.ls_gate.parameters(), s.prior_logits)}
+    gate_params |= {id(p) for p in big.ts_gate.parameters()}
+
+    def make_opt(gates_only: bool):
+        params = [p for p in big.parameters() if p.requires_grad and (not gates_only or id(p) in gate_params)]
+        return torch.optim.Adam(params, lr=cfg.cloud_lr)
+
+    opt = make_opt(cfg.gate_warmup_epochs > 0)
+    fds = [evaluate(big)]
+    nelbos = [evaluate_nelbo(big)] if evaluate_nelbo else []
+    flops = 0
+    prune_info = {"before": big.n_projections(), "after": big.n_projections(), "epoch": None}
+    for epoch in range(cfg.cloud_epochs):
+        counter = FlopCounterMode(display=False) if epoch == 0 else None
+        if counter is not None:
+            counter.__enter__()
+        try:
+            for idx in batches(len(x), cfg.batch_size, gen):
+                loss = big.loss(x[idx], tasks[idx], gen, cfg.proj_penalty)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        finally:
+            if counter is not None:
+                counter.__exit__(None, None, None)
+                flops = int(counter.get_total_flops())
+        if epoch + 1 == cfg.gate_warmup_epochs:
+            opt = make_opt(False)
+        if epoch + 1 == cfg.prune_epoch:
+            removed = big.prune(cfg.keep_fraction)
+            prune_info = {"before": prune_info["before"], "after": big.n_projections(), "epoch": epoch + 1,
+                          "removed": removed}
+            opt = make_opt(epoch + 1 < cfg.gate_warmup_epochs)
+        fds.append(evaluate(big))
+        if evaluate_nelbo:
+            nelbos.append(evaluate_nelbo(big))
+    return fds, flops, prune_info, nelbos
+
+
+def run_experiment(cfg: BaimConfig, out_dir: Path, progress=None) -> dict:
+    """Run everything and write the report folder. ``progress(msg)`` is called between phases."""
+    say = progress or (lambda msg: logger.info(msg))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(int(rng.integers(2**31)))
+    gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    data = load_digits_split(cfg, rng)
+
+    say("training the evaluation classifier")
+    clf = train_classifier(data.x_train, data.y_train, cfg.classifier_epochs, gen)
+    clf_acc = accuracy(clf, data.x_test, data.y_test)
+    fd = FrechetEvaluator(clf, data.x_test)
+    eval_seed = int(rng.integers(2**31))
+    n_ref = min(cfg.n_fd_samples, len(data.x_train))
+    fd_real = fd(data.x_train[torch.from_numpy(rng.permutation(len(data.x_train))[:n_ref])])
+
+    def fd_big(big: BigModel) -> float:
+        return fd(big.sample(cfg.n_fd_samples, torch.Generator().manual_seed(eval_seed)))
+
+    task_test = data.task_of(data.y_test)
+
+    def nelbo_big(big: BigModel) -> dict[str, float]:
+        """Held-out negative ELBO and its terms (nats per image, squads routed by the true task; fixed noise)."""
+        g = torch.Generator().manual_seed(eval_seed)
+        sums = {"rec": 0.0, "kl_z": 0.0, "kl_comp": 0.0}
+        with torch.no_grad():
+            for t in range(cfg.n_tasks):
+                for k, v in big.squads[t].loss_terms(data.x_test[task_test == t], g).items():
+                    sums[k] += float(v.sum())
+        out = {k: v / len(data.x_test) for k, v in sums.items()}
+        out["nelbo"] = sum(out.values())
+        return out
+
+    def fd_vae(model: VaeLearner) -> float:
+        g = torch.Generator().manual_seed(eval_seed)
+        with torch.no_grad():
+            return fd(model.sample(torch.randn(cfg.n_fd_samples, cfg.latent_dim, generator=g)))
+
+    # ---- edge learners
+    say(f"training {cfg.n_nodes} edge learners")
+    specs = draw_learner_specs(cfg.n_nodes, cfg.widths, cfg.depths, cfg.latent_dim, rng)
+    edge_states, edge_flops, edge_fd = [], [], []
+    for n, spec in enumerate(specs):
+        learner = VaeLearner(spec)
+        train_vae(learner, data.x_nodes[n], cfg.edge_epochs, cfg.batch_size, cfg.lr, gen, edge_flops)
+        edge_states.append(learner.state_dict())
+        edge_fd.append(fd_vae(learner))
+    task_cloud = data.task_of(data.y_cloud)
+    task_prior = torch.bincount(task_cloud, minlength=cfg.n_tasks).float()
+    task_prior = task_prior / task_prior.sum()
+
+    results: dict[str, StrategyResult] = {}
+    deploy_checks: dict[str, list] = {}
+    samples: dict[str, torch.Tensor] = {}
+    placement: dict = {}
+    sizes: dict = {}
+    grid_seed = int(rng.integers(2**31))
+    for strategy in cfg.strategies:
+        say(f"cloud strategy {strategy}")
+        meter = TrafficMeter()
+        states: list = []
+        received: list[LearnerSpec] = []  # the cloud builds only from what it received
+        for n, spec in enumerate(specs):
+            if strategy == "scratch":  # only the architecture goes up
+                blob = meter.send("up", f"node{n}", "architecture", json.dumps(spec.to_json()).encode())
+                states.append(None)
+                received.append(LearnerSpec.from_json(json.loads(blob)))
+            else:
+                blob = meter.send("up", f"node{n}", "edge weights", pack_state(edge_states[n], spec.to_json()))
+                state, meta = unpack_state(blob)
+                states.append(state)
+                received.append(LearnerSpec.from_json(meta))
+        big, members = assemble(received, states, data.node_task, cfg.n_tasks, cfg.top_k, cfg.max_hop, task_prior,
+                                cfg.proj_score_init)
+        fds, cloud_flops, prune_info, nelbos = train_cloud(big, data.x_cloud, task_cloud, cfg, strategy, gen, fd_big,
+                                                           nelbo_big)
+        big.eval()
+        node_models = deploy(big, members, meter)
+        per_task = [node_models[m[0]] for m in members]
+        deploy_checks[strategy] = [c.__dict__ for c in check_exact(big, per_task, data.x_test, gen)]
+        samples[strategy] = big.sample(100, torch.Generator().manual_seed(grid_seed))
+        if strategy == cfg.strategies[0]:  # placement depends on the architecture only; do it once
+            placement[strategy] = place_task_models(node_models, members, out_dir / "placement" / strategy)
+        sizes[strategy] = {"big_params": n_params(big), "per_task_params": [n_params(m) for m in per_task]}
+        with torch.no_grad():
+            tsgate_acc = float((big.route(data.x_test) == data.task_of(data.y_test)).float().mean())
+        results[strategy] = StrategyResult(
+            name=strategy, fd_per_epoch=fds, upload_bytes=meter.total_bytes("up"),
+            download_bytes=meter.total_bytes("down"), cloud_flops_per_epoch=cloud_flops,
+            edge_flops_per_epoch_mean=0.0 if strategy == "scratch" else float(np.mean(edge_flops)),
+            edge_epochs=0 if strategy == "scratch" else cfg.edge_epochs, cloud_epochs=cfg.cloud_epochs,
+            extra={"pruning": {k: v for k, v in prune_info.items() if k != "removed"}, "tsgate_test_acc": tsgate_acc,
+                   "test_nelbo_per_epoch": [e["nelbo"] for e in nelbos],
+                   "test_rate_per_epoch": [e["kl_z"] for e in nelbos],
+                   "test_rec_per_epoch": [e["rec"] for e in nelbos]},
+        )
+        torch.save(big.state_dict(), out_dir / f"big_{strategy}.pt")
+
+    # ---- FedAvg baseline
+    say(f"federated averaging, {cfg.fedavg_rounds} rounds")
+    meter = TrafficMeter()
+    fed_spec = LearnerSpec(tuple(cfg.fedavg_widths), cfg.latent_dim)
+    fed = run_fedavg(fed_spec, list(data.x_nodes), cfg.fedavg_rounds, cfg.fedavg_local_epochs, cfg.batch_size,
+                     cfg.lr, gen, meter, evaluate=fd_vae,
+                     cloud_data=data.x_cloud if cfg.fedavg_include_cloud_data else None)
+    results["fedavg"] = StrategyResult(
+        name="fedavg", fd_per_epoch=fed.fd_per_round, upload_bytes=meter.total_bytes("up"),
+        download_bytes=meter.total_bytes("down"),
+        cloud_flops_per_epoch=0,  # the server only averages: aggregation_adds_per_round additions, no matmul
+        edge_flops_per_epoch_mean=float(np.mean(fed.edge_flops_per_epoch)),
+        edge_epochs=cfg.fedavg_rounds * cfg.fedavg_local_epochs, cloud_epochs=cfg.fedavg_rounds,
+        extra={"aggregation_adds_per_round": fed.aggregation_adds_per_round, "params": n_params(fed.model)},
+    )
+    with torch.no_grad():
+        samples["fedavg"] = fed.model.sample(torch.randn(100, cfg.latent_dim,
+                                                         generator=torch.Generator().manual_seed(grid_seed)))
+    samples["real (test)"] = data.x_test[torch.from_numpy(rng.permutation(len(data.x_test))[:100])]
+
+    report = build_report(cfg, results, deploy_checks, placement, sizes, edge_fd, specs, data, clf_acc, fd_real,
+                          time.perf_counter() - t_start)
+    write_outputs(out_dir, cfg, report, results, samples)
+    return report
+
+
+def build_report(cfg, results, deploy_checks, placement, sizes, edge_fd, specs, data, clf_acc, fd_real,
+                 elapsed_s) -> dict:
+    baim = [s for s in cfg.strategies]
+    fed = results["fedavg"]
+    verdict_ft = None
+    if "fine-tune" in results:
+        others = {k: v.final_fd for k, v in results.items() if k != "fine-tune"}
+        best_other = min(others, key=others.get)
+        verdict_ft = {
+            "fine_tune_final_fd": results["fine-tune"].final_fd,
+            "best_other": best_other, "best_other_final_fd": others[best_other],
+            "fine_tune_lowest": results["fine-tune"].final_fd < others[best_other],
+        }
+    ratios = {s: fed.upload_bytes / results[s].upload_bytes for s in baim}
+    exact_all = all(c["reconstruct_equal"] and c["generate_equal"] for s in baim for c in deploy_checks[s])
+    return {
+        "config": cfg.to_dict(),
+        "elapsed_s": elapsed_s,
+        "data": {"n_test": len(data.x_test), "n_cloud": len(data.x_cloud),
+                 "n_per_node": [len(x) for x in data.x_nodes], "node_classes": [list(c) for c in data.node_classes],
+                 "node_task": list(data.node_task)},
+        "learners": [{"node": n, "widths": list(s.widths), "params": n_params(VaeLearner(s)),
+                      "edge_alone_fd": edge_fd[n]} for n, s in enumerate(specs)],
+        "frechet": {"what": "Frechet distance on the 32-d penultimate features of an MLP digits classifier "
+                            "trained in this run; NOT Inception FID", "classifier_test_acc": clf_acc,
+                    "real_train_vs_test_fd": fd_real, "n_samples": cfg.n_fd_samples},
+        "strategies": {k: {"fd_per_epoch": v.fd_per_epoch, "final_fd": v.final_fd, "upload_bytes": v.upload_bytes,
+                           "download_bytes": v.download_bytes, "cloud_flops_per_epoch": v.cloud_flops_per_epoch,
+                           "edge_flops_per_epoch_mean": v.edge_flops_per_epoch_mean, "edge_epochs": v.edge_epochs,
+                           "cloud_epochs_or_rounds": v.cloud_epochs, **v.extra} for k, v in results.items()},
+        "deployment": {"checks": deploy_checks, "sizes": sizes, "all_exact": exact_all},
+        "placement": placement,
+        "must_show": {"fine_tune_vs_others": verdict_ft, "fedavg_upload_ratio": ratios,
+                      "fedavg_upload_ge_10x": all(r >= 10 for r in ratios.values()),
+                      "per_task_exact": exact_all},
+    }
+
+
+def _fmt_bytes(b: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if b < 1000:
+            return f"{b:.1f} {unit}"
+        b /= 1000
+    return f"{b:.1f} TB"
+
+
+def accounting_rows(report: dict) -> list[list[str]]:
+    rows = []
+    for k, v in report["strategies"].items():
+        rows.append([k, _fmt_bytes(v["upload_bytes"]), _fmt_bytes(v["download_bytes"]),
+                     f"{v['cloud_flops_per_epoch'] / 1e6:.1f}", f"{v['edge_flops_per_epoch_mean'] / 1e6:.2f}",
+                     str(v["edge_epochs"]), str(v["cloud_epochs_or_rounds"]), f"{v['final_fd']:.2f}"])
+    return rows
+
+
+ACCOUNTING_HEADER = ["strategy", "upload", "download", "cloud MFLOP/epoch", "edge MFLOP/epoch/node",
+                     "edge epochs", "cloud epochs / rounds", "final FD"]
+
+
+def write_outputs(out_dir: Path, cfg: BaimConfig, report: dict, results: dict, samples: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    lines = ["[baim]"]
+    for k, v in cfg.to_dict().items():
+        lines.append(f"{k} = {json.dumps(v)}")
+    (out_dir / "config.toml").write_text("\n".join(lines) + "\n")
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.0))
+    for k, v in results.items():
+        ax.plot(range(len(v.fd_per_epoch)), v.fd_per_epoch, marker=".", label=k)
+        if v.extra.get("test_nelbo_per_epoch"):
+            ax2.plot(range(len(v.extra["test_nelbo_per_epoch"])), v.extra["test_nelbo_per_epoch"], marker=".", label=k)
+    ax2.set_xlabel("cloud epoch")
+    ax2.set_ylabel("held-out negative ELBO (nats / image)")
+    ax2.set_title("Held-out ELBO of the big model")
+    ax2.legend()
+    ax.axhline(report["frechet"]["real_train_vs_test_fd"], color="k", ls=":", label="real train vs test")
+    ax.set_xlabel("cloud epoch (BAIM) / round (FedAvg)")
+    ax.set_ylabel("Frechet distance (digits-classifier features)")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_title("Convergence per strategy")
+    fig.tight_layout()
+    fig.savefig(out_dir / "baim_convergence.png", dpi=110)
+    plt.close(fig)
+
+    rows = accounting_rows(report)
+    fig, ax = plt.subplots(figsize=(10, 0.5 + 0.35 * len(rows)))
+    ax.axis("off")
+    table = ax.table(cellText=rows, colLabels=ACCOUNTING_HEADER, loc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    table.scale(1, 1.3)
+    fig.tight_layout()
+    fig.savefig(out_dir / "baim_accounting.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(samples), figsize=(3.2 * len(samples), 3.5))
+    for ax, (k, imgs) in zip(np.atleast_1d(axes), samples.items()):
+        grid = imgs[:100].reshape(10, 10, 8, 8).permute(0, 2, 1, 3).reshape(80, 80).numpy()
+        ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(k, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out_dir / "baim_samples.png", dpi=110)
+    plt.close(fig)
+
+    (out_dir / "report.md").write_text(render_markdown(report))
+
+
+def render_markdown(report: dict) -> str:
+    ms = report["must_show"]
+    ft = ms["fine_tune_vs_others"]
+    L = ["# BAIM run", "",
+         f"Wall time {report['elapsed_s']:.1f} s. Nodes {report['config']['n_nodes']}, tasks "
+         f"{report['config']['n_tasks']}, cloud proxy set {report['data']['n_cloud']} images, test "
+         f"{report['data']['n_test']} images.", "",
+         "Quality: " + report["frechet"]["what"] + f" (classifier test accuracy "
+         f"{report['frechet']['classifier_test_acc']:.3f}; real train-vs-test floor "
+         f"{report['frechet']['real_train_vs_test_fd']:.2f}; {report['frechet']['n_samples']} samples).", "",
+         "## Accounting (measured bytes; FLOPs counted by torch FlopCounterMode over the first epoch)", "",
+         "| " + " | ".join(ACCOUNTING_HEADER) + " |", "|" + "---|" * len(ACCOUNTING_HEADER)]
+    L += ["| " + " | ".join(r) + " |" for r in accounting_rows(report)]
+    L += ["", "## Must show", ""]
+    if ft is not None:
+        if ft["fine_tune_lowest"]:
+            L.append(f"- Fine-tune reaches the lowest final Frechet distance ({ft['fine_tune_final_fd']:.2f}; "
+                     f"next best {ft['best_other']} {ft['best_other_final_fd']:.2f}).")
+        else:
+            L.append(f"- **Fine-tune does NOT reach the lowest final Frechet distance**: fine-tune "
+                     f"{ft['fine_tune_final_fd']:.2f}, {ft['best_other']} {ft['best_other_final_fd']:.2f}. "
+                     "See docs/baim.md for the discussion of why.")
+            nel = {k: v["test_nelbo_per_epoch"][-1] for k, v in report["strategies"].items()
+                   if v.get("test_nelbo_per_epoch")}
+            if nel:
+                rate = {k: (v["test_rate_per_epoch"][0], v["test_rate_per_epoch"][-1])
+                        for k, v in report["strategies"].items() if v.get("test_rate_per_epoch")}
+                L.append("  Held-out negative ELBO after cloud training (nats/image, lower = better likelihood): "
+                         + ", ".join(f"{k} {v:.2f}" for k, v in nel.items())
+                         + ". Rate KL(q(z|x) || N(0, I)) before -> after: "
+                         + ", ".join(f"{k} {a:.2f} -> {b:.2f}" for k, (a, b) in rate.items())
+                         + ". A better likelihood with a worse Frechet distance means the cloud training "
+                         "changed what the components generate; `python benchmarks/baim_diagnose.py RUN_DIR` "
+                         "prints the classes each component generates.")
+    for s, r in ms["fedavg_upload_ratio"].items():
+        L.append(f"- FedAvg uploads {r:.1f}x the bytes of BAIM {s} "
+                 f"({'>= 10x' if r >= 10 else 'less than 10x'}).")
+    L.append(f"- Per-task models reproduce the big model exactly (torch.equal) on every task: {ms['per_task_exact']}.")
+    L += ["", "## Deployment", ""]
+    for s, checks in report["deployment"]["checks"].items():
+        sz = report["deployment"]["sizes"][s]
+        L.append(f"- {s}: big model {sz['big_params']} parameters, per-task models {sz['per_task_params']}; "
+                 + "; ".join(f"task {c['task']}: {c['n_rows']} rows, equal={c['reconstruct_equal'] and c['generate_equal']}"
+                             for c in checks))
+        pr = report["strategies"][s]["pruning"]
+        L.append(f"  projections {pr['before']} -> {pr['after']} after pruning at epoch {pr['epoch']}; "
+                 f"TSGate test accuracy {report['strategies'][s]['tsgate_test_acc']:.3f}")
+    L += ["", "## Placement", ""]
+    for s, p in report["placement"].items():
+        for t, r in p.items():
+            if r.get("placed"):
+                plan = r["plan"]
+                per_node: dict[str, int] = {}
+                for node in plan["assignment"].values():
+                    per_node[node] = per_node.get(node, 0) + 1
+                L.append(f"- {s}, task {t}: hil.split {plan.get('solver')} (optimal={plan.get('optimal')}), "
+                         f"latency {1e3 * plan.get('latency_s', float('nan')):.2f} ms per image, layers per node "
+                         f"{per_node} (full plan in report.json)")
+            else:
+                L.append(f"- {s}, task {t}: not placed: {r['note']}")
+    L += ["", "## Edge learners", "", "| node | classes | widths | params | edge-alone FD |", "|---|---|---|---|---|"]
+    for ln in report["learners"]:
+        L.append(f"| {ln['node']} | {report['data']['node_classes'][ln['node']]} | {ln['widths']} | {ln['params']} "
+                 f"| {ln['edge_alone_fd']:.2f} |")
+    L += ["", "Plots: baim_convergence.png, baim_accounting.png, baim_samples.png.", ""]
+    return "\n".join(L)
