@@ -5,9 +5,12 @@ Layers are taken in the traced graph's (topological) order and grouped into maxi
 same node; each run is a stage, an ``fx.GraphModule`` whose placeholders are the values it reads
 from other stages (or the model input) and whose output is the tuple of its values read later.
 Running stages in order is always valid: a stage only reads values of earlier stages. A value
-crosses a link once per destination node (the cost model's "sent once to each node that needs
-it"), through a link callable ``link(tensor, src_node, dst_node) -> tensor``:
-digital links pass the tensor through in process; over-the-air links go through the OTA layer.
+crosses to each destination node once (the cost model's "sent once to each node that needs
+it"), hop by hop along the route the plan recorded for that transfer (the cost model's least-cost
+route, ``Transfer.route``), each hop through a link callable ``link(tensor, a, b) -> tensor`` for two
+adjacent nodes: digital links pass the tensor through in process; over-the-air links go through the
+OTA layer. A transfer the plan has no route for (plans written before routes were recorded) is
+sent directly, src -> dst, and :func:`topology_links` raises LinkError when there is no direct link.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from torch import fx, nn
 
 from hil.errors import LinkError, PlacementError
 from hil.split.plan import INPUT, Plan
-from hil.split.topology import Topology
+from hil.split.topology import Link, Topology
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +112,9 @@ class SplitModel(nn.Module):
         link: ``link(tensor, src, dst) -> tensor`` for every crossing, or a mapping from
             ``(src, dst)`` to such a callable (a missing pair raises LinkError).
 
-    After a forward, ``self.transfers`` lists ``(value_name, src, dst, nbytes)`` of what crossed.
+    After a forward, ``self.transfers`` lists ``(value_name, src, dst, nbytes)`` of what crossed
+    (end to end, as ``plan.transfers``; the model input as ``"input"``) and ``self.hops`` lists
+    ``(value_name, a, b)`` for each link call along the routes.
     """
 
     def __init__(self, gm: fx.GraphModule, plan: Plan, source: str,
@@ -123,6 +128,8 @@ class SplitModel(nn.Module):
         out = next(n for n in gm.graph.nodes if n.op == "output")
         self._out_arg = out.args[0]
         self.transfers: list[tuple[str, str, str, int]] = []
+        self.hops: list[tuple[str, str, str]] = []
+        self.routes = {(t.layer, t.src, t.dst): t.route for t in plan.transfers if len(t.route) >= 2}
 
     def _send(self, x: torch.Tensor, src: str, dst: str) -> torch.Tensor:
         fn = self.link
@@ -135,6 +142,7 @@ class SplitModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Any:
         self.transfers = []
+        self.hops = []
         # value name -> {node: tensor}; the model input starts on the source
         held: dict[str, dict[str, torch.Tensor]] = {self.input_name: {self.source: x}}
         for st in self.stages:
@@ -143,8 +151,13 @@ class SplitModel(nn.Module):
                 copies = held[name]
                 if st.node not in copies:
                     src, t = next(iter(copies.items()))
-                    copies[st.node] = self._send(t, src, st.node)
                     label = INPUT if name == self.input_name else name
+                    route = self.routes.get((label, src, st.node), (src, st.node))
+                    y = t
+                    for a, b in zip(route[:-1], route[1:]):
+                        y = self._send(y, a, b)
+                        self.hops.append((label, a, b))
+                    copies[st.node] = y
                     self.transfers.append((label, src, st.node, t.numel() * t.element_size()))
                 args.append(copies[st.node])
             outs = st.module(*args)
@@ -159,19 +172,28 @@ def split_model(gm: fx.GraphModule, plan: Plan, topology: Topology,
     return SplitModel(gm, plan, topology.names[topology.source_index], link)
 
 
-def topology_links(topology: Topology, ota_link: LinkFn | None = None, digital_link: LinkFn = ideal_link) -> LinkFn:
-    """A link callable that sends over OTA links with ``ota_link`` and over digital ones in process.
+def topology_links(topology: Topology, ota_link: LinkFn | None = None, digital_link: LinkFn = ideal_link,
+                   energy: bool = False) -> LinkFn:
+    """A link callable for one hop between adjacent nodes: OTA links through ``ota_link``, digital ones
+    through ``digital_link`` (in process by default).
 
-    Pairs without a direct link use the first hop's kind of their least-latency route only when all
-    hops are digital; a route through an OTA hop needs ``ota_link`` (else LinkError).
+    :class:`SplitModel` calls it once per hop of each transfer's route, so a route through an OTA hop
+    goes through ``ota_link`` on that hop. With parallel links between two nodes the one the cost
+    model picks for the tensor's per-sample size (``Topology.best_link``, ``energy`` as the
+    objective) is used. Raises LinkError for two nodes without a direct link (a plan without
+    routes: re-solve it) and for an OTA hop when ``ota_link`` is None.
     """
-    ota_pairs = {frozenset((l.a, l.b)) for l in topology.links if l.ota}
 
     def send(x: torch.Tensor, src: str, dst: str) -> torch.Tensor:
-        if frozenset((src, dst)) in ota_pairs:
+        per_sample = (x[0].numel() if x.dim() > 0 and x.shape[0] > 0 else x.numel()) * x.element_size()
+        link = topology.best_link(src, dst, float(per_sample), energy)
+        if link is None:
+            raise LinkError(f"no direct link {src}-{dst} in the topology; transfers go hop by hop along the "
+                            "plan's routes (Transfer.route): re-solve the plan so that it records them")
+        if link.ota:
             if ota_link is None:
                 raise LinkError(f"link {src}-{dst} is over the air but no ota_link was given; pass one "
-                                "(e.g. hil.split.execute.ota_link_from_factory) or mark the link digital")
+                                "(e.g. OTAActivationLink(hil.ota.OTALink(...))) or mark the link digital")
             return ota_link(x, src, dst)
         return digital_link(x, src, dst)
 
@@ -203,7 +225,7 @@ class OTAActivationLink:
         flat = x.reshape(b, -1).to(torch.float32)
         d = flat.shape[1]
         n_tx = self.link.n_tx
-        k = -(-d // (2 * n_tx))
+        k = Link.uses_for_values(d, n_tx)  # the cost model's K (hil.split.topology [Note: link cost model])
         pad = 2 * n_tx * k - d
         if pad:
             flat = torch.cat([flat, flat.new_zeros(b, pad)], dim=1)

@@ -219,10 +219,12 @@ class Evaluator:
         path = self.cache_dir / f"{self._train_key(arch)}.json"
         if path.exists():
             try:
-                self.cache_hits += 1
-                return float(json.loads(path.read_text())["error"])
-            except (ValueError, KeyError):
+                err = float(json.loads(path.read_text())["error"])
+            except (ValueError, KeyError, TypeError):
                 log.warning("cache entry %s is corrupt; retraining", path)
+            else:
+                self.cache_hits += 1  # counted only once the entry parsed: a hit or a training, never both
+                return err
         err = self.trainer(arch, self.config.space, self.config.train)
         self.trained += 1
         tmp = path.with_suffix(".tmp")

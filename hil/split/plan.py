@@ -8,13 +8,16 @@ DADS's light-load case, so the end-to-end latency of an assignment ``a: layer ->
             + sum_u sum_{n in D(u), n != a(u)} route(out_bytes(u), a(u) -> n)   (comm_s)
             + sum_{n in D(input), n != source} route(input_bytes, source -> n)
 
-where ``D(u)`` is the set of nodes running a consumer of ``u``: an activation is sent once to each
+where ``D(u)`` is the set of nodes running a consumer of ``u`` (``D(input)``: of the layers that read
+the model input, hil.split.profile [Note: the model input in deps]): an activation is sent once to each
 node that needs it, however many layers there read it. ``compute(l, n) = flops(l) / flops_per_s(n)``
 (or the measured latency on a ``use_measured`` node) and ``route`` is the least-cost route's time
 (see hil.split.topology [Note: link cost model]). The energy objective replaces each term by its
 energy: ``compute_w(n) * compute time`` and ``tx_w(link) * transfer time`` summed along the route.
 Memory: a node's layers need ``sum params_bytes + out_bytes <= mem_bytes``. Every solver optimises
-exactly this function, so their results can be compared with brute force to the last bit.
+exactly this function, so their results can be compared with brute force to the last bit; one
+implementation (``CostModel._total``) computes it for every solver and for the reported plan.
+A plan records each transfer's route, and hil.split.execute sends it hop by hop along that route.
 """
 
 from __future__ import annotations
@@ -28,11 +31,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from hil.errors import PlacementError
-from hil.split.profile import Profile
+from hil.split.profile import INPUT, Profile
 from hil.split.topology import Topology
 
 OBJECTIVES = ("latency", "energy")
-INPUT = "input"
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,9 @@ class CostModel:
     Attributes (L layers, N nodes; ``cost`` is in the objective's unit, ``inf`` = not allowed):
         comp_cost, comp_time, comp_energy: (L, N).
         xfer_cost, xfer_time, xfer_energy: (L, N, N), moving layer u's output from m to n.
+        xfer_next: (L, N, N) int64, next hops of those routes (see Topology.routes).
         in_cost, in_time, in_energy: (N,), moving the model input from the source to n.
+        in_next: (N, N) int64, next hops of the routes for the input's size.
         mem: (L,) bytes; cap: (N,) bytes (inf when memory is not enforced).
         consumers: per layer, indices of the layers reading it; in_consumers: readers of the input.
     """
@@ -108,87 +112,117 @@ class CostModel:
             keep = self.comp_cost[i, j]
             self.comp_cost[i, :] = np.inf
             self.comp_cost[i, j] = keep
-        cache: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        cache: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
-        def route(nbytes: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def route(nbytes: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             if nbytes not in cache:
-                cache[nbytes] = topo.route_costs(nbytes, energy)
+                cache[nbytes] = topo.routes(nbytes, energy)
             return cache[nbytes]
 
         self.xfer_cost = np.zeros((L, N, N))
         self.xfer_time = np.zeros((L, N, N))
         self.xfer_energy = np.zeros((L, N, N))
+        self.xfer_next = np.zeros((L, N, N), dtype=np.int64)
         for i, l in enumerate(prof.layers):
-            self.xfer_cost[i], self.xfer_time[i], self.xfer_energy[i] = route(float(l.out_bytes))
-        c, t, e = route(float(prof.input_bytes))
+            self.xfer_cost[i], self.xfer_time[i], self.xfer_energy[i], self.xfer_next[i] = route(float(l.out_bytes))
+        c, t, e, nx = route(float(prof.input_bytes))
         self.in_cost, self.in_time, self.in_energy = c[self.src].copy(), t[self.src].copy(), e[self.src].copy()
+        self.in_next = nx  # (N, N) next hops for the input's size; the input leaves from the source
         self.mem = np.array([l.mem_bytes for l in prof.layers])
         self.cap = np.array([n.mem_bytes if problem.respect_memory else math.inf for n in topo.nodes])
         self.consumers = prof.consumers()
         self.in_consumers = prof.input_consumers()
 
-    def evaluate(self, a: np.ndarray) -> dict[str, Any]:
-        """Cost of one assignment ``a`` (L,) of node indices: objective, latency, energy, transfers."""
-        a = np.asarray(a, dtype=np.int64)
-        rows = np.arange(self.L)
-        out = {
-            "objective": float(self.comp_cost[rows, a].sum()),
-            "compute_s": float(self.comp_time[rows, a].sum()),
-            "comm_s": 0.0,
-            "energy_j": float(self.comp_energy[rows, a].sum()),
-            "transfers": [],
-        }
+    def _total(self, A: np.ndarray, comp: np.ndarray | None, xfer: np.ndarray, inp: np.ndarray) -> np.ndarray:
+        """The one implementation of the cost sum: (K,) totals of K assignments ``A`` (K, L).
 
-        def send(u: int, src: int, dsts: set[int], cost, time, ener) -> None:
-            for n in sorted(dsts - {src}):
-                out["objective"] += float(cost[n] if u < 0 else cost[src, n])
-                t = float(time[n] if u < 0 else time[src, n])
-                out["comm_s"] += t
-                out["energy_j"] += float(ener[n] if u < 0 else ener[src, n])
-                out["transfers"].append((u, src, n, t))
-
-        send(-1, self.src, {int(a[v]) for v in self.in_consumers}, self.in_cost, self.in_time, self.in_energy)
-        for u, cons in enumerate(self.consumers):
-            if cons:
-                send(u, int(a[u]), {int(a[v]) for v in cons}, self.xfer_cost[u], self.xfer_time[u], self.xfer_energy[u])
-        out["latency_s"] = out["compute_s"] + out["comm_s"]
-        used = np.bincount(a, weights=self.mem, minlength=self.N)
-        out["memory_bytes"] = used
-        out["feasible"] = bool(np.all(used <= self.cap)) and math.isfinite(out["objective"])
-        return out
-
-    def evaluate_many(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Objective (K,) and memory feasibility (K,) of K assignments ``A`` (K, L) at once."""
+        ``comp`` (L, N) per layer and node (None = 0), ``xfer`` (L, N, N) per layer output and
+        ``inp`` (N,) for the input, each value paid once per other node that runs one of its readers.
+        """
         K = A.shape[0]
-        rows = np.arange(self.L)[None, :]
-        obj = self.comp_cost[rows, A].sum(axis=1)
-        for n in range(self.N):
-            if n != self.src and self.in_consumers:
-                hit = (A[:, self.in_consumers] == n).any(axis=1)
-                obj = obj + np.where(hit, self.in_cost[n], 0.0)
+        kk = np.arange(K)
+        tot = comp[np.arange(self.L)[None, :], A].sum(axis=1) if comp is not None else np.zeros(K)
+        if self.in_consumers:
+            hit = np.zeros((K, self.N), dtype=bool)
+            hit[kk[:, None], A[:, self.in_consumers]] = True
+            hit[:, self.src] = False
+            tot = tot + np.where(hit, inp[None, :], 0.0).sum(axis=1)
         for u, cons in enumerate(self.consumers):
             if not cons:
                 continue
             au = A[:, u]
-            for n in range(self.N):
-                hit = (A[:, cons] == n).any(axis=1) & (au != n)
-                obj = obj + np.where(hit, self.xfer_cost[u][au, n], 0.0)
-        ok = np.ones(K, dtype=bool)
+            hit = np.zeros((K, self.N), dtype=bool)
+            hit[kk[:, None], A[:, cons]] = True
+            hit[kk, au] = False
+            tot = tot + np.where(hit, xfer[u][au, :], 0.0).sum(axis=1)
+        return tot
+
+    def evaluate_many(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Objective (K,) and feasibility (K,) of K assignments ``A`` (K, L) at once.
+
+        Feasible = every memory limit holds and the objective is finite (as :meth:`evaluate`).
+        """
+        A = np.asarray(A, dtype=np.int64)
+        obj = self._total(A, self.comp_cost, self.xfer_cost, self.in_cost)
+        ok = np.isfinite(obj)
         for n in range(self.N):
             if math.isfinite(self.cap[n]):
                 ok &= ((A == n) * self.mem[None, :]).sum(axis=1) <= self.cap[n]
         return obj, ok
 
+    def evaluate(self, a: np.ndarray) -> dict[str, Any]:
+        """Cost of one assignment ``a`` (L,) of node indices: objective, latency, energy, transfers.
+
+        The objective and feasibility are :meth:`evaluate_many`'s; ``transfers`` lists
+        ``(u, src, dst, time_s, route)`` (``u = -1`` for the model input, ``route`` the node indices
+        from ``src`` to ``dst`` along the least-cost route the cost is charged for).
+        """
+        a = np.asarray(a, dtype=np.int64)
+        A = a[None, :]
+        obj, ok = self.evaluate_many(A)
+        out: dict[str, Any] = {
+            "objective": float(obj[0]),
+            "compute_s": float(self.comp_time[np.arange(self.L), a].sum()),
+            "comm_s": float(self._total(A, None, self.xfer_time, self.in_time)[0]),
+            "energy_j": float(self._total(A, self.comp_energy, self.xfer_energy, self.in_energy)[0]),
+            "feasible": bool(ok[0]),
+        }
+        transfers = []
+        for n in sorted({int(a[v]) for v in self.in_consumers} - {self.src}):
+            route = Topology.path(self.in_next, self.src, n) if self.in_next[self.src, n] >= 0 else ()
+            transfers.append((-1, self.src, n, float(self.in_time[n]), route))
+        for u, cons in enumerate(self.consumers):
+            m = int(a[u])
+            for n in sorted({int(a[v]) for v in cons} - {m}):
+                route = Topology.path(self.xfer_next[u], m, n) if self.xfer_next[u, m, n] >= 0 else ()
+                transfers.append((u, m, n, float(self.xfer_time[u, m, n]), route))
+        out["transfers"] = transfers
+        out["latency_s"] = out["compute_s"] + out["comm_s"]
+        out["memory_bytes"] = np.bincount(a, weights=self.mem, minlength=self.N)
+        return out
+
 
 @dataclass(frozen=True)
 class Transfer:
-    """One activation crossing a link: ``layer``'s output (or the model input) from ``src`` to ``dst``."""
+    """One activation crossing links: ``layer``'s output (or the model input) from ``src`` to ``dst``.
+
+    ``route`` lists the node names from ``src`` to ``dst`` (both included) along which the cost model
+    charged the transfer and along which execution sends it hop by hop; () in plans written before
+    routes were recorded (execution then needs a direct link).
+    """
 
     layer: str
     src: str
     dst: str
     nbytes: float
     time_s: float
+    route: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "route", tuple(self.route))
+
+
+_TRANSFER_KEYS = ("layer", "src", "dst", "nbytes", "time_s", "route")
 
 
 @dataclass(frozen=True)
@@ -240,8 +274,9 @@ class Plan:
                 names[s], names[d],
                 float(prof.input_bytes if u < 0 else prof.layers[u].out_bytes),
                 t,
+                tuple(names[k] for k in route),
             )
-            for u, s, d, t in ev["transfers"]
+            for u, s, d, t, route in ev["transfers"]
         )
         return cls(
             assignment={l.name: names[int(n)] for l, n in zip(prof.layers, a)},
@@ -274,7 +309,7 @@ class Plan:
             "feasible": self.feasible,
             "solve_time_s": self.solve_time_s,
             "memory_bytes": dict(self.memory_bytes),
-            "transfers": [t.__dict__ for t in self.transfers],
+            "transfers": [{**t.__dict__, "route": list(t.route)} for t in self.transfers],
         }
 
     def to_json(self) -> str:
@@ -290,7 +325,8 @@ class Plan:
             energy_j=float(d.get("energy_j", math.nan)), objective=d.get("objective", "latency"),
             objective_value=float(d.get("objective_value", d.get("latency_s", math.nan))),
             solver=d.get("solver", ""), optimal=bool(d.get("optimal", False)),
-            transfers=tuple(Transfer(**t) for t in d.get("transfers", ())),
+            transfers=tuple(Transfer(**{k: v for k, v in t.items() if k in _TRANSFER_KEYS})
+                            for t in d.get("transfers", ())),
             memory_bytes=d.get("memory_bytes", {}), feasible=bool(d.get("feasible", True)),
             solve_time_s=float(d.get("solve_time_s", 0.0)),
         )

@@ -4,8 +4,16 @@ The JSON form is the one of ``shared/DESIGN.md`` ("Placement input files")::
 
     {"layers": [{"name", "flops", "out_bytes", "params_bytes", "deps": [names]}], "input_bytes"}
 
-Optional per-layer ``latency_s`` (measured on the profiling host) is kept when present. A layer with
-an empty ``deps`` list reads the model input, which lives on the topology's source node.
+Optional per-layer ``latency_s`` (measured on the profiling host) is kept when present.
+
+[Note: the model input in deps]
+The model input (held by the topology's source node) is named in ``deps`` by the reserved name
+``"input"`` (:data:`INPUT`; no layer may be called so): ``{"name": "add", "deps": ["relu", "input"]}``
+reads the layer ``relu`` and the model input (a residual connection from the input), and a layer with
+``deps: []`` then reads neither (e.g. it reads only constants). Files written before this name existed
+never list ``"input"``; for them (no layer of the profile lists it) the former rule holds: the layers
+with an empty ``deps`` list read the model input. :meth:`Profile.input_consumers` applies this rule
+and every solver and the execution use it.
 """
 
 from __future__ import annotations
@@ -16,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from hil.errors import ConfigError
+from hil.errors import ConfigError, PlacementError
 
 log = logging.getLogger(__name__)
+
+INPUT = "input"  # reserved dep name: the model input (see [Note: the model input in deps])
 
 
 @dataclass(frozen=True)
@@ -30,7 +40,8 @@ class Layer:
         flops: floating point operations of one forward pass (a multiply-add counts 2).
         out_bytes: bytes of the output activation (what crosses a link if a consumer runs elsewhere).
         params_bytes: bytes of the parameters and buffers the layer holds.
-        deps: names of the layers whose outputs this layer reads; empty = reads the model input.
+        deps: names of the layers whose outputs this layer reads, ``"input"`` for the model input
+            (see [Note: the model input in deps]).
         latency_s: forward latency measured on the profiling host, or None.
     """
 
@@ -70,6 +81,7 @@ class Profile:
     input_bytes: float
     name: str = ""
     _index: Mapping[str, int] = field(init=False, repr=False, compare=False)
+    _explicit_input: bool = field(init=False, repr=False, compare=False, default=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -79,16 +91,19 @@ class Profile:
             raise ValueError(f"input_bytes must be >= 0, got {self.input_bytes!r}")
         index: dict[str, int] = {}
         for i, layer in enumerate(self.layers):
+            if layer.name == INPUT:
+                raise ConfigError(f"layer #{i} is named {INPUT!r}, the reserved dep name of the model input; rename it")
             if layer.name in index:
                 raise ConfigError(f"layer name {layer.name!r} appears twice; names must be unique")
             for d in layer.deps:
-                if d not in index:
+                if d != INPUT and d not in index:
                     raise ConfigError(
                         f"layer {layer.name!r} depends on {d!r}, which is not an earlier layer; "
                         "list layers in topological order and check the names in 'deps'"
                     )
             index[layer.name] = i
         object.__setattr__(self, "_index", index)
+        object.__setattr__(self, "_explicit_input", any(INPUT in layer.deps for layer in self.layers))
 
     # ------------------------------------------------------------------ structure
     def __len__(self) -> int:
@@ -99,28 +114,45 @@ class Profile:
         return tuple(layer.name for layer in self.layers)
 
     def index(self, name: str) -> int:
+        """Position of layer ``name``; PlacementError naming the valid layers when there is none."""
         try:
             return self._index[name]
         except KeyError as e:
-            raise KeyError(f"no layer named {name!r} in the profile") from e
+            names = list(self._index)
+            shown = names if len(names) <= 20 else names[:20] + [f"... ({len(names)} in all)"]
+            raise PlacementError(f"no layer named {name!r} in the profile {self.name!r}; layers are {shown}") from e
+
+    @property
+    def explicit_input(self) -> bool:
+        """True when some layer lists ``"input"`` in its deps (else the empty-deps rule applies)."""
+        return self._explicit_input
+
+    def reads_input(self, j: int) -> bool:
+        """Whether layer ``j`` reads the model input ([Note: the model input in deps])."""
+        deps = self.layers[j].deps
+        return INPUT in deps if self.explicit_input else not deps
+
+    def layer_deps(self, j: int) -> tuple[str, ...]:
+        """The layers (not the model input) that layer ``j`` reads."""
+        return tuple(d for d in self.layers[j].deps if d != INPUT)
 
     def consumers(self) -> list[list[int]]:
         """For each layer index, the indices of the layers that read its output."""
         out: list[list[int]] = [[] for _ in self.layers]
-        for j, layer in enumerate(self.layers):
-            for d in set(layer.deps):
+        for j in range(len(self.layers)):
+            for d in dict.fromkeys(self.layer_deps(j)):
                 out[self._index[d]].append(j)
         return out
 
     def input_consumers(self) -> list[int]:
-        """Indices of the layers that read the model input (those with no deps)."""
-        return [j for j, layer in enumerate(self.layers) if not layer.deps]
+        """Indices of the layers that read the model input ([Note: the model input in deps])."""
+        return [j for j in range(len(self.layers)) if self.reads_input(j)]
 
     def is_chain(self) -> bool:
-        """True when layer 0 reads the input and every later layer reads exactly the previous one."""
-        if self.layers[0].deps:
+        """True when only layer 0 reads the input and every later layer reads exactly the previous one."""
+        if self.layer_deps(0) or self.input_consumers() != [0]:
             return False
-        return all(layer.deps == (self.layers[i].name,) for i, layer in enumerate(self.layers[1:]))
+        return all(self.layer_deps(i + 1) == (self.layers[i].name,) for i in range(len(self.layers) - 1))
 
     @property
     def total_flops(self) -> float:
@@ -190,7 +222,7 @@ def chain_profile(flops: Sequence[float], out_bytes: Sequence[float], input_byte
         raise ValueError(f"flops has {len(flops)} entries but out_bytes has {len(out_bytes)}")
     pb = params_bytes if params_bytes is not None else [0.0] * len(flops)
     layers = [
-        Layer(f"l{i}", float(f), float(o), float(p), () if i == 0 else (f"l{i-1}",))
+        Layer(f"l{i}", float(f), float(o), float(p), (INPUT,) if i == 0 else (f"l{i-1}",))
         for i, (f, o, p) in enumerate(zip(flops, out_bytes, pb))
     ]
     return Profile(tuple(layers), float(input_bytes), name)

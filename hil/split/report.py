@@ -27,7 +27,8 @@ def place_markdown(problem: Problem, rep: PlacementReport) -> str:
     for k, b in rep.baselines.items():
         rows.append([k, f"{b.objective_value:.6g} {unit}", f"{b.latency_s*1e3:.4g}", f"{b.compute_s*1e3:.4g}",
                      f"{b.comm_s*1e3:.4g}", b.cuts, f"{rep.ratios[k]:.3f}", b.feasible])
-    tr = [[t.layer, t.src, t.dst, f"{t.nbytes:.6g}", f"{t.time_s*1e3:.4g}"] for t in p.transfers]
+    tr = [[t.layer, t.src, t.dst, " - ".join(t.route) or "direct", f"{t.nbytes:.6g}", f"{t.time_s*1e3:.4g}"]
+          for t in p.transfers]
     per_node: dict[str, int] = {}
     for n in p.assignment.values():
         per_node[n] = per_node.get(n, 0) + 1
@@ -39,7 +40,7 @@ def place_markdown(problem: Problem, rep: PlacementReport) -> str:
         _table(rows, ["plan", "objective", "latency ms", "compute ms", "comm ms", "transfers", "baseline/ours",
                       "memory ok"]),
         "## Transfers of our plan",
-        _table(tr, ["value", "from", "to", "bytes", "ms"]) if tr else "(none: the model runs on one node)",
+        _table(tr, ["value", "from", "to", "route", "bytes", "ms"]) if tr else "(none: the model runs on one node)",
         "![plan](plan.png)",
     ]) + "\n"
 

@@ -10,6 +10,7 @@ No torch here: this module works from the JSON profile alone.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -133,7 +134,9 @@ def solve_mincut(problem: Problem, pair: tuple[int, int] | None = None) -> Plan:
     on the t-node, v->t its cost on the s-node; an activation u gets two auxiliary vertices so that
     it is paid once per direction however many consumers sit across the cut (u->f cap xfer(s->t),
     f->v inf; v->g inf, g->u cap xfer(t->s)). scipy's maximum_flow works in int32, so costs are
-    scaled to integers (resolution ~1e-9 of the total); the plan reports the exact float cost.
+    scaled to integers by a power of two (resolution ~2e-9 of the total); the plan reports the exact
+    float cost, and ``optimal`` is True only when no cost was rounded (else the plan is within
+    ``n_edges * 4 * total / 2**30`` of the optimum; [Note: min-cut optimality]).
     """
     from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
@@ -141,7 +144,8 @@ def solve_mincut(problem: Problem, pair: tuple[int, int] | None = None) -> Plan:
     cm = problem.costs()
     if pair is None:
         if cm.N != 2:
-            raise PlacementError(f"mincut places over two nodes; this topology has {cm.N}. Use milp (or pass pair)")
+            raise PlacementError(f"mincut places over two nodes; this topology has {cm.N}. "
+                                 f"Use {'brute or milp' if cm.N == 1 else 'milp (or pass pair)'}")
         pair = (cm.src, 1 - cm.src)
     ns, nt = pair
     if cm.src not in pair:
@@ -193,8 +197,15 @@ def solve_mincut(problem: Problem, pair: tuple[int, int] | None = None) -> Plan:
     finite = c[~inf_mask]
     total = float(finite.sum()) if finite.size else 0.0
     big = 2**30
-    scale = (big / (2.0 * total)) if total > 0 else 1.0
-    ci = np.where(inf_mask, big, np.rint(np.where(inf_mask, 0.0, c) * scale)).astype(np.int32)
+    # a power of two, so that scaling itself is exact (integer costs stay integers)
+    scale = 2.0 ** math.floor(math.log2(big / (2.0 * total))) if total > 0 else 1.0
+    scaled = np.where(inf_mask, 0.0, c) * scale
+    ci = np.where(inf_mask, big, np.rint(scaled)).astype(np.int32)
+    # [Note: min-cut optimality] The cut is optimal for the rounded capacities. Each finite capacity
+    # is off by at most 0.5 / scale, so the plan is within n_finite / scale of the optimum; it is
+    # proven optimal only when no capacity was rounded (all scaled costs are integers).
+    exact = bool(np.all(np.rint(scaled) == scaled))
+    gap_bound = float(finite.size / scale) if not exact else 0.0
     graph = sp.csr_matrix((ci, (np.array(rows), np.array(cols))), shape=(nxt, nxt), dtype=np.int32)
     graph.sum_duplicates()
     res = maximum_flow(graph, S, T)
@@ -208,7 +219,9 @@ def solve_mincut(problem: Problem, pair: tuple[int, int] | None = None) -> Plan:
     on_s = np.zeros(nxt, dtype=bool)
     on_s[reach] = True
     a = np.where(on_s[2 : 2 + L], ns, nt).astype(np.int64)
-    return _finish(problem, a, "mincut", t0)
+    if not exact:
+        log.debug("mincut: capacities rounded to int32; plan within %.3g of the optimum, optimal=False", gap_bound)
+    return _finish(problem, a, "mincut", t0, optimal=exact)
 
 
 # ---------------------------------------------------------------------- MILP
@@ -256,42 +269,39 @@ def solve_milp(problem: Problem, time_limit_s: float | None = 60.0) -> Plan:
         if math.isfinite(cm.cap[n]):
             row([(X(l, n), float(cm.mem[l])) for l in range(L)], -np.inf, float(cm.cap[n]))
     nz = 0
-    for u, cons in enumerate(cm.consumers):
-        if not cons:
-            continue
-        for m in range(N):
-            for n in range(N):
-                if m == n:
-                    continue
-                c_umn = cm.xfer_cost[u, m, n]
-                if not math.isfinite(c_umn):
-                    for v in cons:
-                        row([(X(u, m), 1.0), (X(v, n), 1.0)], -np.inf, 1.0)
-                    continue
-                if c_umn == 0:
-                    continue
-                z = nx + nz
-                nz += 1
-                cost.append(float(c_umn))
-                ub.append(1.0)
-                for v in cons:  # x_um + x_vn - z <= 1
-                    row([(X(u, m), 1.0), (X(v, n), 1.0), (z, -1.0)], -np.inf, 1.0)
-    for n in range(N):
-        if n == cm.src or not cm.in_consumers:
-            continue
-        c_in = cm.in_cost[n]
-        if not math.isfinite(c_in):
-            for v in cm.in_consumers:
-                ub[X(v, n)] = 0.0
-            continue
-        if c_in == 0:
-            continue
+
+    def transfer(c: float, pairs: list[tuple[int | None, int]]) -> None:
+        """A transfer of cost ``c`` that happens when, for some (x_src, x_dst) in ``pairs``, both are 1
+        (``x_src`` None: the input, always on the source): z >= x_src + x_dst - 1, or x_src + x_dst <= 1
+        when the transfer is impossible (inf cost)."""
+        nonlocal nz
+        if not math.isfinite(c):
+            for xs, xd in pairs:
+                if xs is None:
+                    ub[xd] = 0.0
+                else:
+                    row([(xs, 1.0), (xd, 1.0)], -np.inf, 1.0)
+            return
+        if c == 0:
+            return
         z = nx + nz
         nz += 1
-        cost.append(float(c_in))
+        cost.append(float(c))
         ub.append(1.0)
-        for v in cm.in_consumers:  # x_vn - z <= 0
-            row([(X(v, n), 1.0), (z, -1.0)], -np.inf, 0.0)
+        for xs, xd in pairs:
+            if xs is None:  # x_dst - z <= 0
+                row([(xd, 1.0), (z, -1.0)], -np.inf, 0.0)
+            else:  # x_src + x_dst - z <= 1
+                row([(xs, 1.0), (xd, 1.0), (z, -1.0)], -np.inf, 1.0)
+
+    for u, cons in enumerate(cm.consumers):
+        for m in range(N):
+            for n in range(N):
+                if cons and m != n:
+                    transfer(cm.xfer_cost[u, m, n], [(X(u, m), X(v, n)) for v in cons])
+    for n in range(N):
+        if n != cm.src and cm.in_consumers:
+            transfer(cm.in_cost[n], [(None, X(v, n)) for v in cm.in_consumers])
     nvar = nx + nz
     A = sp.csr_matrix((A_vals, (A_rows, A_cols)), shape=(r, nvar))
     integrality = np.concatenate([np.ones(nx), np.zeros(nz)])
@@ -314,27 +324,37 @@ def solve_milp(problem: Problem, time_limit_s: float | None = 60.0) -> Plan:
 
 # ---------------------------------------------------------------------- dispatch
 def choose_solver(problem: Problem) -> str:
-    """The solver ``auto`` uses for ``problem`` (see the module docstring)."""
+    """The solver ``auto`` uses for ``problem`` (see the module docstring).
+
+    One node: brute force (one assignment to check, memory included).
+    """
+    if len(problem.topology.nodes) == 1:
+        return "brute"
     if problem.memory_binds:
         return "milp"
     if problem.profile.is_chain():
         return "dp"
     if len(problem.topology.nodes) == 2:
         return "mincut"
-    if len(problem.topology.nodes) == 1:
-        return "dp" if problem.profile.is_chain() else "brute"
     return "milp"
 
 
 def solve(problem: Problem, solver: str = "auto", **kwargs: Any) -> Plan:
-    """Place ``problem`` with ``solver`` in {auto, dp, mincut, milp, brute}; returns the optimal Plan."""
+    """Place ``problem`` with ``solver`` in {auto, dp, mincut, milp, brute}; returns the optimal Plan.
+
+    ``kwargs`` go to the chosen solver (e.g. ``time_limit_s`` for milp). A solver that cannot take the
+    problem raises PlacementError saying which one can (e.g. mincut on one node).
+    """
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     if solver == "auto":
         solver = choose_solver(problem)
-    if len(problem.topology.nodes) == 1:
-        return solve_brute(problem)
     fn = {"dp": solve_dp, "mincut": solve_mincut, "milp": solve_milp, "brute": solve_brute}[solver]
+    try:
+        inspect.signature(fn).bind(problem, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"solver {solver!r} does not take the options {sorted(kwargs)} ({e}); "
+                        f"its signature is {fn.__name__}{inspect.signature(fn)}") from e
     return fn(problem, **kwargs)
 
 
@@ -347,16 +367,18 @@ def neurosurgeon(problem: Problem) -> Plan:
     """Best single cut: layers before the cut (topological order) on the source, the rest on one other node."""
     cm = problem.costs()
     L = cm.L
-    best, best_a = math.inf, np.full(L, cm.src, dtype=np.int64)
+    cands = [np.full(L, cm.src, dtype=np.int64)]  # no cut first, so it wins ties
     for n in range(cm.N):
+        if n == cm.src:
+            continue
         for k in range(L + 1):
             a = np.full(L, cm.src, dtype=np.int64)
             a[k:] = n
-            v = cm.evaluate(a)
-            if v["feasible"] and v["objective"] < best:
-                best, best_a = v["objective"], a
-            if n == cm.src:
-                break
+            cands.append(a)
+    obj, ok = cm.evaluate_many(np.stack(cands))
+    obj = np.where(ok, obj, np.inf)
+    j = int(np.argmin(obj))
+    best_a = cands[j] if math.isfinite(obj[j]) else cands[0]
     return Plan.from_assignment(problem, best_a, "neurosurgeon", False)
 
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from hil.split.plan import Problem
-from hil.split.profile import Layer, Profile
+from hil.split.profile import INPUT, Layer, Profile
 from hil.split.topology import Link, Node, Topology
 
 
 def random_profile(rng: np.random.Generator, n_layers: int, dag: bool) -> Profile:
-    """A chain, or a DAG whose layers read 1-3 earlier layers (skip connections), with random costs."""
+    """A chain, or a DAG whose layers read 1-3 earlier layers (skip connections), with random costs.
+
+    In a DAG about 5 % of the later layers read only the model input, 5 % read it besides their layers
+    (a residual from the input) and 3 % read nothing (only constants).
+    """
     layers = []
     for i in range(n_layers):
         if i == 0:
-            deps: tuple[str, ...] = ()
+            deps: tuple[str, ...] = (INPUT,)
         elif not dag:
             deps = (f"l{i-1}",)
         else:
@@ -23,8 +27,13 @@ def random_profile(rng: np.random.Generator, n_layers: int, dag: bool) -> Profil
             if rng.random() < 0.1:
                 picks = set(rng.choice(i, size=k, replace=False).tolist())
             deps = tuple(f"l{j}" for j in sorted(picks))
-        if dag and i > 0 and rng.random() < 0.1:
-            deps = ()  # a second reader of the model input
+        r = rng.random() if dag and i > 0 else 1.0
+        if r < 0.05:
+            deps = (INPUT,)  # a second reader of the model input
+        elif r < 0.1:
+            deps = deps + (INPUT,)  # a residual connection from the model input
+        elif r < 0.13:
+            deps = ()  # reads no layer and not the input (e.g. only constants)
         layers.append(Layer(f"l{i}", float(rng.uniform(0, 1e9)), float(rng.uniform(0, 1e6)),
                             float(rng.uniform(0, 1e6)), deps))
     return Profile(tuple(layers), float(rng.uniform(1e4, 2e6)), "random")

@@ -39,7 +39,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from hil.errors import ConfigError
+from hil.errors import ConfigError, PlacementError
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +127,14 @@ class Link:
         elif not self.bytes_per_s > 0:
             raise ValueError(f"link {self.a}-{self.b}: bytes_per_s must be > 0, got {self.bytes_per_s!r}")
 
+    @staticmethod
+    def uses_for_values(values: int, n_tx: int) -> int:
+        """``K = ceil(values / (2 n_tx))``: channel uses for ``values`` real values on ``n_tx`` antennas."""
+        return -(-int(values) // (2 * int(n_tx)))
+
     def channel_uses(self, nbytes: float) -> int:
         """Channel uses an OTA link needs for an activation of ``nbytes`` bytes."""
-        values = math.ceil(nbytes / self.bytes_per_value)
-        return math.ceil(values / (2 * int(self.n_tx)))
+        return self.uses_for_values(math.ceil(nbytes / self.bytes_per_value), self.n_tx)
 
     def transfer_s(self, nbytes: float) -> float:
         """Seconds to move an activation of ``nbytes`` bytes over this link (0 for 0 bytes)."""
@@ -185,10 +189,26 @@ class Topology:
         return int(np.argmax([n.flops_per_s for n in self.nodes]))
 
     def index(self, name: str) -> int:
+        """Position of node ``name``; PlacementError naming the valid nodes when there is none."""
         try:
             return self.names.index(name)
         except ValueError as e:
-            raise KeyError(f"no node named {name!r}; nodes are {self.names}") from e
+            raise PlacementError(f"no node named {name!r} in the topology; nodes are {list(self.names)}") from e
+
+    def best_link(self, a: str, b: str, nbytes: float, energy: bool = False) -> Link | None:
+        """The direct link between ``a`` and ``b`` that the cost model uses for ``nbytes`` (None if none).
+
+        With parallel links the one of least time (``energy=False``) or transmit energy wins; ties go
+        to the first listed, as in :meth:`route_costs`.
+        """
+        best, key = None, math.inf
+        for link in self.links:
+            if {link.a, link.b} == {a, b}:
+                t = link.transfer_s(nbytes)
+                k = t * link.tx_w if energy else t
+                if k < key or best is None:
+                    best, key = link, k
+        return best
 
     def route_costs(self, nbytes: float, energy: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Least-cost routes for an activation of ``nbytes`` between every pair of nodes.
@@ -197,11 +217,20 @@ class Topology:
         which is the time (``energy=False``) or the transmit energy (``energy=True``); ``time_s``
         and ``energy_j`` are measured along that route. Diagonal 0; ``inf`` where unreachable.
         """
+        return self.routes(nbytes, energy)[:3]
+
+    def routes(self, nbytes: float, energy: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`route_costs` plus the next hops: ``nxt[p, q]`` (int64) is the node after ``p`` on the
+        route from ``p`` to ``q`` (``q`` itself for a direct link, ``p`` on the diagonal, -1 when
+        unreachable); :meth:`path` follows it."""
         n = len(self.nodes)
         time = np.full((n, n), np.inf)
         ener = np.full((n, n), np.inf)
+        nxt = np.full((n, n), -1, dtype=np.int64)
         np.fill_diagonal(time, 0.0)
         np.fill_diagonal(ener, 0.0)
+        np.fill_diagonal(nxt, np.arange(n))
         idx = {name: i for i, name in enumerate(self.names)}
         for link in self.links:
             t = link.transfer_s(nbytes)
@@ -210,16 +239,28 @@ class Topology:
             for p, q in ((i, j), (j, i)):
                 better = (e < ener[p, q]) if energy else (t < time[p, q])
                 if better:
-                    time[p, q], ener[p, q] = t, e
+                    time[p, q], ener[p, q], nxt[p, q] = t, e, q
         cost = ener.copy() if energy else time.copy()
-        for k in range(n):  # Floyd-Warshall, carrying the secondary metric along
+        for k in range(n):  # Floyd-Warshall, carrying the secondary metric and the next hop along
             via = cost[:, k : k + 1] + cost[k : k + 1, :]
             upd = via < cost
             if upd.any():
                 cost = np.where(upd, via, cost)
                 time = np.where(upd, time[:, k : k + 1] + time[k : k + 1, :], time)
                 ener = np.where(upd, ener[:, k : k + 1] + ener[k : k + 1, :], ener)
-        return cost, time, ener
+                nxt = np.where(upd, nxt[:, k : k + 1], nxt)
+        return cost, time, ener, nxt
+
+    @staticmethod
+    def path(nxt: np.ndarray, src: int, dst: int) -> tuple[int, ...]:
+        """Node indices from ``src`` to ``dst`` (both included) along the next hops of :meth:`routes`."""
+        out = [int(src)]
+        while out[-1] != dst:
+            step = int(nxt[out[-1], dst])
+            if step < 0 or len(out) > len(nxt):
+                raise PlacementError(f"no route from node #{src} to node #{dst}; add a link")
+            out.append(step)
+        return tuple(out)
 
     # ------------------------------------------------------------------ I/O
     def to_dict(self) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Trace a torch ``nn.Module`` with torch.fx into a placement :class:`~hil.split.profile.Profile`.
 
 Every fx node other than placeholders, constants (``get_attr``) and the output becomes a layer;
-its ``deps`` are the fx nodes it reads. Shapes come from ``ShapeProp`` on an example input.
+its ``deps`` are the fx nodes it reads, the model input (the placeholder) as ``"input"`` and
+constants left out (see hil.split.profile [Note: the model input in deps]). Shapes come from ``ShapeProp`` on an example input.
 
 [Note: FLOP counts] (a multiply-add counts 2 FLOPs, as in most split-DNN papers)
 - Conv: 2 * out_numel * (cin / groups) * kh * kw (+ out_numel with a bias).
@@ -23,7 +24,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from hil.split.profile import Layer, Profile
+from hil.split.profile import INPUT, Layer, Profile
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +139,8 @@ def profile_model(model: nn.Module, example: torch.Tensor | Sequence[int], measu
     for node in gm.graph.nodes:
         if node.op in ("placeholder", "output", "get_attr"):
             continue
-        deps = tuple(dict.fromkeys(d.name for d in _flat_nodes((node.args, node.kwargs))
-                                   if d.op not in ("placeholder", "get_attr")))
+        deps = tuple(dict.fromkeys(INPUT if d.op == "placeholder" else d.name
+                                   for d in _flat_nodes((node.args, node.kwargs)) if d.op != "get_attr"))
         layers.append(Layer(
             name=node.name,
             flops=_node_flops(gm, node),

@@ -66,6 +66,18 @@ def test_training_error_is_cached_on_disk(tmp_path):
     assert train_error(arch, cfg.space, cfg.train) == err  # deterministic per architecture
 
 
+def test_corrupt_cache_entry_counts_as_a_training_not_a_hit(tmp_path):
+    cfg = NASConfig(cache_dir=str(tmp_path))
+    arch = Arch((4, 4, 4), (1, 1, 1), (3, 3, 3))
+    ev = Evaluator(cfg, TOPO, trainer=lambda *a: 0.25)
+    (tmp_path / f"{ev._train_key(arch)}.json").write_text("{not json")
+    assert ev.error(arch) == 0.25 and ev.trained == 1 and ev.cache_hits == 0
+    assert Evaluator(cfg, TOPO, trainer=lambda *a: pytest.fail("cached")).error(arch) == 0.25
+    (tmp_path / f"{ev._train_key(arch)}.json").write_text('{"error": null}')
+    ev2 = Evaluator(cfg, TOPO, trainer=lambda *a: 0.5)
+    assert ev2.error(arch) == 0.5 and (ev2.trained, ev2.cache_hits) == (1, 0)
+
+
 def test_evolve_improves_a_score():
     space = SearchSpace()
     rng = np.random.default_rng(1)

@@ -145,3 +145,49 @@ def test_milp_handles_unreachable_pairs():
     topo = Topology((Node("x", 1e9, source=True), Node("y", 1e10), Node("z", 1e12)),
                     (Link("x", "y", bytes_per_s=1e6), Link("y", "z", bytes_per_s=1e6)))
     assert solve_milp(Problem(prof, topo)).objective_value == pytest.approx(solve_brute(Problem(prof, topo)).objective_value)
+
+
+def test_one_node_honours_the_requested_solver_and_its_options():
+    prof = Profile((Layer("a", 1e9, 1e3, 0, ("input",)), Layer("b", 1e9, 1e3, 0, ("a", "input"))), 1e3)
+    one = Topology((Node("solo", 1e9, source=True),))
+    p = Problem(prof, one)
+    assert choose_solver(p) == "brute" and solve(p).solver == "brute"
+    assert solve(p, "milp", time_limit_s=5.0).solver == "milp"
+    assert solve(p, "milp").objective_value == pytest.approx(2.0)
+    with pytest.raises(PlacementError, match="two nodes; this topology has 1. Use brute or milp"):
+        solve(p, "mincut")
+    with pytest.raises(PlacementError, match="needs a chain"):
+        solve(p, "dp")
+    with pytest.raises(TypeError, match="'brute' does not take the options \\['time_limit_s'\\]"):
+        solve(p, "brute", time_limit_s=1.0)
+
+
+def test_mincut_claims_optimality_only_when_no_cost_was_rounded():
+    """Integer costs scale exactly (power-of-two scale): optimal=True; a cost 1e-12 of the total rounds: False."""
+    def problem(tiny):
+        layers = (Layer("a", 3, 2, 0, ("input",)), Layer("b", 5, 1, 0, ("a",)), Layer("c", 7, 4, 0, ("a", "b", "input")))
+        topo = Topology((Node("x", 1, source=True), Node("y", 2 if not tiny else 2 + 1e-12)),
+                        (Link("x", "y", bytes_per_s=1.0),))
+        return Problem(Profile(layers, 3.0), topo)
+
+    exact = solve_mincut(problem(False))
+    assert exact.optimal and exact.objective_value == solve_brute(problem(False)).objective_value
+    rounded = solve_mincut(problem(True))
+    assert not rounded.optimal
+    assert rounded.objective_value == pytest.approx(solve_brute(problem(True)).objective_value, rel=1e-8)
+
+
+def test_evaluate_and_evaluate_many_are_one_objective():
+    """Seed 5: random assignments, some pinned away (inf cost) or over memory: same objective and feasibility."""
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        p = random_problem(rng, int(rng.integers(2, 9)), int(rng.integers(2, 4)), dag=True, memory=True)
+        p = Problem(p.profile, p.topology, p.objective, pins={p.profile.layers[-1].name: p.topology.names[-1]})
+        cm = p.costs()
+        A = rng.integers(0, cm.N, size=(16, cm.L))
+        obj, ok = cm.evaluate_many(A)
+        for k in range(len(A)):
+            ev = cm.evaluate(A[k])
+            assert ev["objective"] == obj[k] and ev["feasible"] == ok[k]
+            assert ev["comm_s"] == pytest.approx(sum(t[3] for t in ev["transfers"]), rel=1e-12)
+        assert not np.isfinite(obj[A[:, -1] != cm.N - 1]).any() and not ok[A[:, -1] != cm.N - 1].any()
