@@ -111,7 +111,9 @@ def active_power(x: np.ndarray, threshold_db: float = -30.0, block: int = ACTIVE
 class AwgnCoeffs:
     """Noise of one call: ``noise`` [n_ant, n] (exact) or pool float ``offsets``/``signs`` [n_ant, n_seg].
 
-    ``signal_power`` [n_ant] is filled by :class:`Chain` for ``reference="tx"``.
+    ``signal_power`` [n_ant]: the signal power the SNR refers to, if known in advance (None:
+    measured by ``apply``). :class:`Chain` sets it for ``reference="tx"`` in a *copy* of the
+    coefficients (``dataclasses.replace``); the caller's object is never written.
     """
 
     n: int
@@ -194,7 +196,8 @@ class AWGN(ChannelModel):
         return AwgnCoeffs(n=n, offsets=offs, signs=signs)
 
     def slice_coeffs(self, c: AwgnCoeffs, a: int, b: int) -> AwgnCoeffs:
-        """The noise of samples ``a:b`` of the call (``a`` a multiple of 4096 for the pool)."""
+        """The noise of samples ``a:b`` of the call (for the pool, ``a`` a multiple of
+        ``POOL_SEGMENT`` = 16384, the segment length)."""
         if c.noise is not None:
             return AwgnCoeffs(n=b - a, noise=c.noise[:, a:b], signal_power=c.signal_power)
         if a % POOL_SEGMENT:
@@ -204,9 +207,16 @@ class AWGN(ChannelModel):
                           signal_power=c.signal_power)
 
     def noise_powers(self, x: np.ndarray, coeffs: AwgnCoeffs) -> np.ndarray:
-        """``N0`` per antenna (float64 ``[n_ant]``) for input ``x`` under [Note: SNR reference]."""
+        """``N0`` per antenna (float64 ``[n_ant]``) for input ``x`` under [Note: SNR reference].
+
+        Pure: the power is measured on ``x`` (or taken from ``coeffs.signal_power``) locally;
+        silent antennas use the last power recorded by :meth:`apply_inplace`."""
+        return self._signal_and_noise(x, coeffs)[1]
+
+    def _signal_and_noise(self, x: np.ndarray, coeffs: AwgnCoeffs) -> tuple[np.ndarray | None, np.ndarray]:
+        """``(p, n0)``: the signal power used (None when the SNR needs none) and ``N0``."""
         if self.noise_power is not None:
-            return np.full(self.n_in, self.noise_power)
+            return None, np.full(self.n_in, self.noise_power)
         if self.signal_power is not None:
             p = np.full(self.n_in, self.signal_power)
         else:
@@ -215,15 +225,18 @@ class AWGN(ChannelModel):
             else:
                 p = active_power(x, self.active_threshold_db)
             p = np.where(p > 0, p, self._last_power)
-            self._last_power = p
-        return p / 10 ** (self.snr_db / 10)
+        return p, p / 10 ** (self.snr_db / 10)
 
     def apply(self, x: np.ndarray, coeffs: AwgnCoeffs) -> np.ndarray:
         return self.apply_inplace(np.array(x, dtype=np.complex64, copy=True), coeffs)
 
     def apply_inplace(self, x: np.ndarray, coeffs: AwgnCoeffs) -> np.ndarray:
         """As :meth:`apply` but may overwrite ``x`` (complex64, C-contiguous) and return it."""
-        n0 = self.noise_powers(x, coeffs)
+        p, n0 = self._signal_and_noise(x, coeffs)
+        # the stage's memory (see [Note: generate/apply]): the power of the latest non-silent
+        # input, for silent calls, and the latest N0, for state()
+        if p is not None:
+            self._last_power = p
         self._last_n0 = n0
         sigma = np.sqrt(n0).astype(np.float32)
         n = x.shape[1]
@@ -288,11 +301,13 @@ class Chain(Cascade):
 
     def __init__(self, stages: Sequence[ChannelModel]):
         super().__init__(stages)
+        # the mean power gain of the stages before each stage, and of the whole chain
         self._gains = []
         g = np.eye(self.n_in)
         for s in self.stages:
             self._gains.append(g)
             g = mean_power_gain(s) @ g
+        self._total_gain = g
         self._needs_tx = any(isinstance(s, AWGN) and s.reference == "tx" for s in self.stages)
         # [Note: chunked chain] When every stage can slice its coefficients by sample range
         # (``slice_coeffs``), calls longer than 2 * CHUNK samples run stage after stage on chunks of
@@ -317,20 +332,25 @@ class Chain(Cascade):
     CHUNK = 1 << 20
 
     def apply(self, x: np.ndarray, coeffs: list) -> np.ndarray:
+        # the signal powers measured here go into local copies of the AWGN coefficients: the
+        # caller's coefficient objects are never written (see [Note: generate/apply])
+        coeffs = list(coeffs)
         if self._needs_tx:
             thr = min(
                 s.active_threshold_db for s in self.stages if isinstance(s, AWGN)
             )
             p_tx = active_power(x, thr)
-            for s, c, g in zip(self.stages, coeffs, self._gains):
+            for i, (s, c, g) in enumerate(zip(self.stages, coeffs, self._gains)):
                 if isinstance(s, AWGN) and s.reference == "tx" and c.signal_power is None:
-                    c.signal_power = g @ p_tx
+                    coeffs[i] = dataclasses.replace(c, signal_power=g @ p_tx)
         n = x.shape[1]
         if not self._chunkable or n < 2 * self.CHUNK:
             return run_stages(self.stages, x, coeffs)
         for i in self._rx_pre:
             if coeffs[i].signal_power is None:
-                coeffs[i].signal_power = active_power(x, self.stages[i].active_threshold_db)
+                coeffs[i] = dataclasses.replace(
+                    coeffs[i], signal_power=active_power(x, self.stages[i].active_threshold_db)
+                )
         out = np.empty((self.n_out, n), dtype=np.complex64)
         for a in range(0, n, self.CHUNK):
             b = min(n, a + self.CHUNK)
@@ -344,7 +364,5 @@ class Chain(Cascade):
         return [s.slice_coeffs(c, a, b) for s, c in zip(self.stages, coeffs)]
 
     def mean_power_gain(self) -> np.ndarray:
-        g = np.eye(self.n_in)
-        for s in self.stages:
-            g = mean_power_gain(s) @ g
-        return g
+        """``E|h_ij|^2`` of the whole chain, float64 ``[n_out, n_in]`` (computed once, at init)."""
+        return self._total_gain.copy()

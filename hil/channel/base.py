@@ -3,7 +3,16 @@
 [Note: generate/apply]
 A channel model is stateful in time: ``generate(n_samples)`` draws the coefficients for the next
 ``n_samples`` samples and advances the model's clock (so memory channels evolve across calls), and
-``apply(x, coeffs)`` applies them to ``x`` without touching any state. ``model(x)`` does both.
+``apply(x, coeffs)`` applies them to ``x``. ``model(x)`` does both. The protocol is: generate, then
+apply once, to the next ``n_samples`` of the stream, calls in stream order. ``apply`` never writes
+into ``coeffs`` (the caller's objects stay valid; a stage that derives a value from the input, such
+as the signal power an SNR refers to, keeps it local or in a copy), and its only state is the
+stage's memory of past *input*: the input history of stages with memory (FIR lags of TDL and
+reciprocal links, interpolators of fractional delay and sampling clock offset), and for AWGN the
+power of the latest non-silent input (for silent calls) and the latest ``N0`` (for ``state()``).
+Applying the same coefficients twice, or out of order, therefore mixes the histories of the two
+inputs; memoryless stages (flat fading, CFO, phase noise, IQ imbalance, ...) are pure functions of
+``(x, coeffs)``.
 Randomness comes from one ``numpy.random.Generator`` passed in at construction (seeded, never global).
 Samples are complex64 ``(antennas, samples)``.
 """

@@ -229,7 +229,25 @@ def ula_steering(n: int, angle_deg: float) -> np.ndarray:
     return np.exp(1j * np.pi * np.arange(n) * np.sin(np.deg2rad(angle_deg)))
 
 
-class FlatFading(ChannelModel):
+class FirStage(ChannelModel):
+    """Base of the stages whose ``generate`` returns :class:`FirCoeffs` (FlatFading, FixedMatrix,
+    TDL, the directions of a reciprocal link): one ``apply`` and one ``slice_coeffs``.
+
+    ``apply`` carries the last ``max(lags)`` input samples in ``self._hist`` across calls (nothing
+    for flat channels, whose only lag is 0), see [Note: generate/apply] in ``hil.channel.base``.
+    """
+
+    _hist: np.ndarray | None = None
+
+    def apply(self, x: np.ndarray, coeffs: FirCoeffs) -> np.ndarray:
+        y, self._hist = apply_fir(x, coeffs, self._hist)
+        return y
+
+    def slice_coeffs(self, coeffs: FirCoeffs, a: int, b: int) -> FirCoeffs:
+        return coeffs.sliced(a, b)
+
+
+class FlatFading(FirStage):
     """Flat MIMO Rayleigh / Rician fading with Kronecker correlation and a time behaviour.
 
     Args:
@@ -298,12 +316,6 @@ class FlatFading(ChannelModel):
         S, H = self.matrices(n_samples)
         return FirCoeffs(t0=t0, S=S, mats=H[:, None], lags=(0,))
 
-    def apply(self, x: np.ndarray, coeffs: FirCoeffs) -> np.ndarray:
-        return apply_fir(x, coeffs, None)[0]
-
-    def slice_coeffs(self, coeffs: FirCoeffs, a: int, b: int) -> FirCoeffs:
-        return coeffs.sliced(a, b)
-
     def state(self) -> dict:
         h = self._h if self._h is not None else np.zeros((self.n_out, self.n_in), np.complex64)
         return {
@@ -313,7 +325,7 @@ class FlatFading(ChannelModel):
         }
 
 
-class FixedMatrix(ChannelModel):
+class FixedMatrix(FirStage):
     """A fixed channel matrix ``H`` (complex ``[n_rx, n_tx]``), e.g. the identity of an ideal wire.
 
     Produces :class:`FirCoeffs`, so it can be the shared model of a reciprocal link.
@@ -334,12 +346,6 @@ class FixedMatrix(ChannelModel):
         t0 = self.clock
         self.clock += int(n_samples)
         return FirCoeffs(t0=t0, S=None, mats=self.h[None, None], lags=(0,))
-
-    def apply(self, x: np.ndarray, coeffs: FirCoeffs) -> np.ndarray:
-        return apply_fir(x, coeffs, None)[0]
-
-    def slice_coeffs(self, coeffs: FirCoeffs, a: int, b: int) -> FirCoeffs:
-        return coeffs.sliced(a, b)
 
     def state(self) -> dict:
         return {"clock_samples": int(self.clock), "h_real": self.h.real.tolist(),

@@ -47,6 +47,17 @@ class _Identity(ChannelModel):
         return np.eye(self.n_in)
 
 
+class _Memoryless(_Identity):
+    """A sample-by-sample impairment without coefficients: ``generate`` returns None (and advances
+    nothing), any sample range of a call shares the same (absent) coefficients."""
+
+    def generate(self, n_samples: int) -> None:
+        return None
+
+    def slice_coeffs(self, coeffs, a: int, b: int):
+        return coeffs
+
+
 # ----------------------------------------------------------------------------------------------
 class CarrierFrequencyOffset(_Identity):
     """``y[n] = x[n] exp(j (phi_0 + 2 pi f_cfo n / f_s))``, phase continuous across calls.
@@ -178,14 +189,22 @@ class PhaseNoise(_Identity):
 
 
 # ----------------------------------------------------------------------------------------------
+def kaiser_sinc(t: np.ndarray, half_length: int = _W, beta: float = _KAISER_BETA) -> np.ndarray:
+    """Kaiser-windowed sinc ``sinc(t) I0(beta sqrt(1 - (t/W)^2)) / I0(beta)`` for ``|t| < W``, 0
+    outside (float64, same shape as ``t``; ``t`` in samples). The one interpolation kernel of this
+    package: the fractional-delay/SCO table here and the TDL lag weights (``hil.channel.tdl``)."""
+    t = np.asarray(t, dtype=np.float64)
+    inside = np.abs(t) < half_length
+    win = np.i0(beta * np.sqrt(np.clip(1 - (t / half_length) ** 2, 0, None))) / np.i0(beta)
+    return np.where(inside, np.sinc(t) * win, 0.0)
+
+
 def _sinc_table() -> np.ndarray:
     """float32 ``[_PHASES + 1, 2W]``: taps for fractional position f = q / _PHASES at offsets
     ``k = -W+1 .. W`` (``y = sum_k x[i + k] tab[q, k + W - 1]`` interpolates ``x(i + f)``)."""
     f = np.arange(_PHASES + 1)[:, None] / _PHASES
     k = np.arange(-_W + 1, _W + 1)[None, :]
-    t = k - f
-    win = np.i0(_KAISER_BETA * np.sqrt(np.clip(1 - (t / _W) ** 2, 0, None))) / np.i0(_KAISER_BETA)
-    h = np.sinc(t) * win
+    h = kaiser_sinc(k - f)
     h /= h.sum(axis=1, keepdims=True)
     return h.astype(np.float32)
 
@@ -222,7 +241,25 @@ def interpolate(xe: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return out
 
 
-class FractionalDelay(_Identity):
+class _Interpolator(_Identity):
+    """A stage that reads its input at fractional positions, keeping ``self._hist`` (complex64
+    ``[n_ant, h]``, the last ``h`` input samples) across calls: apply updates it (see
+    [Note: generate/apply] in ``hil.channel.base``)."""
+
+    _hist: np.ndarray
+
+    def _delayed(self, x: np.ndarray, delay) -> np.ndarray:
+        """``y[n] = x(n - delay[n])`` (``delay`` a float or float64 ``[n]``, ``0 <= delay`` and
+        ``delay <= h - W + 1``), interpolated over the history, this call and ``W`` zeros after it."""
+        n = x.shape[1]
+        h = self._hist.shape[1]
+        xe = np.concatenate([self._hist, x, np.zeros((self.n_in, _W), np.complex64)], axis=1)
+        y = interpolate(xe, h + np.arange(n) - delay)
+        self._hist = xe[:, n : n + h].copy()
+        return y
+
+
+class FractionalDelay(_Interpolator):
     """Delay by ``delay_samples`` (>= 0, any real) with a windowed-sinc interpolator.
 
     See [Note: interpolation and call boundaries]. ``y[n] = x(n - delay_samples)``.
@@ -240,26 +277,23 @@ class FractionalDelay(_Identity):
         return int(n_samples)
 
     def apply(self, x: np.ndarray, coeffs) -> np.ndarray:
-        n = x.shape[1]
-        h = self._hist_len
-        xe = np.concatenate([self._hist, x, np.zeros((self.n_in, _W), np.complex64)], axis=1)
-        pos = h + np.arange(n) - self.delay_samples
-        y = interpolate(xe, pos)
-        self._hist = xe[:, n : n + h].copy()
-        return y
+        return self._delayed(x, self.delay_samples)
 
     def state(self) -> dict:
         return {"delay_samples": self.delay_samples}
 
 
-class SamplingClockOffset(_Identity):
+class SamplingClockOffset(_Interpolator):
     """Sampling clock offset: the receiver's clock runs ``ppm`` parts per million fast.
 
-    Output sample ``m`` (model clock) is the input signal at time ``m / (1 + ppm 1e-6)``, i.e. at a
-    delay ``d(m) = m ppm 1e-6 / (1 + ppm 1e-6)`` samples *earlier*, that grows without bound. To keep one
-    output sample per input sample (the shape contract), the delay is taken modulo one sample:
-    ``y[m] = x(m - frac(-d(m)))``; when it wraps, the receiver repeats (ppm > 0) or skips (ppm < 0)
-    one sample, as a receiver with a constant sample count does. Interpolation per
+    With ``e = ppm 1e-6``, the receiver samples at times ``m T / (1 + e)``: output sample ``m``
+    (model clock) is the input signal at time ``m / (1 + e)`` (input samples), i.e. at a delay
+    ``d(m) = m e / (1 + e)`` samples, which grows without bound for ``ppm > 0`` (a tone of frequency
+    ``f`` comes out at ``f / (1 + e)``: the signal is stretched in time). To keep one output sample
+    per input sample (the shape contract), the delay is taken modulo one sample:
+    ``y[m] = x(m - frac(d(m)))``. When it wraps, the output jumps one input sample ahead for
+    ``ppm > 0`` (the fast receiver's extra sample is dropped) and repeats one sample's worth for
+    ``ppm < 0``, as a receiver with a constant sample count does. Interpolation per
     [Note: interpolation and call boundaries].
     """
 
@@ -274,7 +308,7 @@ class SamplingClockOffset(_Identity):
     def delay(self, t: np.ndarray) -> np.ndarray:
         """The fractional delay in samples, in [0, 1), at model-clock samples ``t``."""
         e = self.ppm * 1e-6
-        return np.mod(-(t * (e / (1 + e))), 1.0)
+        return np.mod(np.asarray(t, dtype=np.float64) * (e / (1 + e)), 1.0)
 
     def generate(self, n_samples: int) -> np.ndarray:
         t = self.clock + np.arange(int(n_samples), dtype=np.float64)
@@ -282,20 +316,14 @@ class SamplingClockOffset(_Identity):
         return self.delay(t)
 
     def apply(self, x: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
-        n = x.shape[1]
-        h = self._hist.shape[1]
-        xe = np.concatenate([self._hist, x, np.zeros((self.n_in, _W), np.complex64)], axis=1)
-        pos = h + np.arange(n) - coeffs
-        y = interpolate(xe, pos)
-        self._hist = xe[:, n : n + h].copy()
-        return y
+        return self._delayed(x, coeffs)
 
     def state(self) -> dict:
         return {"ppm": self.ppm, "clock_samples": self.clock}
 
 
 # ----------------------------------------------------------------------------------------------
-class IQImbalance(_Identity):
+class IQImbalance(_Memoryless):
     """Receiver IQ imbalance ``y = mu x + nu conj(x)``.
 
     With amplitude imbalance ``g = 10^(amplitude_db / 20)`` and phase imbalance ``phi``:
@@ -318,12 +346,6 @@ class IQImbalance(_Identity):
         nu = abs(complex(self.nu))
         return math.inf if nu == 0 else 20 * math.log10(abs(complex(self.mu)) / nu)
 
-    def slice_coeffs(self, coeffs, a: int, b: int):
-        return coeffs
-
-    def generate(self, n_samples: int) -> None:
-        return None
-
     def apply(self, x: np.ndarray, coeffs) -> np.ndarray:
         y = x * self.mu
         y += np.conj(x) * self.nu
@@ -333,7 +355,7 @@ class IQImbalance(_Identity):
         return {"amplitude_db": self.amplitude_db, "phase_deg": self.phase_deg}
 
 
-class DCOffset(_Identity):
+class DCOffset(_Memoryless):
     """``y = x + dc``; ``dc`` complex, one value for all antennas or one per antenna."""
 
     def __init__(self, n_ant: int, dc):
@@ -343,12 +365,6 @@ class DCOffset(_Identity):
             raise ValueError(f"dc must be one value or {self.n_in} values, got {dc.size}")
         self.dc = np.broadcast_to(dc, (self.n_in,)).copy()
 
-    def slice_coeffs(self, coeffs, a: int, b: int):
-        return coeffs
-
-    def generate(self, n_samples: int) -> None:
-        return None
-
     def apply(self, x: np.ndarray, coeffs) -> np.ndarray:
         return x + self.dc[:, None]
 
@@ -356,7 +372,7 @@ class DCOffset(_Identity):
         return {"dc_real": self.dc.real.tolist(), "dc_imag": self.dc.imag.tolist()}
 
 
-class Quantizer(_Identity):
+class Quantizer(_Memoryless):
     """ADC: clip I and Q to ``[-full_scale, full_scale]`` and quantize each to ``bits`` bits.
 
     Mid-rise uniform quantizer with step ``D = 2 full_scale / 2^bits`` and levels
@@ -374,12 +390,6 @@ class Quantizer(_Identity):
         self.full_scale = float(full_scale)
         self.step = 2 * self.full_scale / 2**self.bits
 
-    def slice_coeffs(self, coeffs, a: int, b: int):
-        return coeffs
-
-    def generate(self, n_samples: int) -> None:
-        return None
-
     def apply(self, x: np.ndarray, coeffs) -> np.ndarray:
         v = np.ascontiguousarray(x, dtype=np.complex64).view(np.float32)
         d = np.float32(self.step)
@@ -394,7 +404,7 @@ class Quantizer(_Identity):
         return {"bits": self.bits, "full_scale": self.full_scale}
 
 
-class Clipper(_Identity):
+class Clipper(_Memoryless):
     """Clipping at ``level``: ``mode="iq"`` clips I and Q separately (an ADC/DAC), ``"envelope"``
     limits ``|x|`` keeping the phase (a PA)."""
 
@@ -406,12 +416,6 @@ class Clipper(_Identity):
             raise ValueError(f"clip mode must be 'iq' or 'envelope', got {mode!r}")
         self.level = float(level)
         self.mode = mode
-
-    def slice_coeffs(self, coeffs, a: int, b: int):
-        return coeffs
-
-    def generate(self, n_samples: int) -> None:
-        return None
 
     def apply(self, x: np.ndarray, coeffs) -> np.ndarray:
         lv = np.float32(self.level)
@@ -437,19 +441,14 @@ __all__ = [
     "Quantizer",
     "SamplingClockOffset",
     "interpolate",
+    "kaiser_sinc",
 ]
 
 
-class Passthrough(_Identity):
+class Passthrough(_Memoryless):
     """``y = x`` (the ideal channel between equal antenna counts)."""
 
     power_preserving = True
-
-    def slice_coeffs(self, coeffs, a: int, b: int):
-        return coeffs
-
-    def generate(self, n_samples: int) -> None:
-        return None
 
     def apply(self, x: np.ndarray, coeffs) -> np.ndarray:
         return x

@@ -52,6 +52,7 @@ class TimeBehaviour:
         sample_rate_hz: sample rate (doppler).
         n_sinusoids: sinusoids per coefficient in the sum of sinusoids (doppler).
         hold_samples: override of the hold length ``S`` (doppler); default from [Note: segment grid].
+            ``doppler_hz = 0`` is static (one draw, ``S = None``) whatever ``hold_samples``.
     """
 
     kind: str = "static"
@@ -100,10 +101,10 @@ class TimeBehaviour:
             return None
         if self.kind in ("block", "gauss_markov"):
             return int(self.block_samples)
+        if float(self.doppler_hz) == 0.0:
+            return None  # no Doppler: static, whatever the hold length
         if self.hold_samples is not None:
             return int(self.hold_samples)
-        if float(self.doppler_hz) == 0.0:
-            return None
         w = 2 * math.pi * float(self.doppler_hz) / float(self.sample_rate_hz)  # rad / sample
         s = DOPPLER_HOLD_RAD / w
         return int(2 ** min(12, max(0, math.floor(math.log2(max(s, 1.0))))))

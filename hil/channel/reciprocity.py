@@ -23,7 +23,7 @@ import numpy as np
 
 from hil.channel.awgn import Chain
 from hil.channel.base import ChannelModel
-from hil.channel.fading import FirCoeffs, apply_fir
+from hil.channel.fading import FirCoeffs, FirStage
 
 
 def _gain(v, n: int, name: str) -> np.ndarray | None:
@@ -37,7 +37,7 @@ def _gain(v, n: int, name: str) -> np.ndarray | None:
     return g.astype(np.complex64)
 
 
-class _Direction(ChannelModel):
+class _Direction(FirStage):
     def __init__(self, link: "ReciprocalLink", reverse: bool):
         self.link = link
         self.reverse = reverse
@@ -64,13 +64,6 @@ class _Direction(ChannelModel):
             c = c.scaled(l.r_b, l.t_a)
         self._last = c
         return c
-
-    def apply(self, x: np.ndarray, coeffs: FirCoeffs) -> np.ndarray:
-        y, self._hist = apply_fir(x, coeffs, self._hist)
-        return y
-
-    def slice_coeffs(self, coeffs: FirCoeffs, a: int, b: int) -> FirCoeffs:
-        return coeffs.sliced(a, b)
 
     def state(self) -> dict:
         """The effective channel of this direction for the latest segment (``h`` [lag, n_out, n_in])."""

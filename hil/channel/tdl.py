@@ -26,8 +26,8 @@ import pathlib
 
 import numpy as np
 
-from hil.channel.base import ChannelModel
-from hil.channel.fading import FirCoeffs, FlatFading, apply_fir
+from hil.channel.fading import FirCoeffs, FirStage, FlatFading
+from hil.channel.impairments import kaiser_sinc
 from hil.channel.memory import TimeBehaviour
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,7 @@ def lag_weights(delays_samples: np.ndarray) -> tuple[tuple[int, ...], np.ndarray
     max_lag = int(math.floor(d.max())) + _W
     n = np.arange(max_lag + 1)[None, :]
     t = n - d[:, None]
-    win = np.i0(_BETA * np.sqrt(np.clip(1 - (t / _W) ** 2, 0, None))) / np.i0(_BETA)
-    w = np.sinc(t) * win * (np.abs(t) < _W)
+    w = kaiser_sinc(t, _W, _BETA)
     integer = np.isclose(d, np.round(d), atol=1e-9)
     w[integer] = (n == np.round(d[integer])[:, None]).astype(np.float64)
     w /= np.sqrt((w**2).sum(axis=1, keepdims=True))
@@ -133,7 +132,7 @@ def lag_weights(delays_samples: np.ndarray) -> tuple[tuple[int, ...], np.ndarray
     return lags, w
 
 
-class TDL(ChannelModel):
+class TDL(FirStage):
     """MIMO tapped delay line.
 
     Args:
@@ -216,13 +215,6 @@ class TDL(ChannelModel):
         self.clock += int(n_samples)
         self._last = mats[-1]
         return FirCoeffs(t0=t0, S=S, mats=mats, lags=self.lags)
-
-    def apply(self, x: np.ndarray, coeffs: FirCoeffs) -> np.ndarray:
-        y, self._hist = apply_fir(x, coeffs, self._hist)
-        return y
-
-    def slice_coeffs(self, coeffs: FirCoeffs, a: int, b: int) -> FirCoeffs:
-        return coeffs.sliced(a, b)
 
     def state(self) -> dict:
         m = self._last if self._last is not None else np.zeros(

@@ -37,11 +37,19 @@ class RadioCaps:
     max_burst_samples: int = 1 << 24
 
 
-def as_samples(x: np.ndarray, n_antennas: int | None = None, name: str = "samples") -> np.ndarray:
+def as_samples(
+    x: np.ndarray,
+    n_antennas: int | None = None,
+    name: str = "samples",
+    check_full_scale: bool = True,
+) -> np.ndarray:
     """Validate and return ``x`` as complex64 ``(antennas, samples)``.
 
     A 1-D array is taken as one antenna. Raises ValueError for a wrong antenna count, a non-finite
-    value or a value above full scale.
+    value or, with ``check_full_scale`` (the default, for samples to transmit), a magnitude above
+    full scale (``|x| > 1``, with 1e-6 tolerance for float rounding). Pass
+    ``check_full_scale=False`` for received captures, which may exceed 1.0 in simulation (noise,
+    fading gain).
     """
     x = np.asarray(x)
     if x.ndim == 1:
@@ -56,6 +64,16 @@ def as_samples(x: np.ndarray, n_antennas: int | None = None, name: str = "sample
     x = x.astype(np.complex64, copy=False)
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name}: contains NaN or Inf")
+    if check_full_scale and x.size:
+        v = x.view(np.float32) if x.flags.c_contiguous else np.ascontiguousarray(x).view(np.float32)
+        # |I|, |Q| <= 1/sqrt(2) implies |x| <= 1: the exact magnitude only when that quick test fails
+        if float(np.max(np.abs(v))) > 0.7071:
+            peak = float(np.sqrt(np.max(x.real.astype(np.float64) ** 2 + x.imag.astype(np.float64) ** 2)))
+            if peak > 1.0 + 1e-6:
+                raise ValueError(
+                    f"{name}: peak magnitude {peak:.6g} is above full scale 1.0; scale the samples "
+                    f"down (e.g. by the PHY back-off) so that max |x| <= 1"
+                )
     return x
 
 

@@ -96,3 +96,68 @@ def test_awgn_argument_errors():
         AWGN(1, rng)
     with pytest.raises(ValueError, match="noise"):
         AWGN(1, rng, snr_db=1, noise="fast")
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_chain_apply_does_not_write_into_caller_coefficients(chunked, monkeypatch):
+    # [Note: generate/apply]: the power a "tx"-reference AWGN stage needs is measured on the input
+    # each time, into a copy: the caller's AwgnCoeffs keep signal_power None, and applying the same
+    # coefficients to a 20 dB weaker input gives 20 dB less noise (exactly: N0 = G p_tx / SNR).
+    # Chunked: the same through the chunked path of Chain (CHUNK shrunk to 4096). Seed 21.
+    from hil.channel.awgn import Chain
+
+    if chunked:
+        monkeypatch.setattr(Chain, "CHUNK", 4096)
+    rng = np.random.default_rng(21)
+    ch = build_channel({"fading": "rayleigh", "n_tx": 2, "n_rx": 2, "snr_db": 10.0,
+                        "noise": "exact", "cfo_hz": 100.0, "sample_rate_hz": 1e6}, rng)
+    awgn_i = next(i for i, s in enumerate(ch.stages) if isinstance(s, AWGN))
+    x, _ = qpsk_burst(rng, 20000, 0.3, lead=0, trail=0, n_ant=2)
+    coeffs = ch.generate(x.shape[1])
+    ch.apply(x, coeffs)
+    n0_strong = np.array(ch.stages[awgn_i].state()["noise_power"])
+    assert coeffs[awgn_i].signal_power is None
+    ch.apply(0.1 * x, coeffs)
+    n0_weak = np.array(ch.stages[awgn_i].state()["noise_power"])
+    assert coeffs[awgn_i].signal_power is None
+    p_tx = np.sum(np.mean(np.abs(x.astype(np.complex128)) ** 2, axis=1))
+    assert n0_strong == pytest.approx([p_tx / 10] * 2, rel=1e-3)
+    assert n0_weak == pytest.approx(n0_strong / 100, rel=1e-3)
+
+
+def test_rx_reference_awgn_power_is_local_to_apply():
+    # same coefficients, input 20 dB weaker: the measured power (so N0) follows the input; the
+    # coefficient object is unchanged. Seed 22.
+    rng = np.random.default_rng(22)
+    a = AWGN(1, rng, snr_db=10, noise="exact")
+    x, _ = qpsk_burst(rng, 20000, 0.5, lead=0, trail=0)
+    c = a.generate(x.shape[1])
+    w1 = a.apply(x, c) - x
+    w2 = a.apply(0.1 * x, c) - 0.1 * x
+    assert c.signal_power is None
+    assert np.mean(np.abs(w2) ** 2) / np.mean(np.abs(w1) ** 2) == pytest.approx(0.01, rel=1e-3)
+
+
+def test_chain_mean_power_gain_is_product_of_stages():
+    from hil.channel import FixedMatrix
+    from hil.channel.awgn import Chain
+
+    h1 = np.array([[1.0, 0.5j], [0.0, 2.0]])
+    h2 = np.array([[0.5, 1.0]])
+    ch = Chain([FixedMatrix(h1), AWGN(2, np.random.default_rng(0), noise_power=1e-3), FixedMatrix(h2)])
+    g = ch.mean_power_gain()
+    assert np.allclose(g, np.abs(h2) ** 2 @ np.abs(h1) ** 2)
+    g[:] = 0  # a copy: the chain's own value is untouched
+    assert np.allclose(ch.mean_power_gain(), np.abs(h2) ** 2 @ np.abs(h1) ** 2)
+
+
+def test_pool_slice_coeffs_requires_segment_multiple():
+    from hil.channel.awgn import POOL_SEGMENT
+
+    a = AWGN(1, np.random.default_rng(23), snr_db=10)
+    c = a.generate(3 * POOL_SEGMENT)
+    s = a.slice_coeffs(c, POOL_SEGMENT, 3 * POOL_SEGMENT)
+    assert s.n == 2 * POOL_SEGMENT and s.offsets.shape == (1, 2)
+    assert np.array_equal(s.offsets[0], c.offsets[0, 1:])
+    with pytest.raises(ValueError, match=str(POOL_SEGMENT)):
+        a.slice_coeffs(c, 4096, 3 * POOL_SEGMENT)

@@ -144,3 +144,14 @@ def test_doppler_coarse_grid_interpolation_error_small():
     exact = f.process._sos(tc)
     assert S == 32
     assert np.mean(np.abs(exact - h) ** 2) < 1e-4
+
+
+def test_doppler_zero_hz_is_static_even_with_hold_samples():
+    # doppler_hz = 0 with a hold length used to divide by zero; it is the static channel
+    tb = TimeBehaviour("doppler", doppler_hz=0.0, sample_rate_hz=1e6, hold_samples=64)
+    assert tb.segment_samples is None
+    f = FlatFading(2, 2, np.random.default_rng(24), time=tb)
+    S, H = f.matrices(1000)
+    assert S is None and H.shape == (1, 2, 2)
+    _, H2 = f.matrices(1000)
+    assert np.array_equal(H, H2)
