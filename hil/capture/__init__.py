@@ -1,1 +1,47 @@
-"""hil.capture."""
+"""hil.capture: channel sounding, SigMF recordings, statistics and reports (docs/capture.md).
+
+    radio, info, hw = open_radio("zmq", "tcp://127.0.0.1:PORT")
+    res = run_capture(radio, SweepConfig.from_file("sweep.toml"), "runs/cap", rng=np.random.default_rng(0))
+    rec = load_recording(res.recordings[0])      # estimates [F, n_sc, n_rx, n_tx], frames, metadata
+    stats = recording_stats(rec)                  # rho, coherence time, Rician K, SNR, delay spread
+    # replay: hil.channel.build_channel("replay:runs/cap", rng) -> hil.channel.replay.ReplayChannel
+"""
+
+from hil.capture.run import CaptureResult, configure_step, open_radio, run_capture, stop_on_signals
+from hil.capture.sigmf_io import (
+    FrameTable,
+    Recording,
+    RecordingWriter,
+    list_recordings,
+    load_recording,
+    load_recordings,
+    remove_partials,
+    validate_recording,
+)
+from hil.capture.sounder import PhySounder, PilotSounder, PilotSounderConfig, Sounding
+from hil.capture.stats import ChannelStats, channel_stats, recording_stats
+from hil.capture.sweep import SweepConfig
+
+__all__ = [
+    "CaptureResult",
+    "ChannelStats",
+    "FrameTable",
+    "PhySounder",
+    "PilotSounder",
+    "PilotSounderConfig",
+    "Recording",
+    "RecordingWriter",
+    "Sounding",
+    "SweepConfig",
+    "channel_stats",
+    "configure_step",
+    "list_recordings",
+    "load_recording",
+    "load_recordings",
+    "open_radio",
+    "recording_stats",
+    "remove_partials",
+    "run_capture",
+    "stop_on_signals",
+    "validate_recording",
+]

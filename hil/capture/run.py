@@ -1,0 +1,317 @@
+"""Run a capture sweep: sound the channel through a Radio and write SigMF recordings and a report.
+
+[Note: stopping a capture]
+SIGINT (Ctrl-C) and SIGTERM do not interrupt a capture in the middle of a frame: the first one sets a
+stop flag that the loop checks after every frame; the loop then finishes the recording in progress
+(atomically, see [Note: atomic recordings]) with ``hil:complete = false`` and ``hil:stopped`` saying
+where it stopped (recording, LO step, ``slot`` = the slot of the last burst written), writes the
+report, and returns a result whose ``stopped`` says the same. A second signal while finishing raises KeyboardInterrupt at once; the
+recording in progress is then dropped (only its ``*.partial`` files existed, and they are removed).
+An error from the radio also finishes the recording in progress before it propagates. Either way
+the output directory holds only complete, valid recordings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from hil.capture.sigmf_io import RecordingWriter, remove_partials
+from hil.capture.sounder import PilotSounder, PilotSounderConfig, Sounding
+from hil.capture.sweep import SweepConfig
+from hil.errors import CaptureError
+from hil.radio.base import Radio
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    """What a capture produced.
+
+    Attributes:
+        out_dir: the output directory.
+        recordings: the ``.sigmf-meta`` files written, in order.
+        frames: frames detected and recorded.
+        missed: sounding bursts in which no frame was detected (their IQ is recorded, no estimate).
+        stopped: ``None`` when the sweep completed, else where and why it stopped.
+        elapsed_s: wall time, s.
+    """
+
+    out_dir: Path
+    recordings: tuple[Path, ...]
+    frames: int
+    missed: int
+    stopped: dict | None
+    elapsed_s: float
+    report: dict = field(default_factory=dict, repr=False)
+
+
+def make_sounder(sweep: SweepConfig, radio: Radio, rng: np.random.Generator):
+    """The sounder the sweep asks for, sized to the radio's antennas."""
+    spec = dict(sweep.sounder)
+    kind = spec.pop("kind", "pilot")
+    if kind == "phy":
+        from hil.capture.sounder import PhySounder
+
+        return PhySounder(radio, rng=rng, sample_rate_hz=sweep.sample_rate_hz, **spec)
+    known = set(PilotSounderConfig.__dataclass_fields__) - {"n_tx", "sample_rate_hz"}
+    bad = set(spec) - known
+    if bad:
+        raise CaptureError(f"sweep [sounder]: unknown keys {sorted(bad)} for the pilot sounder; known: {sorted(known)}")
+    return PilotSounder(PilotSounderConfig(n_tx=radio.caps.n_tx, sample_rate_hz=sweep.sample_rate_hz, **spec))
+
+
+def open_radio(
+    kind: str, uri: str, *, tx_node: str | None = None, rx_node: str | None = None,
+    profile: str = "pluto_1r1t", rx_uri: str | None = None, timeout_s: float = 5.0,
+) -> tuple[Radio, dict, str]:
+    """Open the radio of ``hil capture``: returns ``(radio, info for hil:radio, core:hw text)``.
+
+    Args:
+        kind: ``"zmq"`` (a client of a running channel server; ``uri`` its control endpoint) or
+            ``"pluto"`` (pyadi-iio; ``uri`` the libiio URI, ``profile`` a profile name or path).
+        tx_node, rx_node: zmq: the wiring; default the first node and its first peer.
+    """
+    if kind == "zmq":
+        from hil.radio.zmq import ZmqRadio, control_request
+
+        import zmq
+
+        ctx = zmq.Context.instance()
+        info = control_request(ctx, uri, {"cmd": "info"}, timeout_s)
+        nodes = info["nodes"]
+        if not nodes:
+            raise CaptureError(f"the channel server at {uri} has no nodes")
+        tx = tx_node or sorted(nodes)[0]
+        if tx not in nodes:
+            raise ValueError(f"--tx-node {tx!r} is not a node of the server; it has {sorted(nodes)}")
+        rx = rx_node or (nodes[tx]["peers"][0] if nodes[tx]["peers"] else None)
+        if rx is None:
+            raise ValueError(f"node {tx!r} has no linked peer; give --rx-node")
+        radio = ZmqRadio(info, tx, rx, timeout_s=timeout_s)
+        link = info["links"].get(f"{tx}->{rx}", {})
+        return radio, {"backend": "zmq", "uri": uri, "tx_node": tx, "rx_node": rx, "link": link}, \
+            f"hil ZMQ channel server {uri}, {tx} -> {rx} ({link.get('model', 'channel')})"
+    if kind == "pluto":
+        from hil.radio.pluto import PlutoRadio
+
+        radio = PlutoRadio(uri, profile=profile, rx_uri=rx_uri)
+        prof = radio.profile
+        return radio, {"backend": "pluto", "uri": uri, "rx_uri": rx_uri or uri, "profile": str(profile)}, \
+            f"{prof.board_class} {prof.mode} at {uri}" + (f" -> {rx_uri}" if rx_uri else "")
+    raise ValueError(f"--radio must be 'zmq' or 'pluto', got {kind!r}")
+
+
+def configure_step(radio: Radio, *, lo_hz: float, tx_gain_db: float, rx_gain_db: float,
+                   sample_rate_hz: float) -> bool:
+    """Tune the radio to one sweep step. Returns whether the settings were applied.
+
+    A Pluto/AD9361 radio (one with a ``PlutoProfile``) gets a new profile with the LO, the gains of
+    every enabled channel and the sample rate, which ``PlutoRadio.configure`` validates and reads
+    back. A simulated radio (ZMQ server, loopback) has no RF front end: the step's LO and gains are
+    recorded as labels only, and False is returned.
+    """
+    prof = getattr(radio, "profile", None)
+    if prof is None or type(prof).__name__ != "PlutoProfile":
+        return False
+    from dataclasses import replace
+
+    new = replace(
+        prof, rx_lo_hz=int(round(lo_hz)), tx_lo_hz=int(round(lo_hz)), sample_rate_hz=int(round(sample_rate_hz)),
+        rx_gain_db=tuple(float(rx_gain_db) for _ in prof.rx_enabled_channels),
+        tx_gain_db=tuple(float(tx_gain_db) for _ in prof.tx_enabled_channels),
+    )
+    radio.configure(new)
+    return True
+
+
+@contextlib.contextmanager
+def stop_on_signals(event: threading.Event):
+    """Turn the first SIGINT/SIGTERM into ``event.set()``; a second one raises KeyboardInterrupt.
+
+    Only in the main thread (elsewhere signals cannot be handled and nothing is installed).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if event.is_set():
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: aborting")
+        log.warning("%s: finishing the current frame and recording, then stopping", signal.Signals(signum).name)
+        event.set()
+
+    prev = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in prev:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in prev.items():
+            signal.signal(s, h)
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, default=str)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def run_capture(
+    radio: Radio,
+    sweep: SweepConfig,
+    out_dir: str | Path,
+    *,
+    rng: np.random.Generator,
+    hw: str = "",
+    radio_info: dict | None = None,
+    stop_event: threading.Event | None = None,
+    on_frame: Callable[[int, int, Sounding], None] | None = None,
+    handle_signals: bool = True,
+    write_report: bool = True,
+) -> CaptureResult:
+    """Sound the channel over the sweep and write one SigMF recording per (TX gain, RX gain) pair.
+
+    Each recording holds a capture segment per LO step (and per repeat), with ``frames_per_step``
+    sounding bursts each; see :mod:`hil.capture.keys` for what is stored.
+
+    Args:
+        radio: the radio to sound through (``transceive`` per frame).
+        sweep: the sweep.
+        out_dir: output directory; must not already hold recordings.
+        rng: generator (PHY sounder payloads).
+        hw: ``core:hw`` text.
+        radio_info: what to record about the radio (backend, URI, ...), stored under ``hil:radio``.
+        stop_event: set it to stop after the current frame (see [Note: stopping a capture]).
+        on_frame: called after every burst with (bursts done, bursts total, sounding).
+        handle_signals: install the SIGINT/SIGTERM handler (main thread only).
+        write_report: write report.json, report.md and plots at the end.
+
+    Raises:
+        CaptureError: ``out_dir`` already holds recordings, or a step missed more than ``max_missed``
+            of its frames (the recording so far is kept).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if any(out.glob("*.sigmf-meta")):
+        raise CaptureError(f"{out} already holds recordings; choose a new --out directory")
+    remove_partials(out)
+    stop_event = stop_event or threading.Event()
+    sounder = make_sounder(sweep, radio, rng)
+    caps = radio.caps
+    config = {
+        "sweep": sweep.to_dict(),
+        "sounder": sounder.params(),
+        "radio": {"n_tx": caps.n_tx, "n_rx": caps.n_rx, **(radio_info or {})},
+        "hw": hw,
+    }
+    _write_json_atomic(out / "config.json", config)
+    total = sweep.frames_total
+    done = frames = missed = 0
+    recordings: list[Path] = []
+    stopped: dict | None = None
+    t_start = time.monotonic()
+    sig = stop_on_signals(stop_event) if handle_signals else contextlib.nullcontext()
+    with sig:
+        rec_i = 0
+        for tx_gain in sweep.tx_gain_db:
+            for rx_gain in sweep.rx_gain_db:
+                if stop_event.is_set():
+                    break
+                name = f"rec{rec_i:03d}"
+                writer = RecordingWriter(
+                    out, name, sample_rate_hz=sweep.sample_rate_hz, n_rx=caps.n_rx, n_tx=caps.n_tx,
+                    hw=hw, description=f"hil channel sounding, tx_gain {tx_gain} dB, rx_gain {rx_gain} dB",
+                    sounder={**sounder.params(), "frame_interval_s": sweep.frame_interval_s or None},
+                    extra_global={"hil:radio": config["radio"],
+                                  "hil:subcarrier_spacing_hz": getattr(sounder, "subcarrier_spacing_hz", None)},
+                )
+                slot = 0
+                where: dict = {"recording": name}
+                try:
+                    t0 = time.monotonic()
+                    for rep in range(sweep.repeats):
+                        for lo_step, lo in enumerate(sweep.lo_hz):
+                            if stop_event.is_set():
+                                break
+                            applied = configure_step(radio, lo_hz=lo, tx_gain_db=tx_gain, rx_gain_db=rx_gain,
+                                                     sample_rate_hz=sweep.sample_rate_hz)
+                            writer.begin_capture(lo_hz=lo, lo_step=lo_step, tx_gain_db=tx_gain, rx_gain_db=rx_gain,
+                                                 rf_applied=applied)
+                            step_missed = 0
+                            for i in range(sweep.frames_per_step):
+                                if stop_event.is_set():
+                                    break
+                                if sweep.frame_interval_s > 0:
+                                    wait = t0 + slot * sweep.frame_interval_s - time.monotonic()
+                                    if wait > 0 and stop_event.wait(wait):
+                                        break
+                                t_s = time.monotonic() - t0
+                                s = sounder.sound(radio)
+                                writer.add_burst(
+                                    s.capture, s.estimate, frame_start=s.frame_start, frame_len=s.frame_len or None,
+                                    slot=slot, t_s=t_s, snr_db=s.snr_db, cfo_hz=s.cfo_hz, noise_var=s.noise_var,
+                                    estimate_var=s.estimate_var,
+                                )
+                                # where a stop leaves the recording: the last burst written
+                                where = {"recording": name, "repeat": rep, "lo_step": lo_step, "lo_hz": lo,
+                                         "frame_in_step": i, "slot": slot}
+                                slot += 1
+                                done += 1
+                                if s.estimate is None:
+                                    missed += 1
+                                    step_missed += 1
+                                else:
+                                    frames += 1
+                                if on_frame is not None:
+                                    on_frame(done, total, s)
+                            if step_missed > sweep.max_missed * sweep.frames_per_step:
+                                raise CaptureError(
+                                    f"{name}, LO step {lo_step} ({lo / 1e6:.3f} MHz): {step_missed} of "
+                                    f"{sweep.frames_per_step} sounding frames were not detected (max_missed "
+                                    f"{sweep.max_missed}); raise the TX power/gain, check the wiring and the LO"
+                                )
+                    if stop_event.is_set():
+                        stopped = {"reason": "signal", **where, "frames_in_recording": writer.n_frames}
+                except BaseException as e:
+                    if isinstance(e, KeyboardInterrupt):
+                        writer.abort()
+                        raise
+                    info = {"reason": f"error: {type(e).__name__}: {e}", **where}
+                    p = writer.close(stopped=info)
+                    if p is not None:
+                        recordings.append(p)
+                    _write_json_atomic(out / "stopped.json", info)
+                    raise
+                p = writer.close(stopped=stopped)
+                if p is not None:
+                    recordings.append(p)
+                rec_i += 1
+                if stopped is not None:
+                    break
+    elapsed = time.monotonic() - t_start
+    if stopped is not None:
+        log.warning("capture stopped at %s; %d complete recordings in %s", stopped, len(recordings), out)
+    result = CaptureResult(out, tuple(recordings), frames, missed, stopped, elapsed)
+    if write_report:
+        from hil.capture.report import write_capture_report
+
+        rep = write_capture_report(out, extra={"frames": frames, "missed": missed, "stopped": stopped,
+                                               "elapsed_s": elapsed, "complete": stopped is None})
+        result = CaptureResult(out, tuple(recordings), frames, missed, stopped, elapsed, rep)
+    return result
