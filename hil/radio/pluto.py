@@ -17,8 +17,10 @@ A profile (``firmware_configs/*.toml``) has three tables:
 [Note: settings are read back]
 ``configure`` checks each value against the range the board reports (``*_available``) before
 writing and raises ValueError naming the attribute, the value and the range. After writing it reads
-every value back and raises RadioError when the board holds something else (tolerances: LO 10 Hz,
-sample rate 0.01 %, RF bandwidth 1 %, gain one step). pyadi-iio silently drops a manual RX gain
+every value back and raises RadioError when the board holds something else (tolerances, in
+``READBACK_TOLERANCE`` and shared with ``check_board``: LO 10 Hz, sample rate 0.01 %, RF bandwidth
+1 %, gain half a step). On an FMCOMMS5 both chips are written and read back (LOs, RF bandwidths,
+sample rate, and each antenna's gain and gain mode). pyadi-iio silently drops a manual RX gain
 unless the gain mode is ``manual``: the mode is written first, and an RX gain with an AGC mode is
 refused up front.
 
@@ -61,13 +63,51 @@ log = logging.getLogger(__name__)
 BOARD_CLASSES = {"Pluto": ("Pluto", 1), "ad9364": ("ad9364", 1), "ad9361": ("ad9361", 2),
                  "FMComms5": ("FMComms5", 4)}
 BOARD_MODES = {"1r1t": 1, "2r2t": 2, "4r4t": 4}
-ADC_FULL_SCALE = 2048.0  # 12-bit ADC codes in 16-bit words
+ADC_FULL_SCALE = 2048.0  # 12-bit ADC codes in 16-bit words (sim_fallback.pluto.air imports it)
+#: The lowest rate pyadi-iio sets: ``ad936x.sample_rate`` raises for ``rate < 521e3``. Below 2.083 Msps
+#: it loads a FIR decimating by 4, which takes the AD9361 to 520833 sps, just under this floor.
+PYADI_MIN_SAMPLE_RATE_HZ = 521_000
+PYADI_FIR_DECIMATION = 4
+#: Readback tolerance of each setting (see [Note: settings are read back]): ``(absolute, relative)``,
+#: the allowed difference is ``absolute + relative * |value|``. Used by ``configure`` and ``check_board``.
+READBACK_TOLERANCE = {
+    "sample_rate_hz": (0.0, 1e-4), "rx_lo_hz": (10.0, 0.0), "tx_lo_hz": (10.0, 0.0),
+    "rx_rf_bandwidth_hz": (0.0, 0.01), "tx_rf_bandwidth_hz": (0.0, 0.01),
+    "rx_gain_db": (0.5, 0.0),  # RX gain steps are 1 dB
+    "tx_gain_db": (0.125, 0.0),  # TX attenuation steps are 0.25 dB
+}
+
+
+def readback_tolerance(key: str, value: float) -> float:
+    """Allowed ``|read - written|`` for a profile key (``sample_rate_hz``, ``rx_gain_db``, ...)."""
+    a, r = READBACK_TOLERANCE[key]
+    return a + r * abs(float(value))
+
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "firmware_configs"
 
 _RF_KEYS = {"sample_rate_hz", "rx_lo_hz", "tx_lo_hz", "rx_rf_bandwidth_hz", "tx_rf_bandwidth_hz",
             "gain_control_mode", "rx_gain_db", "tx_gain_db"}
 _BUF_KEYS = {"rx_enabled_channels", "tx_enabled_channels", "tx_scale", "guard_samples", "flush_captures",
-             "timeout_ms", "rx_buffer_size"}
+             "timeout_ms"}
+
+
+def _num(section: str, key: str, value, kind: type, expected: str):
+    """``kind(value)`` (int or float) or ConfigError naming ``[section] key``, the value and what is expected.
+
+    An int key takes an integer or a float with no fraction (``2e6``), never a string (``"2M"``) or a bool.
+    """
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and kind is int and isinstance(value, float):
+        ok = math.isfinite(value) and value.is_integer()
+    if not ok:
+        raise ConfigError(f"profile [{section}] {key} = {value!r}: expected {expected}")
+    return kind(value)
+
+
+def _nums(section: str, key: str, values, kind: type, expected: str) -> tuple:
+    if not isinstance(values, (list, tuple)):
+        raise ConfigError(f"profile [{section}] {key} = {values!r}: expected a list of {expected}")
+    return tuple(_num(section, key, v, kind, expected) for v in values)
 
 
 @dataclass(frozen=True)
@@ -112,14 +152,14 @@ class PlutoProfile:
         if mode not in BOARD_MODES:
             raise ConfigError(f"profile [board] mode = {mode!r}; allowed: {sorted(BOARD_MODES)}")
         n_ant = BOARD_CLASSES[cls_name][1]
-        rx_en = tuple(int(c) for c in buf.get("rx_enabled_channels", [0]))
-        tx_en = tuple(int(c) for c in buf.get("tx_enabled_channels", [0]))
+        rx_en = _nums("buffers", "rx_enabled_channels", buf.get("rx_enabled_channels", [0]), int, "antenna indices")
+        tx_en = _nums("buffers", "tx_enabled_channels", buf.get("tx_enabled_channels", [0]), int, "antenna indices")
         for key, chans in (("rx_enabled_channels", rx_en), ("tx_enabled_channels", tx_en)):
             if not chans or any(c < 0 or c >= n_ant for c in chans) or len(set(chans)) != len(chans):
                 raise ConfigError(f"profile [buffers] {key} = {list(chans)}: give distinct channels in "
                                   f"0..{n_ant - 1} for board class {cls_name}")
-        rx_gain = tuple(float(g) for g in rf.get("rx_gain_db", [30.0] * len(rx_en)))
-        tx_gain = tuple(float(g) for g in rf.get("tx_gain_db", [-10.0] * len(tx_en)))
+        rx_gain = _nums("rf", "rx_gain_db", rf.get("rx_gain_db", [30.0] * len(rx_en)), float, "gains in dB")
+        tx_gain = _nums("rf", "tx_gain_db", rf.get("tx_gain_db", [-10.0] * len(tx_en)), float, "gains in dB")
         if len(rx_gain) != len(rx_en) or len(tx_gain) != len(tx_en):
             raise ConfigError(f"profile [rf]: rx_gain_db {list(rx_gain)} / tx_gain_db {list(tx_gain)} need one "
                               f"value per enabled channel ({len(rx_en)} RX, {len(tx_en)} TX)")
@@ -128,21 +168,32 @@ class PlutoProfile:
             raise ConfigError(f"profile [rf]: rx_gain_db is only applied when gain_control_mode = 'manual' "
                               f"(got {mode_g!r}); pyadi-iio would silently ignore it. Remove rx_gain_db "
                               "or set gain_control_mode = 'manual'")
-        tx_scale = float(buf.get("tx_scale", 2.0**14))
+        tx_scale = _num("buffers", "tx_scale", buf.get("tx_scale", 2.0**14), float, "an int16 amplitude such as 16384")
         if not 0 < tx_scale <= 32767:
             raise ConfigError(f"profile [buffers] tx_scale = {tx_scale}: must be in (0, 32767]; 16384 is usual")
-        guard = int(buf.get("guard_samples", 256))
+        guard = _num("buffers", "guard_samples", buf.get("guard_samples", 256), int, "an integer number of samples")
         if guard < 0:
             raise ConfigError(f"profile [buffers] guard_samples = {guard}: must be >= 0")
+        flush = _num("buffers", "flush_captures", buf.get("flush_captures", 1), int, "an integer >= 0")
+        if flush < 0:
+            raise ConfigError(f"profile [buffers] flush_captures = {flush}: must be >= 0 (RX buffers discarded "
+                              "before the returned capture; 1 is usual)")
+        timeout_ms = _num("buffers", "timeout_ms", buf.get("timeout_ms", 5000), int, "an integer number of ms")
+        if timeout_ms <= 0:
+            raise ConfigError(f"profile [buffers] timeout_ms = {timeout_ms}: must be > 0 (libiio treats 0 as "
+                              "'wait forever', so a dead board would hang the run); 5000 is usual")
+        hz = "an integer in Hz (e.g. 2_000_000, not '2M')"
+        rate = _num("rf", "sample_rate_hz", rf.get("sample_rate_hz", 1_000_000), int, hz)
         return cls(
             board_class=cls_name, mode=mode,
-            sample_rate_hz=int(rf.get("sample_rate_hz", 1_000_000)),
-            rx_lo_hz=int(rf.get("rx_lo_hz", 2_400_000_000)), tx_lo_hz=int(rf.get("tx_lo_hz", 2_400_000_000)),
-            rx_rf_bandwidth_hz=int(rf.get("rx_rf_bandwidth_hz", rf.get("sample_rate_hz", 1_000_000))),
-            tx_rf_bandwidth_hz=int(rf.get("tx_rf_bandwidth_hz", rf.get("sample_rate_hz", 1_000_000))),
+            sample_rate_hz=rate,
+            rx_lo_hz=_num("rf", "rx_lo_hz", rf.get("rx_lo_hz", 2_400_000_000), int, hz),
+            tx_lo_hz=_num("rf", "tx_lo_hz", rf.get("tx_lo_hz", 2_400_000_000), int, hz),
+            rx_rf_bandwidth_hz=_num("rf", "rx_rf_bandwidth_hz", rf.get("rx_rf_bandwidth_hz", rate), int, hz),
+            tx_rf_bandwidth_hz=_num("rf", "tx_rf_bandwidth_hz", rf.get("tx_rf_bandwidth_hz", rate), int, hz),
             gain_control_mode=mode_g, rx_gain_db=rx_gain, tx_gain_db=tx_gain,
             rx_enabled_channels=rx_en, tx_enabled_channels=tx_en, tx_scale=tx_scale, guard_samples=guard,
-            flush_captures=int(buf.get("flush_captures", 1)), timeout_ms=int(buf.get("timeout_ms", 5000)),
+            flush_captures=flush, timeout_ms=timeout_ms,
             name=str(board.get("name", "")),
         )
 
@@ -198,6 +249,7 @@ class PlutoRadio(Radio):
         self._ranges: dict = {}
         self._broken = ""  # set when a call timed out: the boards' state is unknown
         self._worker: threading.Thread | None = None
+        self._tx_dev = self._rx_dev = None
         prof = self._as_profile(profile if profile is not None else "pluto_1r1t")
         self.profile = prof
         if _pair is not None:  # the reverse wiring shares the boards
@@ -205,9 +257,18 @@ class PlutoRadio(Radio):
             self._owns = False
             return
         self._owns = True
-        self._tx_dev = self._open(uri, prof)
-        self._rx_dev = self._tx_dev if self.rx_uri == uri else self._open(self.rx_uri, prof)
-        self.configure(prof)
+        try:
+            self._tx_dev = self._open(uri, prof)
+            self._rx_dev = self._tx_dev if self.rx_uri == uri else self._open(self.rx_uri, prof)
+            self.configure(prof)
+        except BaseException as e:
+            # A failed constructor returns no object to close: drop the contexts opened so far now.
+            # The traceback's frames (configure's loop, pyadi-iio's) still reference the devices,
+            # which would keep their libiio contexts (TCP connections) open as long as the caller
+            # keeps the exception: clear those frames' locals too.
+            self.close()
+            _clear_frames(e)
+            raise
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -257,8 +318,10 @@ class PlutoRadio(Radio):
         sr = rd("voltage0", "sampling_frequency_available", False)
         r["rx_lo_hz"] = (lo[0], lo[2], "ad9361-phy altvoltage0 (RX_LO) frequency")
         r["tx_lo_hz"] = (tlo[0], tlo[2], "ad9361-phy altvoltage1 (TX_LO) frequency")
-        # the FIR (loaded by pyadi-iio below 2.08 Msps) takes the AD9361 down to 520833 sps
-        r["sample_rate_hz"] = (min(sr[0], 520833.0), sr[2], "ad9361-phy voltage0 sampling_frequency")
+        # the FIR pyadi-iio loads below 2.08 Msps divides the AD9361's floor by 4 (520833 sps), but
+        # pyadi-iio itself refuses rates below PYADI_MIN_SAMPLE_RATE_HZ
+        low = max(float(PYADI_MIN_SAMPLE_RATE_HZ), sr[0] / PYADI_FIR_DECIMATION)
+        r["sample_rate_hz"] = (low, sr[2], "ad9361-phy voltage0 sampling_frequency")
         rbw = rd("voltage0", "rf_bandwidth_available", False)
         tbw = rd("voltage0", "rf_bandwidth_available", True)
         r["rx_rf_bandwidth_hz"] = (rbw[0], rbw[2], "ad9361-phy in voltage rf_bandwidth")
@@ -273,9 +336,10 @@ class PlutoRadio(Radio):
         return r
 
     def _validate(self, p: PlutoProfile, r: dict) -> None:
-        if p.sample_rate_hz < 521_000:
+        if p.sample_rate_hz < PYADI_MIN_SAMPLE_RATE_HZ:
             raise ValueError(f"sample_rate_hz = {p.sample_rate_hz} Hz is below the lowest rate pyadi-iio can set "
-                             f"(521000 Hz; board range {r['sample_rate_hz'][0]:.0f}..{r['sample_rate_hz'][1]:.0f} Hz)")
+                             f"({PYADI_MIN_SAMPLE_RATE_HZ} Hz; board range {r['sample_rate_hz'][0]:.0f}.."
+                             f"{r['sample_rate_hz'][1]:.0f} Hz)")
         for key in ("sample_rate_hz", "rx_lo_hz", "tx_lo_hz", "rx_rf_bandwidth_hz", "tx_rf_bandwidth_hz"):
             lo, hi, attr = r[key]
             v = getattr(p, key)
@@ -321,7 +385,9 @@ class PlutoRadio(Radio):
             dev.tx_rf_bandwidth = int(p.tx_rf_bandwidth_hz)
             dev.rx_lo = int(p.rx_lo_hz)
             dev.tx_lo = int(p.tx_lo_hz)
-            if p.board_class == "FMComms5":
+            if p.board_class == "FMComms5":  # sample_rate writes both chips; the rest is per chip
+                dev.rx_rf_bandwidth_chip_b = int(p.rx_rf_bandwidth_hz)
+                dev.tx_rf_bandwidth_chip_b = int(p.tx_rf_bandwidth_hz)
                 dev.rx_lo_chip_b = int(p.rx_lo_hz)
                 dev.tx_lo_chip_b = int(p.tx_lo_hz)
             for c in p.rx_enabled_channels:
@@ -334,20 +400,28 @@ class PlutoRadio(Radio):
             dev.rx_enabled_channels = list(p.rx_enabled_channels)
             dev.tx_enabled_channels = list(p.tx_enabled_channels)
         with self._errors(uri, "reading back the configuration"):
-            checks = [("sample_rate", p.sample_rate_hz, dev.sample_rate, 1e-4 * p.sample_rate_hz),
-                      ("rx_lo", p.rx_lo_hz, dev.rx_lo, 10), ("tx_lo", p.tx_lo_hz, dev.tx_lo, 10),
-                      ("rx_rf_bandwidth", p.rx_rf_bandwidth_hz, dev.rx_rf_bandwidth, 0.01 * p.rx_rf_bandwidth_hz),
-                      ("tx_rf_bandwidth", p.tx_rf_bandwidth_hz, dev.tx_rf_bandwidth, 0.01 * p.tx_rf_bandwidth_hz)]
+            # (pyadi-iio property, profile key, value read back)
+            reads = [("sample_rate", "sample_rate_hz", dev.sample_rate), ("rx_lo", "rx_lo_hz", dev.rx_lo),
+                     ("tx_lo", "tx_lo_hz", dev.tx_lo), ("rx_rf_bandwidth", "rx_rf_bandwidth_hz", dev.rx_rf_bandwidth),
+                     ("tx_rf_bandwidth", "tx_rf_bandwidth_hz", dev.tx_rf_bandwidth)]
+            if p.board_class == "FMComms5":
+                # pyadi-iio has no chip-B sample_rate property: read chip B's phy (``_ctrl_b``) directly
+                reads += [("chip B sampling_frequency", "sample_rate_hz",
+                           dev._get_iio_attr("voltage0", "sampling_frequency", False, dev._ctrl_b)),
+                          ("rx_lo_chip_b", "rx_lo_hz", dev.rx_lo_chip_b), ("tx_lo_chip_b", "tx_lo_hz", dev.tx_lo_chip_b),
+                          ("rx_rf_bandwidth_chip_b", "rx_rf_bandwidth_hz", dev.rx_rf_bandwidth_chip_b),
+                          ("tx_rf_bandwidth_chip_b", "tx_rf_bandwidth_hz", dev.tx_rf_bandwidth_chip_b)]
+            checks = [(name, getattr(p, key), got, readback_tolerance(key, getattr(p, key))) for name, key, got in reads]
             for c in p.rx_enabled_channels:
                 got = getattr(dev, _chan_prop("gain_control_mode", c))
                 if got != p.gain_control_mode:
                     raise RadioError(f"{uri}: gain_control_mode of RX channel {c} reads back {got!r} after "
                                      f"writing {p.gain_control_mode!r}; the board did not take it")
             if p.gain_control_mode == "manual":
-                checks += [(_chan_prop("rx_hardwaregain", c), g, getattr(dev, _chan_prop("rx_hardwaregain", c)), 0.5)
-                           for c, g in zip(p.rx_enabled_channels, p.rx_gain_db)]
-            checks += [(_chan_prop("tx_hardwaregain", c), g, getattr(dev, _chan_prop("tx_hardwaregain", c)), 0.125)
-                       for c, g in zip(p.tx_enabled_channels, p.tx_gain_db)]
+                checks += [(_chan_prop("rx_hardwaregain", c), g, getattr(dev, _chan_prop("rx_hardwaregain", c)),
+                            readback_tolerance("rx_gain_db", g)) for c, g in zip(p.rx_enabled_channels, p.rx_gain_db)]
+            checks += [(_chan_prop("tx_hardwaregain", c), g, getattr(dev, _chan_prop("tx_hardwaregain", c)),
+                        readback_tolerance("tx_gain_db", g)) for c, g in zip(p.tx_enabled_channels, p.tx_gain_db)]
         for name, want, got, tol in checks:
             if not isinstance(got, (int, float)) or abs(float(got) - float(want)) > tol:
                 raise RadioError(f"{uri}: {name} reads back {got!r} after writing {want!r} (tolerance {tol:g}); "
@@ -507,7 +581,7 @@ class PlutoRadio(Radio):
                 log.warning("PlutoRadio %s: a transceive is still blocked in libiio; its TX buffer is "
                             "destroyed when it returns", self.uri)
                 return
-        for dev in {id(self._tx_dev): self._tx_dev, id(self._rx_dev): self._rx_dev}.values():
+        for dev in {id(d): d for d in (self._tx_dev, self._rx_dev) if d is not None}.values():
             for fn in ("tx_destroy_buffer", "rx_destroy_buffer"):
                 try:
                     getattr(dev, fn)()
@@ -517,6 +591,15 @@ class PlutoRadio(Radio):
             self._reverse._closed = True
         if self._owns:
             self._tx_dev = self._rx_dev = None
+
+
+def _clear_frames(e: BaseException) -> None:
+    """Clear the locals of the finished frames of ``e``'s traceback and of its causes/contexts."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        traceback.clear_frames(e.__traceback__)
+        e = e.__cause__ or e.__context__
 
 
 def check_board(uri: str, profile: dict | str | Path = "pluto_1r1t") -> list[tuple[str, str, str]]:
@@ -559,15 +642,16 @@ def check_board(uri: str, profile: dict | str | Path = "pluto_1r1t") -> list[tup
         def num(text):
             return float(text.split()[0])
 
-        reads = [("sample_rate_hz", prof.sample_rate_hz, ch("voltage0", False).attrs["sampling_frequency"].value, 1e-4 * prof.sample_rate_hz),
-                 ("rx_lo_hz", prof.rx_lo_hz, ch("altvoltage0", True).attrs["frequency"].value, 10),
-                 ("tx_lo_hz", prof.tx_lo_hz, ch("altvoltage1", True).attrs["frequency"].value, 10),
-                 ("rx_rf_bandwidth_hz", prof.rx_rf_bandwidth_hz, ch("voltage0", False).attrs["rf_bandwidth"].value, 0.01 * prof.rx_rf_bandwidth_hz),
-                 ("tx_rf_bandwidth_hz", prof.tx_rf_bandwidth_hz, ch("voltage0", True).attrs["rf_bandwidth"].value, 0.01 * prof.tx_rf_bandwidth_hz)]
+        # (shown name, profile key, profile value, text read from the board)
+        reads = [("sample_rate_hz", "sample_rate_hz", prof.sample_rate_hz, ch("voltage0", False).attrs["sampling_frequency"].value),
+                 ("rx_lo_hz", "rx_lo_hz", prof.rx_lo_hz, ch("altvoltage0", True).attrs["frequency"].value),
+                 ("tx_lo_hz", "tx_lo_hz", prof.tx_lo_hz, ch("altvoltage1", True).attrs["frequency"].value),
+                 ("rx_rf_bandwidth_hz", "rx_rf_bandwidth_hz", prof.rx_rf_bandwidth_hz, ch("voltage0", False).attrs["rf_bandwidth"].value),
+                 ("tx_rf_bandwidth_hz", "tx_rf_bandwidth_hz", prof.tx_rf_bandwidth_hz, ch("voltage0", True).attrs["rf_bandwidth"].value)]
         for c, g in zip(prof.tx_enabled_channels, prof.tx_gain_db):
             t = ch(f"voltage{c}", True)
             if t is not None:
-                reads.append((f"tx_gain_db[{c}]", g, t.attrs["hardwaregain"].value, 0.125))
+                reads.append((f"tx_gain_db[{c}]", "tx_gain_db", g, t.attrs["hardwaregain"].value))
         for c in prof.rx_enabled_channels:
             r = ch(f"voltage{c}", False)
             if r is None:
@@ -580,9 +664,9 @@ def check_board(uri: str, profile: dict | str | Path = "pluto_1r1t") -> list[tup
             for c, g in zip(prof.rx_enabled_channels, prof.rx_gain_db):
                 r = ch(f"voltage{c}", False)
                 if r is not None:
-                    reads.append((f"rx_gain_db[{c}]", g, r.attrs["hardwaregain"].value, 0.5))
-        for name, want, text, tol in reads:
-            if abs(num(text) - float(want)) > tol:
+                    reads.append((f"rx_gain_db[{c}]", "rx_gain_db", g, r.attrs["hardwaregain"].value))
+        for name, key, want, text in reads:
+            if abs(num(text) - float(want)) > readback_tolerance(key, want):
                 diffs.append((name, f"{want:g}", text.strip()))
     except RadioError:
         raise

@@ -36,12 +36,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hil.channel import CarrierFrequencyOffset, Quantizer
+from hil.radio.pluto import ADC_FULL_SCALE  # 12-bit codes: the one definition, shared with PlutoRadio
 from sim_fallback.pluto.model import PlutoModel
 
 log = logging.getLogger(__name__)
 
 DAC_FULL_SCALE = 32768.0
-ADC_FULL_SCALE = 2048.0
 AGC_TARGET_PEAK = 0.25  # -12 dBFS
 
 

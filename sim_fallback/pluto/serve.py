@@ -15,6 +15,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tomllib
@@ -102,9 +103,18 @@ if __name__ == "__main__":
 class VirtualPlutoProcess:
     """A bench of virtual Plutos running in a child process (see :func:`spawn`)."""
 
-    def __init__(self, proc: "subprocess.Popen", uris: list[str]):
+    def __init__(self, proc: "subprocess.Popen", uris: list[str], stderr=None):
         self.proc = proc
         self.uris = uris
+        self.stderr = stderr  # the temp file the server's stderr goes to (see :func:`spawn`)
+
+    def stderr_text(self, limit: int = 2000) -> str:
+        """The last ``limit`` characters the server wrote to stderr (its logs and tracebacks)."""
+        if self.stderr is None or self.stderr.closed:
+            return ""
+        self.stderr.flush()
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace").strip()[-limit:]
 
     @property
     def uri(self) -> str:
@@ -134,6 +144,9 @@ def spawn(mode: str = "1r1t", boards: int = 1, channel_file: str | None = None,
     """Start ``hil emu pluto`` on free ports and yield it once every board listens.
 
     Reads the 'listening on URI' lines with a deadline (no sleeping); stops the process on exit.
+    The server's stderr goes to a temporary file, not a pipe: nobody reads a pipe while the server
+    runs, and a full pipe (64 KiB of logs) would block the server in its next write. The file is
+    read when the server fails to start (and by :meth:`VirtualPlutoProcess.stderr_text`).
     """
     if boards not in (1, 2):
         raise ValueError(f"boards must be 1 or 2, got {boards}")
@@ -143,8 +156,20 @@ def spawn(mode: str = "1r1t", boards: int = 1, channel_file: str | None = None,
         cmd += ["--peer-port", "0"]
     if channel_file:
         cmd += ["--channel", str(channel_file)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    vp = VirtualPlutoProcess(proc, [])
+    with spawn_command(cmd, boards, timeout_s) as vp:
+        yield vp
+
+
+@contextlib.contextmanager
+def spawn_command(cmd: list[str], boards: int = 1, timeout_s: float = 20.0) -> Iterator[VirtualPlutoProcess]:
+    """Run ``cmd`` (a server printing one '... listening on URI' line per board) as :func:`spawn` does."""
+    err_file = tempfile.TemporaryFile(mode="a+b", prefix="virtual-pluto-stderr-")  # O_APPEND: reads never clobber writes
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err_file)
+    except BaseException:
+        err_file.close()
+        raise
+    vp = VirtualPlutoProcess(proc, [], err_file)
     try:
         fd = proc.stdout.fileno()
         sel = selectors.DefaultSelector()
@@ -154,8 +179,9 @@ def spawn(mode: str = "1r1t", boards: int = 1, channel_file: str | None = None,
         while len(vp.uris) < boards:
             left = deadline - time.monotonic()
             if left <= 0 or proc.poll() is not None:
-                err = proc.stderr.read().decode(errors="replace") if proc.poll() is not None else ""
-                raise RuntimeError(f"virtual Pluto did not start within {timeout_s} s: {err.strip()[-2000:]}")
+                state = f"exited with {proc.returncode}" if proc.poll() is not None else "still running"
+                raise RuntimeError(f"virtual Pluto did not start within {timeout_s} s ({state}); its stderr: "
+                                   f"{vp.stderr_text()}")
             if sel.select(min(left, 0.5)):
                 pending += os.read(fd, 4096)
                 *lines, pending = pending.split(b"\n")
@@ -167,5 +193,4 @@ def spawn(mode: str = "1r1t", boards: int = 1, channel_file: str | None = None,
         yield vp
     finally:
         vp.stop()
-        if proc.stderr:
-            proc.stderr.close()
+        err_file.close()

@@ -7,6 +7,7 @@ expected level as an argument (None on hardware: the cable and attenuator are no
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 from hil.errors import RadioError
-from hil.radio.pluto import PlutoRadio, load_profile
+from hil.radio.pluto import PlutoRadio, load_profile, readback_tolerance
 
 
 def tone_peak(x: np.ndarray, fs: float) -> tuple[float, float, float]:
@@ -64,25 +65,76 @@ def body_tone_through_adi_pluto(uri: str, expected_level_dbfs: float | None, tol
         sdr.rx_destroy_buffer()
 
 
+#: pyadi-iio properties a profile round trip changes, in the order they are restored, with the
+#: profile key whose readback tolerance applies (hil.radio.pluto.readback_tolerance)
+_RF_STATE = [("sample_rate", "sample_rate_hz"), ("rx_rf_bandwidth", "rx_rf_bandwidth_hz"),
+             ("tx_rf_bandwidth", "tx_rf_bandwidth_hz"), ("rx_lo", "rx_lo_hz"), ("tx_lo", "tx_lo_hz"),
+             ("gain_control_mode_chan0", None), ("tx_hardwaregain_chan0", "tx_gain_db"),
+             ("rx_hardwaregain_chan0", "rx_gain_db")]
+
+
+def rf_state(uri: str) -> dict:
+    """The board's chan-0 RF settings (rate, bandwidths, LOs, gain mode, gains) read through adi.Pluto."""
+    import adi
+
+    sdr = adi.Pluto(uri)
+    try:
+        return {prop: getattr(sdr, prop) for prop, _ in _RF_STATE}
+    finally:
+        sdr.close()
+
+
+def restore_rf_state(uri: str, state: dict) -> None:
+    """Write back what :func:`rf_state` read (the RX gain only in manual mode: pyadi-iio skips it otherwise)."""
+    import adi
+
+    sdr = adi.Pluto(uri)
+    try:
+        for prop, _ in _RF_STATE:
+            if prop == "rx_hardwaregain_chan0" and state["gain_control_mode_chan0"] != "manual":
+                continue
+            setattr(sdr, prop, state[prop])
+    finally:
+        sdr.close()
+
+
+def assert_same_rf_state(got: dict, want: dict) -> None:
+    for prop, key in _RF_STATE:
+        if key is None:
+            assert got[prop] == want[prop], (prop, got[prop], want[prop])
+        elif not (prop == "rx_hardwaregain_chan0" and want["gain_control_mode_chan0"] != "manual"):
+            assert abs(float(got[prop]) - float(want[prop])) <= readback_tolerance(key, want[prop]), (prop, got, want)
+
+
 def body_profile_roundtrip(uri: str, profile: str = "pluto_1r1t") -> None:
-    """Every profile attribute is written and read back (PlutoRadio raises if one does not stick)."""
+    """Every profile attribute is written and read back (PlutoRadio raises if one does not stick).
+
+    The board is left as it was found: its settings are read first and written back in a
+    ``finally``, also when an assertion failed, and the restore is checked.
+    """
     prof = load_profile(profile)
-    with PlutoRadio(uri, prof) as r:
-        dev = r._tx_dev
-        rf = prof["rf"]
-        assert dev.sample_rate == rf["sample_rate_hz"]
-        assert dev.rx_lo == rf["rx_lo_hz"] and dev.tx_lo == rf["tx_lo_hz"]
-        assert dev.rx_rf_bandwidth == rf["rx_rf_bandwidth_hz"]
-        assert dev.tx_rf_bandwidth == rf["tx_rf_bandwidth_hz"]
-        assert dev.gain_control_mode_chan0 == "manual"
-        assert dev.rx_hardwaregain_chan0 == rf["rx_gain_db"][0]
-        assert dev.tx_hardwaregain_chan0 == rf["tx_gain_db"][0]
-        # a second, different profile: the new values are on the board
-        prof2 = {**prof, "rf": {**rf, "sample_rate_hz": 2_500_000, "rx_lo_hz": 915_000_000, "tx_lo_hz": 915_000_000,
-                                "rx_gain_db": [20] * len(rf["rx_gain_db"]), "tx_gain_db": [-20.5] * len(rf["tx_gain_db"])}}
-        r.configure(prof2)
-        assert dev.sample_rate == 2_500_000 and dev.rx_lo == 915_000_000
-        assert dev.rx_hardwaregain_chan0 == 20 and dev.tx_hardwaregain_chan0 == -20.5
+    original = rf_state(uri)
+    try:
+        with PlutoRadio(uri, prof) as r:
+            dev = r._tx_dev
+            rf = prof["rf"]
+            assert dev.sample_rate == rf["sample_rate_hz"]
+            assert dev.rx_lo == rf["rx_lo_hz"] and dev.tx_lo == rf["tx_lo_hz"]
+            assert dev.rx_rf_bandwidth == rf["rx_rf_bandwidth_hz"]
+            assert dev.tx_rf_bandwidth == rf["tx_rf_bandwidth_hz"]
+            assert dev.gain_control_mode_chan0 == "manual"
+            assert dev.rx_hardwaregain_chan0 == rf["rx_gain_db"][0]
+            assert dev.tx_hardwaregain_chan0 == rf["tx_gain_db"][0]
+            # a second, different profile: the new values are on the board
+            prof2 = {**prof, "rf": {**rf, "sample_rate_hz": 2_500_000, "rx_lo_hz": 915_000_000, "tx_lo_hz": 915_000_000,
+                                    "rx_gain_db": [20] * len(rf["rx_gain_db"]),
+                                    "tx_gain_db": [-20.5] * len(rf["tx_gain_db"])}}
+            r.configure(prof2)
+            assert dev.sample_rate == 2_500_000 and dev.rx_lo == 915_000_000
+            assert dev.rx_hardwaregain_chan0 == 20 and dev.tx_hardwaregain_chan0 == -20.5
+    finally:
+        restore_rf_state(uri, original)
+    assert_same_rf_state(rf_state(uri), original)
 
 
 def body_out_of_range(uri: str) -> None:
@@ -128,13 +180,27 @@ def body_transceive_tone(uri: str, profile: str, expected_level_dbfs: list[float
                 assert abs(20 * np.log10(amp) - expected_level_dbfs[a]) <= 0.5, (a, amp)
 
 
-def _open_sockets() -> int:
+def open_sockets(pid: int | str = "self") -> int:
+    """Number of sockets process ``pid`` (default: this one) holds open, from ``/proc/<pid>/fd`` (Linux)."""
     n = 0
-    for fd in os.listdir("/proc/self/fd"):
+    for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
-            n += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-        except OSError:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:  # closed between listdir and readlink
             pass
+    return n
+
+
+def wait_for_sockets(pid: int | str, want: int, timeout_s: float = 5.0) -> int:
+    """Poll ``open_sockets(pid)`` until it equals ``want`` or ``timeout_s`` passes; returns the last count.
+
+    A server closes its side of a connection when it reads EOF, a moment after the client closed.
+    """
+    deadline = time.monotonic() + timeout_s
+    n = open_sockets(pid)
+    while n != want and time.monotonic() < deadline:
+        time.sleep(0.02)
+        n = open_sockets(pid)
     return n
 
 
@@ -143,11 +209,13 @@ def body_no_leaks(uri: str, n: int = 100) -> None:
     x = (0.5 * np.exp(2j * np.pi * 0.01 * np.arange(256))).astype(np.complex64)
     with PlutoRadio(uri) as r:
         r.transceive(x)
-        socks, threads = _open_sockets(), threading.active_count()
+        gc.collect()  # contexts of earlier tests that only a GC pass frees must not close during the count
+        socks, threads = open_sockets(), threading.active_count()
         tasks = len(os.listdir("/proc/self/task"))
         for _ in range(n):
             r.transceive(x)
-        assert _open_sockets() == socks
+        gc.collect()
+        assert open_sockets() == socks, f"{open_sockets()} sockets open after {n} transceives, {socks} before"
         assert threading.active_count() == threads
         # a joined thread leaves /proc/self/task a moment after join() returns: poll with a deadline
         deadline = time.monotonic() + 2.0

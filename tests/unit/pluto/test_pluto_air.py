@@ -102,21 +102,37 @@ def test_two_nodes_cross_wired():
     assert np.abs(_rx(a, 400, [0, 1])).max() <= 1 / 2048  # B sends nothing
 
 
-def test_channel_file_builds_a_hil_channel_model(tmp_path):
-    """A 2x2 Rayleigh from hil.channel.build_channel mixes TX1 into both RX antennas (seed 3)."""
-    cf = tmp_path / "ch.toml"
-    cf.write_text('path_loss_db = 40\nseed = 3\n[channel]\nfading = "rayleigh"\nsnr_db = 30\n')
-    cfg = load_air_config(cf)
-    assert cfg.path_loss_db == 40 and cfg.channel == {"fading": "rayleigh", "snr_db": 30}
+def _tx1_tone_above_floor_db(channel: dict, seed: int) -> np.ndarray:
+    """Send a tone on TX1 only through a 2r2t virtual Pluto; per RX antenna, the tone's FFT bin
+    over the median bin (the noise floor), in dB. The tone (bin 20 of a 1000-sample cyclic buffer)
+    sits in bin 40 of the 2000-sample capture."""
     m = PlutoModel("2r2t")
     _manual(m, 40, 0)
-    node = Air([m], cfg).nodes[0]
+    node = Air([m], AirConfig(path_loss_db=40.0, seed=seed, channel=channel)).nodes[0]
     w = _tone_words(1000, 20, 16384, n_ant=2)
     w[:, 2:] = 0  # TX1 only
     node.tx_dma([0, 1, 2, 3], w, cyclic=True)
     y = _rx(node, 2000, [0, 1, 2, 3])
-    p = (np.abs(y) ** 2).mean(1)
-    assert np.all(p > 1e-4), p  # both RX antennas hear TX1: a 2x2 channel, not two cables
+    spec = np.abs(np.fft.fft(y, axis=1))
+    return 20 * np.log10(spec[:, 40] / np.median(spec, axis=1))
+
+
+def test_channel_file_builds_a_hil_channel_model(tmp_path):
+    """A 2x2 Rayleigh from hil.channel.build_channel mixes TX1 into both RX antennas (seed 3).
+
+    The evidence is TX1's tone itself on RX2, not RX2's power (noise alone has power). At 30 dB SNR
+    the tone's bin is about 56 dB (RX1) and 66 dB (RX2) above the median bin for seed 3; we require
+    30 dB. The control: with ``fading = "none"`` (two cables) RX2's tone bin is at the floor
+    (about 1 dB), so a channel that did not mix would fail the 30 dB bound.
+    """
+    cf = tmp_path / "ch.toml"
+    cf.write_text('path_loss_db = 40\nseed = 3\n[channel]\nfading = "rayleigh"\nsnr_db = 30\n')
+    cfg = load_air_config(cf)
+    assert cfg.path_loss_db == 40 and cfg.channel == {"fading": "rayleigh", "snr_db": 30}
+    mixed = _tx1_tone_above_floor_db(cfg.channel, cfg.seed)
+    assert np.all(mixed > 30.0), mixed  # both RX antennas hear TX1: a 2x2 channel, not two cables
+    cables = _tx1_tone_above_floor_db({"fading": "none", "snr_db": 30}, cfg.seed)
+    assert cables[0] > 30.0 and cables[1] < 10.0, cables
 
 
 def test_channel_file_errors(tmp_path):
@@ -130,3 +146,36 @@ def test_channel_file_errors(tmp_path):
     wrong.write_text("[channel]\nn_tx = 1\nn_rx = 1\n")
     with pytest.raises(ValueError, match="set n_tx/n_rx"):
         Air([PlutoModel("2r2t")], load_air_config(wrong))
+
+
+def test_spawn_keeps_a_chatty_server_running(tmp_path):
+    """The server's stderr is not a pipe nobody reads: 256 KiB of logs (4x a pipe's 64 KiB) before
+    and after its 'listening' line neither block it nor get lost. With stderr=PIPE this child blocks
+    in its first 64 KiB and never prints the URI (spawn times out)."""
+    from sim_fallback.pluto.serve import spawn_command
+
+    script = tmp_path / "chatty.py"
+    done = tmp_path / "done"
+    script.write_text(
+        "import sys, pathlib\n"
+        "line = 'x' * 1023 + '\\n'\n"
+        "for _ in range(128): sys.stderr.write(line)\n"
+        "sys.stderr.flush()\n"
+        "print('virtual Pluto 0 (1r1t) listening on ip:127.0.0.1:1', flush=True)\n"
+        "for _ in range(128): sys.stderr.write(line)\n"
+        "sys.stderr.write('last log line\\n'); sys.stderr.flush()\n"
+        f"pathlib.Path({str(done)!r}).write_text('ok')\n"
+        "sys.stdin.read()\n"  # then serve until stopped
+    )
+    import sys
+    import time
+
+    with spawn_command([sys.executable, str(script)], timeout_s=20.0) as vp:
+        assert vp.uris == ["ip:127.0.0.1:1"]
+        deadline = time.monotonic() + 20.0
+        while not done.exists() and time.monotonic() < deadline and vp.proc.poll() is None:
+            time.sleep(0.02)
+        assert done.exists(), "the server blocked writing its logs"
+        assert vp.stderr_text().endswith("last log line")
+        vp.stderr.seek(0, 2)
+        assert vp.stderr.tell() == 256 * 1024 + len("last log line\n")
