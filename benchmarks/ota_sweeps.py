@@ -40,7 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--transport", default="zmq", help="zmq, loopback or ideal")
     ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--only", default="snr,cnn,rho,uses", help="comma list of: snr, snr0, cnn, rho, uses, cal")
+    ap.add_argument("--only", default="snr,cnn,rho,uses", help="comma list of: snr, snr0, cnn, rho, rhohold, uses, cal")
     ap.add_argument("--out", default="docs")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -94,6 +94,15 @@ def main() -> None:
                 p = point(f"rho={rho}/{mode}", MLP, {"gradient_mode": mode, "snr_db": 20.0, "rho": rho, "channel_uses": 16})
                 pts.append({**p, "gradient_mode": mode, "rho": rho})
         plot_sweep(pts, "rho", out / "ota_accuracy_vs_rho.png", f"digits, 2x2, 20 dB, {a.transport}", dig_mlp, logx=True)
+    if "rhohold" in only:  # the same rho sweep with the receiver holding the channel (OTALink hold_channel)
+        pts = []
+        for mode in ("reciprocity", "estimated"):
+            for rho in (1.0, 0.999, 0.99, 0.9):
+                p = point(f"rho={rho}/{mode}/hold", MLP, {"gradient_mode": mode, "snr_db": 20.0, "rho": rho,
+                                                          "channel_uses": 16, "hold_channel": True})
+                pts.append({**p, "gradient_mode": f"{mode}, hold", "rho": rho})
+        plot_sweep(pts, "rho", out / "ota_accuracy_vs_rho_hold.png", f"digits, 2x2, 20 dB, hold_channel, {a.transport}",
+                   dig_mlp, logx=True)
     if "uses" in only:
         pts = []
         for k in (1, 2, 4, 8, 16, 32):

@@ -130,13 +130,33 @@ class OTALink:
         transport: what carries the symbols (:class:`IdealTransport`, :class:`PhyTransport`).
         gradient_mode: "reciprocity", "estimated" or "exact".
         calibration: reciprocity calibration; None means uncalibrated (identity weights).
+        hold_channel: the receiver maps every burst onto a fixed reference channel with its own pilot
+            estimate (see [Note: holding the channel]); for channels that drift during training.
+
+    [Note: holding the channel]
+    The layer's weight ``W = Re(sum_k C_k^H H P_k)`` follows the channel: on a drifting channel a
+    trained (P, C) becomes a different layer (a common phase of pi gives exactly ``-W``), faster than
+    training can follow once the learning rate has decayed. With ``hold_channel`` the receiver, which
+    estimates ``H_hat`` from the pilots of every burst anyway, applies
+    ``M = H_ref (H_hat^H H_hat + lam I)^-1 H_hat^H`` (regularised by the burst's noise variance) to the
+    received symbols, ``H_ref`` being its first estimate: the layer sees ``M H ~= H_ref``, a static
+    channel. In backward the receiver passes ``M^H g_y'`` (the gradient through its own map) to the
+    gradient mode, so a reciprocity echo gives ``H^H M^H g_y' ~= H_ref^H g_y'``: the transmitter still
+    never sees a channel. ``M`` is a per-burst ``n_rx x n_rx`` matrix at the receiver; it costs noise
+    enhancement in deep fades and needs ``n_rx >= n_tx`` to hold every direction.
 
     Attributes:
         last: the :class:`Reception` of the last forward burst (channel estimate, SNR).
         last_echo: the :class:`Reception` of the last reverse burst.
     """
 
-    def __init__(self, transport: Transport, gradient_mode: str = "reciprocity", calibration: ReciprocityCalibration | None = None):
+    def __init__(
+        self,
+        transport: Transport,
+        gradient_mode: str = "reciprocity",
+        calibration: ReciprocityCalibration | None = None,
+        hold_channel: bool = False,
+    ):
         if gradient_mode not in GRADIENT_MODES:
             raise ValueError(f"gradient_mode must be one of {GRADIENT_MODES}, got {gradient_mode!r}")
         if gradient_mode == "exact" and transport.true_channel() is None:
@@ -149,6 +169,10 @@ class OTALink:
         self.calibration = calibration
         self.last: Reception | None = None
         self.last_echo: Reception | None = None
+        self.hold_channel = bool(hold_channel)
+        #: the receiver's reference channel ``[n_rx, n_tx]`` when ``hold_channel`` (its first pilot estimate)
+        self.reference: np.ndarray | None = None
+        self._map: np.ndarray | None = None  # the receiver's M of the last forward burst
 
     @property
     def n_tx(self) -> int:
@@ -166,12 +190,31 @@ class OTALink:
             scale = 1.0
         rec = self.transport.send((s / scale).astype(np.complex64))
         self.last = rec
+        payload = rec.payload
+        self._map = None
+        if self.hold_channel:
+            self._map = self._hold_map(rec)
+            payload = np.einsum("ro,bok->brk", self._map, payload)
         return Reception(
-            (rec.payload * scale).astype(np.complex64),
+            (payload * scale).astype(np.complex64),
             rec.channel_estimate,
             rec.noise_var * scale**2,
             rec.snr_db,
         )
+
+    def _hold_map(self, rec: Reception) -> np.ndarray:
+        """The receiver's ``M = H_ref (H_hat^H H_hat + lam I)^-1 H_hat^H`` (see [Note: holding the channel])."""
+        est = rec.channel_estimate
+        if est is None:
+            raise LinkError(f"{self.transport.name}: hold_channel needs the receiver's pilot estimate; the burst has none")
+        est = np.asarray(est, np.complex128)
+        if self.reference is None:
+            self.reference = est.astype(np.complex64)
+            log.info("hold_channel: reference channel taken from this burst's pilots, |H_ref| = %.3g", np.linalg.norm(est))
+        lam = max(float(rec.noise_var), 1e-6 * float(np.mean(np.abs(est) ** 2)))
+        gram = est.conj().T @ est + lam * np.eye(est.shape[1])
+        m = self.reference.astype(np.complex128) @ np.linalg.solve(gram, est.conj().T)
+        return m.astype(np.complex64)
 
     # -- backward ------------------------------------------------------------------------------
     def echo_gradient(self, g_y: np.ndarray) -> np.ndarray:
@@ -208,6 +251,8 @@ def _exact(link: OTALink, s: torch.Tensor) -> torch.Tensor:
     h = torch.from_numpy(link.transport.true_channel())  # channel of this burst, before it advances
     rec = link.transmit(s.detach().cpu().numpy())
     y = torch.from_numpy(rec.payload)
+    if link._map is not None:
+        h = torch.from_numpy(link._map) @ h
     hs = torch.einsum("rt,btk->brk", h, s)
     return hs + (y - hs.detach())
 
@@ -218,12 +263,15 @@ class _OverTheAir(torch.autograd.Function):
         rec = link.transmit(s.detach().cpu().numpy())
         ctx.link = link
         ctx.estimate = rec.channel_estimate
+        ctx.map = link._map
         return torch.from_numpy(rec.payload)
 
     @staticmethod
     def backward(ctx, g_y: torch.Tensor):  # type: ignore[override]
         link: OTALink = ctx.link
         g = g_y.detach().cpu().numpy().astype(np.complex64)
+        if ctx.map is not None:  # the receiver's own map y' = M y: dL/dy = M^H dL/dy'
+            g = np.einsum("ro,brk->bok", np.conj(ctx.map), g).astype(np.complex64)
         if link.gradient_mode == "reciprocity":
             g_s = link.echo_gradient(g)
         else:  # estimated

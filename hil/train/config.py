@@ -62,6 +62,8 @@ class OTAConfig:
     frequency offset of the simulated radio link (loopback, zmq; the PHY corrects it); track_phase:
     remove the burst-to-burst common phase (PhyTransport, see [Note: common phase between bursts]);
     recalibrate_every: repeat the reciprocity calibration every N training steps (0: only at the start).
+    hold_channel: the receiver maps every burst onto its first channel estimate (for drifting channels,
+    rho < 1; see [Note: holding the channel] in hil/ota/link.py).
     """
 
     transport: str = "ideal"
@@ -82,6 +84,7 @@ class OTAConfig:
     cfo_hz: float = 0.0
     track_phase: bool = True
     recalibrate_every: int = 0
+    hold_channel: bool = False
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,12 @@ def open_transport(cfg: OTAConfig, seed: int | None = None) -> tuple[Transport, 
             raise ConfigError("transport 'pluto' needs hil.radio.pluto (pyadi-iio); not available here") from e
         if not cfg.uri:
             raise ConfigError("[ota] transport='pluto' needs uri= (e.g. 'ip:192.168.2.1')")
-        radio = PlutoRadio(cfg.uri)
+        # one board, TX cabled to its own RX: the profile with the OTA layer's antenna count
+        profiles = {1: "pluto_1r1t", 2: "pluto_2r2t"}
+        if cfg.n_tx != cfg.n_rx or cfg.n_tx not in profiles:
+            raise ConfigError(f"[ota] transport='pluto' needs n_tx = n_rx = 1 (pluto_1r1t) or 2 (pluto_2r2t), "
+                              f"got n_tx={cfg.n_tx}, n_rx={cfg.n_rx}")
+        radio = PlutoRadio(cfg.uri, profiles[cfg.n_tx])
         t = PhyTransport(radio, "pluto", phy, track_phase=cfg.track_phase)
         return t, _OwnedTransport(t)
     raise LinkError(f"unknown transport {cfg.transport!r}")

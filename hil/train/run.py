@@ -56,7 +56,7 @@ def train_ota(
         cal = None
         if cfg.ota.gradient_mode == "reciprocity" and cfg.ota.calibrate:
             cal = calibrate_reciprocity(transport)
-        link = OTALink(transport, cfg.ota.gradient_mode, cal)
+        link = OTALink(transport, cfg.ota.gradient_mode, cal, hold_channel=cfg.ota.hold_channel)
         torch.manual_seed(cfg.train.seed)
         model = _build(cfg, data, True, link)
         snrs: list[float] = []
