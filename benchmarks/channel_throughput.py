@@ -1,0 +1,290 @@
+"""End-to-end throughput of the ZMQ channel server: client -> server (channel) -> client, in Msps.
+
+Usage:
+    python benchmarks/channel_throughput.py [--seconds 3] [--chunk 262144] [--json out.json] [--no-gnuradio]
+
+For each case a channel server process serves a two-node topology in stream mode; the client pushes
+cf32 chunks of ``--chunk`` samples per antenna on every TX antenna stream (one PUSH socket per antenna,
+zero-copy sends) from a sender thread and pulls the channel output from every RX antenna stream. The
+rate is samples per antenna per second over the timed part (after a warm-up), i.e. the sample rate the
+link sustains. Also reported: the rate of the channel model alone in this process (generate + apply)
+and, when ``/usr/bin/python3`` can import gnuradio, GNU Radio's ``channels.channel_model`` (AWGN + CFO)
+and ``channels.fading_model`` (single-antenna Rayleigh) in a flowgraph ``vector_source -> head(N) ->
+block -> null_sink`` timed in the same run, with the ratios.
+
+Must show (issue 2): 2x2 time-varying Rayleigh + AWGN + CFO >= 30 Msps and >= 4x GR fading_model;
+1x1 AWGN + CFO >= 61.44 Msps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sim_fallback.launch import start_server  # noqa: E402
+from sim_fallback.topology import two_node_config  # noqa: E402
+
+FS = 61.44e6  # nominal sample rate given to the channel specs (Pluto's top rate)
+CASES = [
+    ("1x1 AWGN + CFO", 1, {"fading": "none", "snr_db": 20.0, "cfo_hz": 1000.0}),
+    ("2x2 time-varying Rayleigh (Gauss-Markov per 1024 samples) + AWGN + CFO", 2,
+     {"fading": "rayleigh", "time": "gauss_markov", "rho": 0.999, "block_samples": 1024, "snr_db": 10.0,
+      "cfo_hz": 1000.0}),
+    ("4x4 time-varying Rayleigh (Gauss-Markov per 1024 samples) + AWGN + CFO", 4,
+     {"fading": "rayleigh", "time": "gauss_markov", "rho": 0.999, "block_samples": 1024, "snr_db": 10.0,
+      "cfo_hz": 1000.0}),
+    ("2x2 TDL-A (30 ns delay spread, Gauss-Markov) + AWGN + CFO", 2,
+     {"tdl": "TDL-A", "delay_spread_s": 30e-9, "time": "gauss_markov", "rho": 0.999, "block_samples": 1024,
+      "snr_db": 10.0, "cfo_hz": 1000.0}),
+    ("2x2 Rayleigh, continuous Doppler (Jakes, 100 Hz) + AWGN + CFO", 2,
+     {"fading": "rayleigh", "doppler_hz": 100.0, "snr_db": 10.0, "cfo_hz": 1000.0}),
+]
+
+GR_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+from gnuradio import gr, blocks, channels
+N = int(sys.argv[1])
+data = (np.random.default_rng(0).standard_normal(1 << 16) * 0.3 + 0j).astype(np.complex64).tolist()
+def rate(make):
+    best = 0.0
+    for _ in range(2):
+        tb = gr.top_block()
+        src = blocks.vector_source_c(data, True)
+        head = blocks.head(gr.sizeof_gr_complex, N)
+        blk = make()
+        sink = blocks.null_sink(gr.sizeof_gr_complex)
+        tb.connect(src, head, blk, sink)
+        t = time.perf_counter(); tb.run(); dt = time.perf_counter() - t
+        best = max(best, N / dt / 1e6)
+    return best
+out = {
+  "gr_version": gr.version(),
+  "channel_model_awgn_cfo": rate(lambda: channels.channel_model(noise_voltage=0.1, frequency_offset=1000 / 61.44e6,
+                                                               epsilon=1.0, taps=[1.0 + 0j], noise_seed=0)),
+  "fading_model_rayleigh": rate(lambda: channels.fading_model(8, 100 / 61.44e6, False, 4.0, 0)),
+  "copy_baseline": rate(lambda: blocks.copy(gr.sizeof_gr_complex)),
+}
+print(json.dumps(out))
+"""
+
+
+def gnuradio_available() -> bool:
+    try:
+        r = subprocess.run(["/usr/bin/python3", "-c", "import gnuradio.channels, gnuradio.blocks"],
+                           capture_output=True, timeout=60)
+        return r.returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def time_gnuradio(n: int) -> dict:
+    r = subprocess.run(["/usr/bin/python3", "-c", GR_SCRIPT, str(n)], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"GNU Radio benchmark failed:\n{r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def model_rate(n_ant: int, spec: dict, chunk: int, seconds: float) -> tuple[float, float]:
+    """generate + apply of the channel model alone, in this process: (Msps per wall second, Msps per CPU second)."""
+    from hil.channel import build_channel
+
+    rng = np.random.default_rng(0)
+    m = build_channel({"n_tx": n_ant, "n_rx": n_ant, "sample_rate_hz": FS, **spec}, rng)
+    x = (rng.standard_normal((n_ant, chunk)) * 0.3 + 0j).astype(np.complex64)
+    m.apply(x, m.generate(chunk))
+    done, t0, c0 = 0, time.perf_counter(), time.thread_time()
+    while time.perf_counter() - t0 < seconds:
+        m.apply(x, m.generate(chunk))
+        done += chunk
+    return done / (time.perf_counter() - t0) / 1e6, done / (time.thread_time() - c0) / 1e6
+
+
+def end_to_end(n_ant: int, spec: dict, chunk: int, seconds: float, transport: str = "tcp") -> dict:
+    """Stream chunks through a server process; returns Msps per antenna and details."""
+    cfg = two_node_config(spec, a="a", b="b", n_a=n_ant, n_b=n_ant, mode="stream", reciprocal=False,
+                          sample_rate_hz=FS, max_message_bytes=max(1 << 27, 16 * chunk), hwm=8,
+                          transport=transport)
+    srv = start_server(cfg, log_level="WARNING")
+    ctx = zmq.Context(io_threads=1)
+    try:
+        tx = []
+        for ep in srv.nodes["a"]["tx"]:
+            s = ctx.socket(zmq.PUSH)
+            s.setsockopt(zmq.SNDHWM, 4)
+            s.setsockopt(zmq.LINGER, 0)
+            s.connect(ep)
+            tx.append(s)
+        rx = []
+        for ep in srv.nodes["b"]["rx"]:
+            s = ctx.socket(zmq.PULL)
+            s.setsockopt(zmq.RCVHWM, 8)
+            s.setsockopt(zmq.LINGER, 0)
+            s.connect(ep)
+            rx.append(s)
+        rng = np.random.default_rng(1)
+        x = (rng.standard_normal((n_ant, chunk)) * 0.3 + 1j * rng.standard_normal((n_ant, chunk)) * 0.3
+             ).astype(np.complex64)
+        rows = [x[i] for i in range(n_ant)]
+
+        def send(k: int) -> None:
+            for _ in range(k):
+                for s, r in zip(tx, rows):
+                    s.send(r, copy=False)
+
+        def recv(n_samples: int) -> None:
+            for s in rx:
+                got = 0
+                while got < n_samples:
+                    if not s.poll(30000):
+                        raise TimeoutError("no output from the server within 30 s")
+                    got += len(s.recv(copy=False).buffer) // 8
+
+        # warm-up (connections, pools, first model calls) and a rough rate to size the timed run
+        t = time.perf_counter()
+        send(2)
+        recv(2 * chunk)
+        rough = 2 * chunk / (time.perf_counter() - t)
+        k = max(8, int(rough * seconds / chunk))
+        # timed: a sender thread keeps the pipeline full; the receiver reads every antenna
+        from hil.radio.zmq import control_request
+
+        th = threading.Thread(target=send, args=(k,), daemon=True)
+        model_s0 = control_request(ctx, srv.control, {"cmd": "stats"}, 10.0)["links"]["a->b"]["model_s"]
+        srv_cpu0, cli0 = proc_cpu_s(srv.proc.pid), os.times()
+        t0 = time.perf_counter()
+        th.start()
+        # read antennas interleaved so no socket's queue stalls the server
+        got = [0] * n_ant
+        while min(got) < k * chunk:
+            for i, s in enumerate(rx):
+                while got[i] < k * chunk:
+                    try:
+                        f = s.recv(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    got[i] += len(f.buffer) // 8
+            if min(got) < k * chunk:
+                zmq.select(rx, [], [], 30.0)
+        dt = time.perf_counter() - t0
+        th.join()
+        srv_cpu, cli1 = proc_cpu_s(srv.proc.pid) - srv_cpu0, os.times()
+        cli_cpu = cli1.user + cli1.system - cli0.user - cli0.system
+        st = control_request(ctx, srv.control, {"cmd": "stats"}, 10.0)
+        model_s = st["links"]["a->b"]["model_s"] - model_s0
+        return {"msps": k * chunk / dt / 1e6, "seconds": dt, "chunks": k, "chunk": chunk,
+                "server_model_share": model_s / max(dt, 1e-9), "rejected": st["rejected"], "dropped": st["dropped"],
+                "server_cpu_cores": srv_cpu / dt, "client_cpu_cores": cli_cpu / dt,
+                "server_msps_per_cpu_s": k * chunk / max(srv_cpu, 1e-9) / 1e6,
+                "client_msps_per_cpu_s": k * chunk / max(cli_cpu, 1e-9) / 1e6}
+    finally:
+        ctx.destroy(0)
+        srv.stop()
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return {"cpu": model, "nproc": os.cpu_count(), "load_avg_1_5_15": list(os.getloadavg()),
+            "python": platform.python_version(), "numpy": np.__version__, "pyzmq": zmq.__version__,
+            "libzmq": zmq.zmq_version(), "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per case (default 3)")
+    p.add_argument("--chunk", type=int, default=1 << 18, help="samples per antenna per message (default 2^18)")
+    p.add_argument("--transport", default="tcp", choices=["tcp", "ipc"], help="ZMQ transport of the data streams")
+    p.add_argument("--cases", default="", help="comma-separated case numbers (1-based) to run; default all")
+    p.add_argument("--gr-samples", type=int, default=20_000_000, help="samples per GNU Radio flowgraph run")
+    p.add_argument("--no-gnuradio", action="store_true", help="skip the GNU Radio comparison")
+    p.add_argument("--json", default=None, help="write the results to this JSON file")
+    a = p.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    mach = machine()
+    print(f"machine: {mach['cpu']}, {mach['nproc']} CPUs, load avg {mach['load_avg_1_5_15']}, {mach['date_utc']}")
+    sel = [int(c) - 1 for c in a.cases.split(",") if c.strip()] or list(range(len(CASES)))
+    results = []
+    for i in sel:
+        name, n, spec = CASES[i]
+        e2e = end_to_end(n, spec, a.chunk, a.seconds, a.transport)
+        alone, alone_cpu = model_rate(n, spec, a.chunk, min(a.seconds, 2.0))
+        results.append({"case": name, "antennas": n, "spec": spec, "end_to_end_msps": e2e["msps"],
+                        "model_alone_msps": alone, "model_alone_msps_per_cpu_s": alone_cpu,
+                        **{k: v for k, v in e2e.items() if k != "msps"}})
+        print(f"{name[:60]:60s} end to end {e2e['msps']:6.1f} Msps (server got {e2e['server_cpu_cores']:.2f} cores, "
+              f"{e2e['server_msps_per_cpu_s']:.1f} Msps per server CPU-s; client {e2e['client_cpu_cores']:.2f} cores); "
+              f"model alone {alone:.1f} Msps ({alone_cpu:.1f} per CPU-s); server in the model "
+              f"{100 * e2e['server_model_share']:.0f}% of the time", flush=True)
+    gr = None
+    if not a.no_gnuradio and gnuradio_available():
+        gr = time_gnuradio(a.gr_samples)
+        print(f"GNU Radio {gr['gr_version']}: channel_model (AWGN+CFO) {gr['channel_model_awgn_cfo']:.1f} Msps, "
+              f"fading_model (Rayleigh, 1 antenna) {gr['fading_model_rayleigh']:.1f} Msps, "
+              f"copy {gr['copy_baseline']:.1f} Msps")
+        for r in results:
+            r["vs_gr_fading_model"] = r["end_to_end_msps"] / gr["fading_model_rayleigh"]
+            r["vs_gr_channel_model"] = r["end_to_end_msps"] / gr["channel_model_awgn_cfo"]
+            print(f"  {r['case'][:60]:60s} {r['vs_gr_fading_model']:6.1f}x fading_model, "
+                  f"{r['vs_gr_channel_model']:6.1f}x channel_model")
+    elif not a.no_gnuradio:
+        print("GNU Radio: /usr/bin/python3 cannot import gnuradio; comparison skipped")
+    mach["load_avg_after"] = list(os.getloadavg())
+    out = {"machine": mach, "results": results, "gnuradio": gr,
+           "command": " ".join([Path(sys.executable).name] + sys.argv)}
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1))
+    print()
+    print(markdown(out))
+    return 0
+
+
+def markdown(out: dict) -> str:
+    """The results as the markdown table of docs/performance.md."""
+    m, gr = out["machine"], out["gnuradio"]
+    lines = [f"`{out['command']}` on {m['cpu']}, {m['nproc']} CPUs, {m['date_utc']}; load average (1/5/15 min) "
+             f"{', '.join(f'{v:.1f}' for v in m['load_avg_1_5_15'])} before and "
+             f"{', '.join(f'{v:.1f}' for v in m['load_avg_after'])} after the run.", "",
+             "| case | end to end (Msps) | server CPU cores used | end to end per server CPU-second (Msps) | "
+             "channel model alone (Msps; per CPU-s) | vs GR fading_model | vs GR channel_model |",
+             "|---|---|---|---|---|---|---|"]
+    for r in out["results"]:
+        vf = f"{r['vs_gr_fading_model']:.1f}x" if "vs_gr_fading_model" in r else "-"
+        vc = f"{r['vs_gr_channel_model']:.1f}x" if "vs_gr_channel_model" in r else "-"
+        lines.append(f"| {r['case']} | {r['end_to_end_msps']:.1f} | {r['server_cpu_cores']:.2f} | "
+                     f"{r['server_msps_per_cpu_s']:.1f} | {r['model_alone_msps']:.1f}; "
+                     f"{r['model_alone_msps_per_cpu_s']:.1f} | {vf} | {vc} |")
+    if gr:
+        lines += ["", f"GNU Radio {gr['gr_version']} in the same run (flowgraph vector_source -> head -> block -> "
+                  f"null_sink): `channels.channel_model` (AWGN + CFO) {gr['channel_model_awgn_cfo']:.1f} Msps, "
+                  f"`channels.fading_model` (8 sinusoids, Rayleigh, 1 antenna) {gr['fading_model_rayleigh']:.1f} Msps, "
+                  f"`blocks.copy` {gr['copy_baseline']:.1f} Msps."]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

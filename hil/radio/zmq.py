@@ -1,0 +1,358 @@
+"""ZmqRadio: a Radio that is a client of the ZMQ MIMO channel server (sim_fallback).
+
+[Note: ZmqRadio wiring]
+A ZmqRadio is one directed wiring ``tx_node -> rx_node`` of a running channel server (see
+[Note: wiring and reverse links] in hil.radio.base). It asks the server's control socket for the
+endpoints, connects one PUSH socket to each antenna stream of ``tx_node`` and one PULL socket to
+each antenna stream of ``rx_node``. ``transceive`` sends one message per TX antenna, each a
+two-frame message ``[JSON header, cf32 samples]`` with the header ``{"seq": k, "dst": rx_node}``, and
+receives one message per RX antenna: the burst through the channel, with the link's noise margins
+(lead + random jitter + trail), as complex64 ``(n_rx, m)``. ``reverse()`` is the ZmqRadio of
+``rx_node -> tx_node`` over the same (transposed) channel.
+
+Only one client may read a node's rx streams (PUSH deals messages round-robin between readers).
+After a timeout the radio drops its data sockets and reconnects, so nothing stale is read later;
+ZMQ reconnects by itself after a server restart on the same endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import zmq
+
+from hil.errors import RadioError, RadioTimeout
+from hil.radio.base import Radio, RadioCaps, as_samples
+
+log = logging.getLogger(__name__)
+
+
+def control_request(ctx: zmq.Context, endpoint: str, req: dict, timeout_s: float, retries: int = 1) -> dict:
+    """One JSON request/reply on the server's control socket (lazy-pirate: a fresh REQ per try).
+
+    Raises:
+        RadioTimeout: no reply within ``timeout_s`` (per try), naming the endpoint.
+        RadioError: the server replied ``ok: false``.
+    """
+    payload = json.dumps(req).encode()
+    for attempt in range(retries + 1):
+        s = ctx.socket(zmq.REQ)
+        s.setsockopt(zmq.LINGER, 0)
+        try:
+            s.connect(endpoint)
+            s.send(payload)
+            if s.poll(int(timeout_s * 1000), zmq.POLLIN):
+                reply = json.loads(s.recv())
+                break
+        finally:
+            s.close(0)
+    else:
+        raise RadioTimeout(
+            f"channel server control {endpoint} did not answer {req.get('cmd')!r} within {timeout_s:.1f} s "
+            f"({retries + 1} tries); is it running (hil sim serve --config FILE)?"
+        )
+    if not reply.get("ok", False):
+        raise RadioError(f"channel server {endpoint} refused {req!r}: {reply.get('error')}")
+    return reply
+
+
+class ZmqRadio(Radio):
+    """Client of the channel server: the directed wiring ``tx_node -> rx_node`` (see [Note: ZmqRadio wiring]).
+
+    Args:
+        control: the server's control endpoint (``tcp://127.0.0.1:PORT``), or the server's ``info``
+            dict (what the server prints when ready), which skips the control round trip.
+        tx_node: the node whose antennas transmit.
+        rx_node: the node whose antennas receive (a linked peer of ``tx_node``).
+        timeout_s: how long ``transceive``/``rx`` wait for the capture, and the control timeout.
+        context: a ZMQ context to share (default: a new one, terminated by ``close``).
+
+    Raises:
+        ValueError: unknown node names or nodes that are not linked.
+        RadioTimeout: the control socket does not answer.
+    """
+
+    def __init__(self, control: str | dict, tx_node: str, rx_node: str, *, timeout_s: float = 5.0,
+                 context: zmq.Context | None = None):
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        self.timeout_s = float(timeout_s)
+        self._own_ctx = context is None
+        self.ctx = context or zmq.Context()
+        self._closed = False
+        self._reverse: ZmqRadio | None = None
+        self._tx: list[zmq.Socket] = []
+        self._rx: list[zmq.Socket] = []
+        try:
+            if isinstance(control, dict):
+                info = control
+            else:
+                info = control_request(self.ctx, control, {"cmd": "info"}, self.timeout_s)
+            self.info = info
+            self.control = info["control"]
+            nodes = info["nodes"]
+            for n in (tx_node, rx_node):
+                if n not in nodes:
+                    raise ValueError(f"unknown node {n!r}; the server has nodes {sorted(nodes)}")
+            if rx_node not in nodes[tx_node]["peers"]:
+                raise ValueError(f"no link {tx_node!r} -> {rx_node!r}; {tx_node!r} is linked to "
+                                 f"{nodes[tx_node]['peers']}")
+            self.tx_node, self.rx_node = tx_node, rx_node
+            self.tx_endpoints: list[str] = list(nodes[tx_node]["tx"])
+            self.rx_endpoints: list[str] = list(nodes[rx_node]["rx"])
+            self.tx_role = nodes[tx_node].get("tx_role", "bind")
+            self.rx_role = nodes[rx_node].get("rx_role", "bind")
+            self.pattern_tx = nodes[tx_node].get("pattern", "pushpull")
+            self.pattern_rx = nodes[rx_node].get("pattern", "pushpull")
+            self.stream_mode = nodes[tx_node].get("mode") == "stream"
+            link = info["links"][f"{tx_node}->{rx_node}"]
+            self.lead_samples = int(link["lead_samples"])
+            self.lead_jitter = int(link["lead_jitter"])
+            self.trail_samples = int(link["trail_samples"])
+            self.sample_rate_hz = float(info["sample_rate_hz"])
+            self.max_message_bytes = int(info["max_message_bytes"])
+            self._seq = 0
+            self._sender = os.urandom(6).hex()  # tells our bursts apart from other clients' of the same node
+            self._open_data()
+            if self.tx_role == "bind":  # we connect: open now (a PUB must join before it sends);
+                self._open_tx()          # where we would bind (the server connects), on the first send
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ sockets
+    def _open_data(self) -> None:
+        """(Re)create the rx sockets (tx sockets: :meth:`_open_tx`, at construction or on the first send).
+
+        The server binds by default, so we connect; where the server connects (tx_role/rx_role
+        "connect"), we bind the endpoint it connects to (unless someone else, e.g. GNU Radio, has)."""
+        for ep in self.rx_endpoints:
+            s = self.ctx.socket(zmq.SUB if self.pattern_rx == "pubsub" else zmq.PULL)
+            s.setsockopt(zmq.LINGER, 0)
+            if self.pattern_rx == "pubsub":
+                s.setsockopt(zmq.SUBSCRIBE, b"")
+            (s.bind if self.rx_role == "connect" else s.connect)(ep)
+            self._rx.append(s)
+
+    def _open_tx(self) -> None:
+        for ep in self.tx_endpoints:
+            s = self.ctx.socket(zmq.PUB if self.pattern_tx == "pubsub" else zmq.PUSH)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.SNDTIMEO, int(self.timeout_s * 1000))
+            (s.bind if self.tx_role == "connect" else s.connect)(ep)
+            self._tx.append(s)
+
+    def _close_data(self) -> None:
+        for s in self._tx + self._rx:
+            s.close(0)
+        self._tx, self._rx = [], []
+
+    def _reset(self) -> None:
+        """Drop queued and half-received data after a failure; ZMQ reconnects the fresh sockets.
+
+        Only PUSH/PULL sockets are renewed: PUB/SUB never queue stale data (and a fresh SUB would
+        miss messages until it has joined again)."""
+        if self.pattern_tx != "pubsub":
+            for s in self._tx:
+                s.close(0)
+            self._tx = []
+        if self.pattern_rx != "pubsub":
+            for s in self._rx:
+                s.close(0)
+            self._rx = []
+            self._open_data()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RadioError(f"ZmqRadio {self.tx_node}->{self.rx_node} is closed; create a new one")
+
+    # ------------------------------------------------------------------ Radio
+    @property
+    def caps(self) -> RadioCaps:
+        n = self.info["nodes"]
+        return RadioCaps(
+            n_tx=n[self.tx_node]["antennas"],
+            n_rx=n[self.rx_node]["antennas"],
+            sample_rate_range_hz=(self.sample_rate_hz, self.sample_rate_hz),
+            max_burst_samples=self.max_message_bytes // 8,
+        )
+
+    def capture_samples(self, n: int, rx_samples: int | None = None) -> int:
+        """Length of the capture ``transceive`` returns for an ``n``-sample burst."""
+        m = self.lead_samples + self.lead_jitter + n + self.trail_samples
+        return max(m, int(rx_samples or 0))
+
+    def _send(self, x: np.ndarray, header: dict | None) -> None:
+        hdr = json.dumps(header).encode() if header is not None else None
+        if not self._tx:
+            self._open_tx()
+        for i, s in enumerate(self._tx):
+            row = x[i]
+            try:
+                if hdr is None:
+                    s.send(row, copy=row.nbytes < 65536)
+                else:
+                    s.send_multipart([hdr, row], copy=row.nbytes < 65536)
+            except zmq.Again as e:
+                self._reset()
+                raise RadioTimeout(
+                    f"could not send to node {self.tx_node!r} antenna {i} at {self.tx_endpoints[i]} within "
+                    f"{self.timeout_s:.1f} s (server not reading?)"
+                ) from e
+
+    def _recv_row(self, i: int, deadline: float, expect: int | None) -> np.ndarray:
+        s = self._rx[i]
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not s.poll(max(1, int(left * 1000)), zmq.POLLIN):
+                self._reset()
+                raise RadioTimeout(
+                    f"no samples from node {self.rx_node!r} antenna {i} at {self.rx_endpoints[i]} within "
+                    f"{self.timeout_s:.1f} s; is the channel server running and {self.tx_node!r} -> "
+                    f"{self.rx_node!r} linked?"
+                )
+            frame = s.recv(copy=False)
+            if len(frame.buffer) % 8:
+                raise RadioError(f"node {self.rx_node!r} antenna {i}: {len(frame.buffer)} bytes is not cf32")
+            row = np.frombuffer(frame.buffer, np.complex64)
+            if expect is None or row.size == expect:
+                return row
+            log.warning("discarding a stale %d-sample message on %s (expected %d)", row.size,
+                        self.rx_endpoints[i], expect)
+
+    def _drain(self) -> int:
+        n = 0
+        for s in self._rx:
+            while True:
+                try:
+                    s.recv(zmq.NOBLOCK, copy=False)
+                    n += 1
+                except zmq.Again:
+                    break
+        if n:
+            log.warning("discarded %d stale message(s) on %s's rx streams", n, self.rx_node)
+        return n
+
+    def transceive(self, tx_burst: np.ndarray, rx_samples: int | None = None) -> np.ndarray:
+        """Send one burst from ``tx_node`` and return ``rx_node``'s capture.
+
+        Args:
+            tx_burst: complex64 ``(n_tx, n)`` (1-D for one antenna), full scale 1.0.
+            rx_samples: capture length per receive antenna; default (and minimum) ``lead + jitter +
+                n + trail`` of the link (see :meth:`capture_samples`).
+
+        Returns:
+            complex64 ``(n_rx, m)``. The burst starts somewhere in ``lead .. lead + jitter``: synchronise.
+
+        Raises:
+            ValueError: wrong antenna count, NaN/Inf, empty, or larger than the server accepts.
+            RadioTimeout: the server did not deliver the capture within ``timeout_s`` (names the endpoint).
+        """
+        self._check_open()
+        if self.stream_mode:
+            raise RadioError(f"node {self.tx_node!r} is in stream mode; use tx()/rx() or set mode = \"burst\"")
+        x = as_samples(tx_burst, self.caps.n_tx, "tx_burst")
+        n = x.shape[1]
+        if n == 0:
+            raise ValueError("tx_burst is empty; send at least one sample")
+        m = self.capture_samples(n, rx_samples)
+        if max(n, m) * 8 > self.max_message_bytes:
+            raise ValueError(f"burst of {n} samples ({m} captured) exceeds the server's max_message_bytes "
+                             f"{self.max_message_bytes} ({self.max_message_bytes // 8} samples); split it")
+        x = np.ascontiguousarray(x)
+        self._drain()
+        self._seq += 1
+        header: dict[str, Any] = {"seq": self._seq, "dst": self.rx_node, "sender": self._sender}
+        if rx_samples is not None:
+            header["rx_samples"] = int(rx_samples)
+        self._send(x, header)
+        deadline = time.monotonic() + self.timeout_s
+        rows = [self._recv_row(i, deadline, m) for i in range(len(self._rx))]
+        return np.stack(rows)
+
+    def tx(self, samples: np.ndarray) -> None:
+        """Stream mode: send a chunk of ``(n_tx, n)`` samples (the server applies the channel continuously)."""
+        self._check_open()
+        if not self.stream_mode:
+            raise RadioError(f"node {self.tx_node!r} is in burst mode; use transceive() or set mode = \"stream\"")
+        x = np.ascontiguousarray(as_samples(samples, self.caps.n_tx, "samples"))
+        self._send(x, None)
+
+    def rx(self, n_samples: int) -> np.ndarray:
+        """Stream mode: receive exactly ``n_samples`` per antenna, complex64 ``(n_rx, n_samples)``.
+
+        Samples beyond ``n_samples`` in the last message are kept for the next call.
+        """
+        self._check_open()
+        if n_samples < 0:
+            raise ValueError(f"n_samples must be >= 0, got {n_samples}")
+        if not hasattr(self, "_rx_left"):
+            self._rx_left = [np.zeros(0, np.complex64) for _ in self._rx]
+        deadline = time.monotonic() + self.timeout_s
+        out = np.empty((len(self._rx), n_samples), np.complex64)
+        for i in range(len(self._rx)):
+            have, left = 0, self._rx_left[i]
+            while True:
+                k = min(left.size, n_samples - have)
+                out[i, have:have + k] = left[:k]
+                have += k
+                left = left[k:]
+                if have == n_samples:
+                    break
+                left = self._recv_row(i, deadline, None)
+            self._rx_left[i] = left
+        return out
+
+    def reverse(self) -> "ZmqRadio":
+        """The ZmqRadio ``rx_node -> tx_node`` over the same link (the transposed channel), cached."""
+        self._check_open()
+        if self._reverse is None or self._reverse._closed:
+            self._reverse = ZmqRadio(self.info, self.rx_node, self.tx_node, timeout_s=self.timeout_s,
+                                     context=self.ctx)
+            self._reverse._reverse = self
+        return self._reverse
+
+    # ------------------------------------------------------------------ metadata
+    def request(self, cmd: str, **kw: Any) -> dict:
+        """A control request (``ping``, ``info``, ``stats``, ``last``, ``state``); returns the reply dict."""
+        self._check_open()
+        return control_request(self.ctx, self.control, {"cmd": cmd, **kw}, self.timeout_s)
+
+    def stats(self) -> dict:
+        """The server's counters (samples, bursts, rejected by reason, dropped, sequence numbers)."""
+        return self.request("stats")
+
+    def last_burst(self) -> dict | None:
+        """The server's record of the last burst delivered on this wiring (with the true burst start and
+        channel state when the server runs in test mode)."""
+        return self.request("last", node=self.rx_node, src=self.tx_node)["event"]
+
+    def close(self) -> None:
+        """Close the data sockets (and the reverse radio's). Idempotent."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        self._close_data()
+        rev, self._reverse = self._reverse, None
+        if rev is not None:
+            rev._reverse = None
+            rev.close()
+        if self._own_ctx:
+            self.ctx.term()
+
+    def __repr__(self) -> str:
+        return f"ZmqRadio({getattr(self, 'control', '?')!r}, {getattr(self, 'tx_node', '?')!r} -> " \
+               f"{getattr(self, 'rx_node', '?')!r})"
+
+
+def open_link(control: str | dict, tx_node: str, rx_node: str, **kw: Any) -> ZmqRadio:
+    """``ZmqRadio(control, tx_node, rx_node, **kw)``; its ``reverse()`` is the other direction."""
+    return ZmqRadio(control, tx_node, rx_node, **kw)
+
+
+__all__: Sequence[str] = ["ZmqRadio", "control_request", "open_link"]

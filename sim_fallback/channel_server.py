@@ -1,0 +1,883 @@
+"""The ZMQ MIMO channel server: one process, a topology of nodes and links, cf32 streams per antenna.
+
+Run it with ``python -m sim_fallback --config FILE`` or ``hil sim serve --config FILE``; the wire
+format, the sockets and the patterns are documented in docs/zmq.md.
+
+[Note: the server loop]
+One thread polls every socket. A sample message that arrives on a node's tx stream is validated
+(length a multiple of 8 bytes, at most ``max_message_bytes``, finite values, a header naming a known
+and linked node); a bad one is counted under its reason, logged, and the server carries on. In burst
+mode the messages of one burst (one per antenna, matched by the header's ``seq`` or by arrival order)
+are stacked to ``(n_tx, n)``, padded with ``lead`` (+ random jitter) and ``trail`` zero samples, and the
+whole padded block goes through each link's channel model (``generate`` then ``apply``), so noise fills
+the margins and the receiver has to find the burst. In stream mode each complete column of samples
+goes through the channel as it arrives, with no padding. Outputs wait in a per-node queue and are
+written when the receiver's socket can take them (POLLOUT); an output nobody takes within ``hold_s``
+is dropped and counted. ZMQ's own I/O thread moves the bytes, so socket I/O overlaps the channel math.
+Nothing that crosses a socket is pickled: samples are raw cf32, metadata is JSON.
+
+[Note: pipelining]
+With ``[server] apply_threads = 2`` (default) a worker also splits blocks of >= 2^16 samples in two
+halves: it draws the coefficients of both halves in order (``generate`` stays sequential) and
+applies them on two threads, which the generate/apply contract allows (apply touches no state). It
+does so only for a model that passes :func:`apply_is_pure` (checked once on deep copies): models that
+carry an input history between calls (TDL, fractional delay) are never split.
+
+With ``[server] pipeline = true`` (default), each link direction runs its channel model on a worker
+thread of its own for large blocks (>= 2^15 samples): the loop keeps receiving, validating and
+sending while numpy (which releases the GIL) computes. One worker per direction keeps the order of
+that direction's outputs and never runs a model on two threads at once; small blocks (training
+bursts) are computed inline for latency, unless the worker still has blocks queued (order again).
+A worker hands results back through a queue and wakes the loop on an inproc socket; it holds at
+most a few blocks, so a slow model back-pressures the senders through the ZMQ high-water marks.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import zmq
+
+from hil.errors import ConfigError
+from sim_fallback.topology import LinkConfig, NodeConfig, Topology
+
+if TYPE_CHECKING:  # hil.channel (and scipy) load only when a link needs a channel model
+    from hil.channel.base import ChannelModel
+
+log = logging.getLogger(__name__)
+
+#: Largest accepted JSON header / control request, bytes.
+MAX_JSON_BYTES = 65536
+#: Samples below which a message is sent with a copy (zero-copy has a fixed cost).
+_ZERO_COPY_MIN_BYTES = 65536
+#: Messages drained from one socket per loop turn (fairness between sockets).
+_DRAIN_PER_TURN = 8
+#: Longest poll wait; bounds how long a stop request waits (the server stops within this).
+_POLL_MS = 100
+#: Blocks of at least this many samples go to the link direction's worker thread (when pipelining);
+#: smaller ones are computed inline (lower latency) unless the worker still has blocks queued.
+_PIPELINE_MIN_SAMPLES = 1 << 15
+#: Blocks queued per worker before the loop waits (back-pressure through the ZMQ high-water marks).
+_PIPELINE_DEPTH = 3
+#: Blocks of at least this many samples are split in two halves applied on two threads (pure models only).
+_SPLIT_MIN_SAMPLES = 1 << 16
+
+
+def apply_is_pure(model: Any, n: int = 2048) -> bool:
+    """Whether ``model.apply`` depends only on its arguments (the base.py contract), checked on copies.
+
+    Two deep copies draw the same coefficients for two consecutive blocks; one applies them in
+    order, the other in reverse order. A model that carries state between apply calls (a FIR input
+    history, a filter memory) gives different outputs and is never split (see [Note: pipelining]).
+    """
+    try:
+        a, b = copy.deepcopy(model), copy.deepcopy(model)
+        k = np.arange(2 * n)
+        x = np.stack([0.5 * np.exp(1j * (0.01 * (i + 1) * k + i)) for i in range(model.n_in)]).astype(np.complex64)
+        ca = [a.generate(n), a.generate(n)]
+        cb = [b.generate(n), b.generate(n)]
+        ya = [np.asarray(a.apply(x[:, :n], ca[0])), np.asarray(a.apply(x[:, n:], ca[1]))]
+        yb1 = np.asarray(b.apply(x[:, n:], cb[1]))
+        yb0 = np.asarray(b.apply(x[:, :n], cb[0]))
+        return bool(np.array_equal(ya[0], yb0) and np.array_equal(ya[1], yb1))
+    except Exception:  # noqa: BLE001 - anything unusual: do not split
+        return False
+
+# Rejection reasons: the keys of stats()["rejected_by_reason"].
+R_LENGTH = "length_not_multiple_of_8"
+R_EMPTY = "empty_message"
+R_TOO_LARGE = "too_large"
+R_NON_FINITE = "non_finite"
+R_UNKNOWN_NODE = "unknown_node"
+R_NO_LINK = "no_link"
+R_BAD_HEADER = "bad_header"
+R_BAD_REQUEST = "bad_request"
+R_ANTENNA_MISMATCH = "antenna_length_mismatch"
+REASONS = (R_LENGTH, R_EMPTY, R_TOO_LARGE, R_NON_FINITE, R_UNKNOWN_NODE, R_NO_LINK, R_BAD_HEADER,
+           R_BAD_REQUEST, R_ANTENNA_MISMATCH)
+
+
+def _channel_api():
+    """``(build_channel, build_reciprocal_link)`` of hil.channel (imported when a server starts)."""
+    import hil.channel as hch
+
+    bc, brl = getattr(hch, "build_channel", None), getattr(hch, "build_reciprocal_link", None)
+    if bc is None or brl is None:
+        from hil.channel import config as hcc
+
+        bc, brl = hcc.build_channel, hcc.build_reciprocal_link
+    return bc, brl
+
+
+class _Wire:
+    """An ideal wire (output = input), for a link whose spec is only ``fading = "none"`` (or empty).
+
+    Served without importing hil.channel, so such servers start fast (tests, interop checks).
+    """
+
+    def __init__(self, n: int):
+        self.n_in = self.n_out = n
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def generate(self, n_samples: int) -> None:
+        return None
+
+    def apply(self, x: np.ndarray, coeffs: Any) -> np.ndarray:
+        return x
+
+    def state(self) -> dict:
+        return {"model": "wire"}
+
+
+def _is_wire(spec: Any) -> bool:
+    return spec is None or dict(spec) in ({}, {"fading": "none"})
+
+
+def build_link_models(link: LinkConfig, n_a: int, n_b: int, rng: np.random.Generator,
+                      sample_rate_hz: float = 1e6) -> tuple[ChannelModel, ChannelModel]:
+    """The channel models of both directions of a link: (a -> b, b -> a).
+
+    A spec of only ``fading = "none"`` (or empty) between equal antenna counts is an ideal wire.
+    A reciprocal link is built by ``hil.channel.build_reciprocal_link`` (the reverse is the transposed
+    forward channel, CFO negated). A link whose spec says ``fading = "none"`` (an ideal wire, or
+    only impairments such as AWGN and CFO) has nothing to transpose: each direction is built by
+    ``hil.channel.build_channel``, the reverse with ``cfo_hz``/``sco_ppm`` negated. With
+    ``reciprocal = false`` each direction is built on its own (``reverse_channel`` or the same spec).
+    The node antenna counts and the server's ``sample_rate_hz`` are added to the spec unless given.
+
+    Raises:
+        ConfigError: the spec is invalid or the models' antenna counts do not match the nodes.
+    """
+    if n_a == n_b and _is_wire(link.channel) and (link.reciprocal or _is_wire(link.reverse_channel)):
+        return _Wire(n_a), _Wire(n_b)
+    build_channel, build_reciprocal_link = _channel_api()
+    spec = {"sample_rate_hz": float(sample_rate_hz), **dict(link.channel)}
+    try:
+        if link.reciprocal and spec.get("fading") != "none":
+            pair = build_reciprocal_link({"n_tx": n_a, "n_rx": n_b, **spec}, rng)
+            fwd, rev = pair.forward, pair.reverse
+        else:
+            fwd = build_channel({"n_tx": n_a, "n_rx": n_b, **spec}, rng)
+            if link.reverse_channel is not None:
+                rspec = {"sample_rate_hz": float(sample_rate_hz), **dict(link.reverse_channel)}
+            else:
+                rspec = dict(spec)
+                if link.reciprocal:  # fading "none": the same impairments, offsets seen from the other end
+                    for k in ("cfo_hz", "sco_ppm"):
+                        if rspec.get(k):
+                            rspec[k] = -float(rspec[k])
+            rev = build_channel({"n_tx": n_b, "n_rx": n_a, **rspec}, rng)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ConfigError(f"link {link.name}: invalid channel spec {dict(link.channel)!r}: {e}") from e
+    for name, m, nin, nout in ((f"{link.a}->{link.b}", fwd, n_a, n_b), (f"{link.b}->{link.a}", rev, n_b, n_a)):
+        if (m.n_in, m.n_out) != (nin, nout):
+            raise ConfigError(
+                f"link {name}: channel model maps {m.n_in} -> {m.n_out} antennas but the nodes have "
+                f"{nin} -> {nout}; fix the antenna counts or the spec"
+            )
+    return fwd, rev
+
+
+@dataclass
+class _Direction:
+    """One direction of a link: src -> dst through ``model``."""
+
+    name: str
+    src: str
+    dst: str
+    model: ChannelModel
+    lead: int
+    jitter: int
+    trail: int
+    bursts: int = 0
+    model_s: float = 0.0  # time spent in generate + apply
+    last_event: dict | None = None
+    last_state: dict | None = None
+    worker: "_Worker | None" = None
+    outstanding: int = 0  # blocks handed to the worker whose output has not come back
+    splitter: ThreadPoolExecutor | None = None  # second thread for the other half of a block (pure models)
+
+
+class _Worker(threading.Thread):
+    """Runs one link direction's channel model on its own thread (see [Note: pipelining])."""
+
+    def __init__(self, server: "ChannelServer", d: _Direction):
+        super().__init__(name=f"chsrv-{d.name}", daemon=True)
+        self.server, self.d = server, d
+        self.inq: queue.Queue = queue.Queue(maxsize=_PIPELINE_DEPTH)
+
+    def run(self) -> None:
+        d = self.d
+        if self.server.cfg.apply_threads > 1 and apply_is_pure(d.model):
+            d.splitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chsrv-{d.name}-half")
+        log.info("channel %s: worker thread started%s", d.name,
+                 ", blocks split over 2 threads" if d.splitter else "")
+        wake = self.server.ctx.socket(zmq.PUSH)
+        wake.setsockopt(zmq.LINGER, 0)
+        wake.connect(self.server._wake_endpoint)
+        try:
+            while True:
+                item = self.inq.get()
+                if item is None:
+                    return
+                x, ev = item
+                y, st = self.server._compute(self.d, x)
+                self.server._results.put((self.d, y, ev, st))
+                try:
+                    wake.send(b"", zmq.NOBLOCK)
+                except zmq.Again:  # the loop has plenty of wake-ups queued; it also polls the results
+                    pass
+        except zmq.ZMQError:  # context terminated while stopping
+            return
+        finally:
+            wake.close(0)
+
+
+@dataclass
+class _Out:
+    """An output waiting to be written: one frame per receive antenna."""
+
+    rows: list
+    deadline: float
+    event: dict
+    next_antenna: int = 0
+
+
+@dataclass
+class _NodeRt:
+    """Runtime state of a node."""
+
+    cfg: NodeConfig
+    tx_socks: list = field(default_factory=list)
+    rx_socks: list = field(default_factory=list)
+    tx_endpoints: list = field(default_factory=list)
+    rx_endpoints: list = field(default_factory=list)
+    directions: dict = field(default_factory=dict)  # dst name -> _Direction
+    pending: dict = field(default_factory=dict)  # burst key -> list per antenna
+    auto_key: list = field(default_factory=list)  # per antenna message counter (headerless bursts)
+    stream_buf: list = field(default_factory=list)  # per antenna deque of arrays
+    stream_avail: list = field(default_factory=list)
+    out: deque = field(default_factory=deque)
+    c: dict = field(default_factory=dict)  # counters
+
+
+_REJECT = object()  # placeholder of a rejected antenna message inside a pending burst
+
+
+def _counters() -> dict:
+    return {"messages_in": 0, "samples_in": 0, "samples_out": 0, "bursts_in": 0, "bursts_out": 0,
+            "rejected": 0, "dropped": 0, "incomplete": 0, "seq": 0}
+
+
+class ChannelServer:
+    """Serves a :class:`Topology` over ZMQ. Create, :meth:`bind`, then :meth:`serve_forever`.
+
+    Args:
+        topology: nodes, links and server settings.
+        context: a ZMQ context (default: a new one with ``io_threads`` threads).
+        channel_factory: ``(link, n_a, n_b, rng, sample_rate_hz) -> (model a->b, model b->a)``; default
+            :func:`build_link_models` (hil.channel).
+    """
+
+    def __init__(self, topology: Topology, *, context: zmq.Context | None = None,
+                 channel_factory: Callable[..., tuple[ChannelModel, ChannelModel]] | None = None):
+        self.topo = topology
+        self.cfg = topology.server
+        self._own_ctx = context is None
+        self.ctx = context or zmq.Context(io_threads=self.cfg.io_threads)
+        self._factory = channel_factory or build_link_models
+        self._stop = False
+        self._bound = False
+        self._closed = False
+        self.nodes: dict[str, _NodeRt] = {}
+        self._sock_owner: dict[zmq.Socket, tuple[_NodeRt, int]] = {}
+        self.rejected_by_reason = {r: 0 for r in REASONS}
+        self.totals = dict(_counters(), model_errors=0)
+        self.started = time.time()
+        root = np.random.default_rng(self.cfg.seed)
+        link_rngs = root.spawn(len(topology.links) + 1)
+        self._jitter_rng = link_rngs[-1]
+        for n in topology.nodes:
+            self.nodes[n.name] = _NodeRt(cfg=n, c=_counters(), auto_key=[0] * n.antennas,
+                                         stream_buf=[deque() for _ in range(n.antennas)],
+                                         stream_avail=[0] * n.antennas)
+        s = self.cfg
+        for link, rng in zip(topology.links, link_rngs):
+            na, nb = self.nodes[link.a].cfg.antennas, self.nodes[link.b].cfg.antennas
+            fwd, rev = self._factory(link, na, nb, rng, s.sample_rate_hz)
+            pads = dict(lead=s.lead_samples if link.lead_samples is None else link.lead_samples,
+                        jitter=s.lead_jitter if link.lead_jitter is None else link.lead_jitter,
+                        trail=s.trail_samples if link.trail_samples is None else link.trail_samples)
+            self.nodes[link.a].directions[link.b] = _Direction(f"{link.a}->{link.b}", link.a, link.b, fwd, **pads)
+            self.nodes[link.b].directions[link.a] = _Direction(f"{link.b}->{link.a}", link.b, link.a, rev, **pads)
+        self.control_endpoint = ""
+        self.events_endpoint = ""
+        self._results: queue.Queue = queue.Queue()
+
+    # ------------------------------------------------------------------ sockets
+    def _default_endpoint(self, tag: str) -> str:
+        if self.cfg.transport == "ipc":
+            return f"ipc://{self.cfg.ipc_dir}/hil-chsrv-{os.getpid()}-{tag}"
+        return f"tcp://{self.cfg.host}:*"
+
+    def _open(self, kind: int, bind: str, connect: str, tag: str) -> tuple[zmq.Socket, str]:
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        if kind in (zmq.PULL, zmq.SUB, zmq.PUSH, zmq.PUB):
+            sock.setsockopt(zmq.RCVHWM if kind in (zmq.PULL, zmq.SUB) else zmq.SNDHWM, self.cfg.hwm)
+        if kind in (zmq.PULL, zmq.SUB):
+            # Hard limit well above the soft one: above it ZMQ drops the connection (memory safety).
+            sock.setsockopt(zmq.MAXMSGSIZE, 4 * self.cfg.max_message_bytes + MAX_JSON_BYTES)
+        if kind == zmq.SUB:
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+        try:
+            if connect:
+                sock.connect(connect)
+                return sock, connect
+            sock.bind(bind or self._default_endpoint(tag))
+        except zmq.ZMQError as e:
+            sock.close(0)
+            raise ConfigError(f"cannot {'connect' if connect else 'bind'} {tag} on "
+                              f"{connect or bind or self._default_endpoint(tag)!r}: {e}") from e
+        return sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def bind(self) -> dict:
+        """Create and bind (or connect) every socket. Returns :meth:`info` (with the bound endpoints)."""
+        if self._bound:
+            return self.info()
+        try:
+            self._ctl, self.control_endpoint = self._open(zmq.REP, self.cfg.control, "", "control")
+            self._ev, self.events_endpoint = self._open(zmq.PUB, self.cfg.events, "", "events")
+            self._wake = self.ctx.socket(zmq.PULL)  # workers say "output ready" here
+            self._wake.setsockopt(zmq.LINGER, 0)
+            self._wake_endpoint = f"inproc://chsrv-wake-{id(self)}"
+            self._wake.bind(self._wake_endpoint)
+            for rt in self.nodes.values():
+                n = rt.cfg
+                rx_kind = zmq.SUB if n.pattern == "pubsub" else zmq.PULL
+                tx_kind = zmq.PUB if n.pattern == "pubsub" else zmq.PUSH
+                for i in range(n.antennas):
+                    s, ep = self._open(rx_kind, n.tx_bind[i] if n.tx_bind else "",
+                                       n.tx_connect[i] if n.tx_connect else "", f"{n.name}-tx{i}")
+                    rt.tx_socks.append(s)
+                    rt.tx_endpoints.append(ep)
+                    self._sock_owner[s] = (rt, i)
+                    s, ep = self._open(tx_kind, n.rx_bind[i] if n.rx_bind else "",
+                                       n.rx_connect[i] if n.rx_connect else "", f"{n.name}-rx{i}")
+                    rt.rx_socks.append(s)
+                    rt.rx_endpoints.append(ep)
+        except Exception:
+            self.close()
+            raise
+        self._bound = True
+        return self.info()
+
+    def info(self) -> dict:
+        """Endpoints, nodes, links and settings: what a client needs (JSON-serialisable)."""
+        s = self.cfg
+        return {
+            "server": "hil-channel-server",
+            "version": 1,
+            "pid": os.getpid(),
+            "control": self.control_endpoint,
+            "events": self.events_endpoint,
+            "sample_rate_hz": s.sample_rate_hz,
+            "max_message_bytes": s.max_message_bytes,
+            "test_mode": s.test_mode,
+            "nodes": {
+                name: {"antennas": rt.cfg.antennas, "mode": rt.cfg.mode, "pattern": rt.cfg.pattern,
+                       "tx": list(rt.tx_endpoints), "rx": list(rt.rx_endpoints),
+                       "tx_role": "connect" if rt.cfg.tx_connect else "bind",
+                       "rx_role": "connect" if rt.cfg.rx_connect else "bind",
+                       "peers": sorted(rt.directions)}
+                for name, rt in self.nodes.items()
+            },
+            "links": {
+                d.name: {"src": d.src, "dst": d.dst, "lead_samples": d.lead, "lead_jitter": d.jitter,
+                         "trail_samples": d.trail, "model": type(d.model).__name__}
+                for rt in self.nodes.values() for d in rt.directions.values()
+            },
+        }
+
+    # ------------------------------------------------------------------ loop
+    def stop(self) -> None:
+        """Ask :meth:`serve_forever` to return (safe from a signal handler or another thread)."""
+        self._stop = True
+
+    def serve_forever(self) -> None:
+        """Serve until :meth:`stop`; then close every socket. Returns within ~0.1 s of ``stop()``."""
+        self.bind()
+        poller = zmq.Poller()
+        poller.register(self._ctl, zmq.POLLIN)
+        poller.register(self._wake, zmq.POLLIN)
+        for rt in self.nodes.values():
+            for s in rt.tx_socks:
+                poller.register(s, zmq.POLLIN)
+        writing: set[zmq.Socket] = set()
+        rx_owner = {s: rt for rt in self.nodes.values() for s in rt.rx_socks}
+        log.info("channel server serving %d node(s), %d link(s); control %s",
+                 len(self.nodes), len(self.topo.links), self.control_endpoint)
+        try:
+            while not self._stop:
+                # Sockets with queued output wait for POLLOUT (a receiver that can take data).
+                want = {rt.rx_socks[rt.out[0].next_antenna] for rt in self.nodes.values() if rt.out}
+                for s in writing - want:
+                    poller.unregister(s)
+                for s in want - writing:
+                    poller.register(s, zmq.POLLOUT)
+                writing = want
+                timeout = _POLL_MS
+                if not self._results.empty():
+                    timeout = 0
+                if want:
+                    nearest = min(rt.out[0].deadline for rt in self.nodes.values() if rt.out)
+                    timeout = max(0, min(timeout, int((nearest - time.monotonic()) * 1000) + 1))
+                try:
+                    ready = poller.poll(timeout)
+                except zmq.ZMQError as e:
+                    if e.errno == zmq.EINTR:
+                        continue
+                    raise
+                for sock, ev in ready:
+                    if self._stop:
+                        break
+                    if sock is self._ctl:
+                        self._handle_control()
+                    elif sock is self._wake:
+                        pass  # results are collected below
+                    elif ev & zmq.POLLIN and sock in self._sock_owner:
+                        rt, ant = self._sock_owner[sock]
+                        for _ in range(_DRAIN_PER_TURN):
+                            try:
+                                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                            except zmq.Again:
+                                break
+                            self._handle_message(rt, ant, frames)
+                    if ev & zmq.POLLOUT and sock in rx_owner:
+                        self._flush(rx_owner[sock])
+                self._collect()
+                self._expire()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close every socket (and the context if the server created it). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        workers = [d.worker for rt in self.nodes.values() for d in rt.directions.values() if d.worker]
+        for w in workers:
+            while True:  # make room for the stop sentinel: queued blocks are dropped on stop
+                try:
+                    w.inq.put_nowait(None)
+                    break
+                except queue.Full:
+                    try:
+                        w.inq.get_nowait()
+                    except queue.Empty:
+                        pass
+        for w in workers:
+            w.join(timeout=0.5)
+            if w.d.splitter is not None:
+                w.d.splitter.shutdown(wait=False, cancel_futures=True)
+        for rt in self.nodes.values():
+            for s in rt.tx_socks + rt.rx_socks:
+                s.close(0)
+        for name in ("_ctl", "_ev", "_wake"):
+            s = getattr(self, name, None)
+            if s is not None:
+                s.close(0)
+        if self._own_ctx:
+            if any(w.is_alive() for w in workers):  # a model call still running: do not wait for it
+                log.warning("a channel worker is still busy; leaving the ZMQ context to the process exit")
+            else:
+                self.ctx.term()
+        log.info("channel server stopped")
+
+    # ------------------------------------------------------------------ input
+    def _reject(self, reason: str, detail: str, rt: _NodeRt | None = None) -> None:
+        self.rejected_by_reason[reason] += 1
+        self.totals["rejected"] += 1
+        if rt is not None:
+            rt.c["rejected"] += 1
+        log.warning("rejected (%s): %s", reason, detail)
+
+    def _parse_header(self, rt: _NodeRt, ant: int, frame: zmq.Frame) -> dict | None:
+        where = f"node {rt.cfg.name!r} antenna {ant} ({rt.tx_endpoints[ant]})"
+        raw = frame.bytes
+        if len(raw) > MAX_JSON_BYTES:
+            self._reject(R_BAD_HEADER, f"{where}: header of {len(raw)} bytes > {MAX_JSON_BYTES}", rt)
+            return None
+        try:
+            h = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            self._reject(R_BAD_HEADER, f"{where}: header is not JSON ({e})", rt)
+            return None
+        if not isinstance(h, dict):
+            self._reject(R_BAD_HEADER, f"{where}: header must be a JSON object, got {type(h).__name__}", rt)
+            return None
+        for k in ("seq", "rx_samples"):
+            if k in h and (isinstance(h[k], bool) or not isinstance(h[k], int) or h[k] < 0):
+                self._reject(R_BAD_HEADER, f"{where}: header {k!r} must be an integer >= 0, got {h[k]!r}", rt)
+                return None
+        if "sender" in h and (not isinstance(h["sender"], str) or len(h["sender"]) > 64):
+            self._reject(R_BAD_HEADER, f"{where}: header 'sender' must be a string of <= 64 characters", rt)
+            return None
+        if h.get("rx_samples", 0) * 8 > self.cfg.max_message_bytes:
+            self._reject(R_TOO_LARGE, f"{where}: rx_samples {h['rx_samples']} exceeds max_message_bytes/8", rt)
+            return None
+        dst = h.get("dst")
+        if dst is not None:
+            if not isinstance(dst, str) or dst not in self.nodes:
+                self._reject(R_UNKNOWN_NODE, f"{where}: header names unknown node {dst!r}; "
+                                             f"known nodes are {sorted(self.nodes)}", rt)
+                return None
+            if dst not in rt.directions:
+                self._reject(R_NO_LINK, f"{where}: no link {rt.cfg.name!r} -> {dst!r}; "
+                                        f"linked nodes are {sorted(rt.directions)}", rt)
+                return None
+        return h
+
+    def _handle_message(self, rt: _NodeRt, ant: int, frames: list) -> None:
+        rt.c["messages_in"] += 1
+        self.totals["messages_in"] += 1
+        header: dict | None = {}
+        if len(frames) == 2:
+            header = self._parse_header(rt, ant, frames[0])
+        elif len(frames) > 2:
+            self._reject(R_BAD_HEADER, f"node {rt.cfg.name!r} antenna {ant}: {len(frames)} frames; "
+                                       "send [samples] or [json header, samples]", rt)
+            header = None
+        x = None if header is None else self._samples(rt, ant, frames[-1])
+        if rt.cfg.mode == "stream":
+            if x is not None:
+                rt.stream_buf[ant].append(x)
+                rt.stream_avail[ant] += x.size
+                self._process_stream(rt)
+            return
+        # burst key: (kind, sender, number); one sender's bursts complete in order, so its older
+        # incomplete bursts are dropped when a newer one completes
+        if header and "seq" in header:
+            key = ("h", header.get("sender", ""), header["seq"])
+        else:
+            key = ("a", "", rt.auto_key[ant])
+            rt.auto_key[ant] += 1
+        slots = rt.pending.get(key)
+        if slots is None:
+            slots = rt.pending[key] = [None] * rt.cfg.antennas
+        if slots[ant] is not None:  # a second message for the same burst and antenna: replace
+            rt.c["incomplete"] += 1
+            self.totals["incomplete"] += 1
+        slots[ant] = _REJECT if x is None else (x, header)
+        if all(s is not None for s in slots):
+            del rt.pending[key]
+            for k in [k for k in rt.pending if k[:2] == key[:2] and k[2] < key[2]]:
+                del rt.pending[k]  # older, never completed: one antenna's message was lost
+                rt.c["incomplete"] += 1
+                self.totals["incomplete"] += 1
+            if any(s is _REJECT for s in slots):
+                return  # already counted per message
+            self._process_burst(rt, [s[0] for s in slots], slots[0][1] or {})
+        elif len(rt.pending) > 64:
+            oldest = min(rt.pending)
+            del rt.pending[oldest]
+            rt.c["incomplete"] += 1
+            self.totals["incomplete"] += 1
+
+    def _samples(self, rt: _NodeRt, ant: int, frame: zmq.Frame) -> np.ndarray | None:
+        """Validate one cf32 message; returns complex64 (n,) or None (rejected and counted)."""
+        buf = frame.buffer
+        nbytes = buf.nbytes
+        where = f"node {rt.cfg.name!r} antenna {ant} ({rt.tx_endpoints[ant]})"
+        if nbytes == 0:
+            self._reject(R_EMPTY, f"{where}: empty message", rt)
+            return None
+        if nbytes % 8:
+            self._reject(R_LENGTH, f"{where}: {nbytes} bytes is not a multiple of 8 (cf32 = 2 x float32)", rt)
+            return None
+        if nbytes > self.cfg.max_message_bytes:
+            self._reject(R_TOO_LARGE, f"{where}: {nbytes} bytes > max_message_bytes "
+                                      f"{self.cfg.max_message_bytes}; split the burst or raise the limit", rt)
+            return None
+        x = np.frombuffer(buf, dtype=np.complex64)
+        # Fast check (BLAS): the sum of squares is non-finite if any value is; confirm exactly, as a
+        # huge finite value may overflow it.
+        f = x.view(np.float32)
+        if not np.isfinite(np.dot(f, f)) and not np.isfinite(f).all():
+            bad = int(np.count_nonzero(~np.isfinite(f)))
+            self._reject(R_NON_FINITE, f"{where}: {bad} NaN/Inf value(s) in {x.size} samples", rt)
+            return None
+        rt.c["samples_in"] += x.size
+        self.totals["samples_in"] += x.size
+        return x
+
+    # ------------------------------------------------------------------ processing
+    def _targets(self, rt: _NodeRt, header: dict) -> list[_Direction]:
+        dst = header.get("dst")
+        return [rt.directions[dst]] if dst else list(rt.directions.values())
+
+    def _compute(self, d: _Direction, x: np.ndarray) -> tuple[np.ndarray | None, dict | None]:
+        """generate + apply of ``d``'s model on ``x`` [n_tx, n] -> ([n_rx, n] complex64, test-mode state).
+
+        Returns (None, None) if the model raised (logged and counted: a broken model must not stop the server).
+        """
+        n = x.shape[1]
+        t = time.perf_counter()
+        try:
+            if d.splitter is not None and n >= _SPLIT_MIN_SAMPLES:
+                # a pure model: the two halves' coefficients in order, their apply on two threads
+                h = n // 2
+                c0, c1 = d.model.generate(h), d.model.generate(n - h)
+                first = d.splitter.submit(d.model.apply, x[:, :h], c0)
+                y1 = np.asarray(d.model.apply(x[:, h:], c1))
+                y = np.concatenate([np.asarray(first.result()), y1], axis=1).astype(np.complex64, copy=False)
+            else:
+                y = d.model.apply(x, d.model.generate(n))
+            y = np.asarray(y)
+            if y.dtype != np.complex64 or not y.flags.c_contiguous:
+                y = np.ascontiguousarray(y, dtype=np.complex64)
+            if y.shape != (self.nodes[d.dst].cfg.antennas, n):
+                raise RuntimeError(f"model returned shape {y.shape}, expected ({self.nodes[d.dst].cfg.antennas}, {n})")
+            st = _jsonable(d.model.state()) if self.cfg.test_mode else None
+        except Exception:  # noqa: BLE001
+            log.exception("channel %s failed on a block of %d samples; block dropped", d.name, n)
+            self.totals["model_errors"] += 1
+            return None, None
+        finally:
+            d.model_s += time.perf_counter() - t
+        return y, st
+
+    def _submit(self, d: _Direction, x: np.ndarray, ev: dict) -> None:
+        """Run ``d``'s model on ``x`` inline or on its worker, preserving the order of d's outputs."""
+        if self.cfg.pipeline and (d.outstanding or x.shape[1] >= _PIPELINE_MIN_SAMPLES):
+            if d.worker is None:
+                d.worker = _Worker(self, d)
+                d.worker.start()
+            d.outstanding += 1
+            d.worker.inq.put((x, ev))  # blocks while the worker is _PIPELINE_DEPTH blocks behind
+            return
+        y, st = self._compute(d, x)
+        self._finish(d, y, ev, st)
+
+    def _finish(self, d: _Direction, y: np.ndarray | None, ev: dict, st: dict | None) -> None:
+        if y is None:
+            return
+        d.bursts += 1
+        if st is not None:
+            d.last_state = st
+        self._enqueue(d, y, ev)
+
+    def _collect(self) -> None:
+        """Take the outputs the workers have finished (main thread only)."""
+        try:
+            while True:
+                self._wake.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+        while True:
+            try:
+                d, y, ev, st = self._results.get_nowait()
+            except queue.Empty:
+                return
+            d.outstanding -= 1
+            self._finish(d, y, ev, st)
+
+    def _process_burst(self, rt: _NodeRt, xs: list[np.ndarray], header: dict) -> None:
+        n = xs[0].size
+        if any(x.size != n for x in xs):
+            self._reject(R_ANTENNA_MISMATCH, f"node {rt.cfg.name!r}: burst antennas have lengths "
+                                             f"{[x.size for x in xs]}; all antennas must send equally long bursts", rt)
+            return
+        rt.c["bursts_in"] += 1
+        self.totals["bursts_in"] += 1
+        for d in self._targets(rt, header):
+            total = d.lead + d.jitter + n + d.trail
+            total = max(total, header.get("rx_samples", 0))
+            start = d.lead + (int(self._jitter_rng.integers(0, d.jitter + 1)) if d.jitter else 0)
+            if total == n and start == 0 and len(xs) == 1:
+                block = xs[0][None, :]
+            else:
+                block = np.zeros((len(xs), total), np.complex64)  # [n_tx, total]
+                for i, x in enumerate(xs):
+                    block[i, start:start + n] = x
+            ev = {"type": "burst", "link": d.name, "src": d.src, "dst": d.dst, "tx_seq": header.get("seq"),
+                  "tx_samples": n, "rx_samples": total}
+            if self.cfg.test_mode:
+                ev["start"] = start
+            self._submit(d, block, ev)  # [n_tx, total] -> [n_rx, total]
+
+    def _process_stream(self, rt: _NodeRt) -> None:
+        m = min(rt.stream_avail)
+        if m == 0:
+            return
+        cols = []
+        for ant, q in enumerate(rt.stream_buf):
+            need, parts = m, []
+            while need:
+                a = q[0]
+                if a.size <= need:
+                    parts.append(q.popleft())
+                    need -= a.size
+                else:
+                    parts.append(a[:need])
+                    q[0] = a[need:]
+                    need = 0
+            rt.stream_avail[ant] -= m
+            cols.append(parts[0] if len(parts) == 1 else np.concatenate(parts))
+        x = cols[0][None, :] if len(cols) == 1 else np.stack(cols)  # [n_tx, m]
+        rt.c["bursts_in"] += 1
+        self.totals["bursts_in"] += 1
+        for d in rt.directions.values():
+            ev = {"type": "stream", "link": d.name, "src": d.src, "dst": d.dst, "tx_samples": m, "rx_samples": m}
+            self._submit(d, x, ev)
+        # A stalled antenna must not let the others grow without bound.
+        limit = 4 * self.cfg.max_message_bytes // 8
+        for ant, q in enumerate(rt.stream_buf):
+            while rt.stream_avail[ant] > limit:
+                rt.stream_avail[ant] -= q.popleft().size
+                rt.c["dropped"] += 1
+                self.totals["dropped"] += 1
+
+    def _enqueue(self, d: _Direction, y: np.ndarray, ev: dict) -> None:
+        dst = self.nodes[d.dst]
+        dst.out.append(_Out(rows=[y[i] for i in range(y.shape[0])],
+                            deadline=time.monotonic() + self.cfg.hold_s, event=ev))
+        if len(dst.out) == 1:
+            self._flush(dst)
+
+    def _flush(self, rt: _NodeRt) -> None:
+        while rt.out:
+            o = rt.out[0]
+            while o.next_antenna < len(o.rows):
+                row = o.rows[o.next_antenna]
+                try:
+                    rt.rx_socks[o.next_antenna].send(row, zmq.NOBLOCK, copy=row.nbytes < _ZERO_COPY_MIN_BYTES)
+                except zmq.Again:
+                    return  # wait for POLLOUT
+                o.next_antenna += 1
+            rt.out.popleft()
+            self._delivered(rt, o)
+
+    def _delivered(self, rt: _NodeRt, o: _Out) -> None:
+        n = o.rows[0].size
+        rt.c["samples_out"] += n
+        rt.c["bursts_out"] += 1
+        rt.c["seq"] += 1
+        self.totals["samples_out"] += n
+        self.totals["bursts_out"] += 1
+        self.totals["seq"] += 1
+        ev = dict(o.event, seq=self.totals["seq"], node_seq=rt.c["seq"], t=time.time())
+        d = self.nodes[ev["src"]].directions[ev["dst"]]
+        d.last_event = ev
+        try:
+            self._ev.send_string(json.dumps(ev), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for rt in self.nodes.values():
+            while rt.out and rt.out[0].deadline < now:
+                o = rt.out.popleft()
+                rt.c["dropped"] += 1
+                self.totals["dropped"] += 1
+                log.warning("dropped a %d-sample output to node %r (antenna %d, %s): no receiver took it "
+                            "within hold_s=%.1f s", o.rows[0].size, rt.cfg.name, o.next_antenna,
+                            rt.rx_endpoints[o.next_antenna], self.cfg.hold_s)
+
+    # ------------------------------------------------------------------ control
+    def stats(self) -> dict:
+        """Counters: totals, rejections by reason, per node and per link direction."""
+        return {
+            "uptime_s": time.time() - self.started,
+            **self.totals,
+            "rejected_by_reason": dict(self.rejected_by_reason),
+            "nodes": {name: dict(rt.c, queued_out=len(rt.out), pending_bursts=len(rt.pending))
+                      for name, rt in self.nodes.items()},
+            "links": {d.name: {"bursts": d.bursts, "model_s": d.model_s}
+                      for rt in self.nodes.values() for d in rt.directions.values()},
+        }
+
+    def _request(self, req: Any) -> dict:
+        if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
+            self._reject(R_BAD_REQUEST, f"control request must be a JSON object with 'cmd', got {req!r:.200}")
+            return {"ok": False, "error": "request must be a JSON object with a string 'cmd'"}
+        cmd = req["cmd"]
+        if cmd == "ping":
+            return {"ok": True, "pid": os.getpid()}
+        if cmd == "info":
+            return {"ok": True, **self.info()}
+        if cmd == "stats":
+            return {"ok": True, **self.stats()}
+        node = req.get("node")
+        if cmd in ("last", "state") and node is not None and node not in self.nodes:
+            self._reject(R_UNKNOWN_NODE, f"control {cmd!r} names unknown node {node!r}")
+            return {"ok": False, "error": f"unknown node {node!r}; known nodes are {sorted(self.nodes)}"}
+        if cmd == "last":
+            src = req.get("src")
+            evs = [d.last_event for rt in self.nodes.values() for d in rt.directions.values()
+                   if d.last_event and (node is None or d.dst == node) and (src is None or d.src == src)]
+            last = max(evs, key=lambda e: e["seq"]) if evs else None
+            if last is not None and self.cfg.test_mode:
+                last = dict(last, state=self.nodes[last["src"]].directions[last["dst"]].last_state)
+            return {"ok": True, "event": last}
+        if cmd == "state":
+            if not self.cfg.test_mode:
+                return {"ok": False, "error": "the true channel state is hidden: set [server] test_mode = true"}
+            return {"ok": True, "links": {d.name: {"last": d.last_state, "now": _jsonable(d.model.state())}
+                                          for rt in self.nodes.values() for d in rt.directions.values()
+                                          if node is None or node in (d.src, d.dst)}}
+        if cmd == "stop":
+            self.stop()
+            return {"ok": True}
+        self._reject(R_BAD_REQUEST, f"unknown control command {cmd!r}")
+        return {"ok": False, "error": f"unknown cmd {cmd!r}; use ping, info, stats, last, state, stop"}
+
+    def _handle_control(self) -> None:
+        try:
+            raw = self._ctl.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        if len(raw) > MAX_JSON_BYTES:
+            self._reject(R_BAD_REQUEST, f"control request of {len(raw)} bytes > {MAX_JSON_BYTES}")
+            reply = {"ok": False, "error": f"request larger than {MAX_JSON_BYTES} bytes"}
+        else:
+            try:
+                req = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as e:
+                self._reject(R_BAD_REQUEST, f"control request is not JSON: {e}")
+                reply = {"ok": False, "error": f"request is not JSON: {e}"}
+            else:
+                reply = self._request(req)
+        self._ctl.send_string(json.dumps(reply, default=_json_default))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        if np.iscomplexobj(o):
+            return {"re": o.real.tolist(), "im": o.imag.tolist()}
+        return o.tolist()
+    if isinstance(o, (np.generic,)):
+        v = o.item()
+        return {"re": v.real, "im": v.imag} if isinstance(v, complex) else v
+    if isinstance(o, complex):
+        return {"re": o.real, "im": o.imag}
+    return str(o)
+
+
+def _jsonable(state: Any) -> Any:
+    """A channel state made JSON-safe once (complex arrays as {"re": [...], "im": [...]})."""
+    return json.loads(json.dumps(state, default=_json_default))
