@@ -19,7 +19,7 @@ from hil.capture.sigmf_io import (
     validate_recording,
 )
 from hil.capture.sounder import PhySounder, PilotSounder, PilotSounderConfig, Sounding
-from hil.capture.stats import ChannelStats, channel_stats, recording_stats
+from hil.capture.stats import ChannelStats, UndefinedStatistic, channel_stats, recording_stats
 from hil.capture.sweep import SweepConfig
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "RecordingWriter",
     "Sounding",
     "SweepConfig",
+    "UndefinedStatistic",
     "channel_stats",
     "configure_step",
     "list_recordings",

@@ -10,37 +10,24 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from hil._io import atomic_write_json, atomic_write_text, json_safe
 from hil.capture.sigmf_io import Recording, list_recordings, load_recording, validate_recording
 from hil.capture.stats import ChannelStats, power_delay_profile, recording_stats
 
 log = logging.getLogger(__name__)
 
 
-def _clean(v):
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, (np.floating, float)):
-        f = float(v)
-        return f if math.isfinite(f) else (None if math.isnan(f) else ("inf" if f > 0 else "-inf"))
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, Path):
-        return str(v)
-    return v
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _stats_dict(st: ChannelStats) -> dict:
+    """A ChannelStats as a dict; an infinite coherence time (R stays >= 0.5 over the whole recording)
+    is also flagged, because strict JSON (hil._io.json_safe) writes it as null like an undefined one."""
+    d = st.to_dict()
+    d["coherence_time_beyond_recording"] = bool(math.isinf(st.coherence_time_s))
+    return d
 
 
 def recording_summary(rec: Recording) -> dict:
@@ -60,7 +47,7 @@ def recording_summary(rec: Recording) -> dict:
         "lo_hz": sorted({c.get("core:frequency") for c in rec.captures}),
     }
     if rec.n_frames >= 3:
-        d["stats"] = recording_stats(rec).to_dict()
+        d["stats"] = _stats_dict(recording_stats(rec))
         steps = np.unique(rec.frames.lo_step)
         if len(steps) > 1:
             per = {}
@@ -68,7 +55,7 @@ def recording_summary(rec: Recording) -> dict:
                 sel = rec.frames.lo_step == s
                 if sel.sum() >= 3:
                     sub = _subset(rec, sel)
-                    per[int(s)] = recording_stats(sub).to_dict()
+                    per[int(s)] = _stats_dict(recording_stats(sub))
             d["stats_per_lo_step"] = per
     return d
 
@@ -218,9 +205,10 @@ def write_capture_report(directory: str | Path, extra: dict | None = None, plots
         "config": json.loads(cfg_path.read_text()) if cfg_path.exists() else None,
         **(extra or {}),
     }
-    report = _clean(report)
-    _atomic_write(d / "report.json", json.dumps(report, indent=2) + "\n")
-    _atomic_write(d / "report.md", report_markdown(report))
+    md = report_markdown(report)  # from the raw values: an infinite coherence time reads "inf"
+    report = json_safe(report)
+    atomic_write_json(d / "report.json", report)
+    atomic_write_text(d / "report.md", md)
     return report
 
 
@@ -279,7 +267,7 @@ def inspect_directory(directory: str | Path, plots_dir: str | Path | None = None
             entry.update(recording_summary(rec))
             entry["plots"] = [p.name for p in plot_recording(rec, pd, f"{rec.name}_")]
         recs.append(entry)
-    rep = _clean({"directory": str(d), "plots_dir": str(pd), "recordings": recs,
-                  "all_valid": all(r["valid"] for r in recs)})
-    _atomic_write(pd / "inspect.json", json.dumps(rep, indent=2) + "\n")
+    rep = json_safe({"directory": str(d), "plots_dir": str(pd), "recordings": recs,
+                     "all_valid": all(r["valid"] for r in recs)})
+    atomic_write_json(pd / "inspect.json", rep)
     return rep

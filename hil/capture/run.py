@@ -14,9 +14,7 @@ the output directory holds only complete, valid recordings.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import signal
 import threading
 import time
@@ -26,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 
+from hil._io import atomic_write_json
 from hil.capture.sigmf_io import RecordingWriter, remove_partials
 from hil.capture.sounder import PilotSounder, PilotSounderConfig, Sounding
 from hil.capture.sweep import SweepConfig
@@ -162,16 +161,6 @@ def stop_on_signals(event: threading.Event):
             signal.signal(s, h)
 
 
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def run_capture(
     radio: Radio,
     sweep: SweepConfig,
@@ -220,7 +209,7 @@ def run_capture(
         "radio": {"n_tx": caps.n_tx, "n_rx": caps.n_rx, **(radio_info or {})},
         "hw": hw,
     }
-    _write_json_atomic(out / "config.json", config)
+    atomic_write_json(out / "config.json", config)
     total = sweep.frames_total
     done = frames = missed = 0
     recordings: list[Path] = []
@@ -296,7 +285,7 @@ def run_capture(
                     p = writer.close(stopped=info)
                     if p is not None:
                         recordings.append(p)
-                    _write_json_atomic(out / "stopped.json", info)
+                    atomic_write_json(out / "stopped.json", info)
                     raise
                 p = writer.close(stopped=stopped)
                 if p is not None:

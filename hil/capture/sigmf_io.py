@@ -3,11 +3,12 @@
 See [Note: hil SigMF extension] in :mod:`hil.capture.keys` for the layout.
 
 [Note: atomic recordings]
-A recording is written under temporary names (``.NAME.*.partial`` in the same directory) and only
-renamed into place by :meth:`RecordingWriter.close`: first the dataset, then the channel-estimate
-array, the ``.sigmf-meta`` last, each fsync'ed before its rename. A recording therefore exists
+A recording is written under temporary names (``.NAME.*.partial*`` in the same directory) and only
+renamed into place by :meth:`RecordingWriter.close`: first the dataset (streamed to its temporary
+file while recording), then the channel-estimate array, the ``.sigmf-meta`` last, each fsync'ed
+before its rename and the folder after it (the last two through ``hil._io.atomic_write``). A recording therefore exists
 exactly when its ``.sigmf-meta`` exists, and then its dataset and companion are complete and match
-the checksums inside it. An interrupted writer leaves only ``*.partial`` files, which
+the checksums inside it. An interrupted writer leaves only ``*.partial*`` files, which
 :func:`remove_partials` deletes and every reader ignores.
 """
 
@@ -15,15 +16,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import io
 import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from hil._io import atomic_write_bytes, atomic_write_json, fsync_dir, json_safe
 from hil.capture import keys as K
 from hil.errors import CaptureError
 
@@ -39,40 +41,12 @@ def utc_now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _sha512_file(path: Path) -> str:
     h = hashlib.sha512()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _json_safe(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    if isinstance(v, (np.floating, float)):
-        f = float(v)
-        return f if np.isfinite(f) else None
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    if isinstance(v, np.ndarray):
-        return _json_safe(v.tolist())
-    return v
 
 
 class RecordingWriter:
@@ -136,8 +110,8 @@ class RecordingWriter:
             "core:extensions": [{"name": K.NAMESPACE, "version": K.EXTENSION_VERSION, "optional": True}],
             K.N_TX: self.n_tx,
             K.N_RX: self.n_rx,
-            K.SOUNDER: _json_safe(sounder or {}),
-            **_json_safe(extra_global or {}),
+            K.SOUNDER: json_safe(sounder or {}),
+            **json_safe(extra_global or {}),
         }
         self._captures: list[dict] = []
         self._annotations: list[dict] = []
@@ -231,7 +205,7 @@ class RecordingWriter:
         fs = int(np.clip(frame_start, 0, max(x.shape[1] - 1, 0)))
         n = x.shape[1] - fs if frame_len is None else int(min(frame_len, x.shape[1] - fs))
         self._annotations.append(
-            _json_safe(
+            json_safe(
                 {
                     "core:sample_start": start + fs,
                     "core:sample_count": max(n, 0),
@@ -273,17 +247,15 @@ class RecordingWriter:
         est = (np.stack(self._estimates) if self._estimates
                else np.zeros((0, n_sc, self.n_rx, self.n_tx), np.complex64))
         npy_name = f"{self.name}{K.CHANNEL_SUFFIX}"
-        npy_tmp = self.dir / f".{npy_name}{PARTIAL}"
-        with open(npy_tmp, "wb") as f:
-            np.save(f, est, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
+        buf = io.BytesIO()
+        np.save(buf, est, allow_pickle=False)
+        npy_bytes = buf.getvalue()
         meta = {
             "global": {
                 **self._global,
                 "core:sha512": self._hash.hexdigest(),
                 K.CHANNEL_FILE: npy_name,
-                K.CHANNEL_SHA512: _sha512_file(npy_tmp),
+                K.CHANNEL_SHA512: hashlib.sha512(npy_bytes).hexdigest(),
                 K.CHANNEL_SHAPE: list(est.shape),
                 K.COMPLETE: stopped is None,
             },
@@ -291,18 +263,15 @@ class RecordingWriter:
             "annotations": self._annotations,
         }
         if stopped is not None:
-            meta["global"][K.STOPPED] = _json_safe(stopped)
+            meta["global"][K.STOPPED] = json_safe(stopped)
+        meta = json_safe(meta)  # strict JSON as sigmf expects (NaN/Inf -> null)
         _validate_meta_dict(meta)
-        meta_tmp = self.dir / f".{self.name}{META_EXT}{PARTIAL}"
-        with open(meta_tmp, "w") as f:
-            json.dump(meta, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(self._data_tmp, self.dir / f"{self.name}{DATA_EXT}")
-        os.replace(npy_tmp, self.dir / npy_name)
-        os.replace(meta_tmp, self.meta_path)
-        _fsync_dir(self.dir)
+        # order of [Note: atomic recordings]: the dataset, then the companion, the metadata last;
+        # each one fsync'ed, renamed and its folder fsync'ed (hil._io.atomic_write)
+        os.replace(self._data_tmp, self.dir / f"{self.name}{DATA_EXT}")  # data fsync'ed above
+        fsync_dir(self.dir)
+        atomic_write_bytes(self.dir / npy_name, npy_bytes)
+        atomic_write_json(self.meta_path, meta)
         log.info("wrote %s: %d samples, %d frames", self.meta_path, self._n_samples, len(self._estimates))
         return self.meta_path
 
@@ -311,7 +280,7 @@ class RecordingWriter:
         if not self._closed:
             self._data_f.close()
             self._closed = True
-        for p in self.dir.glob(f".{self.name}*{PARTIAL}"):
+        for p in self.dir.glob(f".{self.name}*{PARTIAL}*"):
             p.unlink(missing_ok=True)
 
     def _check_open(self) -> None:
@@ -346,7 +315,8 @@ def _validate_meta_dict(meta: dict) -> None:
 
 def remove_partials(directory: str | Path) -> list[Path]:
     """Delete the ``*.partial`` files an interrupted writer left in ``directory``; return them."""
-    gone = sorted(Path(directory).glob(f".*{PARTIAL}"))
+    # the writer's own ``.NAME.sigmf-data.partial`` and hil._io.atomic_write's ``.NAME.partialPID``
+    gone = sorted(Path(directory).glob(f".*{PARTIAL}*"))
     for p in gone:
         p.unlink(missing_ok=True)
     return gone

@@ -29,6 +29,18 @@ samples follow. All antennas transmit during the whole pilot section, so the sig
    residual of the pilot section;
 5. SNR per receive antenna for a transmitter sending ``A``-amplitude signals from all its antennas
    at once: ``mean_r sum_t |H[r, t]|^2 A^2 / N0`` (the pilot section is exactly such a signal).
+
+[Note: OFDM estimates as a replayable channel]
+``hil.phy``'s OFDM receiver starts each FFT window ``d0 = cp // 4 + (t0 - round(t0))`` samples before
+the symbol's nominal start (``t0`` the fractional frame timing), so its per-subcarrier estimate is
+``H[k] exp(-2j pi k d0 / N)``: the channel delayed by ``d0`` samples. Replayed as it is, a flat channel
+would become a fractionally delayed pulse spread over several taps (and the IFFT's wrap puts part of
+it at the end of the tap vector). :func:`ofdm_to_fft_grid` removes that known ramp (``d0`` is
+computed from the PHY config stored under ``hil:sounder`` and the timing of each frame), and fills
+the bins without an estimate (DC, phase pilots, guard band) by periodic linear interpolation, so the
+filled spectrum has no jump at the guard band: a flat channel stays flat and replays as one tap.
+The guard-band values are an extrapolation (no signal was there); an OFDM signal through the replay
+does not see them.
 """
 
 from __future__ import annotations
@@ -266,27 +278,39 @@ class _TapRadio(Radio):
         self.inner.close()
 
 
-def ofdm_to_fft_grid(est: np.ndarray, data_bins_signed: np.ndarray, n_fft: int) -> np.ndarray:
-    """OFDM estimates on data subcarriers -> the full FFT grid, FFT order.
+def ofdm_to_fft_grid(
+    est: np.ndarray, data_bins_signed: np.ndarray, n_fft: int, backoff_samples: float = 0.0,
+) -> np.ndarray:
+    """OFDM estimates on data subcarriers -> the channel on the full FFT grid, FFT order.
+
+    See [Note: OFDM estimates as a replayable channel].
 
     Args:
         est: complex ``[n_data, n_rx, n_tx]`` on the subcarriers ``data_bins_signed`` (signed indices,
-            increasing, e.g. -20..-1, 1..20 without the phase pilots).
+            e.g. -20..-1, 1..20 without the phase pilots), as the receiver estimated them.
         n_fft: FFT size.
+        backoff_samples: how many samples before the detected frame timing the receiver's FFT window
+            started (``ofdm_cp // 4`` plus the timing's fractional part for ``hil.phy``); its phase
+            ramp ``exp(-2j pi k d0 / n_fft)`` is removed, so the result is the channel referred to the
+            frame timing (a flat channel at the detected timing becomes flat).
 
     Returns:
         complex64 ``[n_fft, n_rx, n_tx]``: linear interpolation (real and imaginary parts) over the
-        signed frequency index between data subcarriers (so DC and the phase pilots are filled), and
-        the edge values held over the guard bands (which carry no signal).
+        signed subcarrier index, periodic with period ``n_fft``: between data subcarriers (DC and the
+        phase pilots) and across the guard band from the highest to the lowest used subcarrier.
     """
     k = np.asarray(data_bins_signed)
     order = np.argsort(k)
     k, e = k[order], np.asarray(est)[order]
+    if backoff_samples:
+        ramp = np.exp(2j * np.pi * k * float(backoff_samples) / n_fft)
+        e = e * ramp.reshape((-1,) + (1,) * (e.ndim - 1))
     grid_k = np.arange(-(n_fft // 2), n_fft - n_fft // 2)
     flat = e.reshape(len(k), -1)
     out = np.empty((n_fft, flat.shape[1]), np.complex64)
     for j in range(flat.shape[1]):
-        out[:, j] = np.interp(grid_k, k, flat[:, j].real) + 1j * np.interp(grid_k, k, flat[:, j].imag)
+        out[:, j] = (np.interp(grid_k, k, flat[:, j].real, period=n_fft)
+                     + 1j * np.interp(grid_k, k, flat[:, j].imag, period=n_fft))
     full = np.empty_like(out)
     full[grid_k % n_fft] = out
     return full.reshape((n_fft,) + e.shape[1:])
@@ -297,19 +321,20 @@ class PhySounder:
 
     The estimate is the PHY's ``channel_estimate``: flat ``[1, n_rx, n_tx]``, or for ``mode="ofdm"``
     the data subcarriers' estimates put on the full FFT grid in FFT order by
-    :func:`ofdm_to_fft_grid` (``[ofdm_fft, n_rx, n_tx]``, subcarrier spacing ``fs / ofdm_fft``).
+    :func:`ofdm_to_fft_grid` (``[ofdm_fft, n_rx, n_tx]``, subcarrier spacing ``fs / ofdm_fft``),
+    referred to the frame timing (see [Note: OFDM estimates as a replayable channel]).
     SNR, CFO, timing, the noise power per sample and the estimate's error variance are the PHY's;
     the raw IQ is the capture of that transceive. The PHY searches CFO over +-``max_cfo_hz``
     (120 kHz by default), so this is the sounder for real boards.
 
     Args:
         radio: the radio to sound through (wrapped to keep the raw capture).
-        rng: generator of the payload.
+        rng: generator of the payload (required: one Generator passed in).
         channel_uses: payload symbols per antenna (small: the payload is not the point).
         **phy: ``hil.phy.PhyConfig`` fields (``n_tx``/``n_rx`` come from the radio).
     """
 
-    def __init__(self, radio: Radio, rng: np.random.Generator | None = None, channel_uses: int = 8,
+    def __init__(self, radio: Radio, rng: np.random.Generator, channel_uses: int = 8,
                  sample_rate_hz: float | None = None, **phy):
         from hil.phy import OfdmGrid, PhyConfig, PhyLink  # another part; imported only when used
 
@@ -320,7 +345,9 @@ class PhySounder:
         self._cfg = PhyConfig(n_tx=caps.n_tx, n_rx=caps.n_rx, **phy)
         self._link = PhyLink(self._tap, self._cfg)
         self.channel_uses = int(channel_uses)
-        self.rng = rng if rng is not None else np.random.default_rng(0)
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng: expected a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+        self.rng = rng
         self.frame_len = self._link.burst_samples(1, self.channel_uses)
         if self._cfg.mode == "ofdm":
             g = OfdmGrid(self._cfg)
@@ -337,8 +364,11 @@ class PhySounder:
         return self._cfg.n_tx
 
     def params(self) -> dict:
-        return {"kind": "phy", "channel_uses": self.channel_uses, "frame_len": self.frame_len,
-                "phy": asdict(self._cfg)}
+        p = {"kind": "phy", "channel_uses": self.channel_uses, "frame_len": self.frame_len, "phy": asdict(self._cfg)}
+        if self._cfg.mode == "ofdm":  # how the stored estimates relate to the receiver's (see the Note)
+            p["ofdm_estimate"] = {"delay_reference": "frame timing (FFT back-off cp//4 + frac(timing) removed)",
+                                  "guard_fill": "periodic linear interpolation"}
+        return p
 
     def sound(self, radio: Radio | None = None) -> Sounding:
         """One PHY transceive; a lost frame (SyncError) gives ``estimate=None`` with the reason."""
@@ -356,7 +386,9 @@ class PhySounder:
         if h.ndim == 2:
             h = h[None]
         elif self._data_signed is not None:
-            h = ofdm_to_fft_grid(h, self._data_signed, self.n_sc)
+            # the receiver's FFT window starts cp//4 + frac(timing) samples early (hil.phy.receiver)
+            d0 = self._cfg.ofdm_cp // 4 + (float(res.timing) - round(float(res.timing)))
+            h = ofdm_to_fft_grid(h, self._data_signed, self.n_sc, backoff_samples=d0)
         return Sounding(
             capture=self._tap.last_capture,
             estimate=h.astype(np.complex64),

@@ -20,6 +20,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
+class UndefinedStatistic(ValueError):
+    """The statistic is not defined on this data (a static channel has no time correlation, a
+    noise-only one no K): reported as n/a by :func:`channel_stats`. Input errors stay ValueError."""
+
+
 def _as_h(h: np.ndarray) -> np.ndarray:
     h = np.asarray(h)
     if h.ndim == 3:  # [F, n_rx, n_tx]
@@ -64,7 +69,7 @@ def autocorrelation(
     total = float(np.mean(np.abs(flat) ** 2))
     p0 = total - float(estimate_var)
     if p0 <= 0.05 * total:  # < 5 % of the variation is channel: a static channel seen through noise
-        raise ValueError(
+        raise UndefinedStatistic(
             f"the channel's variation ({p0:.3g}) is not above the estimation noise ({float(estimate_var):.3g}): "
             "a static channel has no time correlation to estimate"
         )
@@ -129,7 +134,7 @@ def gauss_markov_rho_envelope(
     m2 = p.mean(axis=0)
     var = p.var(axis=0) - 2 * (m2 - s2) * s2 - s2**2
     if np.any(var <= 0.05 * p.var(axis=0)):
-        raise ValueError("the channel's power does not vary above the estimation noise; rho is undefined")
+        raise UndefinedStatistic("the channel's power does not vary above the estimation noise; rho is undefined")
     d = p - m2
     if np.all(np.diff(s) == 1):
         a, b = np.arange(len(s) - 1), np.arange(1, len(s))
@@ -138,12 +143,12 @@ def gauss_markov_rho_envelope(
         ok = j < len(s)
         ok[ok] = s[j[ok]] == s[ok] + 1
         if not ok.any():
-            raise ValueError("no two frames one slot apart")
+            raise UndefinedStatistic("no two frames one slot apart")
         a, b = np.flatnonzero(ok), j[ok]
     r = float(np.mean(np.mean(d[b] * d[a], axis=0) / var))
     k = rician_k_moments(h, s2) if k_lin is None else float(k_lin)
     if not np.isfinite(k):
-        raise ValueError("a constant channel (K = inf) has no envelope correlation")
+        raise UndefinedStatistic("a constant channel (K = inf) has no envelope correlation")
     return float(np.clip(-k + math.sqrt(max(k * k + r * (1 + 2 * k), 0.0)), -1.0, 1.0))
 
 
@@ -182,7 +187,7 @@ def rician_k_moments(h: np.ndarray, estimate_var: float = 0.0) -> float:
     m2 = p.mean(axis=0) - s2
     m4 = (p**2).mean(axis=0) - 4 * m2 * s2 - 2 * s2**2
     if np.any(m2 <= 0):
-        raise ValueError("channel power is not above the estimation noise; cannot estimate K")
+        raise UndefinedStatistic("channel power is not above the estimation noise; cannot estimate K")
     g4 = float(np.mean(m4 / m2**2))  # normalised fourth moment, pooled
     d = 2.0 - g4
     if d <= 0:
@@ -205,7 +210,7 @@ def rician_k_mean(h: np.ndarray, estimate_var: float = 0.0) -> float:
     los = np.abs(f.mean(axis=0)) ** 2
     scat = m2 - los
     if np.any(m2 <= 0):
-        raise ValueError("channel power is not above the estimation noise; cannot estimate K")
+        raise UndefinedStatistic("channel power is not above the estimation noise; cannot estimate K")
     if np.all(scat <= 0):
         return float("inf")
     return float(np.mean(los / m2) / max(np.mean(scat / m2), 1e-300))
@@ -338,9 +343,10 @@ def channel_stats(
     def safe(f, *a, fallback=float("nan"), **kw):
         # a static channel has no scattered part to correlate, a noise-only one no power: not errors
         # of the recording, so the statistic is reported as undefined instead of failing the report
+        # (UndefinedStatistic only: a malformed input, e.g. slots out of order, still raises)
         try:
             return f(*a, **kw)
-        except ValueError:
+        except UndefinedStatistic:
             return fallback
 
     return ChannelStats(

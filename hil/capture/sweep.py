@@ -24,8 +24,6 @@ radio (ZMQ server, loopback) they are labels in the recording only.
 
 from __future__ import annotations
 
-import json
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,16 +100,9 @@ class SweepConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SweepConfig":
-        p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as e:
-            raise ConfigError(f"cannot read sweep file {p}: {e}") from e
-        try:
-            d = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-            raise ConfigError(f"sweep file {p} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: {e}") from e
-        return cls.from_dict(d)
+        from hil._io import load_mapping
+
+        return cls.from_dict(load_mapping(path, "sweep"))
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -21,6 +21,7 @@ from hil.channel.impairments import (
 )
 from hil.channel.memory import TimeBehaviour, rho_from_doppler
 from hil.channel.reciprocity import ReciprocalLink
+from hil.channel.replay import ReplayChannel
 from hil.channel.tdl import TDL, load_profile
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "PhaseNoise",
     "Quantizer",
     "ReciprocalLink",
+    "ReplayChannel",
     "SamplingClockOffset",
     "TDL",
     "TimeBehaviour",

@@ -3,7 +3,9 @@
 [Note: replay timing]
 A recording holds one channel estimate per detected sounding frame, at sounding slots ``slot``
 (``frame_interval_s`` apart; missed frames are filled by linear interpolation between their
-neighbours). Two clocks play it back:
+neighbours). Slots count straight through every LO step and repeat of a recording, so a replay of one
+LO step is renumbered (:func:`replay_slots`): the repeats of that step follow each other without a
+gap and are never interpolated into each other; a recording of several LO steps needs ``lo_step``. Two clocks play it back:
 
 - ``mode="frame"`` (default): every :meth:`generate` call is one slot, the channel is constant over
   the call. This matches burst-based training and a capture made of one burst per frame, so a
@@ -40,6 +42,31 @@ def _fill_slots(h: np.ndarray, slot: np.ndarray) -> np.ndarray:
     for j in range(flat.shape[1]):
         out[:, j] = np.interp(grid, s, flat[:, j].real) + 1j * np.interp(grid, s, flat[:, j].imag)
     return out.reshape((n,) + h.shape[1:])
+
+
+def replay_slots(slot: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Slots to replay a selection of frames by: gaps only where frames were missed.
+
+    ``slot`` int ``[F]`` are the recorded sounding slots (counted straight through every LO step and
+    repeat of the recording), ``segment`` int ``[F]`` the index of each frame's capture segment (one
+    per LO step and repeat, in recording order). Within a run of frames from the same or adjacent
+    segments the slot differences are kept, so a missed frame stays a gap to interpolate over. Where
+    the selection skips a segment (another LO step was recorded in between, or a whole segment was
+    lost) the next run starts one slot after the previous one: the replay jumps there instead of
+    interpolating between channels that were not measured in one continuous stretch.
+
+    Returns:
+        int64 ``[F]``, strictly increasing, starting at 0.
+    """
+    s = np.asarray(slot, np.int64)
+    g = np.asarray(segment, np.int64)
+    if s.shape != g.shape or s.ndim != 1 or len(s) < 1:
+        raise ValueError(f"slot and segment: expected two equal 1-D arrays, got {s.shape} and {g.shape}")
+    step = np.diff(s)
+    if np.any(step <= 0) or np.any(np.diff(g) < 0):
+        raise ValueError("slot and segment must increase (frames in recording order)")
+    step = np.where(np.diff(g) > 1, 1, step)  # a skipped segment: no gap
+    return np.concatenate([[0], np.cumsum(step)]).astype(np.int64)
 
 
 class ReplayChannel(ChannelModel):
@@ -146,7 +173,9 @@ class ReplayChannel(ChannelModel):
         Args:
             path: the capture directory (``--out DIR``) or one ``.sigmf-meta`` file.
             recording: which recording of the directory: index in sorted order or base name.
-            lo_step: only the frames of this LO step (default: all frames, in order).
+            lo_step: only the frames of this LO step; required when the recording has more than one
+                (different frequencies are not one channel process). Its repeats are played back to
+                back, without interpolation across the boundaries (see :func:`replay_slots`).
             sample_rate_hz: sample rate for ``mode="time"`` (default: the recording's).
             Others: see the class.
         """
@@ -167,14 +196,24 @@ class ReplayChannel(ChannelModel):
             p = paths[i]
         rec = load_recording(p)
         fr = rec.frames
+        seg_lo = [int(c.get("hil:lo_step", 0)) for c in rec.captures]
+        steps = sorted(set(seg_lo) | set(int(x) for x in fr.lo_step))
+        if lo_step is None and len(steps) > 1:
+            raise ValueError(
+                f"{p.name} holds {len(steps)} LO steps {steps} (different carrier frequencies, not one channel "
+                f"process); choose one: lo_step=K (ReplayChannel.from_recording(..., lo_step={steps[0]}), "
+                f"replay spec key lo_step = {steps[0]}, or 'replay:{path}?lo_step={steps[0]}')"
+            )
         sel = np.ones(rec.n_frames, bool) if lo_step is None else fr.lo_step == lo_step
         if sel.sum() < 1:
-            raise ValueError(f"{p.name}: no detected frame (lo_step={lo_step}); nothing to replay")
+            raise ValueError(f"{p.name}: no detected frame (lo_step={lo_step}; steps recorded: {steps}); nothing to replay")
+        seg_start = np.array([int(c["core:sample_start"]) for c in rec.captures], np.int64)
+        segment = np.searchsorted(seg_start, fr.sample_start[sel], side="right") - 1
         fi = rec.global_info.get("hil:sounder", {}).get("frame_interval_s")
         return cls(
             rec.estimates[sel],
             rng,
-            slot=fr.slot[sel],
+            slot=replay_slots(fr.slot[sel], segment),
             frame_interval_s=fi,
             sample_rate_hz=sample_rate_hz or rec.sample_rate_hz,
             mode=mode,

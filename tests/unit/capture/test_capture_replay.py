@@ -140,3 +140,97 @@ def test_replay_through_build_channel_and_the_phy(tmp_path):
         assert nmse < 10 ** (-20 / 10)
     rev = PhySounder(radio.reverse(), np.random.default_rng(9), mode="flat").sound().estimate[0]
     assert np.sum(np.abs(rev - h[0, 0].T) ** 2) / np.sum(np.abs(h[0, 0]) ** 2) < 10 ** (-20 / 10)
+
+
+def _stepped_recording(tmp_path, rng, n_lo=2, frames=5, repeats=2, missed=()):
+    """A recording as run_capture lays it out: slots count straight through LO steps and repeats;
+    ``missed`` = slots with no detected frame (IQ kept, no estimate)."""
+    w = RecordingWriter(tmp_path, "rec000", sample_rate_hz=1e6, n_rx=2, n_tx=2, sounder={"frame_interval_s": 1e-3})
+    h = _h(rng, n_lo * frames * repeats)
+    slot, kept = 0, {}
+    for _ in range(repeats):
+        for lo in range(n_lo):
+            w.begin_capture(lo_hz=2.4e9 + lo * 5e7, lo_step=lo)
+            for _ in range(frames):
+                est = None if slot in missed else h[slot]
+                w.add_burst(np.zeros((2, 20), np.complex64), est, slot=slot, noise_var=1e-2)
+                if est is not None:
+                    kept.setdefault(lo, []).append(slot)
+                slot += 1
+    w.close()
+    return h, kept
+
+
+def test_replaying_one_lo_step_plays_only_its_frames(tmp_path):
+    """Finding: 2 LO steps x 5 frames x 2 repeats, lo_step=0 gave 15 slots (5 interpolated between the
+    repeats, i.e. across the other LO step) from 10 real frames."""
+    from hil.channel.replay import replay_slots
+
+    rng = np.random.default_rng(36)
+    h, kept = _stepped_recording(tmp_path, rng)
+    for lo in (0, 1):
+        ch = ReplayChannel.from_recording(tmp_path, lo_step=lo, noise="none", loop=False)
+        assert ch.n_slots == 10
+        played = np.stack([ch.generate(8)["h"] for _ in range(10)])
+        np.testing.assert_array_equal(played, h[kept[lo]])  # exactly the recorded frames, in order
+    # several LO steps without a choice: refused, saying how to choose
+    with pytest.raises(ValueError, match=r"lo_step=0"):
+        ReplayChannel.from_recording(tmp_path, noise="none")
+    with pytest.raises(ValueError, match="lo_step"):
+        build_replay(f"replay:{tmp_path}?noise=none", rng)
+    assert build_replay(f"replay:{tmp_path}?noise=none&lo_step=1", rng).n_slots == 10
+    # a missed frame inside a segment is still a gap that is interpolated; a skipped segment is not
+    np.testing.assert_array_equal(replay_slots(np.array([0, 2, 3, 10, 11]), np.array([0, 0, 0, 2, 2])),
+                                  [0, 2, 3, 4, 5])
+    np.testing.assert_array_equal(replay_slots(np.array([3, 5, 6]), np.array([0, 1, 1])), [0, 2, 3])
+
+
+def test_missed_frame_inside_a_step_is_interpolated_but_not_across_repeats(tmp_path):
+    rng = np.random.default_rng(37)
+    h, kept = _stepped_recording(tmp_path, rng, missed={2})  # lo 0, first repeat, third frame
+    ch = ReplayChannel.from_recording(tmp_path, lo_step=0, noise="none", loop=False)
+    assert ch.n_slots == 10  # 9 frames + the one missed slot, nothing between the repeats
+    played = np.stack([ch.generate(8)["h"] for _ in range(10)])
+    np.testing.assert_allclose(played[2], (h[1] + h[3]) / 2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(played[[0, 1, 3, 4]], h[[0, 1, 3, 4]])
+    np.testing.assert_array_equal(played[5:], h[10:15])
+
+
+def test_flat_channel_sounded_by_the_ofdm_phy_replays_as_one_tap():
+    """Finding: the OFDM estimate kept the receiver's FFT-window back-off phase ramp and held the edge
+    values over the guard band, so a flat channel replayed as taps 2-5 + 62 with 30 % in the strongest.
+    Seed 3, fading none at 40 dB, with a 0.3-sample delay (a fractional timing): >= 90 % of the tap
+    energy must be in one tap, tap 0 (measured: > 99.9 %)."""
+    from hil.capture.sounder import PhySounder
+    from hil.channel import Cascade, build_channel
+    from hil.channel.impairments import FractionalDelay
+    from hil.radio.loopback import LoopbackRadio
+
+    ch = Cascade([FractionalDelay(2, 0.3),
+                  build_channel({"fading": "none", "n_tx": 2, "n_rx": 2, "snr_db": 40.0}, np.random.default_rng(3))])
+    sd = PhySounder(LoopbackRadio(ch), np.random.default_rng(4), mode="ofdm")
+    est = np.stack([sd.sound().estimate for _ in range(3)])  # [3, 64, 2, 2]
+    rep = ReplayChannel(est, noise="none")
+    for _ in range(3):
+        taps = rep.generate(100)["taps"]  # [64, 2, 2]
+        pair = np.sum(np.abs(taps) ** 2, axis=0)
+        assert np.count_nonzero(pair > 0.01 * pair.max()) == 2  # "none" is the identity: two direct paths
+        for r in range(2):
+            for t in range(2):
+                p = np.abs(taps[:, r, t]) ** 2
+                if pair[r, t] < 0.01 * pair.max():  # a cross path: estimation noise only
+                    continue
+                assert int(np.argmax(p)) == 0
+                assert p[0] / p.sum() >= 0.90
+
+
+def test_phy_sounder_needs_a_generator():
+    from hil.capture.sounder import PhySounder
+    from hil.channel import build_channel
+    from hil.radio.loopback import LoopbackRadio
+
+    radio = LoopbackRadio(build_channel({"fading": "none", "n_tx": 1, "n_rx": 1}, np.random.default_rng(0)))
+    with pytest.raises(TypeError):
+        PhySounder(radio, mode="flat")
+    with pytest.raises(TypeError, match="Generator"):
+        PhySounder(radio, 0, mode="flat")

@@ -149,3 +149,23 @@ def test_envelope_rho_is_blind_to_a_random_common_phase(gm_estimates):
     assert abs(gauss_markov_rho_envelope(rotated) - 0.8) < 0.03
     assert abs(gauss_markov_rho_envelope(h) - gauss_markov_rho_envelope(rotated)) < 1e-9
     assert 10 * math.log10(rician_k_moments(rotated)) == pytest.approx(10 * math.log10(rician_k_moments(h)))
+
+
+def test_input_errors_raise_and_only_undefined_statistics_become_nan():
+    """Finding: channel_stats used to turn every ValueError (slots out of order, bad shapes) into NaN."""
+    from hil.capture.stats import UndefinedStatistic, gauss_markov_rho
+
+    rng = np.random.default_rng(18)
+    h = rng.standard_normal((20, 1, 2, 2)) + 1j * rng.standard_normal((20, 1, 2, 2))
+    bad_slots = np.r_[0:10, 5:15]  # not increasing
+    with pytest.raises(ValueError, match="strictly increasing") as e:
+        channel_stats(h, bad_slots, frame_interval_s=1e-3)
+    assert not isinstance(e.value, UndefinedStatistic)
+    with pytest.raises(ValueError, match="expected shape"):
+        channel_stats(h, np.arange(19), frame_interval_s=1e-3)
+    with pytest.raises(ValueError, match="frame_interval_s"):
+        channel_stats(h, frame_interval_s=0.0)
+    # the undefined case is its own type (still a ValueError for callers that catch those)
+    with pytest.raises(UndefinedStatistic):
+        gauss_markov_rho(np.ones((10, 1, 1, 1)))
+    assert issubclass(UndefinedStatistic, ValueError)
