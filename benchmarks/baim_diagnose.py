@@ -60,7 +60,7 @@ def main() -> None:
     out = {}
     for path in sorted(args.run_dir.glob("big_*.pt")):
         name = path.stem.removeprefix("big_")
-        big = rebuild(torch.load(path), cfg)
+        big = rebuild(torch.load(path, weights_only=True), cfg)
         rows = []
         g = torch.Generator().manual_seed(0)
         for t, squad in enumerate(big.squads):

@@ -56,11 +56,9 @@ def load_digits_split(cfg: BaimConfig, rng: np.random.Generator) -> DigitsSplit:
     default plan every class is held by ``classes_per_node * n_nodes / 10`` nodes and its samples are
     divided evenly among them.
     """
-    from sklearn.datasets import load_digits
+    from hil.train.data import digits_arrays
 
-    digits = load_digits()
-    x = (digits.data / 16.0).astype(np.float32)
-    y = digits.target.astype(np.int64)
+    x, y = digits_arrays()  # float32 [1797, 64] in [0, 1], int64 labels
     test_idx, cloud_idx, edge_idx = [], [], []
     for c in range(N_CLASSES):
         idx = rng.permutation(np.flatnonzero(y == c))

@@ -8,13 +8,13 @@ hil.baim.assembly for why its outputs equal the big model's bit for bit on the i
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from hil._io import atomic_write_json
 from hil.baim.assembly import BigModel, VaeSquad, parse_projection_key
 from hil.baim.wire import TrafficMeter, pack_state, unpack_state
 
@@ -165,14 +165,19 @@ def place_task_models(models: dict[int, VaeSquad], members: list[list[int]], out
             "links": [{"a": f"node{a}", "b": f"node{b}", "bytes_per_s": 1.0e6, "latency_s": 1e-3, "ota": False}
                       for i, a in enumerate(nodes_t) for b in nodes_t[i + 1:]],
         }
-        (out_dir / f"task{t}_profile.json").write_text(json.dumps(profile, indent=1))
-        (out_dir / f"task{t}_topology.json").write_text(json.dumps(topology, indent=1))
+        atomic_write_json(out_dir / f"task{t}_profile.json", profile)
+        atomic_write_json(out_dir / f"task{t}_topology.json", topology)
         result[str(t)] = solve_placement(profile, topology, time_limit_s)
     return result
 
 
 def solve_placement(profile: dict, topology: dict, time_limit_s: float = 5.0) -> dict:
-    """Solve with hil.split (its automatic solver choice); a note instead if it is unavailable or fails."""
+    """Solve with hil.split (its automatic solver choice).
+
+    Returns ``{"placed": True, "plan": ...}``, or ``{"placed": False, "note": ...}`` only when hil.split
+    cannot be imported. A failure of the engine itself (bad profile, infeasible problem, solver error)
+    propagates: it is a bug or a real placement failure, not something to hide in the report.
+    """
     try:
         from hil.split.plan import Problem
         from hil.split.profile import Profile
@@ -181,11 +186,7 @@ def solve_placement(profile: dict, topology: dict, time_limit_s: float = 5.0) ->
     except ImportError as e:
         return {"placed": False, "note": f"hil.split placement engine not available ({e}); "
                                          "profile and topology JSON are written for it"}
-    try:
-        problem = Problem(Profile.from_dict(profile), Topology.from_dict(topology))
-        solver = choose_solver(problem)
-        plan = solve(problem, solver, **({"time_limit_s": time_limit_s} if solver == "milp" else {}))
-    except Exception as e:  # noqa: BLE001 - report the engine's failure in the report, keep the run
-        logger.warning("placement failed: %s", e)
-        return {"placed": False, "note": f"hil.split raised {type(e).__name__}: {e}"}
+    problem = Problem(Profile.from_dict(profile), Topology.from_dict(topology))
+    solver = choose_solver(problem)
+    plan = solve(problem, solver, **({"time_limit_s": time_limit_s} if solver == "milp" else {}))
     return {"placed": True, "plan": plan.to_dict()}

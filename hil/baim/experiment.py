@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from hil._io import atomic_write, atomic_write_json, atomic_write_text, json_safe
 from hil.baim.assembly import BigModel, assemble
 from hil.baim.config import BaimConfig
 from hil.baim.data import batches, load_digits_split
@@ -100,8 +101,47 @@ def train_cloud(big: BigModel, x: torch.Tensor, tasks: torch.Tensor, cfg: BaimCo
     return fds, flops, prune_info, nelbos
 
 
-def run_experiment(cfg: BaimConfig, out_dir: Path, progress=None) -> dict:
-    """Run everything and write the report folder. ``progress(msg)`` is called between phases."""
+CHECKPOINT = "checkpoint.pt"
+
+
+def completed_strategies(out_dir: Path) -> list[str]:
+    """Cloud strategies already completed in ``out_dir``'s checkpoint (empty if there is none)."""
+    ck = _load_checkpoint(Path(out_dir))
+    return list(json.loads(ck["meta"])["done"]) if ck else []
+
+
+def _load_checkpoint(out_dir: Path) -> dict | None:
+    path = out_dir / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, weights_only=True)  # tensors and a JSON string: nothing is unpickled
+    except Exception as e:  # noqa: BLE001 - a bad checkpoint only costs the time to redo the strategies
+        logger.warning("ignoring unreadable checkpoint %s (%s); starting the strategies afresh", path, e)
+        return None
+
+
+def _save_checkpoint(out_dir: Path, cfg: BaimConfig, done: dict, samples: dict, rng: np.random.Generator,
+                     gen: torch.Generator) -> None:
+    """After each strategy: its outputs and every random state, atomically (see [Note: BAIM resume])."""
+    meta = {"config": cfg.to_dict(), "done": done, "rng": rng.bit_generator.state}
+    blob = {"meta": json.dumps(json_safe(meta)), "samples": {k: samples[k] for k in done},
+            "gen": gen.get_state(), "torch_rng": torch.get_rng_state()}
+    atomic_write(out_dir / CHECKPOINT, lambda f: torch.save(blob, f))
+
+
+def run_experiment(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True) -> dict:
+    """Run everything and write the report folder. ``progress(msg)`` is called between phases.
+
+    [Note: BAIM resume]
+    After each cloud strategy ``out_dir/checkpoint.pt`` is rewritten atomically with the outputs of
+    every completed strategy (results, exactness checks, sample grid, placement, sizes; the big model
+    itself is ``big_<strategy>.pt``) and the numpy, torch-generator and torch-global random states.
+    With ``resume`` (default) and a checkpoint of the same config, the data split, classifier and edge
+    learners are recomputed from the seed (deterministic, seconds), the completed strategies are taken
+    from the checkpoint and the random states restored, so the remaining strategies and FedAvg run as
+    they would have without the interruption. A checkpoint of another config is ignored (logged).
+    """
     say = progress or (lambda msg: logger.info(msg))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +200,32 @@ def run_experiment(cfg: BaimConfig, out_dir: Path, progress=None) -> dict:
     placement: dict = {}
     sizes: dict = {}
     grid_seed = int(rng.integers(2**31))
+    done: dict[str, dict] = {}
+    ck = _load_checkpoint(out_dir) if resume else None
+    if ck is not None:
+        meta = json.loads(ck["meta"])
+        if meta["config"] != json.loads(json.dumps(json_safe(cfg.to_dict()))):
+            logger.warning("checkpoint in %s is for another config; starting the strategies afresh", out_dir)
+        elif list(meta["done"]) != list(cfg.strategies[: len(meta["done"])]):
+            logger.warning("checkpoint strategies %s are not a prefix of %s; starting afresh", list(meta["done"]),
+                           list(cfg.strategies))
+        else:
+            done = meta["done"]
+            for name, d in done.items():
+                results[name] = StrategyResult(**d["result"])
+                deploy_checks[name] = d["deploy_checks"]
+                sizes[name] = d["sizes"]
+                if "placement" in d:
+                    placement[name] = d["placement"]
+                samples[name] = ck["samples"][name]
+            if done:
+                rng.bit_generator.state = meta["rng"]
+                gen.set_state(ck["gen"])
+                torch.set_rng_state(ck["torch_rng"])
+                say(f"resuming from {out_dir / CHECKPOINT}: strategies {', '.join(done)} already done")
     for strategy in cfg.strategies:
+        if strategy in done:
+            continue
         say(f"cloud strategy {strategy}")
         meter = TrafficMeter()
         states: list = []
@@ -199,7 +264,12 @@ def run_experiment(cfg: BaimConfig, out_dir: Path, progress=None) -> dict:
                    "test_rate_per_epoch": [e["kl_z"] for e in nelbos],
                    "test_rec_per_epoch": [e["rec"] for e in nelbos]},
         )
-        torch.save(big.state_dict(), out_dir / f"big_{strategy}.pt")
+        state = big.state_dict()
+        atomic_write(out_dir / f"big_{strategy}.pt", lambda f: torch.save(state, f))
+        done[strategy] = {"result": asdict(results[strategy]), "deploy_checks": deploy_checks[strategy],
+                          "sizes": sizes[strategy], **({"placement": placement[strategy]} if strategy in placement
+                                                        else {})}
+        _save_checkpoint(out_dir, cfg, done, samples, rng, gen)
 
     # ---- FedAvg baseline
     say(f"federated averaging, {cfg.fedavg_rounds} rounds")
@@ -292,11 +362,10 @@ def write_outputs(out_dir: Path, cfg: BaimConfig, report: dict, results: dict, s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
     lines = ["[baim]"]
     for k, v in cfg.to_dict().items():
         lines.append(f"{k} = {json.dumps(v)}")
-    (out_dir / "config.toml").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out_dir / "config.toml", "\n".join(lines) + "\n")
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.0))
     for k, v in results.items():
@@ -338,7 +407,8 @@ def write_outputs(out_dir: Path, cfg: BaimConfig, report: dict, results: dict, s
     fig.savefig(out_dir / "baim_samples.png", dpi=110)
     plt.close(fig)
 
-    (out_dir / "report.md").write_text(render_markdown(report))
+    atomic_write_text(out_dir / "report.md", render_markdown(report))
+    atomic_write_json(out_dir / "report.json", report)  # last: its presence marks a finished run
 
 
 def render_markdown(report: dict) -> str:

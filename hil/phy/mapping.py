@@ -4,7 +4,9 @@
 A real vector ``v`` of length ``2*n_tx*K`` becomes ``n_tx*K`` complex symbols by pairing
 consecutive entries as (I, Q): ``s[t, k] = v[2*(t*K + k)] + 1j*v[2*(t*K + k) + 1]``. A vector whose
 length is not a multiple of ``2*n_tx`` is zero-padded; ``symbols_to_real(..., length=L)`` drops the
-padding again. Both directions only move float32 values, so the round trip is exact.
+padding again. Both directions only move float32 values: the round trip is exact, bit for bit,
+for float32 input; wider input (float64, integers) is first rounded to float32, so it comes back
+as ``v.astype(np.float32)``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def real_to_symbols(v: np.ndarray, n_tx: int) -> np.ndarray:
     """Map real vectors to complex symbols.
 
     Args:
-        v: float ``[B, L]`` (or ``[L]``); ``L`` need not be a multiple of ``2*n_tx`` (zero padding).
+        v: real ``[B, L]`` (or ``[L]``); ``L`` need not be a multiple of ``2*n_tx`` (zero padding).
+           Values are rounded to float32 (exact for float32 input).
         n_tx: transmit antennas.
 
     Returns:

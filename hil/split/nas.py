@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import json
 import logging
 import math
@@ -147,22 +146,16 @@ class Candidate:
 # ---------------------------------------------------------------------- evaluation
 @functools.lru_cache(maxsize=1)
 def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
-    """sklearn's bundled digits (1797 x 64 pixels 0..16, labels), read from its CSV without importing
-    sklearn (slow to import); falls back to ``sklearn.datasets.load_digits``."""
-    spec = importlib.util.find_spec("sklearn")
-    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
-    if path is not None and path.exists():
-        data = np.loadtxt(path, delimiter=",", dtype=np.float32)
-        return data[:, :-1], data[:, -1].astype(np.int64)
-    from sklearn.datasets import load_digits
+    """sklearn's bundled digits via the package's one reader (hil.train.data.digits_arrays), cached:
+    pixels float32 ``[1797, 64]`` in [0, 1], labels int64."""
+    from hil.train.data import digits_arrays
 
-    d = load_digits()
-    return d.data.astype(np.float32), d.target.astype(np.int64)
+    return digits_arrays()
 
 
 def _digits(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     pixels, y = _digits_raw()
-    x = (pixels.reshape(-1, 8, 8) / 16.0)[:, None]  # [n, 1, 8, 8] float32
+    x = pixels.reshape(-1, 8, 8)[:, None]  # [n, 1, 8, 8] float32 in [0, 1]
     perm = np.random.default_rng(cfg.seed).permutation(len(y))
     te, tr = perm[: cfg.n_test], perm[cfg.n_test :]
     if cfg.n_train is not None:

@@ -194,3 +194,16 @@ def load_dataset(name: str, path: str = "", test_fraction: float = 0.2, seed: in
     if name == "cifar10":
         return load_cifar10(path, limit_train, limit_test)
     raise ConfigError(f"unknown dataset {name!r}; known: digits, mnist, fashion_mnist, cifar10")
+
+
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits as plain arrays, unsplit and unstandardised (the one digits reader).
+
+    Returns:
+        ``x`` float32 ``[1797, 64]`` with pixels in [0, 1] (raw 0..16 divided by 16, exact), and
+        ``y`` int64 ``[1797]`` labels 0..9, in scikit-learn's order. Fresh copies on every call.
+    """
+    from sklearn.datasets import load_digits as _sk
+
+    d = _sk()
+    return (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)

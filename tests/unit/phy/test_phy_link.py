@@ -76,7 +76,11 @@ def test_power_normalisation_and_clipping_reported(rng):
             assert abs(info.avg_dbfs + 12.0) < 0.5
         else:
             assert info.peak_dbfs <= -1.0 + 1e-6 and info.clipped_samples == 0
-        np.testing.assert_allclose(res.payload[:, 0] / res.channel_estimate[0, 0], s[:, 0], atol=0.05 * 10)
+        # Measured (seed 1234): worst-symbol error 1.0-1.2 % of the symbol RMS (pulse-shaping residual,
+        # noise at 1e-8 is negligible); tolerance 3.5 % of the RMS, ~3x that.
+        rms = float(np.sqrt(np.mean(np.abs(s[:, 0]) ** 2)))
+        err = np.abs(res.payload[:, 0] / res.channel_estimate[0, 0] - s[:, 0])
+        assert float(err.max()) < 0.035 * rms, (norm, float(err.max()) / rms)
     # OFDM at 3 dB back-off clips, and says so
     cfg = PhyConfig(n_tx=2, n_rx=2, mode="ofdm", backoff_db=3.0)
     link = PhyLink(LoopbackRadio(TinyChannel(np.eye(2), rng, noise_power=1e-8)), cfg)
@@ -90,13 +94,24 @@ def test_short_benchmark_meets_the_targets():
     Tolerances are the issue's: Pd >= 0.999 at >= 0 dB (here: all 25 impaired frames per point),
     no false alarm in 150 noise captures, LS NMSE within 1 dB of theory at 0 and 30 dB (80 clean
     frames per point: the NMSE estimate's own spread is about +-0.3 dB), LMMSE better than LS at
-    0 dB, EVM within 1 dB of its prediction. About 8 s.
+    0 dB, EVM within 1 dB of its prediction. About 3 s.
+
+    Plus the docs/phy.md claims of the full sweep, with loose bounds (measured at this seed in
+    brackets; the docs' 500-trial values in braces): impaired CFO RMSE below 25 Hz at 0 and 30 dB
+    [13.5, 15.4] {13.3, 11.9} out of a +-100 kHz range (25 trials: the RMSE's own spread is ~15 %);
+    clean CFO RMSE below 10 Hz at 0 dB [4.5] {4.9} and below 1 Hz at 30 dB [0.14] {0.2}; with
+    phase noise on, the NMSE floor at 30 dB sits 0.5..4 dB above LS theory [2.7] {1.4}.
     """
     rep = run_phy_bench(quick=True, seed=3, snrs=(0, 30), n_trials=25, n_clean=80, n_noise=150)
     res = check(rep)
     assert all(res.values()), (res, rep["clean"], rep["impaired"])
     imp = {p["snr_db"]: p for p in rep["impaired"]}
-    assert imp[0]["cfo_rmse_hz"] < 100 and imp[30]["timing_err_rms_samples"] < 0.05
+    cln = {p["snr_db"]: p for p in rep["clean"]}
+    assert imp[30]["timing_err_rms_samples"] < 0.05
+    assert imp[0]["cfo_rmse_hz"] < 25 and imp[30]["cfo_rmse_hz"] < 25, (imp[0], imp[30])
+    assert cln[0]["cfo_rmse_hz"] < 10 and cln[30]["cfo_rmse_hz"] < 1, (cln[0], cln[30])
+    assert 0.5 < imp[30]["nmse_ls_minus_theory_db"] < 4.0, imp[30]
+    assert rep["false_alarm"]["false_alarms"] == 0
 
 
 def test_ofdm_comb_pilots_interpolate_across_subcarriers(rng):
@@ -136,8 +151,9 @@ def test_adc_clipping_is_reported(rng):
 
 def test_sampling_clock_drift_is_tracked(monkeypatch):
     """40 ppm sampling-clock offset, 30 dB, a long flat burst (16 x 128 uses, seed 21): re-timing
-    on the payload's energy (see [Note: timing drift]) cuts the payload error by more than 2 dB."""
-    from hil.phy.receiver import FrameReceiver
+    on the payload's energy (see [Note: timing drift]) brings the payload error over noise from
+    ~15 dB down to ~1.5 dB (measured, seed 21: 14.9 -> 1.4 dB; seeds 21-23: 14.9-15.6 -> 1.3-2.0 dB).
+    Asserted with margin: below 4 dB with tracking, and at least 10 dB better than without."""
 
     def run(retime: bool) -> float:
         rng = np.random.default_rng(21)
@@ -152,9 +168,8 @@ def test_sampling_clock_drift_is_tracked(monkeypatch):
             errs.append(float(np.mean(np.abs(res.payload - _expected(res, s)) ** 2)) / res.noise_var)
         return 10 * np.log10(np.mean(errs))
 
-    assert FrameReceiver  # the method patched above lives there
     with_, without = run(True), run(False)
-    assert without - with_ > 2.0, (with_, without)
+    assert with_ < 4.0 and without - with_ > 10.0, (with_, without)
 def test_noiseless_wire_decodes_with_finite_numbers():
     """An ideal simulated wire (identity, no noise) measures zero noise: the receiver must not divide
     by it (regression: ZeroDivisionError). Payload equals what was sent to within the pulse-shaping

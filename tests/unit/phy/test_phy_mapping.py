@@ -25,6 +25,16 @@ def test_real_symbols_round_trip_exact(n_tx, b, length, data):
     np.testing.assert_array_equal(back, v)  # exact, bit for bit
 
 
+@settings(max_examples=40, deadline=None)
+@given(n_tx=st.integers(1, 3), length=st.integers(0, 40), data=st.data())
+def test_wider_input_is_rounded_to_float32(n_tx, length, data):
+    """The documented contract for non-float32 input: it comes back as ``v.astype(float32)``."""
+    v = data.draw(arrays(np.float64, (2, length),
+                         elements=st.floats(-1e30, 1e30, allow_nan=False, allow_infinity=False)))
+    back = symbols_to_real(real_to_symbols(v, n_tx), length)
+    np.testing.assert_array_equal(back, v.astype(np.float32))
+
+
 def test_mapping_pairs_i_and_q():
     v = np.arange(8, dtype=np.float32)[None]
     s = real_to_symbols(v, 2)
