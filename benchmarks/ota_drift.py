@@ -57,7 +57,7 @@ def run(mode: str, rho: float, seed: int, epochs: int, lr_floor: float, data, ho
 
         t.send_back = send_back_same_block
     try:
-        link = OTALink(t, mode, calibrate_reciprocity(t) if mode == "reciprocity" else None, hold_channel=hold)
+        link = OTALink(t, mode, calibrate_reciprocity(t, np.random.default_rng(0)) if mode == "reciprocity" else None, hold_channel=hold)
         if mode == "reciprocity" and t.true_channel() is not None:
             echo = link.echo_gradient
             h_fwd = {}

@@ -73,7 +73,7 @@ def main() -> None:
             cfg = OTAConfig(transport=transport, gradient_mode=mode, channel_uses=a.channel_uses, snr_db=20.0)
             t, closer = open_transport(cfg)
             try:
-                cal = calibrate_reciprocity(t) if mode == "reciprocity" else None
+                cal = calibrate_reciprocity(t, np.random.default_rng(0)) if mode == "reciprocity" else None
                 torch.manual_seed(0)
                 m = build_model("mlp", data.image_shape, 10, ota=True, link=OTALink(t, mode, cal), channel_uses=a.channel_uses)
                 f0 = t.frames

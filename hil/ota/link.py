@@ -90,17 +90,20 @@ class ReciprocityCalibration:
         return ReciprocityCalibration(cb.astype(np.complex64), ca.astype(np.complex64), residual)
 
 
-def calibrate_reciprocity(transport: Transport, n_bursts: int = 4, pilot_len: int = 64) -> ReciprocityCalibration:
+def calibrate_reciprocity(
+    transport: Transport, rng: np.random.Generator, n_bursts: int = 4, pilot_len: int = 64
+) -> ReciprocityCalibration:
     """Measure the forward and reverse channels with a few pilot bursts and fit the calibration.
 
     Each burst is sent once in each direction; the pilot estimates the PHY returns (the receiver's
     own, never the true channel) go into :meth:`ReciprocityCalibration.from_estimates`. Costs
-    ``2 * n_bursts`` frames.
+    ``2 * n_bursts`` frames. ``rng`` (the run's one Generator) draws the random-phase pilot payloads.
     """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
     if n_bursts < 1:
         raise ValueError(f"n_bursts must be >= 1, got {n_bursts}")
     fw, rv = [], []
-    rng = np.random.default_rng(0)
     for _ in range(n_bursts):
         a = np.exp(2j * np.pi * rng.random((1, transport.n_tx, pilot_len))).astype(np.complex64)
         b = np.exp(2j * np.pi * rng.random((1, transport.n_rx, pilot_len))).astype(np.complex64)
@@ -145,8 +148,14 @@ class OTALink:
     never sees a channel. ``M`` is a per-burst ``n_rx x n_rx`` matrix at the receiver; it costs noise
     enhancement in deep fades and needs ``n_rx >= n_tx`` to hold every direction.
 
+    What :meth:`transmit` returns is in the frame of reference of the payload the layer sees: with
+    ``hold_channel`` the payload is ``M y``, the channel estimate ``M H_hat``, the noise variance
+    ``noise_var * trace(M M^H) / n_rx`` and the SNR the one of the mapped payload.
+    :attr:`last` keeps the transport's reception before the map (``y``, ``H_hat``).
+
     Attributes:
-        last: the :class:`Reception` of the last forward burst (channel estimate, SNR).
+        last: the transport's :class:`Reception` of the last forward burst, before any hold map
+            (the PHY's channel estimate and SNR).
         last_echo: the :class:`Reception` of the last reverse burst.
     """
 
@@ -195,11 +204,18 @@ class OTALink:
         if self.hold_channel:
             self._map = self._hold_map(rec)
             payload = np.einsum("ro,bok->brk", self._map, payload)
+        est, noise_var, snr_db = rec.channel_estimate, rec.noise_var, rec.snr_db
+        if self._map is not None:  # everything in the frame of reference of the mapped payload M y
+            m = self._map.astype(np.complex128)
+            est = (m @ np.asarray(est, np.complex128)).astype(np.complex64)
+            noise_var = float(noise_var) * float(np.real(np.trace(m @ m.conj().T))) / m.shape[0]
+            p_sig = float(np.mean(np.abs(est) ** 2)) * est.shape[1]  # unit-power symbols per tx antenna
+            snr_db = float("inf") if noise_var <= 0 else float(10 * np.log10(max(p_sig / noise_var, 1e-12)))
         return Reception(
             (payload * scale).astype(np.complex64),
-            rec.channel_estimate,
-            rec.noise_var * scale**2,
-            rec.snr_db,
+            est,
+            noise_var * scale**2,
+            snr_db,
         )
 
     def _hold_map(self, rec: Reception) -> np.ndarray:
@@ -239,7 +255,7 @@ class OTALink:
 
     def __call__(self, s: torch.Tensor) -> torch.Tensor:
         if not torch.is_complex(s) or s.dim() != 3 or s.shape[1] != self.n_tx:
-            raise LinkError(f"OTALink: expected complex symbols [B, {self.n_tx}, K], got {tuple(s.shape)} {s.dtype}")
+            raise ValueError(f"OTALink: expected complex symbols [B, {self.n_tx}, K], got {tuple(s.shape)} {s.dtype}")
         if self.gradient_mode == "exact":
             return _exact(self, s)
         return _OverTheAir.apply(s, self)
@@ -262,7 +278,7 @@ class _OverTheAir(torch.autograd.Function):
     def forward(ctx, s: torch.Tensor, link: OTALink) -> torch.Tensor:  # type: ignore[override]
         rec = link.transmit(s.detach().cpu().numpy())
         ctx.link = link
-        ctx.estimate = rec.channel_estimate
+        ctx.estimate = link.last.channel_estimate  # the PHY's own estimate of H (before the hold map M)
         ctx.map = link._map
         return torch.from_numpy(rec.payload)
 

@@ -85,10 +85,12 @@ class Transport(abc.ABC):
 
 def _check_symbols(symbols: np.ndarray, n_ant: int, name: str) -> np.ndarray:
     x = np.asarray(symbols)
+    if not np.iscomplexobj(x) and not np.issubdtype(x.dtype, np.number):
+        raise TypeError(f"{name}: expected complex symbols, got dtype {x.dtype}")
     if x.ndim != 3 or x.shape[1] != n_ant:
-        raise LinkError(f"{name}: expected symbols shaped [B, {n_ant}, K], got {x.shape}")
+        raise ValueError(f"{name}: expected symbols shaped [B, {n_ant}, K], got {x.shape}")
     if not np.all(np.isfinite(x)):
-        raise LinkError(f"{name}: symbols contain NaN or Inf (diverged training? lower the learning rate)")
+        raise ValueError(f"{name}: symbols contain NaN or Inf (diverged training? lower the learning rate)")
     return x.astype(np.complex64, copy=False)
 
 
@@ -164,6 +166,21 @@ class IdealTransport(Transport):
         if self.rho < 1.0:
             w = (self.rng.standard_normal(self.H.shape) + 1j * self.rng.standard_normal(self.H.shape)) / np.sqrt(2)
             self.H = (self.rho * self.H + np.sqrt(1.0 - self.rho**2) * w).astype(np.complex64)
+
+    def state_dict(self) -> dict:
+        """The channel's state for a checkpoint (plain values and tensors; loads with weights_only)."""
+        import torch
+
+        return {"rng": self.rng.bit_generator.state, "H": torch.from_numpy(self.H.copy()), "frames": int(self.frames)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict` of a transport built with the same arguments."""
+        h = np.asarray(state["H"].numpy() if hasattr(state["H"], "numpy") else state["H"], np.complex64)
+        if h.shape != self.H.shape:
+            raise ValueError(f"IdealTransport.load_state_dict: channel shape {h.shape}, this link has {self.H.shape}")
+        self.rng.bit_generator.state = state["rng"]
+        self.H = h.copy()
+        self.frames = int(state["frames"])
 
     def forward_matrix(self) -> np.ndarray:
         """The effective forward channel ``R_b H T_a``, ``[n_rx, n_tx]``."""
@@ -257,7 +274,16 @@ class PhyTransport(Transport):
             rev_radio = None
         self._rev_radio = rev_radio
         if rev_radio is not None:
-            self._rev = PhyLink(rev_radio, PhyConfig(n_tx=self.n_rx, n_rx=self.n_tx, **opts))
+            try:
+                self._rev = PhyLink(rev_radio, PhyConfig(n_tx=self.n_rx, n_rx=self.n_tx, **opts))
+            except BaseException:
+                # the caller closes the radio it handed in; the reverse radio was opened here
+                if rev_radio is not radio:
+                    try:
+                        rev_radio.close()
+                    except Exception:  # noqa: BLE001 - the original error matters more
+                        log.exception("closing the reverse radio after a failed PhyLink")
+                raise
         self.retries = int(retries)
 
     def _derotate(self, key: str, payload: np.ndarray, est: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:

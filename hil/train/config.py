@@ -54,8 +54,8 @@ class OTAConfig:
 
     transport: "ideal" (in process, no PHY), "loopback" (LoopbackRadio + PHY), "zmq" (channel server
     + PHY), "pluto". gradient_mode: "reciprocity", "estimated", "exact" (ideal only).
-    snr_db: per receive antenna; rho: Gauss-Markov correlation (per burst for "ideal", per block of
-    the channel model otherwise); chain_gain_std_db / chain_phase: unequal TX/RX chain gains
+    snr_db: per receive antenna; rho: Gauss-Markov correlation per training burst on every transport
+    (on loopback/zmq the channel's block is set to one forward burst of a full batch); chain_gain_std_db / chain_phase: unequal TX/RX chain gains
     (uncalibrated reciprocity); calibrate: run the reciprocity calibration before training;
     server_config: TOML for the channel server (zmq; default: generated from these fields);
     endpoint: a running server to use instead of starting one; uri: Pluto's URI; cfo_hz: carrier
@@ -64,6 +64,9 @@ class OTAConfig:
     recalibrate_every: repeat the reciprocity calibration every N training steps (0: only at the start).
     hold_channel: the receiver maps every burst onto its first channel estimate (for drifting channels,
     rho < 1; see [Note: holding the channel] in hil/ota/link.py).
+    channel: replaces the generated channel spec of loopback/zmq links: "replay:DIR[?opts]" (a
+    recording of ``hil capture``) or a JSON object of hil.channel keys; "" (default): generated from
+    snr_db, rho, cfo_hz and the chain gains.
     """
 
     transport: str = "ideal"
@@ -85,6 +88,7 @@ class OTAConfig:
     track_phase: bool = True
     recalibrate_every: int = 0
     hold_channel: bool = False
+    channel: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,11 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"[ota] gradient_mode={cfg.ota.gradient_mode!r}: must be one of {GRADIENT_MODES}")
     if cfg.ota.gradient_mode == "exact" and cfg.ota.transport != "ideal":
         raise ConfigError("[ota] gradient_mode='exact' needs transport='ideal' (the channel simulated in process)")
+    if cfg.ota.channel and cfg.ota.transport not in ("loopback", "zmq"):
+        raise ConfigError(f"[ota] channel={cfg.ota.channel!r} needs transport 'loopback' or 'zmq' (a simulated "
+                          f"radio channel), got transport={cfg.ota.transport!r}")
+    if cfg.ota.channel and cfg.ota.transport == "zmq" and cfg.ota.server_config:
+        raise ConfigError("[ota] give channel= or server_config=, not both (server_config holds its own channel)")
     if not 0.0 <= cfg.ota.rho <= 1.0:
         raise ConfigError(f"[ota] rho={cfg.ota.rho}: must be in [0, 1]")
     for name in ("epochs", "batch_size"):

@@ -14,38 +14,91 @@ import logging
 
 import numpy as np
 
-from hil.errors import ConfigError, LinkError
+from hil.errors import CaptureError, ConfigError
 from hil.ota.transport import IdealTransport, PhyTransport, Transport
 from hil.train.config import OTAConfig
 
 log = logging.getLogger(__name__)
 
-#: samples of one Gauss-Markov block on simulated radio links: about one training burst
-BLOCK_SAMPLES = 4096
+#: activation vectors per burst assumed when the caller does not say (the default [train] batch_size)
+DEFAULT_VECTORS_PER_BURST = 64
 
 
-def channel_spec(cfg: OTAConfig) -> dict:
-    """The ``hil.channel`` spec of the link (see hil/channel/config.py): flat Rayleigh, AWGN at
-    ``snr_db`` (average over the fading), static or Gauss-Markov per block of ``BLOCK_SAMPLES``,
-    optional random unequal TX/RX chain gains (an uncalibrated TDD pair)."""
+def burst_samples(cfg: OTAConfig, vectors_per_burst: int = DEFAULT_VECTORS_PER_BURST) -> int:
+    """Samples per antenna of one forward training burst: ``PhyLink.burst_samples(B, K)`` of the
+    link's PHY (flat mode) for ``B = vectors_per_burst`` and ``K = channel_uses``."""
+    from hil.phy.config import PhyConfig
+    from hil.phy.frame import FrameLayout
+
+    if vectors_per_burst < 1:
+        raise ValueError(f"vectors_per_burst must be >= 1, got {vectors_per_burst}")
+    phy = PhyConfig(n_tx=cfg.n_tx, n_rx=cfg.n_rx, mode="flat", sample_rate_hz=float(cfg.sample_rate_hz))
+    return int(FrameLayout(phy, int(vectors_per_burst), int(cfg.channel_uses)).n_samples)
+
+
+def channel_spec(cfg: OTAConfig, vectors_per_burst: int = DEFAULT_VECTORS_PER_BURST) -> dict:
+    """The ``hil.channel`` spec of the link (see hil/channel/config.py).
+
+    ``[ota] channel`` set: that spec ("replay:DIR[?opts]" as a dict, or a JSON object), as given.
+    Otherwise flat Rayleigh, AWGN at ``snr_db`` (average over the fading), static or Gauss-Markov with
+    ``rho`` *per training burst* (``block_samples`` = :func:`burst_samples`, the same meaning as on
+    the ``ideal`` transport), optional random unequal TX/RX chain gains (an uncalibrated TDD pair).
+    """
+    if cfg.channel:
+        return parse_channel_option(cfg.channel)
     spec: dict = {"fading": "rayleigh", "snr_db": float(cfg.snr_db), "sample_rate_hz": float(cfg.sample_rate_hz)}
     if cfg.cfo_hz:
         spec["cfo_hz"] = float(cfg.cfo_hz)
     if cfg.rho < 1.0:
-        spec.update(time="gauss_markov", rho=float(cfg.rho), block_samples=BLOCK_SAMPLES)
+        spec.update(time="gauss_markov", rho=float(cfg.rho), block_samples=burst_samples(cfg, vectors_per_burst))
     if cfg.chain_gain_std_db > 0 or cfg.chain_phase:
         spec["chain_gains"] = {"amplitude_db_std": float(cfg.chain_gain_std_db),
                                "phase_deg_max": 180.0 if cfg.chain_phase else 0.0}
     return spec
 
 
-def server_topology(cfg: OTAConfig) -> dict:
+def parse_channel_option(text: str) -> dict:
+    """``[ota] channel`` / ``hil train --channel``: "replay:DIR[?opts]" (a recording of ``hil capture``,
+    see docs/capture.md) or a JSON object with ``hil.channel`` keys. Returns the spec as a dict."""
+    text = str(text).strip()
+    if text.startswith("replay:"):
+        from hil.channel.replay import parse_replay_spec
+
+        try:
+            return parse_replay_spec(text)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"[ota] channel={text!r}: {e}") from e
+    if text.startswith("{"):
+        import json
+
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"[ota] channel={text!r} is not a valid JSON object: {e}") from e
+        if isinstance(spec, dict):
+            return spec
+    raise ConfigError(f"[ota] channel={text!r}: expected 'replay:DIR' (hil capture --out DIR) or a JSON "
+                      'object of hil.channel keys, e.g. \'{"fading": "rayleigh", "snr_db": 10}\'')
+
+
+def server_topology(cfg: OTAConfig, vectors_per_burst: int = DEFAULT_VECTORS_PER_BURST) -> dict:
     """A two-node topology (``edge`` with n_tx antennas, ``server`` with n_rx) for the channel server."""
     return {
         "server": {"seed": int(cfg.channel_seed), "sample_rate_hz": float(cfg.sample_rate_hz)},
         "nodes": [{"name": "edge", "antennas": int(cfg.n_tx)}, {"name": "server", "antennas": int(cfg.n_rx)}],
-        "links": [{"a": "edge", "b": "server", "channel": channel_spec(cfg)}],
+        "links": [{"a": "edge", "b": "server", "channel": channel_spec(cfg, vectors_per_burst)}],
     }
+
+
+def _close_quietly(*things) -> None:
+    """Close what was opened before a failure; the failure is what the caller sees."""
+    for t in things:
+        if t is None:
+            continue
+        try:
+            t.close()
+        except Exception:  # noqa: BLE001
+            log.exception("closing %r after a failed open", t)
 
 
 class _Stopper:
@@ -73,8 +126,16 @@ class _OwnedTransport:
                 o.close()
 
 
-def open_transport(cfg: OTAConfig, seed: int | None = None) -> tuple[Transport, _OwnedTransport]:
-    """Open the link described by ``cfg``. Returns ``(transport, closer)``; call ``closer.close()``."""
+def open_transport(
+    cfg: OTAConfig, seed: int | None = None, vectors_per_burst: int = DEFAULT_VECTORS_PER_BURST
+) -> tuple[Transport, _OwnedTransport]:
+    """Open the link described by ``cfg``. Returns ``(transport, closer)``; call ``closer.close()``.
+
+    ``vectors_per_burst``: activation vectors in one training burst (the batch size for an MLP);
+    it sets the Gauss-Markov block of simulated radio channels to one burst (see :func:`channel_spec`).
+    If the transport cannot be built, everything opened so far (radio, server) is closed before the
+    error propagates.
+    """
     rng = np.random.default_rng(cfg.channel_seed if seed is None else seed)
     phy = {"sample_rate_hz": float(cfg.sample_rate_hz)}
     if cfg.transport == "ideal":
@@ -88,9 +149,17 @@ def open_transport(cfg: OTAConfig, seed: int | None = None) -> tuple[Transport, 
             raise ConfigError("transport 'loopback' needs hil.channel.build_reciprocal_link (not available)") from e
         from hil.radio.loopback import LoopbackRadio
 
-        pair = build_reciprocal_link({"n_tx": cfg.n_tx, "n_rx": cfg.n_rx, **channel_spec(cfg)}, rng)
+        spec = {"n_tx": cfg.n_tx, "n_rx": cfg.n_rx, **channel_spec(cfg, vectors_per_burst)}
+        try:
+            pair = build_reciprocal_link(spec, rng)
+        except (ValueError, TypeError, CaptureError) as e:  # CaptureError: replay:DIR is not a recording
+            raise ConfigError(f"[ota] channel spec {spec!r}: {e}") from e
         radio = LoopbackRadio(pair.forward, pair.reverse, sample_rate_hz=cfg.sample_rate_hz)
-        t = PhyTransport(radio, "loopback", phy, track_phase=cfg.track_phase)
+        try:
+            t = PhyTransport(radio, "loopback", phy, track_phase=cfg.track_phase)
+        except BaseException:
+            _close_quietly(radio)
+            raise
         return t, _OwnedTransport(t)
     if cfg.transport == "zmq":
         from hil.radio.zmq import ZmqRadio
@@ -99,17 +168,17 @@ def open_transport(cfg: OTAConfig, seed: int | None = None) -> tuple[Transport, 
         if cfg.endpoint:
             control: str | dict = cfg.endpoint
         else:
-            topo: dict | str = cfg.server_config or server_topology(cfg)
+            topo: dict | str = cfg.server_config or server_topology(cfg, vectors_per_burst)
             from sim_fallback.launch import start_server  # the server helper's launcher (issue 2)
 
             server = _Stopper(start_server(topo, log_level="WARNING"))
             control = server.server.info
+        radio = None
         try:
             radio = ZmqRadio(control, "edge", "server")
             t = PhyTransport(radio, "zmq", phy, track_phase=cfg.track_phase)
         except BaseException:
-            if server is not None:
-                server.close()
+            _close_quietly(radio, server)  # the radio first: it talks to the server
             raise
         return t, _OwnedTransport(t, *([server] if server else []))
     if cfg.transport == "pluto":
@@ -125,6 +194,10 @@ def open_transport(cfg: OTAConfig, seed: int | None = None) -> tuple[Transport, 
             raise ConfigError(f"[ota] transport='pluto' needs n_tx = n_rx = 1 (pluto_1r1t) or 2 (pluto_2r2t), "
                               f"got n_tx={cfg.n_tx}, n_rx={cfg.n_rx}")
         radio = PlutoRadio(cfg.uri, profiles[cfg.n_tx])
-        t = PhyTransport(radio, "pluto", phy, track_phase=cfg.track_phase)
+        try:
+            t = PhyTransport(radio, "pluto", phy, track_phase=cfg.track_phase)
+        except BaseException:
+            _close_quietly(radio)
+            raise
         return t, _OwnedTransport(t)
-    raise LinkError(f"unknown transport {cfg.transport!r}")
+    raise ConfigError(f"unknown transport {cfg.transport!r}; known: ideal, loopback, zmq, pluto")

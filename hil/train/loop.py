@@ -1,18 +1,22 @@
 """The training loop: epochs of Adam with cosine decay, evaluation, and a checkpoint after every epoch.
 
 [Note: checkpoints and resume]
-After each epoch the model, optimiser, scheduler, torch RNG state and the history so far are written
-to ``<dir>/<tag>.pt`` atomically (a temporary file in the same folder, fsync, ``os.replace``), so a
-crash or Ctrl-C at any moment leaves either the previous or the new checkpoint, never half of one.
-``train_model`` with ``resume=True`` continues from the last completed epoch: an interrupted epoch
-is redone, a completed one is never lost nor counted twice. The channel itself is not checkpointed:
-a static channel is the same after a restart (same seed); a memory channel continues from a fresh draw.
+After each epoch the model, optimiser, scheduler, torch RNG states, the history so far and the
+caller's ``extra_state()`` (the link's state, see hil.train.run) are written to ``<dir>/<tag>.pt``
+with :func:`hil._io.atomic_write` (temporary file, fsync, rename, folder fsync), so a crash or Ctrl-C
+at any moment leaves either the previous or the new checkpoint, never half of one. Checkpoints hold
+only tensors and plain Python values and are read with ``torch.load(weights_only=True)``: nothing is
+unpickled. ``train_model`` with ``resume=True`` continues from the last completed epoch: an
+interrupted epoch is redone, a completed one is never lost nor counted twice. The in-process
+``ideal`` channel (its Generator and current draw) is checkpointed through ``extra_state``, so a
+resumed run is the uninterrupted one exactly; a channel behind a radio (loopback, zmq, pluto) is not:
+a static one is the same after a restart (same seed), a memory channel continues from a fresh draw.
 """
 
 from __future__ import annotations
 
+import io
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +25,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from hil._io import atomic_write
 from hil.train.data import Dataset
 
 log = logging.getLogger(__name__)
@@ -41,22 +46,17 @@ class EpochRecord:
 
 def atomic_save(obj, path: str | Path) -> None:
     """``torch.save`` to ``path`` atomically (see [Note: checkpoints and resume])."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write(path, lambda f: f.write(buf.getbuffer()))
 
 
 def load_checkpoint(path: str | Path) -> dict | None:
-    """The checkpoint at ``path`` or None when there is none."""
+    """The checkpoint at ``path`` or None when there is none (tensors and plain values only)."""
     path = Path(path)
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 @torch.no_grad()
@@ -81,12 +81,16 @@ def train_model(
     frames: Callable[[], int] = lambda: 0,
     on_step: Callable[[int, int, int], None] | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    extra_state: Callable[[], dict] | None = None,
 ) -> list[EpochRecord]:
     """Train ``model`` on ``data`` for ``epochs`` epochs (cross-entropy, Adam, cosine LR decay).
 
     Args:
         checkpoint: the checkpoint file; written after every epoch and read when ``resume``.
-        frames: returns the link's frame counter (recorded per epoch).
+        frames: returns the link's training-frame counter of this process (recorded per epoch, added
+            to the count before a resume).
+        extra_state: returns more state to checkpoint after every epoch (key ``"extra"``; tensors and
+            plain values only), e.g. the link's; the caller restores it before calling again.
         on_step: called as ``on_step(epoch, step, steps_per_epoch)`` after each step (progress bars).
         on_epoch: called with each finished :class:`EpochRecord`.
 
@@ -152,6 +156,7 @@ def train_model(
                     "generator": gen.get_state(),
                     "torch_rng": torch.get_rng_state(),
                     "history": [asdict(r) for r in history],
+                    "extra": extra_state() if extra_state is not None else {},
                 },
                 checkpoint,
             )

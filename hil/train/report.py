@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import matplotlib
@@ -12,12 +10,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+from hil._io import atomic_write_json, atomic_write_text  # noqa: E402
+
+
 def write_json(path: str | Path, obj) -> None:
-    """Write JSON atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, default=float))
-    os.replace(tmp, path)
+    """Write strict JSON atomically (fsync of file and folder; see [Note: atomic writes] in hil/_io.py)."""
+    atomic_write_json(path, obj)
 
 
 def plot_history(history: dict[str, list[dict]], path: Path) -> None:
@@ -85,7 +83,7 @@ def write_report(out: Path, report: dict) -> list[str]:
             pngs.append(f"accuracy_vs_{key}.png")
     report["plots"] = pngs
     write_json(out / "report.json", report)
-    (out / "report.md").write_text(_markdown(report))
+    atomic_write_text(out / "report.md", _markdown(report))
     return pngs
 
 
@@ -97,7 +95,8 @@ def _markdown(r: dict) -> str:
         f"- transport: **{r['transport']}**, gradient mode: **{r['gradient_mode']}**, "
         f"{r['n_tx']}x{r['n_rx']} antennas, {r['channel_uses']} channel uses per vector",
         f"- configured SNR {r['snr_db']} dB (measured by the receiver: {r.get('measured_snr_db')}), rho {r['rho']}",
-        f"- epochs: {r['epochs']}, frames over the link: {r['frames']}, wall time {r['seconds']:.1f} s",
+        f"- epochs: {r['epochs']}, training frames over the link: {r['frames']}, calibration frames: "
+        f"{r.get('calibration_frames', 0)}, wall time {r['seconds']:.1f} s",
         "",
         "| model | test accuracy (%) |",
         "|---|---|",

@@ -7,7 +7,6 @@ resumes), ``sweeps.json`` (finished sweep points, reused on resume), ``report.js
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict
@@ -17,12 +16,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from hil._io import atomic_write_text, load_mapping
 from hil.errors import ConfigError
 from hil.ota.link import OTALink, ReciprocityCalibration, calibrate_reciprocity
 from hil.train.config import RunConfig, to_toml
 from hil.train.data import Dataset, load_dataset
 from hil.train.links import open_transport
-from hil.train.loop import EpochRecord, evaluate, train_model
+from hil.train.loop import EpochRecord, evaluate, load_checkpoint, train_model
 from hil.train.models import build_model
 from hil.train.report import write_json, write_report
 
@@ -40,6 +40,20 @@ def _build(cfg: RunConfig, data: Dataset, ota: bool, link: OTALink | None):
     )
 
 
+def _cal_state(cal: ReciprocityCalibration | None) -> dict | None:
+    if cal is None:
+        return None
+    return {"cb": torch.from_numpy(np.asarray(cal.cb, np.complex64).copy()),
+            "ca": torch.from_numpy(np.asarray(cal.ca, np.complex64).copy()), "residual": float(cal.residual)}
+
+
+def _cal_load(d: dict | None) -> ReciprocityCalibration | None:
+    if d is None:
+        return None
+    return ReciprocityCalibration(d["cb"].numpy().astype(np.complex64), d["ca"].numpy().astype(np.complex64),
+                                  float(d["residual"]))
+
+
 def train_ota(
     cfg: RunConfig,
     data: Dataset,
@@ -49,14 +63,48 @@ def train_ota(
     epochs: int | None = None,
 ) -> dict:
     """Train the over-the-air model of ``cfg`` on ``data``. Returns a dict of results (history,
-    accuracy, frames, measured SNR, calibration, seconds per step)."""
+    accuracy, training frames, calibration frames, measured SNR, calibration, seconds).
+
+    [Note: calibration and resume]
+    Reciprocity calibration runs once before training, with pilots from a Generator seeded by
+    ``[train] seed``; its frames are counted apart (``calibration_frames``), never in the per-epoch
+    training frames. The checkpoint keeps the calibration, the frame counts and, for the in-process
+    ``ideal`` transport, the channel's state: resuming a finished run calibrates nothing; resuming over
+    ``ideal`` restores channel and calibration and continues exactly; over a radio (whose channel and
+    phase references restart) an unfinished run calibrates again.
+    """
     epochs = epochs or cfg.train.epochs
-    transport, closer = open_transport(cfg.ota)
+    ck = load_checkpoint(checkpoint) if checkpoint is not None else None
+    extra = (ck or {}).get("extra") or {}
+    complete = ck is not None and int(ck["epoch"]) >= epochs
+    transport, closer = open_transport(cfg.ota, vectors_per_burst=_vectors_per_burst(cfg, data))
     try:
+        cal_rng = np.random.default_rng(cfg.train.seed)
         cal = None
+        cal_frames = int(extra.get("calibration_frames", 0))
+        restored = False
+        if extra.get("transport") is not None and hasattr(transport, "load_state_dict"):
+            transport.load_state_dict(extra["transport"])
+            restored = True
+        if extra.get("cal_rng") is not None:
+            cal_rng.bit_generator.state = extra["cal_rng"]
+        base = transport.frames  # training and calibration frames before this process (restored ideal link)
+        new_cal = [0]  # calibration frames sent by this process
+
+        def calibrate(n_bursts: int) -> ReciprocityCalibration:
+            f0 = transport.frames
+            c = calibrate_reciprocity(transport, cal_rng, n_bursts=n_bursts)
+            new_cal[0] += transport.frames - f0
+            return c
+
         if cfg.ota.gradient_mode == "reciprocity" and cfg.ota.calibrate:
-            cal = calibrate_reciprocity(transport)
+            if complete or restored:
+                cal = _cal_load(extra.get("calibration"))
+            if cal is None and not complete:
+                cal = calibrate(4)
         link = OTALink(transport, cfg.ota.gradient_mode, cal, hold_channel=cfg.ota.hold_channel)
+        if restored and extra.get("reference") is not None:
+            link.reference = extra["reference"].numpy().astype(np.complex64)
         torch.manual_seed(cfg.train.seed)
         model = _build(cfg, data, True, link)
         snrs: list[float] = []
@@ -68,21 +116,33 @@ def train_ota(
                 snrs.append(link.last.snr_db)
             steps_done[0] += 1
             every = cfg.ota.recalibrate_every
-            if cal is not None and every > 0 and steps_done[0] % every == 0:
-                link.calibration = calibrate_reciprocity(transport, n_bursts=2)
+            if link.calibration is not None and every > 0 and steps_done[0] % every == 0:
+                link.calibration = calibrate(2)
             if progress:
                 progress(tag, ep, epochs, st, n)
+
+        def extra_state() -> dict:
+            st = {"calibration": _cal_state(link.calibration), "calibration_frames": cal_frames + new_cal[0],
+                  "cal_rng": cal_rng.bit_generator.state}
+            if hasattr(transport, "state_dict"):
+                st["transport"] = transport.state_dict()
+                if link.reference is not None:
+                    st["reference"] = torch.from_numpy(np.asarray(link.reference, np.complex64).copy())
+            return st
 
         t0 = time.perf_counter()
         hist = train_model(
             model, data, epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.seed,
-            checkpoint=checkpoint, frames=lambda: transport.frames, on_step=on_step,
+            checkpoint=checkpoint, frames=lambda: transport.frames - base - new_cal[0], on_step=on_step,
+            extra_state=extra_state,
         )
         seconds = time.perf_counter() - t0
+        cal = link.calibration
         return {
             "history": [asdict(r) for r in hist],
             "accuracy": hist[-1].test_accuracy,
             "frames": hist[-1].frames,
+            "calibration_frames": cal_frames + new_cal[0],
             "measured_snr_db": float(np.mean(snrs)) if snrs else None,
             "calibration": None if cal is None else {"residual": cal.residual, "cb": _c(cal.cb), "ca": _c(cal.ca)},
             "seconds": seconds,
@@ -90,6 +150,16 @@ def train_ota(
         }
     finally:
         closer.close()
+
+
+def _vectors_per_burst(cfg: RunConfig, data: Dataset) -> int:
+    """Activation vectors in one training burst: the batch (MLP) or the batch times the OTA convolution's
+    output positions (CNN: after the first 2x2 pooling)."""
+    b = int(cfg.train.batch_size)
+    if cfg.model.kind == "cnn":
+        h, w = data.image_shape[-2:]
+        return b * max(h // 2, 1) * max(w // 2, 1)
+    return b
 
 
 def _c(z: np.ndarray) -> list:
@@ -112,7 +182,7 @@ def run_sweeps(cfg: RunConfig, data: Dataset, out: Path, progress: ProgressHook 
     """Short trainings over ``cfg.sweep.transport`` for each configured SNR, rho and channel-use count.
     Finished points are kept in ``out/sweeps.json`` and not redone on resume."""
     path = out / "sweeps.json"
-    done: dict = json.loads(path.read_text()) if path.is_file() else {}
+    done: dict = load_mapping(path, "sweep results") if path.is_file() else {}
     sw = cfg.sweep
     plan = [("snr_db", v) for v in sw.snr_db] + [("rho", v) for v in sw.rho] + [("channel_uses", v) for v in sw.channel_uses]
     result: dict = {"snr_db": [], "rho": [], "channel_uses": []}
@@ -122,7 +192,8 @@ def run_sweeps(cfg: RunConfig, data: Dataset, out: Path, progress: ProgressHook 
             c = cfg.replace(ota={key: value, "transport": sw.transport})
             r = train_ota(c, data, checkpoint=None, progress=progress, tag=f"sweep {key}={value}", epochs=sw.epochs)
             done[name] = {key: value, "gradient_mode": cfg.ota.gradient_mode, "accuracy": r["accuracy"],
-                          "frames": r["frames"], "epochs": sw.epochs, "transport": sw.transport}
+                          "frames": r["frames"], "calibration_frames": r["calibration_frames"],
+                          "epochs": sw.epochs, "transport": sw.transport}
             write_json(path, done)
         result[key].append(done[name])
     return result
@@ -140,7 +211,7 @@ def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | Non
             f"{out} holds a run with a different config ({old}); resuming it with this one would mix "
             "two experiments: use another --out, or delete that folder to start over"
         )
-    old.write_text(resolved)
+    atomic_write_text(old, resolved)  # decides whether a later run may resume: fsync'ed, never half-written
     t0 = time.perf_counter()
     d = cfg.data
     data = load_dataset(d.name, d.path, d.test_fraction, cfg.train.seed, d.limit_train, d.limit_test)
@@ -155,11 +226,14 @@ def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | Non
         "gradient_mode": cfg.ota.gradient_mode,
         "transport": cfg.ota.transport,
         "frames": ota["frames"],
+        "calibration_frames": ota["calibration_frames"],
         "epochs": len(ota["history"]),
         "rho": cfg.ota.rho,
         "n_tx": cfg.ota.n_tx,
         "n_rx": cfg.ota.n_rx,
         "channel_uses": cfg.ota.channel_uses,
+        "hold_channel": cfg.ota.hold_channel,
+        "channel": cfg.ota.channel or None,
         "dataset": data.name,
         "model": cfg.model.kind,
         "train_samples": len(data.x_train),

@@ -71,3 +71,27 @@ def test_demo_quick_over_zmq_writes_report(tmp_path):
     assert rep["accuracy"]["ota"] > 80.0 and rep["accuracy"]["digital"] > 80.0
     for f in ("report.md", "history.png", "config.toml"):
         assert (out / f).is_file()
+    assert rep["calibration_frames"] == 8  # counted apart from the training frames
+
+
+def test_failing_phy_over_zmq_stops_the_server_and_closes_the_radio(monkeypatch):
+    # open_transport starts a real channel server; a PhyTransport that cannot be built (bad PHY option)
+    # must leave neither the server process nor the ZMQ radio behind.
+    import hil.ota.transport as tr
+    import hil.train.links as links
+    import sim_fallback.launch as launch
+    from hil.train.config import OTAConfig
+
+    servers, radios = [], []
+    real_start = launch.start_server
+    monkeypatch.setattr(launch, "start_server", lambda *a, **k: servers.append(real_start(*a, **k)) or servers[-1])
+
+    def bad_phy(radio, *a, **k):
+        radios.append(radio)
+        return tr.PhyTransport(radio, *a, **{**k, "phase_smoothing": 2.0})
+
+    monkeypatch.setattr(links, "PhyTransport", bad_phy)
+    with pytest.raises(ValueError, match="phase_smoothing"):
+        links.open_transport(OTAConfig(transport="zmq"))
+    assert len(servers) == 1 and not servers[0].alive
+    assert len(radios) == 1 and radios[0]._closed

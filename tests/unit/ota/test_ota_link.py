@@ -49,7 +49,7 @@ def test_uncalibrated_chain_gains_break_reciprocity_and_calibration_restores_it(
     want = torch.einsum("rt,brk->btk", h.conj(), g_y)
     bad = _grad_wrt_symbols(OTALink(t, "reciprocity"), s, g_y)
     assert float((bad - want).abs().norm() / want.abs().norm()) > 0.3
-    cal = calibrate_reciprocity(t, n_bursts=2)
+    cal = calibrate_reciprocity(t, np.random.default_rng(0), n_bursts=2)
     assert cal.residual < 1e-4
     good = _grad_wrt_symbols(OTALink(t, "reciprocity", cal), s, g_y)
     torch.testing.assert_close(good, want, rtol=1e-4, atol=1e-4)
@@ -95,8 +95,28 @@ def test_exact_mode_needs_an_in_process_channel():
     s = _symbols(0).requires_grad_(True)
     with pytest.raises(LinkError, match="no channel estimate"):
         link(s).abs().sum().backward()
-    with pytest.raises(LinkError, match=r"expected complex symbols \[B, 2, K\]"):
+    # bad arguments are ValueError (not LinkError, which is for link failures)
+    with pytest.raises(ValueError, match=r"expected complex symbols \[B, 2, K\]"):
         link(torch.zeros(4, 3, 2, dtype=torch.complex64))
+    t = IdealTransport(2, 2, None, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"expected symbols shaped \[B, 2, K\]"):
+        t.send(np.zeros((4, 3, 2), np.complex64))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        t.send_back(np.full((1, 2, 2), np.nan, np.complex64))
+    with pytest.raises(TypeError, match="numpy Generator"):
+        calibrate_reciprocity(t, 0)
+
+
+def test_calibration_pilots_come_from_the_given_rng():
+    # The pilot payloads are drawn from the rng passed in: the same seed gives the same calibration on
+    # the same (noisy, seed 3) channel, another seed other pilots and so a different noisy fit.
+    def cal(seed):
+        t = IdealTransport(2, 2, 10.0, np.random.default_rng(3), chain_gain_std_db=2.0, chain_phase=True)
+        return calibrate_reciprocity(t, np.random.default_rng(seed), n_bursts=2)
+
+    a, b, c = cal(1), cal(1), cal(2)
+    np.testing.assert_array_equal(a.cb, b.cb)
+    assert not np.allclose(a.cb, c.cb)
 
 
 def test_gauss_markov_channel_correlation_matches_rho():
@@ -168,7 +188,7 @@ def test_layer_parameter_gradients_match_exact_mode_when_noiseless():
     grads = {}
     for mode in ("exact", "reciprocity", "estimated"):
         t = IdealTransport(2, 2, None, np.random.default_rng(12), chain_gain_std_db=2.0, chain_phase=True)
-        cal = calibrate_reciprocity(t, n_bursts=1) if mode == "reciprocity" else None
+        cal = calibrate_reciprocity(t, np.random.default_rng(0), n_bursts=1) if mode == "reciprocity" else None
         torch.manual_seed(0)
         layer = OTALinear(5, 3, 2, 2, 2, link=OTALink(t, mode, cal), normalize=False)
         x = torch.randn(8, 5, requires_grad=True)

@@ -42,7 +42,7 @@ def test_reciprocity_echo_through_the_phy_matches_the_channel_adjoint():
     t = PhyTransport(LoopbackRadio(pair.forward, pair.reverse), "loopback")
     g = _sym(3, 16, 2, 8)
     res = {}
-    for cal in (None, calibrate_reciprocity(t)):
+    for cal in (None, calibrate_reciprocity(t, np.random.default_rng(0))):
         link = OTALink(t, "reciprocity", cal)
         h_hat = link.transmit(_sym(4, 16, 2, 8)).channel_estimate  # the forward channel as the PHY sees it
         want = np.einsum("rt,brk->btk", np.conj(h_hat), g)

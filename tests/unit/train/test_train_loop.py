@@ -94,13 +94,33 @@ def test_experiment_writes_report(tmp_path):
         assert on_disk[key] == rep[key]
     assert set(on_disk["accuracy"]) >= {"ota", "digital"}
     assert on_disk["transport"] == "ideal" and on_disk["epochs"] == 2
-    # 2 epochs x 4 steps x 2 frames (forward + echo) + 2 x 1 eval frames + 8 calibration frames
-    assert on_disk["frames"] == 2 * 4 * 2 + 2 * 2 + 8
+    # 2 epochs x 4 steps x 2 frames (forward + echo) + 2 x 2 eval frames; the 8 calibration frames
+    # are counted apart, never in the per-epoch training frames
+    assert on_disk["frames"] == 2 * 4 * 2 + 2 * 2
+    assert on_disk["calibration_frames"] == 8
+    assert [h["frames"] for h in on_disk["history"]["ota"]] == [10, 20]
     assert [p["snr_db"] for p in on_disk["sweeps"]["snr_db"]] == [0.0, 20.0]
     for png in ("history.png", "accuracy_vs_snr_db.png"):
         assert (tmp_path / png).stat().st_size > 1000
     assert "Gap to digital" in (tmp_path / "report.md").read_text()
     assert load_config(tmp_path / "config.toml") == cfg
+
+
+def test_rerunning_a_finished_run_does_not_calibrate_again(tmp_path, monkeypatch):
+    # A finished checkpoint: the rerun sends no frame at all (no calibration, no epoch) and reports
+    # the same numbers, calibration included (restored from the checkpoint).
+    import hil.train.run as run
+
+    cfg = from_dict({"data": {"limit_train": 128, "limit_test": 64}, "ota": {"channel_uses": 2, "snr_db": 20.0},
+                     "train": {"epochs": 1, "digital": False}})
+    first = run_experiment(cfg, tmp_path)
+    calls = []
+    real = run.calibrate_reciprocity
+    monkeypatch.setattr(run, "calibrate_reciprocity", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = run_experiment(cfg, tmp_path)
+    assert calls == []
+    for key in ("frames", "calibration_frames", "calibration", "accuracy", "history"):
+        assert again[key] == first[key], key
 
 
 def test_resuming_with_a_different_config_is_refused(tmp_path):
