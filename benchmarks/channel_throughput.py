@@ -1,13 +1,17 @@
 """End-to-end throughput of the ZMQ channel server: client -> server (channel) -> client, in Msps.
 
 Usage:
-    python benchmarks/channel_throughput.py [--seconds 3] [--chunk 262144] [--json out.json] [--no-gnuradio]
+    python benchmarks/channel_throughput.py [--seconds 3] [--chunk 262144] [--cases 1,2] [--transport tcp|ipc]
+                                            [--json out.json] [--no-gnuradio]
 
 For each case a channel server process serves a two-node topology in stream mode; the client pushes
 cf32 chunks of ``--chunk`` samples per antenna on every TX antenna stream (one PUSH socket per antenna,
 zero-copy sends) from a sender thread and pulls the channel output from every RX antenna stream. The
 rate is samples per antenna per second over the timed part (after a warm-up), i.e. the sample rate the
-link sustains. Also reported: the rate of the channel model alone in this process (generate + apply)
+link sustains. Per case it also reports the server's CPU (cores used, Msps per server CPU-second,
+minor page faults per chunk) and how its model thread spent the run (share of the wall time in the
+model, share of that on a CPU, Msps per model-thread CPU-second), from /proc and the server's stats.
+Also reported: the rate of the channel model alone in this process (generate + apply)
 and, when ``/usr/bin/python3`` can import gnuradio, GNU Radio's ``channels.channel_model`` (AWGN + CFO)
 and ``channels.fading_model`` (single-antenna Rayleigh) in a flowgraph ``vector_source -> head(N) ->
 block -> null_sink`` timed in the same run, with the ratios.
@@ -99,9 +103,14 @@ def time_gnuradio(n: int) -> dict:
 
 def proc_cpu_s(pid: int) -> float:
     """CPU seconds (user + system, all threads) a process has used so far (Linux /proc)."""
+    return proc_stat(pid)[0]
+
+
+def proc_stat(pid: int) -> tuple[float, int]:
+    """(CPU seconds, minor page faults) a process has used so far, all threads (Linux /proc)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(fields[7])
 
 
 def model_rate(n_ant: int, spec: dict, chunk: int, seconds: float) -> tuple[float, float]:
@@ -159,18 +168,20 @@ def end_to_end(n_ant: int, spec: dict, chunk: int, seconds: float, transport: st
                         raise TimeoutError("no output from the server within 30 s")
                     got += len(s.recv(copy=False).buffer) // 8
 
-        # warm-up (connections, pools, first model calls) and a rough rate to size the timed run
-        t = time.perf_counter()
+        # warm-up (connections, pools, first model calls), then a rough rate to size the timed run
         send(2)
         recv(2 * chunk)
-        rough = 2 * chunk / (time.perf_counter() - t)
+        t = time.perf_counter()
+        send(4)
+        recv(4 * chunk)
+        rough = 4 * chunk / (time.perf_counter() - t)
         k = max(8, int(rough * seconds / chunk))
         # timed: a sender thread keeps the pipeline full; the receiver reads every antenna
         from hil.radio.zmq import control_request
 
         th = threading.Thread(target=send, args=(k,), daemon=True)
-        model_s0 = control_request(ctx, srv.control, {"cmd": "stats"}, 10.0)["links"]["a->b"]["model_s"]
-        srv_cpu0, cli0 = proc_cpu_s(srv.proc.pid), os.times()
+        lk0 = control_request(ctx, srv.control, {"cmd": "stats"}, 10.0)["links"]["a->b"]
+        (srv_cpu0, flt0), cli0 = proc_stat(srv.proc.pid), os.times()
         t0 = time.perf_counter()
         th.start()
         # read antennas interleaved so no socket's queue stalls the server
@@ -187,13 +198,19 @@ def end_to_end(n_ant: int, spec: dict, chunk: int, seconds: float, transport: st
                 zmq.select(rx, [], [], 30.0)
         dt = time.perf_counter() - t0
         th.join()
-        srv_cpu, cli1 = proc_cpu_s(srv.proc.pid) - srv_cpu0, os.times()
+        (srv_cpu, flt), cli1 = proc_stat(srv.proc.pid), os.times()
+        srv_cpu, flt = srv_cpu - srv_cpu0, flt - flt0
         cli_cpu = cli1.user + cli1.system - cli0.user - cli0.system
         st = control_request(ctx, srv.control, {"cmd": "stats"}, 10.0)
-        model_s = st["links"]["a->b"]["model_s"] - model_s0
+        model_s = st["links"]["a->b"]["model_s"] - lk0["model_s"]
+        model_cpu_s = st["links"]["a->b"]["model_cpu_s"] - lk0["model_cpu_s"]
         return {"msps": k * chunk / dt / 1e6, "seconds": dt, "chunks": k, "chunk": chunk,
-                "server_model_share": model_s / max(dt, 1e-9), "rejected": st["rejected"], "dropped": st["dropped"],
-                "server_cpu_cores": srv_cpu / dt, "client_cpu_cores": cli_cpu / dt,
+                "server_model_share": model_s / max(dt, 1e-9),
+                # CPU time of the thread running the model / its wall time in the model: < 1 when it
+                # waited (GIL, other processes on the cores)
+                "server_model_on_cpu": model_cpu_s / max(model_s, 1e-9),
+                "server_model_msps_per_cpu_s": k * chunk / max(model_cpu_s, 1e-9) / 1e6, "rejected": st["rejected"], "dropped": st["dropped"],
+                "server_cpu_cores": srv_cpu / dt, "server_minor_faults_per_chunk": flt / k, "client_cpu_cores": cli_cpu / dt,
                 "server_msps_per_cpu_s": k * chunk / max(srv_cpu, 1e-9) / 1e6,
                 "client_msps_per_cpu_s": k * chunk / max(cli_cpu, 1e-9) / 1e6}
     finally:
@@ -239,7 +256,8 @@ def main() -> int:
         print(f"{name[:60]:60s} end to end {e2e['msps']:6.1f} Msps (server got {e2e['server_cpu_cores']:.2f} cores, "
               f"{e2e['server_msps_per_cpu_s']:.1f} Msps per server CPU-s; client {e2e['client_cpu_cores']:.2f} cores); "
               f"model alone {alone:.1f} Msps ({alone_cpu:.1f} per CPU-s); server in the model "
-              f"{100 * e2e['server_model_share']:.0f}% of the time", flush=True)
+              f"{100 * e2e['server_model_share']:.0f}% of the time, on a CPU {100 * e2e['server_model_on_cpu']:.0f}% "
+              f"of that ({e2e['server_model_msps_per_cpu_s']:.1f} Msps per model-thread CPU-s)", flush=True)
     gr = None
     if not a.no_gnuradio and gnuradio_available():
         gr = time_gnuradio(a.gr_samples)
@@ -270,14 +288,17 @@ def markdown(out: dict) -> str:
              f"{', '.join(f'{v:.1f}' for v in m['load_avg_1_5_15'])} before and "
              f"{', '.join(f'{v:.1f}' for v in m['load_avg_after'])} after the run.", "",
              "| case | end to end (Msps) | server CPU cores used | end to end per server CPU-second (Msps) | "
-             "channel model alone (Msps; per CPU-s) | vs GR fading_model | vs GR channel_model |",
-             "|---|---|---|---|---|---|---|"]
+             "channel model alone (Msps; per CPU-s) | server's model thread: busy, on CPU, Msps per its CPU-s | "
+             "vs GR fading_model | vs GR channel_model |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in out["results"]:
         vf = f"{r['vs_gr_fading_model']:.1f}x" if "vs_gr_fading_model" in r else "-"
         vc = f"{r['vs_gr_channel_model']:.1f}x" if "vs_gr_channel_model" in r else "-"
+        mt = (f"{100 * r['server_model_share']:.0f}%, {100 * r['server_model_on_cpu']:.0f}%, "
+              f"{r['server_model_msps_per_cpu_s']:.1f}") if "server_model_on_cpu" in r else "-"
         lines.append(f"| {r['case']} | {r['end_to_end_msps']:.1f} | {r['server_cpu_cores']:.2f} | "
                      f"{r['server_msps_per_cpu_s']:.1f} | {r['model_alone_msps']:.1f}; "
-                     f"{r['model_alone_msps_per_cpu_s']:.1f} | {vf} | {vc} |")
+                     f"{r['model_alone_msps_per_cpu_s']:.1f} | {mt} | {vf} | {vc} |")
     if gr:
         lines += ["", f"GNU Radio {gr['gr_version']} in the same run (flowgraph vector_source -> head -> block -> "
                   f"null_sink): `channels.channel_model` (AWGN + CFO) {gr['channel_model_awgn_cfo']:.1f} Msps, "

@@ -17,7 +17,7 @@ is dropped and counted. ZMQ's own I/O thread moves the bytes, so socket I/O over
 Nothing that crosses a socket is pickled: samples are raw cf32, metadata is JSON.
 
 [Note: pipelining]
-With ``[server] apply_threads = 2`` (default) a worker also splits blocks of >= 2^16 samples in two
+With ``[server] apply_threads = 2`` (default 1: measured slower on 2 cores) a worker also splits blocks of >= 2^16 samples in two
 halves: it draws the coefficients of both halves in order (``generate`` stays sequential) and
 applies them on two threads, which the generate/apply contract allows (apply touches no state). It
 does so only for a model that passes :func:`apply_is_pure` (checked once on deep copies): models that
@@ -203,7 +203,8 @@ class _Direction:
     jitter: int
     trail: int
     bursts: int = 0
-    model_s: float = 0.0  # time spent in generate + apply
+    model_s: float = 0.0  # time spent in generate + apply (wall)
+    model_cpu_s: float = 0.0  # CPU time of the calling thread in generate + apply (wall minus waits)
     last_event: dict | None = None
     last_state: dict | None = None
     worker: "_Worker | None" = None
@@ -635,7 +636,7 @@ class ChannelServer:
         Returns (None, None) if the model raised (logged and counted: a broken model must not stop the server).
         """
         n = x.shape[1]
-        t = time.perf_counter()
+        t, tc = time.perf_counter(), time.thread_time()
         try:
             if d.splitter is not None and n >= _SPLIT_MIN_SAMPLES:
                 # a pure model: the two halves' coefficients in order, their apply on two threads
@@ -658,6 +659,7 @@ class ChannelServer:
             return None, None
         finally:
             d.model_s += time.perf_counter() - t
+            d.model_cpu_s += time.thread_time() - tc
         return y, st
 
     def _submit(self, d: _Direction, x: np.ndarray, ev: dict) -> None:
@@ -807,7 +809,7 @@ class ChannelServer:
             "rejected_by_reason": dict(self.rejected_by_reason),
             "nodes": {name: dict(rt.c, queued_out=len(rt.out), pending_bursts=len(rt.pending))
                       for name, rt in self.nodes.items()},
-            "links": {d.name: {"bursts": d.bursts, "model_s": d.model_s}
+            "links": {d.name: {"bursts": d.bursts, "model_s": d.model_s, "model_cpu_s": d.model_cpu_s}
                       for rt in self.nodes.values() for d in rt.directions.values()},
         }
 
