@@ -32,8 +32,9 @@ independent random sign. Every sample is marginally ``CN(0, 1)`` up to the table
 independent unless their offsets overlap (probability about ``2 * 32768 / 2^22 = 1.6%`` per pair
 of segments), and then the overlap repeats (up to sign) noise seen before. Noise is thus *not*
 independent over long runs: with ``n`` samples drawn, each pool value recurs about ``n / 2^21``
-times. Reading the pool costs one scaled add per sample, about 10x less than drawing (numpy draws
-about 64 M float32 normals/s on this machine). ``noise="exact"`` draws fresh noise with
+times. Reading the pool costs one scaled add per sample (one fused in-place BLAS ``saxpy`` per
+segment, see [Note: fused noise add]), about 10x less than drawing (numpy draws about 64 M float32
+normals/s on this machine). ``noise="exact"`` draws fresh noise with
 ``Generator.standard_normal(dtype=float32)``; use it where reuse could matter (very low error
 rates, long Monte-Carlo runs, learning on the noise itself).
 """
@@ -49,6 +50,24 @@ import numpy as np
 from hil.channel.base import Cascade, ChannelModel
 
 log = logging.getLogger(__name__)
+
+try:  # the fused in-place y += a * x of the noise add (see [Note: fused noise add])
+    from scipy.linalg.blas import saxpy as _saxpy
+except ImportError:  # pragma: no cover - scipy is a dependency; numpy fallback kept
+    _saxpy = None
+
+
+def _saxpy_works_in_place() -> bool:
+    """Whether scipy's saxpy updates a float32 view of a complex64 row in place (it should)."""
+    x = np.zeros((2, 8), dtype=np.complex64)
+    v = x.view(np.float32)[1]
+    y = _saxpy(np.ones(20, dtype=np.float32), v, n=4, a=2.0, offx=3, offy=2)
+    return np.shares_memory(y, v) and bool(np.all(x.view(np.float32)[1, 2:6] == 2.0)) \
+        and not x.view(np.float32)[0].any() and int(np.count_nonzero(x)) == 2
+
+
+if _saxpy is not None and not _saxpy_works_in_place():  # pragma: no cover - defensive
+    _saxpy = None
 
 POOL_SAMPLES = 1 << 21
 POOL_SEGMENT = 16384
@@ -240,14 +259,33 @@ class AWGN(ChannelModel):
         self._last_n0 = n0
         sigma = np.sqrt(n0).astype(np.float32)
         n = x.shape[1]
+        xv = x.view(np.float32)  # [n_ant, 2 n]
+        # saxpy writes into xv's rows only when they are aligned, writeable float32 (else f2py
+        # would work on a copy): checked here, numpy otherwise
+        fused = _saxpy is not None and n > 0 and xv.flags.aligned and xv.flags.writeable
         if coeffs.noise is not None:
-            x += coeffs.noise[:, :n] * sigma[:, None]
+            w = coeffs.noise[:, :n]
+            if not fused or w.strides[1] != w.itemsize or not w.flags.aligned:
+                x += w * sigma[:, None]
+                return x
+            for a in range(self.n_in):  # one fused pass per antenna: x_a += sigma_a * w_a
+                _saxpy(w[a].view(np.float32), xv[a], a=float(sigma[a]))
             return x
         pool = self._pool
         L2 = 2 * POOL_SEGMENT
-        tmp = np.empty(L2, dtype=np.float32)
-        xv = x.view(np.float32)  # [n_ant, 2 n]
         scale = (sigma[:, None] * coeffs.signs).astype(np.float32)
+        if fused:
+            # [Note: fused noise add] BLAS saxpy adds ``scale * pool[off : off + m]`` to the
+            # segment of ``x`` in one pass, in place (no temporary, no second pass): about 2-4x
+            # faster than numpy's multiply-into-scratch + add. Same noise, float32 rounding only.
+            for a in range(self.n_in):
+                xa = xv[a]
+                sa = scale[a].tolist()
+                for k, off in enumerate(coeffs.offsets[a].tolist()):
+                    s = k * L2
+                    _saxpy(pool, xa, n=min(2 * n, s + L2) - s, a=sa[k], offx=off, offy=s)
+            return x
+        tmp = np.empty(L2, dtype=np.float32)
         for a in range(self.n_in):
             xa = xv[a]
             sa = scale[a].tolist()

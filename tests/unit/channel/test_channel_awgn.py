@@ -161,3 +161,28 @@ def test_pool_slice_coeffs_requires_segment_multiple():
     assert np.array_equal(s.offsets[0], c.offsets[0, 1:])
     with pytest.raises(ValueError, match=str(POOL_SEGMENT)):
         a.slice_coeffs(c, 4096, 3 * POOL_SEGMENT)
+
+
+@pytest.mark.parametrize("noise", ["pool", "exact"])
+@pytest.mark.parametrize("n", [1, 16384, 40000])
+def test_fused_noise_add_matches_numpy_path(noise, n, monkeypatch):
+    # The BLAS saxpy noise add (see [Note: fused noise add]) must add the same noise as the plain
+    # numpy multiply + add: equal up to float32 rounding (|diff| <= 1e-6 at unit signal scale),
+    # on a column slice (rows contiguous, array not) too; nothing written outside the slice. Seed 31.
+    import hil.channel.awgn as awgn_mod
+
+    if awgn_mod._saxpy is None:
+        pytest.skip("scipy BLAS saxpy not available: only the numpy path exists")
+    rng = np.random.default_rng(31)
+    a = AWGN(2, rng, snr_db=5.0, noise=noise)
+    c = a.generate(n)
+    base = (rng.standard_normal((2, n + 8)) + 1j * rng.standard_normal((2, n + 8))).astype(np.complex64)
+    fused = base.copy()
+    view = fused[:, 4 : 4 + n]
+    a.apply_inplace(view, c)
+    monkeypatch.setattr(awgn_mod, "_saxpy", None)
+    ref = a.apply(base[:, 4 : 4 + n], c)
+    np.testing.assert_allclose(view, ref, rtol=0, atol=1e-6)
+    assert np.abs(view - base[:, 4 : 4 + n]).max() > 0.1  # noise was added at all (N0 ~ 0.6)
+    np.testing.assert_array_equal(fused[:, :4], base[:, :4])
+    np.testing.assert_array_equal(fused[:, 4 + n :], base[:, 4 + n :])
