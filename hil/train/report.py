@@ -40,6 +40,11 @@ def plot_history(history: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
+def _db(v) -> str:
+    """A measured dB value for a person: two decimals, or "n/a" when there is none."""
+    return "n/a" if v is None else f"{float(v):.2f} dB"
+
+
 def plot_sweep(points: list[dict], key: str, path: Path, title: str, digital: float | None = None, logx: bool = False) -> None:
     """Accuracy vs ``key``; one line per gradient mode; the digital accuracy as a dashed line."""
     fig, ax = plt.subplots(figsize=(5, 3.4))
@@ -94,7 +99,7 @@ def _markdown(r: dict) -> str:
         "",
         f"- transport: **{r['transport']}**, gradient mode: **{r['gradient_mode']}**, "
         f"{r['n_tx']}x{r['n_rx']} antennas, {r['channel_uses']} channel uses per vector",
-        f"- configured SNR {r['snr_db']} dB (measured by the receiver: {r.get('measured_snr_db')}), rho {r['rho']}",
+        f"- configured SNR {r['snr_db']} dB (measured by the receiver: {_db(r.get('measured_snr_db'))}), rho {r['rho']}",
         f"- epochs: {r['epochs']}, training frames over the link: {r['frames']}, calibration frames: "
         f"{r.get('calibration_frames', 0)}, wall time {r['seconds']:.1f} s",
         "",
