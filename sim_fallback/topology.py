@@ -38,11 +38,11 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from hil._io import load_mapping
 from hil.errors import ConfigError
 
 #: Node modes: a message is a whole burst (padded with noise), or a piece of a continuous stream.
@@ -325,17 +325,7 @@ def load_topology(source: str | Path | Mapping[str, Any]) -> Topology:
     if isinstance(source, Mapping):
         return topology_from_dict(source)
     path = Path(source)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"cannot read topology file {str(path)!r}: {e}") from e
-    try:
-        if path.suffix == ".json":
-            d = json.loads(text)
-        else:
-            d = tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {e}") from e
+    d = load_mapping(path, "topology")
     try:
         return topology_from_dict(d)
     except ConfigError as e:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from hil._io import load_mapping
 from hil.errors import ConfigError
 
 STRATEGIES = ("fine-tune", "freeze", "scratch")
@@ -109,18 +110,11 @@ def load_config(path: str | Path | None = None, **overrides) -> BaimConfig:
     Unknown keys raise :class:`ConfigError` naming them.
     """
     if path is None:
-        text = resources.files("hil.baim.configs").joinpath("default.toml").read_text()
+        data = tomllib.loads(resources.files("hil.baim.configs").joinpath("default.toml").read_text())
         source = "default.toml"
     else:
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise ConfigError(f"cannot read config {path}: {e}; pass an existing TOML file") from e
+        data = load_mapping(path, "BAIM config")
         source = str(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source} is not valid TOML: {e}") from e
     data = dict(data.get("baim", data))
     data.update(overrides)
     known = {f.name for f in dataclasses.fields(BaimConfig)}

@@ -47,13 +47,13 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import tomllib
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from hil._io import load_mapping
 from hil.errors import ConfigError, RadioError, RadioTimeout
 from hil.radio.base import Radio, RadioCaps, as_samples
 
@@ -206,10 +206,7 @@ def load_profile(path_or_name: str | Path) -> dict:
     if not p.is_file():
         names = sorted(q.stem for q in PROFILE_DIR.glob("*.toml"))
         raise ConfigError(f"no profile {str(path_or_name)!r}: give a TOML path or one of {names}")
-    try:
-        return tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"profile {p}: invalid TOML: {e}") from e
+    return load_mapping(p, "profile")
 
 
 def parse_range(text: str) -> tuple[float, float, float] | list[str]:

@@ -32,13 +32,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from hil._io import load_mapping
 from hil.errors import ConfigError, PlacementError
 
 log = logging.getLogger(__name__)
@@ -323,13 +323,7 @@ class Topology:
 
 
 def _read_mapping(p: Path, depth: int = 0) -> dict[str, Any]:
-    try:
-        text = p.read_text()
-        data = tomllib.loads(text) if p.suffix.lower() == ".toml" else json.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"{p}: cannot parse ({e})") from e
-    except OSError as e:
-        raise ConfigError(f"cannot read topology file {p}: {e}") from e
+    data = load_mapping(p, "topology")
     data = dict(data.get("topology", data))
     bench = data.pop("bench", None)
     if bench is None:

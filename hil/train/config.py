@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hil._io import load_mapping
 from hil.errors import ConfigError
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
@@ -201,15 +202,7 @@ def load_config(path: str | Path) -> RunConfig:
         packaged = resources.files("hil.train") / "configs" / f"{path}.toml"
         if packaged.is_file():
             return from_dict(tomllib.loads(packaged.read_text()))
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise ConfigError(f"cannot read config {str(path)!r}: {e}") from e
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from e
-    return from_dict(raw)
+    return from_dict(load_mapping(p, "training config"))
 
 
 def to_toml(cfg: RunConfig) -> str:

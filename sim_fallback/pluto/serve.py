@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import selectors
@@ -18,10 +17,10 @@ import sys
 import tempfile
 import threading
 import time
-import tomllib
 from pathlib import Path
 from typing import Iterator
 
+from hil._io import load_mapping
 from sim_fallback.pluto.air import Air, AirConfig
 from sim_fallback.pluto.iiod import IiodServer
 from sim_fallback.pluto.model import MODES, PlutoModel
@@ -34,10 +33,7 @@ def load_air_config(path: str | Path | None) -> AirConfig:
     if path is None:
         return AirConfig()
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"channel file {str(p)!r} does not exist; pass a TOML or JSON file")
-    text = p.read_text()
-    data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+    data = load_mapping(p, "channel")
     unknown = set(data) - {"path_loss_db", "seed", "channel"}
     if unknown:
         raise ValueError(f"channel file {p}: unknown keys {sorted(unknown)}; allowed: path_loss_db, seed, channel")

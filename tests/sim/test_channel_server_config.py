@@ -47,9 +47,9 @@ def test_invalid_topologies_name_the_problem(config, match):
 def test_files_report_their_path_and_syntax_errors(tmp_path):
     p = tmp_path / "bad.toml"
     p.write_text("[server\n")
-    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+    with pytest.raises(ConfigError, match=r"bad\.toml.* is not valid TOML"):
         load_topology(p)
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match=r"missing\.toml.* does not exist"):
         load_topology(tmp_path / "missing.toml")
     q = tmp_path / "t.json"
     q.write_text(json.dumps(cfg(nodes__0__antennas=3)))
