@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HIL_SKIP_GNURADIO=${HIL_SKIP_GNURADIO:-1} bash scripts/setup.sh
-exec hil demo --out runs/demo "$@"
+exec "${PYTHON:-python3}" -m hil.cli demo --out runs/demo "$@"
