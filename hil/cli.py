@@ -73,17 +73,18 @@ def sim_probe(
     tx: Optional[str] = typer.Option(None, "--tx", help="Transmitting node (default: the first link's a)."),
     rx: Optional[str] = typer.Option(None, "--rx", help="Receiving node (default: the first link's b)."),
     bursts: int = typer.Option(3, "--bursts", "-n", help="Sounding bursts to send."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random QPSK sounding sequences."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the probe frames' random payload."),
     out: Path = typer.Option(Path("runs/probe"), "--out", "-o", help="Report folder (report.json, report.md, "
                              "probe.png, server_info.json)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
 ) -> None:
     """Sound a link of the channel server: prints the measured SNR, delay, CFO and channel matrix.
 
-    Sends random-QPSK sounding bursts (one sequence per TX antenna) from --tx to --rx, synchronises
-    (delay-and-correlate, then cross-correlation), estimates CFO and the least-squares channel matrix,
-    and reports the SNR per receive antenna from the residual. Without --config and --endpoint it
-    starts the default 2x2 topology (sim_fallback/configs/edge_server.toml). The first thing to run.
+    Sends project-PHY frames (hil.phy.PhyLink, long pilot block and quiet interval) from --tx to --rx
+    and reports what the PHY receiver measured: frame timing (delay), CFO (searched over +-120 kHz),
+    the least-squares channel matrix and the SNR per sample per receive antenna (PHY channel estimate
+    and per-antenna noise power). Without --config and --endpoint it starts the default 2x2 topology
+    (sim_fallback/configs/edge_server.toml). The first thing to run.
     """
     import json
 

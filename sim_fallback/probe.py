@@ -1,18 +1,30 @@
-"""A simple channel sounder for ``hil sim probe``: known random QPSK per antenna, least squares.
+"""``hil sim probe``: sound a link of the channel server through the project PHY (``hil.phy.PhyLink``).
 
-This is a first look at a link, not the project's PHY (hil/phy does frames properly).
+The probe has no synchroniser or estimator of its own: each burst is one ``PhyLink.transceive`` of
+a small payload (:data:`PROBE_PHY` sets the frame), and what it reports is what the PHY receiver
+estimated (detection over +-``max_cfo_hz``, fractional timing, CFO, LS channel matrix, noise power
+per receive antenna from the frame's quiet interval). See [Note: probe numbers from the PHY].
 
-[Note: sounding burst]
-The burst is ``R`` repetitions of a short block ``q`` (``Q`` samples, independent random QPSK per TX
-antenna) followed by two copies of a long block ``p`` (``P`` samples). The receiver:
-
-1. finds the coarse start and CFO with the Schmidl-Cox delay-and-correlate metric at lag ``Q``
-   (unambiguous for ``|CFO| < 1 / (2 Q)`` cycles per sample),
-2. removes the coarse CFO, refines the start by the cross-correlation with the known burst
-   (summed over TX and RX antennas), and the CFO by delay-and-correlate at lag ``P`` over the two
-   long copies,
-3. removes the CFO and solves ``Y = H S + W`` by least squares: ``H = Y S^H (S S^H)^-1``
-   ``[n_rx, n_tx]``; the residual gives the noise power per RX antenna and ``H S`` the signal power.
+[Note: probe numbers from the PHY]
+- ``start_sample``: the PHY's ``RxResult.timing`` (fractional index of the frame's first sample in
+  the capture; the RRC pulse delay is inside the frame, the burst's first sample is the frame's
+  first sample) minus :data:`TIMING_OFFSET_SAMPLES` (0), rounded. ``timing`` keeps the fraction.
+- ``cfo_cycles_per_sample`` = ``RxResult.cfo_hz / fs``.
+- ``channel``: ``RxResult.channel_estimate`` with ``estimator="ls"`` (unbiased; phase referred to
+  the centre of the pilot block, i.e. after the CFO rotation up to there).
+- ``noise_power[r]``: noise power per sample at receive antenna ``r`` (full scale 1.0 units):
+  ``RxResult.noise_power * noise_var_rx[r] / noise_var`` (the PHY's per-antenna split).
+- ``signal_power[r] = a^2 sum_t max(|H[r, t]|^2 - e_r, 0)`` with ``a^2`` the PHY's average power per
+  transmit antenna and sample (``PhyConfig.avg_power``; the RRC pulse has energy ``sps``, so a
+  sample carries the symbol power) and ``e_r`` the LS error variance of row ``r``
+  (``RxResult.estimate_error_var`` split like the noise): the per-antenna form of the PHY's own
+  ``snr_db``.
+- ``snr_db[r] = signal_power[r] / noise_power[r]``: the SNR *per sample* at antenna ``r``, the
+  channel server's definition (``snr_reference="rx"``). The PHY's ``RxResult.snr_db`` is per symbol
+  after the matched filter (the mean over antennas), ``10 log10(sps)`` dB higher; it is kept as
+  ``phy_snr_db``.
+:data:`PROBE_PHY` makes the pilot block (``pilot_len`` symbols per antenna) and the quiet interval
+long so the estimates are precise (about 4000 noise samples and 2048 pilot symbols per burst).
 """
 
 from __future__ import annotations
@@ -21,41 +33,41 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from hil.errors import SyncError
 from hil.radio.base import Radio
 
-
-@dataclass(frozen=True)
-class SoundingBurst:
-    """The known burst: ``samples`` complex64 ``[n_tx, R*Q + 2*P]``."""
-
-    samples: np.ndarray
-    short_len: int
-    short_reps: int
-    long_len: int
+#: PhyConfig fields of the probe's frame (``n_tx``/``n_rx``/``sample_rate_hz`` come from the link).
+PROBE_PHY = {"mode": "flat", "estimator": "ls", "pilot_len": 1024, "quiet_len": 2048}
+#: samples between the PHY's frame timing and the burst's first sample (the frame starts the burst).
+TIMING_OFFSET_SAMPLES = 0.0
+#: payload symbols per antenna of a probe frame (the payload is not the point).
+PROBE_CHANNEL_USES = 8
 
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What one sounding measured.
+    """What one sounding measured (see [Note: probe numbers from the PHY]).
 
     Attributes:
         start_sample: index of the burst's first sample in the capture.
+        timing: the PHY's fractional frame timing, samples.
         cfo_cycles_per_sample: estimated carrier frequency offset (multiply by the sample rate for Hz).
-        channel: complex128 ``[n_rx, n_tx]`` least-squares channel matrix (phase at the burst start).
-        snr_db: float ``[n_rx]`` measured SNR per receive antenna, signal = ``|H s|^2``, noise = residual.
-        noise_power: float ``[n_rx]`` residual power per receive antenna (full scale 1.0 units).
-        signal_power: float ``[n_rx]``.
-        tx_amplitude: amplitude of each transmitted QPSK sample.
+        channel: complex128 ``[n_rx, n_tx]`` LS channel matrix from the PHY.
+        snr_db: float ``[n_rx]`` SNR per sample per receive antenna.
+        noise_power: float ``[n_rx]`` noise power per sample per receive antenna (full scale 1.0 units).
+        signal_power: float ``[n_rx]`` received signal power per sample per antenna.
+        tx_amplitude: RMS amplitude of each transmit antenna's known samples (``sqrt(avg_power)``).
+        phy_snr_db: the PHY's ``RxResult.snr_db`` (per symbol, mean over receive antennas).
     """
 
     start_sample: int
+    timing: float
     cfo_cycles_per_sample: float
     channel: np.ndarray
     snr_db: np.ndarray
     noise_power: np.ndarray
     signal_power: np.ndarray
     tx_amplitude: float
+    phy_snr_db: float
 
     def to_dict(self, sample_rate_hz: float | None = None) -> dict:
         d = asdict(self)
@@ -67,88 +79,74 @@ class ProbeResult:
         return d
 
 
-def make_sounding_burst(n_tx: int, rng: np.random.Generator, *, short_len: int = 64, short_reps: int = 8,
-                        long_len: int = 1024, amplitude: float = 0.5) -> SoundingBurst:
-    """Random QPSK sounding burst, complex64 ``[n_tx, short_reps*short_len + 2*long_len]``, |x| = amplitude."""
-    if n_tx < 1 or short_len < 8 or short_reps < 2 or long_len < 16:
-        raise ValueError(f"bad sounding sizes: n_tx={n_tx}, short_len={short_len}, short_reps={short_reps}, "
-                         f"long_len={long_len}")
-    if not 0 < amplitude <= 1:
-        raise ValueError(f"amplitude must be in (0, 1] (full scale 1.0), got {amplitude}")
+class _CaptureTap(Radio):
+    """Passes everything to ``inner`` and keeps the last capture (for the plot)."""
 
-    def qpsk(n: int) -> np.ndarray:
-        b = rng.integers(0, 2, size=(n_tx, n, 2))
-        return ((1 - 2 * b[..., 0]) + 1j * (1 - 2 * b[..., 1])) * (amplitude / np.sqrt(2))
+    def __init__(self, inner: Radio):
+        self.inner = inner
+        self.last_capture: np.ndarray | None = None
 
-    q, p = qpsk(short_len), qpsk(long_len)
-    s = np.concatenate([np.tile(q, (1, short_reps)), p, p], axis=1).astype(np.complex64)
-    return SoundingBurst(s, short_len, short_reps, long_len)
+    @property
+    def caps(self):
+        return self.inner.caps
 
+    def configure(self, profile: dict) -> None:
+        self.inner.configure(profile)
 
-def _delay_correlate(r: np.ndarray, lag: int, window: int) -> np.ndarray:
-    """``c[d] = sum_a sum_{k<window} conj(r[a, d+k]) r[a, d+k+lag]`` for every valid ``d``."""
-    z = (np.conj(r[:, :-lag]) * r[:, lag:]).sum(axis=0)  # [M - lag]
-    cs = np.concatenate([[0], np.cumsum(z)])
-    return cs[window:] - cs[:-window]
+    def transceive(self, tx_burst, rx_samples=None):
+        y = self.inner.transceive(tx_burst) if rx_samples is None else self.inner.transceive(tx_burst, rx_samples)
+        self.last_capture = np.asarray(y, dtype=np.complex64)
+        return y
+
+    def close(self) -> None:  # the caller owns the inner radio
+        pass
 
 
-def analyse(capture: np.ndarray, burst: SoundingBurst) -> ProbeResult:
-    """Synchronise to ``burst`` in ``capture`` (complex ``[n_rx, M]``) and estimate the channel.
+class Prober:
+    """Sounds ``radio`` with PHY frames (``hil.phy.PhyLink`` with :data:`PROBE_PHY`).
 
-    Raises:
-        SyncError: the capture is shorter than the burst, or no burst is found.
+    Args:
+        radio: the link to sound.
+        rng: generator of the payload symbols.
+        sample_rate_hz: the link's sample rate (CFO in Hz; the CFO search is +-min(120 kHz, 0.12 fs)).
+        **phy: overrides of :data:`PROBE_PHY` (``hil.phy.PhyConfig`` fields).
     """
-    r = np.asarray(capture, dtype=np.complex128)
-    s = burst.samples.astype(np.complex128)
-    n_tx, L = s.shape
-    M = r.shape[1]
-    Q, R, P = burst.short_len, burst.short_reps, burst.long_len
-    if M < L:
-        raise SyncError(f"capture of {M} samples is shorter than the {L}-sample sounding burst")
-    # 1. coarse start and CFO from the repeated short block
-    w = (R - 1) * Q
-    c = _delay_correlate(r, Q, w)[: M - L + 1]
-    e = np.concatenate([[0], np.cumsum((np.abs(r) ** 2).sum(axis=0))])
-    energy = e[Q + w: Q + w + c.size] - e[Q: Q + c.size]
-    metric = np.abs(c) / np.maximum(energy, 1e-30)
-    d0 = int(np.argmax(metric))
-    if metric[d0] < 0.2:
-        raise SyncError(f"no sounding burst found (best repetition metric {metric[d0]:.2f} < 0.2)")
-    cfo = float(np.angle(c[d0]) / (2 * np.pi * Q))
-    n = np.arange(M)
-    rd = r * np.exp(-2j * np.pi * cfo * n)
-    # 2. fine start: cross-correlation with the known burst around d0
-    lo, hi = max(0, d0 - 2 * Q), min(M - L, d0 + 2 * Q)
-    best, t0 = -1.0, d0
-    for d in range(lo, hi + 1):
-        g = rd[:, d: d + L] @ np.conj(s).T  # [n_rx, n_tx]
-        v = float(np.sum(np.abs(g) ** 2))
-        if v > best:
-            best, t0 = v, d
-    # fine CFO from the two long copies (the residual is far inside +-1/(2P))
-    a = rd[:, t0 + R * Q: t0 + R * Q + P]
-    b = rd[:, t0 + R * Q + P: t0 + R * Q + 2 * P]
-    cfo += float(np.angle(np.sum(np.conj(a) * b)) / (2 * np.pi * P))
-    y = r[:, t0: t0 + L] * np.exp(-2j * np.pi * cfo * (t0 + np.arange(L)))
-    # 3. least squares
-    gram = s @ np.conj(s).T  # [n_tx, n_tx]
-    h = (y @ np.conj(s).T) @ np.linalg.inv(gram)  # [n_rx, n_tx]
-    hs = h @ s
-    res = y - hs
-    noise = np.sum(np.abs(res) ** 2, axis=1) / (L - n_tx)  # unbiased: n_tx fitted coefficients per row
-    sig = np.mean(np.abs(hs) ** 2, axis=1)
-    snr = 10 * np.log10(np.maximum(sig, 1e-30) / np.maximum(noise, 1e-30))
-    # report H with the phase at the burst start (the CFO phase at t0 removed above)
-    amp = float(np.abs(s[0, 0]))
-    return ProbeResult(start_sample=int(t0), cfo_cycles_per_sample=cfo, channel=h, snr_db=snr,
-                       noise_power=noise, signal_power=sig, tx_amplitude=amp)
+
+    def __init__(self, radio: Radio, rng: np.random.Generator, sample_rate_hz: float = 1e6, **phy):
+        from hil.phy import PhyConfig, PhyLink
+
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng: expected a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+        self.rng = rng
+        self.tap = _CaptureTap(radio)
+        fs = float(sample_rate_hz)
+        kw = {**PROBE_PHY, "max_cfo_hz": min(120e3, 0.12 * fs), **phy}
+        self.cfg = PhyConfig(n_tx=radio.caps.n_tx, n_rx=radio.caps.n_rx, sample_rate_hz=fs, **kw)
+        self.link = PhyLink(self.tap, self.cfg)
+
+    def probe(self) -> tuple[ProbeResult, np.ndarray]:
+        """One burst: ``(ProbeResult, capture complex64 [n_rx, m])``. Raises SyncError if the frame is lost."""
+        cfg = self.cfg
+        shape = (1, cfg.n_tx, PROBE_CHANNEL_USES)
+        sym = (self.rng.standard_normal(shape) + 1j * self.rng.standard_normal(shape)) / np.sqrt(2)
+        res = self.link.transceive(sym.astype(np.complex64))
+        split = np.asarray(res.noise_var_rx, float) / max(float(res.noise_var), 1e-300)  # per-antenna share
+        noise = float(res.noise_power) * split  # [n_rx]
+        err = float(res.estimate_error_var) * split  # [n_rx]
+        h = np.asarray(res.channel_estimate, np.complex128)  # [n_rx, n_tx]
+        sig = cfg.avg_power * np.sum(np.maximum(np.abs(h) ** 2 - err[:, None], 0.0), axis=1)
+        snr = 10 * np.log10(np.maximum(sig, 1e-30) / np.maximum(noise, 1e-30))
+        timing = float(res.timing)
+        out = ProbeResult(start_sample=round(timing - TIMING_OFFSET_SAMPLES), timing=timing,
+                          cfo_cycles_per_sample=float(res.cfo_hz) / cfg.sample_rate_hz, channel=h, snr_db=snr,
+                          noise_power=noise, signal_power=sig, tx_amplitude=cfg.amplitude,
+                          phy_snr_db=float(res.snr_db))
+        return out, self.tap.last_capture
 
 
-def probe(radio: Radio, rng: np.random.Generator, **burst_kw) -> ProbeResult:
-    """Send one sounding burst through ``radio`` and analyse the capture."""
-    burst = make_sounding_burst(radio.caps.n_tx, rng, **burst_kw)
-    capture = radio.transceive(burst.samples)
-    return analyse(capture, burst)
+def probe(radio: Radio, rng: np.random.Generator, sample_rate_hz: float = 1e6, **phy) -> ProbeResult:
+    """Send one PHY sounding frame through ``radio`` and return what the PHY measured."""
+    return Prober(radio, rng, sample_rate_hz, **phy).probe()[0]
 
 
 def run_probe(*, config: str | None = None, endpoint: str | None = None, tx_node: str | None = None,
@@ -162,7 +160,7 @@ def run_probe(*, config: str | None = None, endpoint: str | None = None, tx_node
             Neither: the shipped default topology (sim_fallback/configs/edge_server.toml).
         tx_node, rx_node: the wiring to sound (default: the first link, a -> b).
         bursts: sounding bursts to send.
-        seed: seed of the sounding sequences.
+        seed: seed of the probe frames' random payload.
         out: report folder (report.json, report.md, probe.png, server_info.json); None: no files.
         timeout_s: per-burst timeout.
 
@@ -189,8 +187,9 @@ def run_probe(*, config: str | None = None, endpoint: str | None = None, tx_node
         control = endpoint
     rng = np.random.default_rng(seed)
     try:
-        from hil.radio.zmq import control_request
         import zmq
+
+        from hil.radio.zmq import control_request
 
         if isinstance(control, str):
             ctx = zmq.Context.instance()
@@ -206,10 +205,9 @@ def run_probe(*, config: str | None = None, endpoint: str | None = None, tx_node
         fs = float(info["sample_rate_hz"])
         results, captures = [], []
         with ZmqRadio(info, tx_node, rx_node, timeout_s=timeout_s) as radio:
+            prober = Prober(radio, rng, fs)
             for _ in range(bursts):
-                burst = make_sounding_burst(radio.caps.n_tx, rng)
-                cap = radio.transceive(burst.samples)
-                res = analyse(cap, burst)
+                res, cap = prober.probe()
                 d = res.to_dict(fs)
                 ev = radio.last_burst()
                 if ev is not None and "start" in ev:
@@ -271,7 +269,7 @@ def _plot(captures: list, path, fs: float) -> None:
     t = np.arange(cap.shape[1]) / fs * 1e6
     for a in range(cap.shape[0]):
         ax[0].plot(t, np.abs(cap[a]), lw=0.5, label=f"rx {a}")
-    ax[0].axvline(res.start_sample / fs * 1e6, color="k", ls="--", label="detected start")
+    ax[0].axvline(res.start_sample / fs * 1e6, color="k", ls="--", label="PHY frame timing")
     ax[0].set_xlabel("time (us)")
     ax[0].set_ylabel("|y|")
     ax[0].set_title("last capture")
@@ -281,7 +279,7 @@ def _plot(captures: list, path, fs: float) -> None:
     ax[1].set_yticks(range(res.channel.shape[0]))
     ax[1].set_xlabel("tx antenna")
     ax[1].set_ylabel("rx antenna")
-    ax[1].set_title("|H| (least squares)")
+    ax[1].set_title("|H| (PHY, least squares)")
     fig.colorbar(im, ax=ax[1])
     fig.tight_layout()
     fig.savefig(path, dpi=100)
