@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from hil.radio.base import Radio
+from hil.radio.tap import TapRadio
 
 #: PhyConfig fields of the probe's frame (``n_tx``/``n_rx``/``sample_rate_hz`` come from the link).
 PROBE_PHY = {"mode": "flat", "estimator": "ls", "pilot_len": 1024, "quiet_len": 2048}
@@ -79,29 +80,6 @@ class ProbeResult:
         return d
 
 
-class _CaptureTap(Radio):
-    """Passes everything to ``inner`` and keeps the last capture (for the plot)."""
-
-    def __init__(self, inner: Radio):
-        self.inner = inner
-        self.last_capture: np.ndarray | None = None
-
-    @property
-    def caps(self):
-        return self.inner.caps
-
-    def configure(self, profile: dict) -> None:
-        self.inner.configure(profile)
-
-    def transceive(self, tx_burst, rx_samples=None):
-        y = self.inner.transceive(tx_burst) if rx_samples is None else self.inner.transceive(tx_burst, rx_samples)
-        self.last_capture = np.asarray(y, dtype=np.complex64)
-        return y
-
-    def close(self) -> None:  # the caller owns the inner radio
-        pass
-
-
 class Prober:
     """Sounds ``radio`` with PHY frames (``hil.phy.PhyLink`` with :data:`PROBE_PHY`).
 
@@ -118,7 +96,7 @@ class Prober:
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng: expected a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
         self.rng = rng
-        self.tap = _CaptureTap(radio)
+        self.tap = TapRadio(radio, close_inner=False)  # the caller owns the radio
         fs = float(sample_rate_hz)
         kw = {**PROBE_PHY, "max_cfo_hz": min(120e3, 0.12 * fs), **phy}
         self.cfg = PhyConfig(n_tx=radio.caps.n_tx, n_rx=radio.caps.n_rx, sample_rate_hz=fs, **kw)

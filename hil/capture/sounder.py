@@ -52,6 +52,7 @@ import numpy as np
 
 from hil.errors import SyncError
 from hil.radio.base import Radio
+from hil.radio.tap import TapRadio
 
 log = logging.getLogger(__name__)
 
@@ -255,29 +256,6 @@ class PilotSounder:
         )
 
 
-class _TapRadio(Radio):
-    """Wraps a radio and keeps the last capture (so the raw IQ of a PHY transceive can be recorded)."""
-
-    def __init__(self, inner: Radio):
-        self.inner = inner
-        self.last_capture: np.ndarray | None = None
-
-    @property
-    def caps(self):
-        return self.inner.caps
-
-    def configure(self, profile: dict) -> None:
-        self.inner.configure(profile)
-
-    def transceive(self, tx_burst, rx_samples=None):
-        y = self.inner.transceive(tx_burst) if rx_samples is None else self.inner.transceive(tx_burst, rx_samples)
-        self.last_capture = np.asarray(y, dtype=np.complex64)
-        return y
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def ofdm_to_fft_grid(
     est: np.ndarray, data_bins_signed: np.ndarray, n_fft: int, backoff_samples: float = 0.0,
 ) -> np.ndarray:
@@ -338,7 +316,7 @@ class PhySounder:
                  sample_rate_hz: float | None = None, **phy):
         from hil.phy import OfdmGrid, PhyConfig, PhyLink  # another part; imported only when used
 
-        self._tap = _TapRadio(radio)
+        self._tap = TapRadio(radio)
         caps = radio.caps
         if sample_rate_hz is not None:
             phy.setdefault("sample_rate_hz", float(sample_rate_hz))

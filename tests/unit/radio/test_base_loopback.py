@@ -124,3 +124,21 @@ def test_loopback_context_manager_closes_on_exception():
     assert r.closed and rev.closed
     with pytest.raises(RadioError):
         r.transceive(burst(10))
+
+
+def test_tap_radio_keeps_the_capture_and_closes_inner_only_when_it_owns_it():
+    import numpy as np
+
+    from hil.channel.fading import FixedMatrix
+    from hil.radio.loopback import LoopbackRadio
+    from hil.radio.tap import TapRadio
+
+    inner = LoopbackRadio(FixedMatrix(np.eye(1, dtype=np.complex64)), lead_samples=3, trail_samples=2)
+    tap = TapRadio(inner, close_inner=False)
+    x = np.full((1, 5), 0.5, np.complex64)
+    y = tap.transceive(x)
+    assert tap.last_capture.shape == (1, 10) and np.array_equal(tap.last_capture, y)
+    tap.close()
+    assert not inner.closed
+    TapRadio(inner).close()
+    assert inner.closed
