@@ -126,6 +126,16 @@ class _OwnedTransport:
                 o.close()
 
 
+def _phy_transport(radio, name: str, phy: dict, cfg: OTAConfig, *others) -> tuple[Transport, _OwnedTransport]:
+    """A :class:`PhyTransport` over ``radio``; if it cannot be built, close the radio, then ``others``."""
+    try:
+        t = PhyTransport(radio, name, phy, track_phase=cfg.track_phase)
+    except BaseException:
+        _close_quietly(radio, *others)  # the radio first: it may talk to the server in ``others``
+        raise
+    return t, _OwnedTransport(t, *others)
+
+
 def open_transport(
     cfg: OTAConfig, seed: int | None = None, vectors_per_burst: int = DEFAULT_VECTORS_PER_BURST
 ) -> tuple[Transport, _OwnedTransport]:
@@ -155,12 +165,7 @@ def open_transport(
         except (ValueError, TypeError, CaptureError) as e:  # CaptureError: replay:DIR is not a recording
             raise ConfigError(f"[ota] channel spec {spec!r}: {e}") from e
         radio = LoopbackRadio(pair.forward, pair.reverse, sample_rate_hz=cfg.sample_rate_hz)
-        try:
-            t = PhyTransport(radio, "loopback", phy, track_phase=cfg.track_phase)
-        except BaseException:
-            _close_quietly(radio)
-            raise
-        return t, _OwnedTransport(t)
+        return _phy_transport(radio, "loopback", phy, cfg)
     if cfg.transport == "zmq":
         from hil.radio.zmq import ZmqRadio
 
@@ -173,14 +178,12 @@ def open_transport(
 
             server = _Stopper(start_server(topo, log_level="WARNING"))
             control = server.server.info
-        radio = None
         try:
             radio = ZmqRadio(control, "edge", "server")
-            t = PhyTransport(radio, "zmq", phy, track_phase=cfg.track_phase)
         except BaseException:
-            _close_quietly(radio, server)  # the radio first: it talks to the server
+            _close_quietly(server)
             raise
-        return t, _OwnedTransport(t, *([server] if server else []))
+        return _phy_transport(radio, "zmq", phy, cfg, *([server] if server else []))
     if cfg.transport == "pluto":
         try:
             from hil.radio.pluto import PlutoRadio  # type: ignore[import-not-found]
@@ -193,11 +196,5 @@ def open_transport(
         if cfg.n_tx != cfg.n_rx or cfg.n_tx not in profiles:
             raise ConfigError(f"[ota] transport='pluto' needs n_tx = n_rx = 1 (pluto_1r1t) or 2 (pluto_2r2t), "
                               f"got n_tx={cfg.n_tx}, n_rx={cfg.n_rx}")
-        radio = PlutoRadio(cfg.uri, profiles[cfg.n_tx])
-        try:
-            t = PhyTransport(radio, "pluto", phy, track_phase=cfg.track_phase)
-        except BaseException:
-            _close_quietly(radio)
-            raise
-        return t, _OwnedTransport(t)
+        return _phy_transport(PlutoRadio(cfg.uri, profiles[cfg.n_tx]), "pluto", phy, cfg)
     raise ConfigError(f"unknown transport {cfg.transport!r}; known: ideal, loopback, zmq, pluto")
