@@ -43,6 +43,17 @@ class Numbering:
         return {"k": self.k}
 
 
+def push_and_collect(push, pull, sizes: list[int]) -> np.ndarray:
+    """Send zero blocks of ``sizes`` samples on ``push``; return everything ``pull`` gets back, in order."""
+    for n in sizes:
+        push.send(np.zeros(n, np.complex64).tobytes())
+    got = []
+    while sum(g.size for g in got) < sum(sizes):
+        assert pull.poll(10000), "no output"
+        got.append(np.frombuffer(pull.recv(), np.complex64))
+    return np.concatenate(got)
+
+
 def serve(cfg: dict, fail_at: int | None = None):
     models = {}
 
@@ -65,14 +76,8 @@ def test_stream_blocks_keep_their_order_through_the_worker(pipeline):
     try:
         push.connect(info["nodes"]["tx"]["tx"][0])
         pull.connect(info["nodes"]["rx"]["rx"][0])
-        sizes = [40000, 3, 70000, 10, 5, 1 << 16, 7]  # large ones go to the worker, small ones queue behind
-        for n in sizes:
-            push.send(np.zeros(n, np.complex64).tobytes())
-        got = []
-        while sum(g.size for g in got) < sum(sizes):
-            assert pull.poll(10000), "no output"
-            got.append(np.frombuffer(pull.recv(), np.complex64))
-        y = np.concatenate(got)
+        # large blocks go to the worker, small ones queue behind
+        y = push_and_collect(push, pull, [40000, 3, 70000, 10, 5, 1 << 16, 7])
         # the server processes whatever has arrived: each output block is constant k, k increasing
         ks = np.unique(y.real)
         assert list(ks) == list(range(1, len(ks) + 1))
@@ -205,13 +210,7 @@ def test_split_apply_over_two_threads_keeps_every_sample_in_place():
         push.connect(info["nodes"]["tx"]["tx"][0])
         pull.connect(info["nodes"]["rx"]["rx"][0])
         sizes = [1 << 17, 1000, (1 << 16) + 3, 1 << 18]
-        for n in sizes:
-            push.send(np.zeros(n, np.complex64).tobytes())
-        got = []
-        while sum(g.size for g in got) < sum(sizes):
-            assert pull.poll(10000), "no output"
-            got.append(np.frombuffer(pull.recv(), np.complex64))
-        y = np.concatenate(got)
+        y = push_and_collect(push, pull, sizes)
         np.testing.assert_array_equal(y.real, np.arange(sum(sizes), dtype=np.float32))
         d = srv.nodes["tx"].directions["rx"]
         assert d.splitter is not None, "a pure model must be split"
