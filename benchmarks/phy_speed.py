@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from hil.channel.config import build_channel
+from hil.channel.random import complex_normal
 from hil.phy import FrameReceiver, FrameTransmitter, PhyConfig
 from hil.radio.loopback import LoopbackRadio
 
@@ -27,7 +28,7 @@ def main(reps: int = 20) -> None:
         spec = {"n_tx": n, "n_rx": n, "fading": "rayleigh", "snr_db": 20.0, "cfo_hz": 5e4, "delay_samples": 1.4}
         radio = LoopbackRadio(build_channel(spec, rng))
         for b, k in ((4, 32), (32, 64), (128, 128)):
-            s = ((rng.standard_normal((b, n, k)) + 1j * rng.standard_normal((b, n, k))) / np.sqrt(2)).astype(np.complex64)
+            s = complex_normal(rng, (b, n, k), dtype=np.complex64)
             t = time.perf_counter()
             for _ in range(reps):
                 burst, _ = tx.build(s)

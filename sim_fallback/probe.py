@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from hil.channel.random import complex_normal
 from hil.radio.base import Radio
 from hil.radio.tap import TapRadio
 
@@ -106,7 +107,7 @@ class Prober:
         """One burst: ``(ProbeResult, capture complex64 [n_rx, m])``. Raises SyncError if the frame is lost."""
         cfg = self.cfg
         shape = (1, cfg.n_tx, PROBE_CHANNEL_USES)
-        sym = (self.rng.standard_normal(shape) + 1j * self.rng.standard_normal(shape)) / np.sqrt(2)
+        sym = complex_normal(self.rng, shape)
         res = self.link.transceive(sym.astype(np.complex64))
         split = np.asarray(res.noise_var_rx, float) / max(float(res.noise_var), 1e-300)  # per-antenna share
         noise = float(res.noise_power) * split  # [n_rx]

@@ -20,6 +20,7 @@ from hil.channel.impairments import (
     SamplingClockOffset,
 )
 from hil.channel.memory import TimeBehaviour, rho_from_doppler
+from hil.channel.random import complex_normal
 from hil.channel.reciprocity import ReciprocalLink
 from hil.channel.replay import ReplayChannel
 from hil.channel.tdl import TDL, load_profile
@@ -49,6 +50,7 @@ __all__ = [
     "active_power",
     "build_channel",
     "build_reciprocal_link",
+    "complex_normal",
     "exponential_correlation",
     "load_profile",
     "rho_from_doppler",

@@ -32,6 +32,7 @@ from hil._io import atomic_write_json, atomic_write_text
 from hil.channel.config import build_channel
 from hil.channel.fading import FlatFading
 from hil.channel.impairments import CarrierFrequencyOffset, PhaseNoise
+from hil.channel.random import complex_normal
 from hil.errors import SyncError
 from hil.phy.config import PhyConfig
 from hil.phy.frame import FrameLayout, FrameTransmitter
@@ -122,8 +123,7 @@ def run_trial(cfg: PhyConfig, spec: dict, rng: np.random.Generator, batch: int =
     ch = build_channel(spec, rng)
     radio = CoeffRadio(ch)
     tx, rx = _transmitter(cfg), _receiver(cfg)
-    s = ((rng.standard_normal((batch, cfg.n_tx, uses)) + 1j * rng.standard_normal((batch, cfg.n_tx, uses)))
-         / np.sqrt(2)).astype(np.complex64)
+    s = complex_normal(rng, (batch, cfg.n_tx, uses), dtype=np.complex64)
     burst, info = tx.build(s, seq=int(rng.integers(0, 1 << 16)))
     cap = radio.transceive(burst)
     try:
@@ -226,8 +226,7 @@ def false_alarms(cfg: PhyConfig, n: int, rng: np.random.Generator, capture_sampl
     hits, peaks = 0, []
     for _ in range(n):
         p = 10 ** rng.uniform(-6, 0)
-        x = (rng.standard_normal((cfg.n_rx, capture_samples)) + 1j * rng.standard_normal((cfg.n_rx, capture_samples)))
-        x = (x * np.sqrt(p / 2)).astype(np.complex64)
+        x = complex_normal(rng, (cfg.n_rx, capture_samples), var=p, dtype=np.complex64)
         pos = rx.candidates(x)
         stat, _ = rx.statistic(x, pos)
         thr = rx.threshold(capture_samples - rx.nw + 1)
@@ -316,7 +315,7 @@ def impairment_excess_db(extra: dict, mode: str, snr_db: float = 30.0, frames: i
     link = PhyLink(LoopbackRadio(build_channel(spec, rng)), PhyConfig(n_tx=2, n_rx=2, mode=mode))
     ratios = []
     for _ in range(frames):
-        s = ((rng.standard_normal((8, 2, 64)) + 1j * rng.standard_normal((8, 2, 64))) / np.sqrt(2)).astype(np.complex64)
+        s = complex_normal(rng, (8, 2, 64), dtype=np.complex64)
         res = link.transceive(s)
         if res.subcarrier is None:
             expect = np.einsum("rt,btk->brk", res.channel_estimate, s)
