@@ -6,7 +6,7 @@ docs/channels.md lists the models, keys, units and the theory the tests check.
 
 from hil.channel.awgn import AWGN, Chain, active_power
 from hil.channel.base import Cascade, ChannelModel
-from hil.channel.config import CHANNEL_KEYS, LINK_KEYS, build_channel, build_reciprocal_link
+from hil.channel.config import CHANNEL_KEYS, LINK_KEYS, build_channel, build_reciprocal_link, link_generator
 from hil.channel.fading import FixedMatrix, FlatFading, exponential_correlation
 from hil.channel.impairments import (
     CarrierFrequencyOffset,
@@ -52,6 +52,7 @@ __all__ = [
     "build_reciprocal_link",
     "complex_normal",
     "exponential_correlation",
+    "link_generator",
     "load_profile",
     "rho_from_doppler",
 ]

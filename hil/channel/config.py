@@ -303,7 +303,28 @@ def _random_gains(n: int, cg: dict, rng) -> np.ndarray:
     return amp * np.exp(1j * ph)
 
 
-def build_reciprocal_link(spec: dict[str, Any], rng: np.random.Generator) -> ReciprocalLink:
+#: keys that describe the shared channel itself (replaced by ``model=`` in :func:`build_reciprocal_link`)
+FADING_KEYS = ("fading", "k_factor_db", "los_aod_deg", "los_aoa_deg", "corr_tx", "corr_rx", "tdl",
+               "delay_spread_s", "time", "block_samples", "rho", "doppler_hz", "n_sinusoids", "hold_samples")
+
+
+def link_generator(seed: int, index: int = 0) -> np.random.Generator:
+    """The Generator of link ``index`` of a simulation seeded with ``seed``.
+
+    [Note: one seed, one channel]
+    Every place that simulates a link from a seed derives the link's Generator this way, so the same
+    seed and spec give the same channel on every transport: the channel server gives link ``i`` of its
+    topology ``default_rng(seed).spawn(n_links + 1)[i]`` (the last child drives its timing jitter),
+    which is this Generator (a child depends only on the seed and its index); the in-process
+    ``ideal`` transport and the ``loopback`` radio of ``hil train`` use link 0.
+    """
+    if int(index) < 0:
+        raise ValueError(f"link index must be >= 0, got {index}")
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(index),)))
+
+
+def build_reciprocal_link(spec: dict[str, Any], rng: np.random.Generator,
+                          model: ChannelModel | None = None) -> ReciprocalLink:
     """A :class:`ReciprocalLink` from a plain dict.
 
     ``n_a``/``n_b`` (or ``n_tx``/``n_rx``) set the antennas of node A and B; the fading keys
@@ -312,6 +333,9 @@ def build_reciprocal_link(spec: dict[str, Any], rng: np.random.Generator) -> Rec
     same receiver chain in each direction (CFO and SCO negated for B -> A); chain gains from
     ``t_a``, ``r_a``, ``t_b``, ``r_b`` (complex per antenna: numbers or {real=[..], imag=[..]}) or
     random ones from ``chain_gains``. ``link.forward`` / ``link.reverse`` are ChannelModels.
+    ``model``: a shared channel built by the caller (e.g. a :class:`FixedMatrix`) instead of the
+    spec's fading keys (:data:`FADING_KEYS`, which must then be absent); the noise then refers to the
+    transmit power times its mean power gain (``snr_reference = "auto"`` means "tx").
     """
     if (isinstance(spec, str) and spec.startswith("replay:")) or (isinstance(spec, dict) and "replay" in spec):
         from hil.channel.replay import build_replay_link  # a recorded channel, reverse = transpose
@@ -328,7 +352,15 @@ def build_reciprocal_link(spec: dict[str, Any], rng: np.random.Generator) -> Rec
     cg = _sub(s, "chain_gains")
     s.pop("chain_gains", None)
     n_a, n_b = _int(s, "n_tx", 1), _int(s, "n_rx", 1)
-    model = _fading_stage(s, n_a, n_b, rng)
+    if model is not None:
+        given = [k for k in FADING_KEYS if s.get(k) is not None]
+        if given:
+            raise ValueError(f"a link built on a given model takes no fading keys; remove {', '.join(given)}")
+        if (model.n_in, model.n_out) != (n_a, n_b):
+            raise ValueError(f"the given model maps {model.n_in} -> {model.n_out} antennas, the spec "
+                             f"{n_a} -> {n_b}; make n_a/n_b match the model")
+    else:
+        model = _fading_stage(s, n_a, n_b, rng)
     has_fading = model is not None
     if model is None:  # fading "none": an ideal wire, still with chain gains and impairments
         if n_a != n_b:

@@ -56,12 +56,7 @@ class _Direction(FirStage):
         return g
 
     def generate(self, n_samples: int) -> FirCoeffs:
-        l = self.link
-        c = l.model.generate(n_samples)
-        if self.reverse:
-            c = c.transposed().scaled(l.r_a, l.t_b)
-        else:
-            c = c.scaled(l.r_b, l.t_a)
+        c = self.link.effective(self.link.model.generate(n_samples), self.reverse)
         self._last = c
         return c
 
@@ -118,6 +113,13 @@ class ReciprocalLink:
         self.reverse: ChannelModel = (
             Chain([self.reverse_channel, *reverse_post]) if reverse_post else self.reverse_channel
         )
+
+    def effective(self, coeffs: FirCoeffs, reverse: bool = False) -> FirCoeffs:
+        """The coefficients of one direction from the shared model's: ``diag(r_B) H diag(t_A)``
+        (forward) or ``diag(r_A) H^T diag(t_B)`` (``reverse``), per segment and lag."""
+        if reverse:
+            return coeffs.transposed().scaled(self.r_a, self.t_b)
+        return coeffs.scaled(self.r_b, self.t_a)
 
     def state(self) -> dict:
         """The shared channel's state plus the chain gains."""

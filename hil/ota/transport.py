@@ -9,9 +9,9 @@ moves a batch ``[B, n_rx, K]`` back over the reverse link (the transposed channe
 - :class:`PhyTransport`: the real thing. Each call is one :class:`hil.phy.PhyLink` frame, i.e. one
   ``Radio.transceive`` of one burst through any Radio (loopback, ZMQ channel server, Pluto). The
   receiver synchronises, corrects CFO and estimates the channel from pilots; it is never handed ``H``.
-- :class:`IdealTransport`: in process, no PHY: a flat MIMO channel with AWGN, Gauss-Markov memory,
-  optional unequal TX/RX chain gains, and a simulated pilot estimate. It is the only transport that
-  can run the ``exact`` gradient mode, because it exposes the true channel to autograd.
+- :class:`IdealTransport`: in process, no PHY: the flat channel of ``hil.channel`` (fading, memory,
+  chain gains, AWGN; see [Note: ideal is hil.channel]) and a simulated pilot estimate. It is the only
+  transport that can run the ``exact`` gradient mode, because it exposes the true channel to autograd.
 
 Power convention: a transport sends what it is given. :class:`hil.ota.link.OTALink` scales every
 burst to unit average power per symbol before sending and undoes the scale after receiving, so the
@@ -94,35 +94,48 @@ def _check_symbols(symbols: np.ndarray, n_ant: int, name: str) -> np.ndarray:
     return x.astype(np.complex64, copy=False)
 
 
-def _gains(n: int, std_db: float, phase: bool, rng: np.random.Generator) -> np.ndarray:
-    """Random complex chain gains: amplitude log-normal with ``std_db``, phase uniform if ``phase``."""
-    if std_db == 0.0 and not phase:
-        return np.ones(n, np.complex64)
-    amp = 10.0 ** (rng.normal(0.0, std_db, n) / 20.0)
-    ph = rng.uniform(-np.pi, np.pi, n) if phase else np.zeros(n)
-    return (amp * np.exp(1j * ph)).astype(np.complex64)
+def _check_rng(rng) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"IdealTransport: rng must be a numpy.random.Generator, got {type(rng).__name__}")
 
 
 class IdealTransport(Transport):
-    """An in-process flat MIMO channel with AWGN, memory and TX/RX chain gains; no PHY.
+    """The in-process transport: a thin adapter over a :class:`hil.channel.ReciprocalLink`; no PHY.
 
-    The forward channel seen by the receiver is ``R_b H T_a`` and the reverse ``R_a H^T T_b`` where
-    ``T``/``R`` are diagonal TX/RX chain gains of nodes a (transmitter) and b (receiver): with unequal
-    gains the two are *not* transposes of each other (uncalibrated reciprocity).
+    [Note: ideal is hil.channel]
+    The channel is the one every other transport simulates: ``build_reciprocal_link(spec, rng)`` of
+    ``hil.channel`` (fading and its memory, TX/RX chain gains, AWGN), built from the same spec and,
+    with :func:`hil.channel.link_generator`, the same Generator as the ``loopback`` radio and the
+    ZMQ channel server, so the same seed and spec give the same sequence of channel matrices. Per
+    burst, forward or reverse, the shared model advances by ``burst_samples`` samples of its clock
+    and the burst sees the channel of its first sample, flat over the whole burst (no PHY: symbol
+    ``k`` of vector ``b`` is one sample). With a Gauss-Markov spec whose ``block_samples`` is
+    ``burst_samples`` (what ``hil train`` builds) the channel thus advances once per burst with
+    correlation ``rho``. The burst then runs through the link's own receiver chain
+    (``link.forward`` / ``link.reverse``, a :class:`hil.channel.Chain`), so its AWGN has exactly the
+    SNR definition of the channel server ([Note: SNR reference] in ``hil.channel.awgn``; with fading,
+    the average SNR over the fading from the measured transmit power). Only flat shared channels
+    (:class:`~hil.channel.FlatFading`, :class:`~hil.channel.FixedMatrix`) and noise stages fit a
+    transport without a PHY; a TDL, a replayed recording, CFO or other receiver impairments need
+    the PHY (``loopback``). The true channel is exposed by :meth:`true_channel` alone, for the
+    ``exact`` gradient mode; everything else sees only the payload and a simulated pilot estimate.
 
-    The channel ``H`` (i.i.d. CN(0, 1) entries, or ``channel`` given) evolves once per burst as
-    ``H <- rho H + sqrt(1 - rho^2) W`` (first-order Gauss-Markov; rho = 1 is static).
+    The forward channel is ``R_b H T_a`` and the reverse ``R_a H^T T_b`` (``T``/``R``: diagonal
+    TX/RX chain gains of node a, the transmitter, and node b): with unequal gains the two are not
+    transposes of each other (uncalibrated reciprocity).
 
-    Args:
+    Args (the short form, mapped onto a spec by :func:`ideal_spec`):
         n_tx: transmit antennas of node a.
         n_rx: receive antennas of node b.
-        snr_db: SNR per receive antenna relative to the measured received signal power; None: no noise.
-        rho: Gauss-Markov correlation per burst, in [0, 1].
-        rng: the one numpy Generator.
-        channel: a fixed initial channel ``[n_rx, n_tx]`` (e.g. identity); default random.
+        snr_db: SNR per receive antenna (average over the fading); None: no noise.
+        rng: the Generator the link is built from (:func:`hil.channel.link_generator` for a seed).
+        rho: Gauss-Markov correlation per burst, in [0, 1] (1: static).
+        channel: a fixed channel ``[n_rx, n_tx]`` (e.g. identity) instead of Rayleigh fading.
         chain_gain_std_db: spread of the TX/RX chain amplitudes (0: equal gains, calibrated).
         chain_phase: draw random TX/RX chain phases (uncalibrated hardware has them).
         pilot_symbols: pilot symbols per transmit antenna behind the simulated LS estimate.
+
+    :meth:`from_spec` builds one from any flat ``hil.channel`` link spec.
     """
 
     name = "ideal"
@@ -139,84 +152,203 @@ class IdealTransport(Transport):
         chain_phase: bool = False,
         pilot_symbols: int = 16,
     ):
-        super().__init__()
-        if n_tx < 1 or n_rx < 1:
-            raise ValueError(f"n_tx and n_rx must be >= 1, got {n_tx}, {n_rx}")
-        if not 0.0 <= rho <= 1.0:
-            raise ValueError(f"rho must be in [0, 1], got {rho}")
-        if pilot_symbols < 1:
-            raise ValueError(f"pilot_symbols must be >= 1, got {pilot_symbols}")
-        self.n_tx, self.n_rx = int(n_tx), int(n_rx)
-        self.snr_db = snr_db
-        self.rho = float(rho)
-        self.rng = rng
-        self.pilot_symbols = int(pilot_symbols)
-        if channel is None:
-            channel = (rng.standard_normal((n_rx, n_tx)) + 1j * rng.standard_normal((n_rx, n_tx))) / np.sqrt(2)
-        channel = np.asarray(channel, np.complex64)
-        if channel.shape != (n_rx, n_tx):
-            raise ValueError(f"channel: expected shape ({n_rx}, {n_tx}), got {channel.shape}")
-        self.H = channel
-        self.tx_gain_a = _gains(n_tx, chain_gain_std_db, chain_phase, rng)
-        self.rx_gain_b = _gains(n_rx, chain_gain_std_db, chain_phase, rng)
-        self.tx_gain_b = _gains(n_rx, chain_gain_std_db, chain_phase, rng)
-        self.rx_gain_a = _gains(n_tx, chain_gain_std_db, chain_phase, rng)
+        from hil.channel import FixedMatrix, build_reciprocal_link
 
-    def _advance(self) -> None:
-        if self.rho < 1.0:
-            w = (self.rng.standard_normal(self.H.shape) + 1j * self.rng.standard_normal(self.H.shape)) / np.sqrt(2)
-            self.H = (self.rho * self.H + np.sqrt(1.0 - self.rho**2) * w).astype(np.complex64)
+        _check_rng(rng)
+        spec = ideal_spec(n_tx, n_rx, snr_db, rho=rho, chain_gain_std_db=chain_gain_std_db,
+                          chain_phase=chain_phase, fixed=channel is not None)
+        model = None
+        if channel is not None:
+            channel = np.asarray(channel, np.complex64)
+            if channel.shape != (n_rx, n_tx):
+                raise ValueError(f"channel: expected shape ({n_rx}, {n_tx}), got {channel.shape}")
+            model = FixedMatrix(channel)
+        self._attach(build_reciprocal_link(spec, rng, model=model), rng, 1, pilot_symbols)
+
+    @classmethod
+    def from_spec(cls, spec: dict, rng: np.random.Generator, burst_samples: int | None = None,
+                  pilot_symbols: int = 16) -> "IdealTransport":
+        """An ideal transport over ``build_reciprocal_link(spec, rng)``.
+
+        Args:
+            spec: a ``hil.channel`` link spec (``n_a``/``n_b`` or ``n_tx``/``n_rx``, flat fading,
+                time behaviour, chain gains, ``snr_db`` or ``noise_power``). ``noise`` defaults to
+                "exact" here (fresh noise per burst; the pool's table is not checkpointed).
+            rng: the link's Generator (:func:`hil.channel.link_generator` of the seed).
+            burst_samples: model-clock samples per burst; default ``block_samples`` for block and
+                Gauss-Markov fading (one block per burst), 1 for a static channel.
+            pilot_symbols: pilot symbols per transmit antenna behind the simulated LS estimate.
+
+        Raises:
+            ValueError: the spec is invalid or needs a PHY (TDL, replay, CFO, ...).
+        """
+        from hil.channel import build_reciprocal_link
+
+        if not isinstance(spec, dict):
+            raise ValueError(f"the ideal transport needs a dict of hil.channel keys, got {spec!r} "
+                             "(a recording, replay:DIR, needs the PHY: use transport 'loopback')")
+        _check_rng(rng)
+        self = cls.__new__(cls)
+        self._attach(build_reciprocal_link({"noise": "exact", **spec}, rng), rng, burst_samples, pilot_symbols)
+        return self
+
+    def _attach(self, link, rng: np.random.Generator, burst_samples: int | None, pilot_symbols: int) -> None:
+        from hil.channel import AWGN, FixedMatrix, FlatFading
+
+        Transport.__init__(self)
+        if int(pilot_symbols) < 1:
+            raise ValueError(f"pilot_symbols must be >= 1, got {pilot_symbols}")
+        if not isinstance(link.model, (FlatFading, FixedMatrix)):
+            raise ValueError(f"the ideal transport simulates flat channels only, got {type(link.model).__name__}; "
+                             "use transport 'loopback' (through the PHY) for TDL or recorded channels")
+        self._posts = {}
+        for reverse, chain in ((False, link.forward), (True, link.reverse)):
+            posts = list(getattr(chain, "stages", [chain])[1:])
+            bad = [type(st).__name__ for st in posts if not isinstance(st, AWGN)]
+            if bad:
+                raise ValueError(f"the ideal transport has no PHY to undo {', '.join(bad)}; remove those "
+                                 "keys (cfo_hz, delay_samples, ...) or use transport 'loopback'")
+            self._posts[reverse] = posts
+        if burst_samples is None:
+            tb = getattr(link.model, "time", None)
+            if tb is None or tb.kind == "static":
+                burst_samples = 1
+            elif tb.kind in ("block", "gauss_markov"):
+                burst_samples = int(tb.block_samples)
+            else:
+                raise ValueError(f"a {tb.kind!r} channel on the ideal transport needs burst_samples "
+                                 "(model-clock samples per burst)")
+        if int(burst_samples) < 1:
+            raise ValueError(f"burst_samples must be >= 1, got {burst_samples}")
+        self.link = link
+        self.n_tx, self.n_rx = int(link.n_a), int(link.n_b)
+        self.burst_samples = int(burst_samples)
+        self.pilot_symbols = int(pilot_symbols)
+        self._est_rng = rng.spawn(1)[0]  # the simulated pilot estimates' own stream
+        self._raw = link.model.generate(self.burst_samples)  # the shared channel of the next burst
+
+    # -- the channel ---------------------------------------------------------------------------
+    def _matrix(self, reverse: bool) -> np.ndarray:
+        return self.link.effective(self._raw, reverse).mats[0, 0]
+
+    def true_channel(self) -> np.ndarray:
+        """The forward channel ``R_b H T_a`` ``[n_rx, n_tx]`` of the next burst (``exact`` mode only)."""
+        return self._matrix(False).copy()
+
+    def _through(self, reverse: bool, x: np.ndarray) -> Reception:
+        from hil.channel.fading import FirCoeffs
+        from hil.channel.random import complex_normal
+
+        c = self.link.effective(self._raw, reverse)
+        g = c.mats[0, 0]
+        b, n_in, k = x.shape
+        flat = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(n_in, b * k)
+        chain = self.link.reverse if reverse else self.link.forward
+        held = FirCoeffs(t0=0, S=None, mats=c.mats[:1], lags=c.lags)  # flat over the burst
+        posts = self._posts[reverse]
+        if posts:
+            y = chain.apply(flat, [held, *(st.generate(b * k) for st in posts)])
+            n0 = np.asarray(posts[-1].state()["noise_power"], np.float64)
+        else:
+            y = chain.apply(flat, held)
+            n0 = np.zeros(g.shape[0])
+        y = np.ascontiguousarray(y.reshape(g.shape[0], b, k).transpose(1, 0, 2))
+        # LS estimate from `pilot_symbols` orthogonal unit-power pilots per antenna: error variance
+        # N0_r / pilot_symbols per entry of row r
+        err = complex_normal(self._est_rng, g.shape) * np.sqrt(n0 / self.pilot_symbols)[:, None]
+        noise_var = float(np.mean(n0))
+        snr = float("inf") if noise_var == 0 else 10 * np.log10(max(np.mean(np.abs(y) ** 2) / noise_var - 1, 1e-12))
+        self.frames += 1
+        self._raw = self.link.model.generate(self.burst_samples)
+        return Reception(y.astype(np.complex64), (g + err).astype(np.complex64), noise_var, float(snr))
+
+    def send(self, symbols: np.ndarray) -> Reception:
+        return self._through(False, _check_symbols(symbols, self.n_tx, "IdealTransport.send"))
+
+    def send_back(self, symbols: np.ndarray) -> Reception:
+        return self._through(True, _check_symbols(symbols, self.n_rx, "IdealTransport.send_back"))
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _noise_stages(self) -> list:
+        return [*self._posts[False], *self._posts[True]]
 
     def state_dict(self) -> dict:
-        """The channel's state for a checkpoint (plain values and tensors; loads with weights_only)."""
+        """The channel's state for a checkpoint (plain values and tensors; loads with weights_only):
+        the Generators of the fading process, the noise and the estimates, the process's current
+        draw and clock, and the channel of the next burst."""
         import torch
 
-        return {"rng": self.rng.bit_generator.state, "H": torch.from_numpy(self.H.copy()), "frames": int(self.frames)}
+        m = self.link.model
+        proc = getattr(m, "process", None)
+        st = {
+            "frames": int(self.frames),
+            "clock": int(m.clock),
+            "next": torch.from_numpy(np.ascontiguousarray(self._raw.mats)),
+            "next_t0": int(self._raw.t0),
+            "est_rng": self._est_rng.bit_generator.state,
+            "noise": [{"rng": a.rng.bit_generator.state, "last_power": torch.from_numpy(a._last_power.copy()),
+                       "last_n0": torch.from_numpy(a._last_n0.copy())} for a in self._noise_stages()],
+        }
+        if proc is not None:
+            st["process"] = {"rng": proc.rng.bit_generator.state, "k": int(proc._k),
+                             "g": None if proc._g is None else torch.from_numpy(np.asarray(proc._g).copy())}
+        return st
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from :meth:`state_dict` of a transport built with the same arguments."""
-        h = np.asarray(state["H"].numpy() if hasattr(state["H"], "numpy") else state["H"], np.complex64)
-        if h.shape != self.H.shape:
-            raise ValueError(f"IdealTransport.load_state_dict: channel shape {h.shape}, this link has {self.H.shape}")
-        self.rng.bit_generator.state = state["rng"]
-        self.H = h.copy()
+        import dataclasses
+
+        def arr(v):
+            return np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+
+        nxt = arr(state["next"]).astype(np.complex64)
+        if nxt.shape != self._raw.mats.shape:
+            raise ValueError(f"IdealTransport.load_state_dict: channel shape {nxt.shape}, this link has "
+                             f"{self._raw.mats.shape}; build the transport with the checkpoint's spec")
+        noise = list(state["noise"])
+        if len(noise) != len(self._noise_stages()):
+            raise ValueError(f"IdealTransport.load_state_dict: {len(noise)} noise stages in the checkpoint, "
+                             f"this link has {len(self._noise_stages())}; build it with the checkpoint's spec")
+        m = self.link.model
+        proc = getattr(m, "process", None)
+        if (proc is None) != (state.get("process") is None):
+            raise ValueError("IdealTransport.load_state_dict: the checkpoint is of another kind of channel")
+        for a, s in zip(self._noise_stages(), noise):
+            a.rng.bit_generator.state = s["rng"]
+            a._last_power, a._last_n0 = arr(s["last_power"]).astype(np.float64), arr(s["last_n0"]).astype(np.float64)
+        if proc is not None:
+            p = state["process"]
+            proc.rng.bit_generator.state = p["rng"]
+            proc._k = int(p["k"])
+            proc._g = None if p["g"] is None else arr(p["g"]).astype(np.complex128)
+        self._est_rng.bit_generator.state = state["est_rng"]
+        m.clock = int(state["clock"])
+        self._raw = dataclasses.replace(self._raw, mats=nxt, t0=int(state["next_t0"]))
         self.frames = int(state["frames"])
 
-    def forward_matrix(self) -> np.ndarray:
-        """The effective forward channel ``R_b H T_a``, ``[n_rx, n_tx]``."""
-        return (self.rx_gain_b[:, None] * self.H * self.tx_gain_a[None, :]).astype(np.complex64)
 
-    def reverse_matrix(self) -> np.ndarray:
-        """The effective reverse channel ``R_a H^T T_b``, ``[n_tx, n_rx]``."""
-        return (self.rx_gain_a[:, None] * self.H.T * self.tx_gain_b[None, :]).astype(np.complex64)
-
-    def true_channel(self) -> np.ndarray:
-        return self.forward_matrix()
-
-    def _through(self, g: np.ndarray, x: np.ndarray) -> Reception:
-        y = np.einsum("rt,btk->brk", g, x)
-        if self.snr_db is None:
-            noise_var = 0.0
-        else:
-            p = float(np.mean(np.abs(y) ** 2))
-            noise_var = p / 10.0 ** (self.snr_db / 10.0)
-            shape = y.shape
-            y = y + np.sqrt(noise_var / 2) * (self.rng.standard_normal(shape) + 1j * self.rng.standard_normal(shape))
-        # LS estimate from `pilot_symbols` orthogonal unit-power pilots per antenna: error variance
-        # noise_var / pilot_symbols per entry.
-        est_err = np.sqrt(noise_var / self.pilot_symbols / 2) * (
-            self.rng.standard_normal(g.shape) + 1j * self.rng.standard_normal(g.shape)
-        )
-        snr = float("inf") if noise_var == 0 else 10 * np.log10(max(np.mean(np.abs(y) ** 2) / noise_var - 1, 1e-12))
-        self.frames += 1
-        self._advance()
-        return Reception(y.astype(np.complex64), (g + est_err).astype(np.complex64), float(noise_var), snr)
-
-    def send(self, symbols: np.ndarray) -> Reception:
-        return self._through(self.forward_matrix(), _check_symbols(symbols, self.n_tx, "IdealTransport.send"))
-
-    def send_back(self, symbols: np.ndarray) -> Reception:
-        return self._through(self.reverse_matrix(), _check_symbols(symbols, self.n_rx, "IdealTransport.send_back"))
+def ideal_spec(n_tx: int, n_rx: int, snr_db: float | None, rho: float = 1.0, chain_gain_std_db: float = 0.0,
+               chain_phase: bool = False, fixed: bool = False) -> dict:
+    """The ``hil.channel`` link spec of :class:`IdealTransport`'s short form: flat Rayleigh (unless
+    ``fixed``: the caller gives the matrix), Gauss-Markov ``rho`` per burst (one-sample blocks, one
+    per burst), exact AWGN at ``snr_db`` (the average over the fading), random chain gains."""
+    if int(n_tx) < 1 or int(n_rx) < 1:
+        raise ValueError(f"n_tx and n_rx must be >= 1, got {n_tx}, {n_rx}")
+    if not 0.0 <= float(rho) <= 1.0:
+        raise ValueError(f"rho must be in [0, 1], got {rho}")
+    spec: dict = {"n_a": int(n_tx), "n_b": int(n_rx), "noise": "exact"}
+    if not fixed:
+        spec["fading"] = "rayleigh"
+        if float(rho) < 1.0:
+            spec.update(time="gauss_markov", rho=float(rho), block_samples=1)
+    elif float(rho) < 1.0:
+        raise ValueError("a fixed channel does not drift; give rho = 1 with channel=")
+    if snr_db is not None:
+        spec["snr_db"] = float(snr_db)
+    if float(chain_gain_std_db) > 0 or chain_phase:
+        spec["chain_gains"] = {"amplitude_db_std": float(chain_gain_std_db),
+                               "phase_deg_max": 180.0 if chain_phase else 0.0}
+    return spec
 
 
 class PhyTransport(Transport):

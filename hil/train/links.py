@@ -1,6 +1,8 @@
 """Opening the over-the-air link of a training run: the transport and, for "zmq", the channel server.
 
-- "ideal": :class:`hil.ota.IdealTransport` (in process, no PHY; the only one for gradient_mode "exact").
+- "ideal": :class:`hil.ota.IdealTransport` over the same ``hil.channel`` spec and Generator as the others
+  (:func:`channel_spec`, :func:`hil.channel.link_generator`), in process, no PHY; the only one for
+  gradient_mode "exact".
 - "loopback": :class:`hil.radio.loopback.LoopbackRadio` over the reciprocal channel pair of
   ``hil.channel.build_reciprocal_link``, through the PHY.
 - "zmq": the ZMQ channel server (started here as ``python -m sim_fallback --config FILE`` unless
@@ -146,11 +148,18 @@ def open_transport(
     If the transport cannot be built, everything opened so far (radio, server) is closed before the
     error propagates.
     """
-    rng = np.random.default_rng(cfg.channel_seed if seed is None else seed)
+    from hil.channel import link_generator
+
+    # link 0 of the seed, as on the channel server: the same channel on every transport
+    rng = link_generator(cfg.channel_seed if seed is None else seed)
     phy = {"sample_rate_hz": float(cfg.sample_rate_hz)}
     if cfg.transport == "ideal":
-        t = IdealTransport(cfg.n_tx, cfg.n_rx, cfg.snr_db, rng, rho=cfg.rho,
-                           chain_gain_std_db=cfg.chain_gain_std_db, chain_phase=cfg.chain_phase)
+        spec = {"n_tx": cfg.n_tx, "n_rx": cfg.n_rx, **channel_spec(cfg, vectors_per_burst)}
+        spec.pop("cfo_hz", None)  # a CFO is the PHY's to correct; the ideal transport has none
+        try:
+            t = IdealTransport.from_spec(spec, rng, burst_samples=burst_samples(cfg, vectors_per_burst))
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"[ota] transport='ideal', channel spec {spec!r}: {e}") from e
         return t, _OwnedTransport(t)
     if cfg.transport == "loopback":
         try:
