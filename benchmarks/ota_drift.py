@@ -46,16 +46,7 @@ def run(mode: str, rho: float, seed: int, epochs: int, lr_floor: float, data, ho
     if same_block:
         if transport != "ideal":
             raise ValueError("same_block needs the ideal transport")
-        back = t.send_back
-
-        def send_back_same_block(x):
-            saved, t.rho = t.rho, 1.0
-            try:
-                return back(x)
-            finally:
-                t.rho = saved
-
-        t.send_back = send_back_same_block
+        t.reverse_advances = False
     try:
         link = OTALink(t, mode, calibrate_reciprocity(t, np.random.default_rng(0)) if mode == "reciprocity" else None, hold_channel=hold)
         if mode == "reciprocity" and t.true_channel() is not None:

@@ -226,6 +226,11 @@ class IdealTransport(Transport):
         self.pilot_symbols = int(pilot_symbols)
         self._est_rng = rng.spawn(1)[0]  # the simulated pilot estimates' own stream
         self._raw = link.model.generate(self.burst_samples)  # the shared channel of the next burst
+        self._last_forward = None  # the shared channel of the latest forward burst
+        #: False: a reverse burst crosses the channel of the latest forward burst and does not advance
+        #: it (the best possible ordering of a TDD exchange; for benchmarks). Default True: every burst
+        #: advances the channel, as through a radio.
+        self.reverse_advances = True
 
     # -- the channel ---------------------------------------------------------------------------
     def _matrix(self, reverse: bool) -> np.ndarray:
@@ -239,7 +244,9 @@ class IdealTransport(Transport):
         from hil.channel.fading import FirCoeffs
         from hil.channel.random import complex_normal
 
-        c = self.link.effective(self._raw, reverse)
+        held_back = reverse and not self.reverse_advances and self._last_forward is not None
+        raw = self._last_forward if held_back else self._raw
+        c = self.link.effective(raw, reverse)
         g = c.mats[0, 0]
         b, n_in, k = x.shape
         flat = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(n_in, b * k)
@@ -259,7 +266,10 @@ class IdealTransport(Transport):
         noise_var = float(np.mean(n0))
         snr = float("inf") if noise_var == 0 else 10 * np.log10(max(np.mean(np.abs(y) ** 2) / noise_var - 1, 1e-12))
         self.frames += 1
-        self._raw = self.link.model.generate(self.burst_samples)
+        if not reverse:
+            self._last_forward = raw
+        if not held_back:
+            self._raw = self.link.model.generate(self.burst_samples)
         return Reception(y.astype(np.complex64), (g + err).astype(np.complex64), noise_var, float(snr))
 
     def send(self, symbols: np.ndarray) -> Reception:
@@ -285,6 +295,8 @@ class IdealTransport(Transport):
             "clock": int(m.clock),
             "next": torch.from_numpy(np.ascontiguousarray(self._raw.mats)),
             "next_t0": int(self._raw.t0),
+            "last_forward": None if self._last_forward is None else torch.from_numpy(
+                np.ascontiguousarray(self._last_forward.mats)),
             "est_rng": self._est_rng.bit_generator.state,
             "noise": [{"rng": a.rng.bit_generator.state, "last_power": torch.from_numpy(a._last_power.copy()),
                        "last_n0": torch.from_numpy(a._last_n0.copy())} for a in self._noise_stages()],
@@ -324,6 +336,8 @@ class IdealTransport(Transport):
         self._est_rng.bit_generator.state = state["est_rng"]
         m.clock = int(state["clock"])
         self._raw = dataclasses.replace(self._raw, mats=nxt, t0=int(state["next_t0"]))
+        lf = state.get("last_forward")
+        self._last_forward = None if lf is None else dataclasses.replace(self._raw, mats=arr(lf).astype(np.complex64))
         self.frames = int(state["frames"])
 
 

@@ -119,3 +119,19 @@ def test_what_needs_a_phy_is_refused():
         IdealTransport.from_spec({"fading": "rayleigh", "doppler_hz": 10.0}, link_generator(0))
     with pytest.raises(TypeError, match="numpy.random.Generator"):
         IdealTransport(2, 2, None, 0)
+
+
+def test_reverse_bursts_can_reuse_the_forward_channel():
+    # reverse_advances = False (benchmarks' best-case TDD ordering): the noiseless echo crosses exactly
+    # the transposed channel of the forward burst (1e-6), and only forward bursts advance the channel.
+    spec = {"n_a": 2, "n_b": 3, "fading": "rayleigh", "rho": 0.5, "block_samples": 1}
+    t = IdealTransport.from_spec(spec, link_generator(4))
+    want = build_reciprocal_link(spec, link_generator(4))
+    t.reverse_advances = False
+    x = complex_normal(np.random.default_rng(0), (2, 3, 4), dtype=np.complex64)
+    for _ in range(3):
+        h = want.forward_channel.generate(1).mats[0, 0]
+        np.testing.assert_array_equal(t.true_channel(), h)
+        t.send(np.zeros((1, 2, 4), np.complex64))
+        rec = t.send_back(x)
+        np.testing.assert_allclose(rec.payload, np.einsum("tr,brk->btk", h.T, x), rtol=1e-6, atol=1e-6)
