@@ -10,19 +10,20 @@ dropped. The lag matrices are ``M_n(k) = sum_l sqrt(p_l) w_l[n] H_l(k)`` and the
 of the lags: call ``generate``/``apply`` in order, once each).
 
 The 3GPP profiles (TDL-A..E, normalised delays scaled by ``delay_spread_s``; TS 38.101-4 fixed
-profiles A10, A30, B100, C60, C300, D10, D30 with absolute delays) are read from the JSON tables
-shipped in Sionna (``sionna.phy.channel.tr38901.models``, TR 38.901 v19.2 by default). For the LOS
+profiles A10, A30, B100, C60, C300, D10, D30 with absolute delays) are data of this package,
+``hil/channel/tdl_profiles.json``: Sionna's tables (TR 38.901 v16.1 and v19.2, v19.2 by default),
+copied by ``scripts/gen_tdl_profiles.py`` and checked against Sionna's ``TDL`` by the tests when
+Sionna is installed; Sionna itself is optional (``pip install hil-ota[sionna]``). For the LOS
 profiles (D, E) the first path is Rician with the profile's K-factor (its specular part plus the
 first NLOS path at delay 0), as in Sionna.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.resources
 import json
 import logging
 import math
-import pathlib
 
 import numpy as np
 
@@ -39,26 +40,22 @@ _BETA = 8.0
 _DROP = 1e-5
 
 
-_VERSION_DIRS = {"16.1": "v16_1", "19.2": "v19_2"}
-_FIXED_DIR = "ts_38_101_4_v19_2_2"
+SPEC_VERSIONS = ("16.1", "19.2")
+_TABLES: dict | None = None
 
 
-def _models_dir() -> pathlib.Path:
-    """Sionna's TR 38.901 parameter folder, found without importing Sionna (and torch)."""
-    spec = importlib.util.find_spec("sionna")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(
-            "the 3GPP TDL profiles come from Sionna's tables: pip install sionna-no-rt"
-        )
-    for loc in spec.submodule_search_locations:
-        d = pathlib.Path(loc) / "phy" / "channel" / "tr38901" / "models"
-        if d.is_dir():
-            return d
-    raise ImportError("Sionna is installed but has no phy/channel/tr38901/models tables")
+def _tables() -> dict:
+    """The 3GPP TDL tables shipped with this package (``tdl_profiles.json``, generated from Sionna
+    by ``scripts/gen_tdl_profiles.py``)."""
+    global _TABLES
+    if _TABLES is None:
+        _TABLES = json.loads(importlib.resources.files("hil.channel").joinpath("tdl_profiles.json")
+                             .read_text(encoding="utf-8"))
+    return _TABLES
 
 
 def load_profile(name: str, delay_spread_s: float | None = None, spec_version: str = "19.2") -> dict:
-    """A 3GPP TDL profile from Sionna's tables.
+    """A 3GPP TDL profile from the shipped tables (Sionna's, see the module docstring).
 
     Args:
         name: ``"TDL-A"`` .. ``"TDL-E"`` (scalable) or a fixed profile such as ``"TDL-A30"``.
@@ -74,18 +71,17 @@ def load_profile(name: str, delay_spread_s: float | None = None, spec_version: s
     if key in SCALABLE_PROFILES:
         if delay_spread_s is None or not float(delay_spread_s) > 0:
             raise ValueError(f"profile {name} needs delay_spread_s > 0 (e.g. 100e-9)")
-        if spec_version not in _VERSION_DIRS:
-            raise ValueError(f"spec_version must be one of {tuple(_VERSION_DIRS)}, got {spec_version!r}")
-        src = _models_dir() / _VERSION_DIRS[spec_version] / f"{key}.json"
+        if spec_version not in SPEC_VERSIONS:
+            raise ValueError(f"spec_version must be one of {SPEC_VERSIONS}, got {spec_version!r}")
+        params = _tables()["scalable"][spec_version][key]
         scale = float(delay_spread_s)
     elif key in FIXED_PROFILES:
-        src = _models_dir() / _FIXED_DIR / f"{key}.json"
+        params = _tables()["fixed"][key]
         scale = 1e-9  # tabulated in ns
     else:
         raise ValueError(
             f"unknown TDL profile {name!r}; use one of {SCALABLE_PROFILES + FIXED_PROFILES}"
         )
-    params = json.loads(src.read_text())
     delays = np.asarray(params["delays"], dtype=np.float64)
     powers = 10 ** (np.asarray(params["powers"], dtype=np.float64) / 10)
     k_db = None

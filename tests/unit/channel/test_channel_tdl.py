@@ -1,4 +1,4 @@
-"""Tapped delay lines: 3GPP profiles from Sionna's tables, power delay profile, delays, memory."""
+"""Tapped delay lines: the shipped 3GPP profiles (checked against Sionna), power delay profile, delays, memory."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from hil.channel import TDL, TimeBehaviour, build_channel, load_profile
 from hil.channel.tdl import lag_weights
 
 
-def test_profiles_from_sionna_tables():
+def test_shipped_profiles_match_the_3gpp_tables():
     a = load_profile("TDL-A", 100e-9)
     assert len(a["delays_s"]) == 23
     assert max(a["delays_s"]) == pytest.approx(9.6586 * 100e-9)  # TR 38.901 Table 7.7.2-1
@@ -21,6 +21,29 @@ def test_profiles_from_sionna_tables():
         load_profile("TDL-B")
     with pytest.raises(ValueError, match="TDL-A"):
         load_profile("TDL-Z", 1e-7)
+
+
+@pytest.mark.parametrize("version", ["16.1", "19.2"])
+def test_shipped_tables_equal_sionnas(version):
+    # Every profile of hil/channel/tdl_profiles.json against Sionna's own TDL model (public API):
+    # delays, normalised path powers (LOS power on the first path) and K-factor, to float32 precision.
+    tdl_mod = pytest.importorskip("sionna.phy.channel.tr38901", reason="sionna-no-rt is optional")
+    from hil.channel.tdl import FIXED_PROFILES, SCALABLE_PROFILES
+
+    cases = [(n, 100e-9) for n in SCALABLE_PROFILES] + ([(n, None) for n in FIXED_PROFILES] if version == "19.2" else [])
+    for name, ds in cases:
+        ref = tdl_mod.TDL(name.removeprefix("TDL-"), delay_spread=ds if ds else 1e-7, carrier_frequency=3.5e9,
+                          spec_version=version)
+        got = load_profile(name, ds, spec_version=version)
+        want_d = ref.delays.cpu().numpy().astype(np.float64)
+        want_p = ref.mean_powers.cpu().numpy().astype(np.float64)
+        order = np.argsort(want_d, kind="stable")
+        np.testing.assert_allclose(got["delays_s"], want_d[order], rtol=1e-6, atol=1e-15, err_msg=name)
+        np.testing.assert_allclose(got["powers"], want_p[order], rtol=1e-5, err_msg=name)
+        if ref.los:
+            assert got["k_factor_db"] == pytest.approx(10 * np.log10(float(ref.k_factor)), abs=1e-4), name
+        else:
+            assert got["k_factor_db"] is None, name
 
 
 def test_integer_delays_are_exact_taps():
