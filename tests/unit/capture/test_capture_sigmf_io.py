@@ -287,16 +287,6 @@ def test_cli_inspect_prints_no_traceback_on_any_meta_shape(tmp_path):
         assert "Traceback" not in res.output and "NO:" in res.output
 
 
-def test_replay_of_a_malformed_meta_is_a_clean_error(tmp_path):
-    from hil.channel import build_channel
-
-    meta, _, _ = _write(tmp_path, np.random.default_rng(10))
-    for text in ("[1, 2]", "null", '{"global": {"hil:channel_file": "../x.npy"}}'):
-        meta.write_text(text)
-        with pytest.raises(CaptureError, match="rec000.sigmf-meta"):
-            build_channel(f"replay:{tmp_path}?lo_step=0", np.random.default_rng(0))
-
-
 # ---------------------------------------------------------------- a second Ctrl-C while finishing
 
 
@@ -401,3 +391,92 @@ def test_double_sigint_on_a_capture_process_leaves_no_partial_file(tmp_path):
     assert p.returncode != 0 and "KeyboardInterrupt" in err, err[-2000:]
     left = sorted(q.name for q in tmp_path.iterdir())
     assert left == ["config.json"], left
+
+
+# ---------------------------------------------------------------- fuzz: the reader never crashes
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from hil.errors import HilError  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+_GLOBAL_KEYS = ["core:datatype", "core:num_channels", "core:sample_rate", "core:dataset", "core:metadata_only",
+                "core:sha512", K.CHANNEL_FILE, K.CHANNEL_SHA512, K.CHANNEL_SHAPE, K.N_TX, K.N_RX, "hil:n_samples",
+                K.SOUNDER, "core:extensions"]
+_ITEM_KEYS = ["core:sample_start", "core:sample_count", "core:frequency", K.LO_STEP, K.FRAME, K.SLOT, K.T_S,
+              K.SNR_DB, K.TIMING, K.NOISE_VAR]
+_FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    d = tmp_path_factory.mktemp("template")
+    meta, _, _ = _write(d, np.random.default_rng(12))
+    return {p.name: p.read_bytes() for p in d.iterdir()}
+
+
+def _check_reader(d):
+    """load_recording gives a Recording or a HilError; validate_recording a list of one-line strings."""
+    meta = d / "rec000.sigmf-meta"
+    try:
+        rec = load_recording(meta)
+        assert rec.estimates.dtype == np.complex64 and rec.estimates.ndim == 4
+    except HilError:
+        pass
+    problems = validate_recording(meta)
+    assert isinstance(problems, list) and all(isinstance(p, str) and "\n" not in p for p in problems)
+
+
+class _Dirs:
+    n = 0
+
+    @classmethod
+    def fresh(cls, root, template):
+        cls.n += 1
+        d = root / f"ex{cls.n}"
+        d.mkdir()
+        for name, data in template.items():
+            (d / name).write_bytes(data)
+        return d
+
+
+@_FUZZ
+@given(meta=_json | st.binary(max_size=64))
+def test_fuzz_any_meta_file(tmp_path, template, meta):
+    d = _Dirs.fresh(tmp_path, template)
+    m = d / "rec000.sigmf-meta"
+    m.write_bytes(meta if isinstance(meta, bytes) else json.dumps(meta).encode())
+    _check_reader(d)
+
+
+@_FUZZ
+@given(where=st.sampled_from(["global", "captures", "annotations"]),
+       key=st.sampled_from(_GLOBAL_KEYS + _ITEM_KEYS), index=st.integers(0, 7), value=_json)
+def test_fuzz_one_field_of_a_valid_meta(tmp_path, template, where, key, index, value):
+    d = _Dirs.fresh(tmp_path, template)
+    m = d / "rec000.sigmf-meta"
+    meta = json.loads(m.read_text())
+    if where == "global":
+        meta["global"][key] = value
+    else:
+        items = meta[where]
+        items[index % len(items)][key] = value
+    m.write_text(json.dumps(meta))
+    _check_reader(d)
+
+
+@_FUZZ
+@given(which=st.sampled_from(["rec000.sigmf-data", "rec000.hil-channel.npy"]), cut=st.integers(0, 400),
+       junk=st.binary(max_size=200))
+def test_fuzz_data_and_companion_bytes(tmp_path, template, which, cut, junk):
+    d = _Dirs.fresh(tmp_path, template)
+    f = d / which
+    f.write_bytes(f.read_bytes()[:cut] + junk)
+    _check_reader(d)
