@@ -121,10 +121,13 @@ def resolve_inside(folder: Path, name: Any, key: str, meta_path: Path) -> Path:
     if not isinstance(name, str) or not name:
         raise CaptureError(f"{meta_path.name}: {key} must be a file name (a string), got {name!r}")
     root = folder.resolve()
-    p = (root / name).resolve()
+    try:
+        p = (root / name).resolve()
+    except (OSError, ValueError) as e:  # a NUL byte, a symlink loop, a name too long
+        raise CaptureError(f"{meta_path.name}: {key} = {name[:80]!r} is not a usable file name ({e})") from e
     if Path(name).is_absolute() or root not in p.parents:
         raise CaptureError(
-            f"{meta_path.name}: {key} = {name!r} points outside the recording's folder {folder}; "
+            f"{meta_path.name}: {key} = {name[:200]!r} points outside the recording's folder {folder}; "
             "a recording names only files next to its .sigmf-meta"
         )
     return p
@@ -307,7 +310,7 @@ def _check_files(g: dict, meta_path: Path, p: _Problems) -> tuple[Path | None, P
         except CaptureError as e:
             p.append(str(e).partition(": ")[2])
             data = None
-    if data is not None and not p.need(data.is_file(), f"the dataset {data.name} is missing"):
+    if data is not None and not p.need(_is_file(data), f"the dataset {data.name} is missing"):
         data = None
     npy = None
     if p.need(CHANNEL_FILE in g, f"no {CHANNEL_FILE}: not a hil channel recording"):
@@ -315,9 +318,16 @@ def _check_files(g: dict, meta_path: Path, p: _Problems) -> tuple[Path | None, P
             npy = resolve_inside(folder, g[CHANNEL_FILE], CHANNEL_FILE, meta_path)
         except CaptureError as e:
             p.append(str(e).partition(": ")[2])
-        if npy is not None and not p.need(npy.is_file(), f"{CHANNEL_FILE} names {npy.name}, which is missing"):
+        if npy is not None and not p.need(_is_file(npy), f"{CHANNEL_FILE} names {npy.name}, which is missing"):
             npy = None
     return data, npy
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system
+        return False
 
 
 def _check_list(meta: dict, key: str, p: _Problems) -> list[dict]:

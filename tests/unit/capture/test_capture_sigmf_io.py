@@ -235,6 +235,8 @@ CASES = {
     "channel_file null": (lambda m: _edit_meta(m, _set_global(K.CHANNEL_FILE, None)), "must be a file name"),
     "sounder a list": (lambda m: _edit_meta(m, _set_global(K.SOUNDER, [])), "hil:sounder must be an object"),
     "sample rate huge int": (lambda m: _edit_meta(m, _set_global("core:sample_rate", 10**400)), "core:sample_rate"),
+    "channel_file with a NUL byte": (lambda m: _edit_meta(m, _set_global(K.CHANNEL_FILE, "a\x00b")), "not a usable file name"),
+    "channel_file too long": (lambda m: _edit_meta(m, _set_global(K.CHANNEL_FILE, "x" * 5000)), "is missing"),
 }
 
 
