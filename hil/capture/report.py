@@ -44,7 +44,7 @@ def recording_summary(rec: Recording) -> dict:
         "captures": len(rec.captures),
         "complete": g.get("hil:complete", True),
         "stopped": g.get("hil:stopped"),
-        "lo_hz": sorted({c.get("core:frequency") for c in rec.captures}),
+        "lo_hz": sorted({c["core:frequency"] for c in rec.captures if c.get("core:frequency") is not None}),
     }
     if rec.n_frames >= 3:
         d["stats"] = _stats_dict(recording_stats(rec))
@@ -140,6 +140,15 @@ def plot_recording(rec: Recording, out_dir: Path, prefix: str = "") -> list[Path
     return paths
 
 
+def _add_plots(entry: dict, rec: Recording, out_dir: Path, prefix: str) -> None:
+    """Plot ``rec`` into ``out_dir`` and list the files in ``entry`` (``plots_error`` if plotting failed)."""
+    try:
+        entry["plots"] = [p.name for p in plot_recording(rec, out_dir, prefix)]
+    except Exception as e:  # noqa: BLE001 - a plot must never lose a recording's report
+        log.warning("plots of %s failed: %s", rec.name, e)
+        entry["plots_error"] = f"{type(e).__name__}: {e}"
+
+
 def fmt_value(v, unit: str = "", nd: int = 4) -> str:
     """A statistic for people: ``nd`` significant digits, "n/a" for missing/NaN, "inf"."""
     return _fmt(v, unit, nd)
@@ -189,12 +198,7 @@ def write_capture_report(directory: str | Path, extra: dict | None = None, plots
         if not problems:
             rec = load_recording(meta)
             entry.update(recording_summary(rec))
-            prefix = f"{rec.name}_" if len(list_recordings(d)) > 1 else ""
-            try:
-                entry["plots"] = [p.name for p in plot_recording(rec, pd, prefix)]
-            except Exception as e:  # a plot must never lose a recording's report
-                log.warning("plots of %s failed: %s", rec.name, e)
-                entry["plots_error"] = str(e)
+            _add_plots(entry, rec, pd, f"{rec.name}_" if len(list_recordings(d)) > 1 else "")
         recs.append(entry)
     cfg_path = d / "config.json"
     report = {
@@ -265,7 +269,7 @@ def inspect_directory(directory: str | Path, plots_dir: str | Path | None = None
         if not problems:
             rec = load_recording(meta)
             entry.update(recording_summary(rec))
-            entry["plots"] = [p.name for p in plot_recording(rec, pd, f"{rec.name}_")]
+            _add_plots(entry, rec, pd, f"{rec.name}_")
         recs.append(entry)
     rep = json_safe({"directory": str(d), "plots_dir": str(pd), "recordings": recs,
                      "all_valid": all(r["valid"] for r in recs)})

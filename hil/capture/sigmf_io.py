@@ -1,6 +1,6 @@
-"""Channel recordings as SigMF: an atomic writer, a reader and a validator.
+"""Channel recordings as SigMF: the atomic writer and the validator (the reader is :mod:`hil._sigmf`).
 
-See [Note: hil SigMF extension] in :mod:`hil.capture.keys` for the layout.
+See [Note: hil SigMF extension] in :mod:`hil._sigmf` for the layout.
 
 [Note: atomic recordings]
 A recording is written under temporary names (``.NAME.*.partial*`` in the same directory) and only
@@ -8,45 +8,52 @@ renamed into place by :meth:`RecordingWriter.close`: first the dataset (streamed
 file while recording), then the channel-estimate array, the ``.sigmf-meta`` last, each fsync'ed
 before its rename and the folder after it (the last two through ``hil._io.atomic_write``). A recording therefore exists
 exactly when its ``.sigmf-meta`` exists, and then its dataset and companion are complete and match
-the checksums inside it. An interrupted writer leaves only ``*.partial*`` files, which
-:func:`remove_partials` deletes and every reader ignores.
+the checksums inside it. An interrupted writer removes its ``*.partial*`` files (also when a second
+Ctrl-C lands in the cleanup, see [Note: cleanup survives a second Ctrl-C]); files a killed process
+leaves are deleted by :func:`remove_partials` and ignored by every reader.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import io
-import json
 import logging
 import os
-from dataclasses import dataclass, field
+import signal
+import threading
 from pathlib import Path
 
 import numpy as np
 
+from hil import _sigmf as K
 from hil._io import atomic_write_bytes, atomic_write_json, fsync_dir, json_safe
-from hil.capture import keys as K
+from hil._sigmf import (  # the one reader of recordings lives below hil.channel, which replays them
+    DATA_EXT,
+    META_EXT,
+    PARTIAL,
+    FrameTable,
+    Recording,
+    list_recordings,
+    load_recording,
+    load_recordings,
+    meta_path_of,
+    recording_problems,
+)
 from hil.errors import CaptureError
 
 log = logging.getLogger(__name__)
 
-META_EXT = ".sigmf-meta"
-DATA_EXT = ".sigmf-data"
-PARTIAL = ".partial"
+__all__ = [
+    "DATA_EXT", "META_EXT", "PARTIAL", "FrameTable", "Recording", "RecordingWriter", "list_recordings",
+    "load_recording", "load_recordings", "remove_partials", "validate_recording",
+]
 
 
 def utc_now_iso() -> str:
     """The current UTC time as SigMF wants it: ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _sha512_file(path: Path) -> str:
-    h = hashlib.sha512()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class RecordingWriter:
@@ -232,6 +239,13 @@ class RecordingWriter:
         ``hil:stopped`` when the recording was cut short.
         """
         self._check_open()
+        try:
+            return self._finish(stopped)
+        except BaseException:  # a second Ctrl-C while finishing, a full disk, an invalid metadata
+            self._drop()
+            raise
+
+    def _finish(self, stopped: dict | None) -> Path | None:
         self._data_f.flush()
         os.fsync(self._data_f.fileno())
         self._data_f.close()
@@ -257,6 +271,7 @@ class RecordingWriter:
                 K.CHANNEL_FILE: npy_name,
                 K.CHANNEL_SHA512: hashlib.sha512(npy_bytes).hexdigest(),
                 K.CHANNEL_SHAPE: list(est.shape),
+                K.N_SAMPLES: self._n_samples,
                 K.COMPLETE: stopped is None,
             },
             "captures": captures,
@@ -277,11 +292,21 @@ class RecordingWriter:
 
     def abort(self) -> None:
         """Drop the recording: remove its partial files. Idempotent."""
-        if not self._closed:
-            self._data_f.close()
+        self._drop()
+
+    def _drop(self) -> None:
+        """Remove what an unfinished recording left: its ``*.partial*`` files and, unless its metadata
+        was written (then the recording is complete), the dataset and companion already renamed into
+        place. Runs with SIGINT/SIGTERM deferred (see [Note: cleanup survives a second Ctrl-C])."""
+        with signals_deferred():
+            if not self._data_f.closed:
+                self._data_f.close()
             self._closed = True
-        for p in self.dir.glob(f".{self.name}*{PARTIAL}*"):
-            p.unlink(missing_ok=True)
+            for p in self.dir.glob(f".{self.name}*{PARTIAL}*"):
+                p.unlink(missing_ok=True)
+            if not self.meta_path.exists():
+                for p in (self.dir / f"{self.name}{DATA_EXT}", self.dir / f"{self.name}{K.CHANNEL_SUFFIX}"):
+                    p.unlink(missing_ok=True)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -296,6 +321,29 @@ class RecordingWriter:
                 self.abort()
             else:
                 self.close()
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGINT and SIGTERM back while the block runs; they are delivered when it ends.
+
+    [Note: cleanup survives a second Ctrl-C]
+    ``hil capture`` turns the first Ctrl-C into a stop flag and a second one into KeyboardInterrupt,
+    which Python raises between any two bytecodes, also inside an ``except``/``finally`` that is
+    removing a 48 MB ``.partial`` file. The writer's cleanup therefore blocks both signals in the
+    kernel (``pthread_sigmask``) while it runs: a signal that arrives meanwhile stays pending and its
+    handler raises once the files are gone. Only in the main thread, the one Python runs signal
+    handlers in; a no-op where ``pthread_sigmask`` does not exist. A partial file a ``kill -9`` leaves
+    is removed by the next ``run_capture`` in that folder (:func:`remove_partials`).
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _validate_meta_dict(meta: dict) -> None:
@@ -322,188 +370,33 @@ def remove_partials(directory: str | Path) -> list[Path]:
     return gone
 
 
-# ---------------------------------------------------------------------- reading
-
-
-@dataclass(frozen=True, eq=False)
-class FrameTable:
-    """Per-frame values of a recording, one entry per detected frame (arrays of length F)."""
-
-    slot: np.ndarray  # int64 [F]
-    t_s: np.ndarray  # float64 [F], s since the start of the recording
-    snr_db: np.ndarray  # float64 [F]
-    cfo_hz: np.ndarray  # float64 [F]
-    timing: np.ndarray  # int64 [F]
-    noise_var: np.ndarray  # float64 [F], per sample per rx antenna
-    estimate_var: np.ndarray  # float64 [F], per channel coefficient
-    lo_hz: np.ndarray  # float64 [F], LO of the capture segment holding the frame
-    lo_step: np.ndarray  # int64 [F]
-    sample_start: np.ndarray  # int64 [F], in the dataset
-
-
-@dataclass(frozen=True, eq=False)
-class Recording:
-    """A channel recording loaded back.
-
-    Attributes:
-        meta_path: the ``.sigmf-meta`` file.
-        name: base name.
-        sample_rate_hz: IQ sample rate, Hz.
-        n_rx, n_tx: antennas.
-        estimates: complex64 ``[F, n_sc, n_rx, n_tx]``, one channel estimate per detected frame.
-        frames: per-frame values (:class:`FrameTable`).
-        metadata: the whole SigMF metadata dict.
-    """
-
-    meta_path: Path
-    name: str
-    sample_rate_hz: float
-    n_rx: int
-    n_tx: int
-    estimates: np.ndarray
-    frames: FrameTable
-    metadata: dict = field(repr=False)
-
-    @property
-    def n_frames(self) -> int:
-        return int(self.estimates.shape[0])
-
-    @property
-    def global_info(self) -> dict:
-        return self.metadata["global"]
-
-    @property
-    def captures(self) -> list[dict]:
-        return self.metadata["captures"]
-
-    def samples(self, start: int = 0, count: int = -1) -> np.ndarray:
-        """Raw IQ, complex64 ``(n_rx, count)`` (read through sigmf)."""
-        from sigmf import sigmffile
-
-        sf = sigmffile.fromfile(str(self.meta_path), skip_checksum=True)
-        x = np.asarray(sf.read_samples(start_index=start, count=count))
-        x = x.reshape(-1, self.n_rx) if x.ndim == 1 else x
-        return np.ascontiguousarray(x.T).astype(np.complex64)
-
-
-def list_recordings(directory: str | Path) -> list[Path]:
-    """The ``.sigmf-meta`` files of complete recordings in ``directory`` (or the file itself), sorted."""
-    p = Path(directory)
-    if p.is_file() and p.name.endswith(META_EXT):
-        return [p]
-    if p.is_dir():
-        return sorted(q for q in p.glob(f"*{META_EXT}") if not q.name.startswith("."))
-    raise CaptureError(f"{p} is neither a capture directory nor a {META_EXT} file; pass the --out DIR of a capture")
-
-
-def _base(path: Path) -> Path:
-    s = str(path)
-    for ext in (META_EXT, DATA_EXT):
-        if s.endswith(ext):
-            return Path(s[: -len(ext)])
-    return path
-
-
-def load_recording(path: str | Path, verify: bool = True) -> Recording:
-    """Load one recording (``NAME``, ``NAME.sigmf-meta`` or ``NAME.sigmf-data``).
-
-    With ``verify`` the companion's checksum and shape are checked against the metadata (the dataset's
-    own checksum is checked by :func:`validate_recording`). Raises CaptureError when something is missing
-    or does not match.
-    """
-    base = _base(Path(path))
-    meta_path = Path(str(base) + META_EXT)
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise CaptureError(f"cannot read {meta_path}: {e}; is this a complete recording?") from e
-    g = meta.get("global", {})
-    if K.CHANNEL_FILE not in g:
-        raise CaptureError(f"{meta_path} has no {K.CHANNEL_FILE}: not a hil channel recording")
-    npy = meta_path.parent / g[K.CHANNEL_FILE]
-    if not npy.exists():
-        raise CaptureError(f"{meta_path} names {npy.name}, which is missing")
-    if verify and _sha512_file(npy) != g.get(K.CHANNEL_SHA512):
-        raise CaptureError(f"{npy} does not match {K.CHANNEL_SHA512} in {meta_path.name}: the file is corrupted")
-    est = np.load(npy, allow_pickle=False)
-    if list(est.shape) != list(g.get(K.CHANNEL_SHAPE, [])):
-        raise CaptureError(f"{npy.name} has shape {est.shape}, metadata says {g.get(K.CHANNEL_SHAPE)}")
-    anns = [a for a in meta.get("annotations", []) if K.FRAME in a]
-    anns.sort(key=lambda a: a[K.FRAME])
-    if len(anns) != est.shape[0]:
-        raise CaptureError(f"{meta_path.name}: {len(anns)} frame annotations but {est.shape[0]} estimates")
-    caps = meta.get("captures", [])
-    cap_starts = np.array([c["core:sample_start"] for c in caps], dtype=np.int64)
-
-    def col(key, dtype, default=np.nan):
-        return np.array([default if a.get(key) is None else a.get(key) for a in anns], dtype=dtype)
-
-    starts = col("core:sample_start", np.int64, 0)
-    ci = np.clip(np.searchsorted(cap_starts, starts, side="right") - 1, 0, max(len(caps) - 1, 0))
-    frames = FrameTable(
-        slot=col(K.SLOT, np.int64, 0),
-        t_s=col(K.T_S, np.float64),
-        snr_db=col(K.SNR_DB, np.float64),
-        cfo_hz=col(K.CFO_HZ, np.float64),
-        timing=col(K.TIMING, np.int64, 0),
-        noise_var=col(K.NOISE_VAR, np.float64),
-        estimate_var=col(K.ESTIMATE_VAR, np.float64, 0.0),
-        lo_hz=np.array([caps[i].get("core:frequency", np.nan) for i in ci], np.float64) if caps else np.full(len(anns), np.nan),
-        lo_step=np.array([caps[i].get(K.LO_STEP, 0) for i in ci], np.int64) if caps else np.zeros(len(anns), np.int64),
-        sample_start=starts,
-    )
-    return Recording(
-        meta_path=meta_path,
-        name=base.name,
-        sample_rate_hz=float(g.get("core:sample_rate", 0.0)),
-        n_rx=int(g.get("core:num_channels", 1)),
-        n_tx=int(g.get(K.N_TX, est.shape[-1] if est.ndim == 4 else 1)),
-        estimates=est.astype(np.complex64, copy=False),
-        frames=frames,
-        metadata=meta,
-    )
-
-
-def load_recordings(directory: str | Path, verify: bool = True) -> list[Recording]:
-    """Every complete recording in ``directory`` (see :func:`list_recordings`)."""
-    paths = list_recordings(directory)
-    if not paths:
-        raise CaptureError(f"no {META_EXT} recording in {directory}; run `hil capture` first")
-    return [load_recording(p, verify=verify) for p in paths]
-
-
 def validate_recording(path: str | Path) -> list[str]:
-    """Validate one recording with sigmf's own reader and validator, then the ``hil:`` companion.
+    """Every problem of one recording, one line each; empty when it is valid.
 
-    Runs what ``sigmf_validate`` runs (``sigmffile.fromfile`` with the dataset checksum, then
-    ``SigMFFile.validate`` against the SigMF JSON schema), treats an undeclared extension namespace as
-    an error, and checks the companion array (checksum, shape, one estimate per frame annotation).
-
-    Returns:
-        A list of problems; empty when the recording is valid.
+    First hil's own checks (:func:`hil._sigmf.recording_problems`: the metadata's shape and types,
+    every file it names inside the folder and present, the dataset's size against datatype x channels
+    x samples, the companion's checksum, shape and finite values, unique frame indices). Only a
+    recording that passes them goes to what ``sigmf_validate`` runs (``sigmffile.fromfile`` with the
+    dataset checksum, then ``SigMFFile.validate`` against the SigMF JSON schema), with an undeclared
+    extension namespace treated as an error.
     """
     import warnings
 
-    import jsonschema
-    from sigmf import error as sigmf_error
     from sigmf import sigmffile
 
-    meta_path = Path(str(_base(Path(path))) + META_EXT)
-    problems: list[str] = []
+    meta_path = meta_path_of(path)
+    problems = recording_problems(meta_path)
+    if problems:
+        return problems
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", DeprecationWarning)
-            warnings.filterwarnings("ignore", message="Data source does not contain an integer number")
             sf = sigmffile.fromfile(str(meta_path), skip_checksum=False)
             sf.validate()
-        if sf.num_channels < 1:
-            problems.append("core:num_channels < 1")
-    except (jsonschema.exceptions.ValidationError, sigmf_error.SigMFError, json.JSONDecodeError,
-            OSError, ValueError, DeprecationWarning) as e:  # ValueError: a truncated dataset
-        problems.append(f"sigmf: {type(e).__name__}: {e}")
-        return problems
-    try:
-        load_recording(meta_path, verify=True)
-    except CaptureError as e:
-        problems.append(str(e))
+    # [Note: sigmf on untrusted metadata] sigmf-python is a third-party parser handed a file from
+    # elsewhere; whatever it raises on it (schema errors, its own SigMFError, and TypeError/KeyError on
+    # shapes its schema code does not expect) is a problem of the recording, reported as one line.
+    except Exception as e:  # noqa: BLE001
+        msg = " ".join(str(e).split())
+        problems.append(f"sigmf: {type(e).__name__}: {msg[:300]}")
     return problems

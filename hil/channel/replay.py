@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from hil._sigmf import list_recordings, load_recording  # the reader sits below hil.channel
 from hil.channel.base import ChannelModel
 
 
@@ -179,8 +180,6 @@ class ReplayChannel(ChannelModel):
             sample_rate_hz: sample rate for ``mode="time"`` (default: the recording's).
             Others: see the class.
         """
-        from hil.capture.sigmf_io import list_recordings, load_recording  # no I/O at import time
-
         paths = list_recordings(path)
         if not paths:
             raise ValueError(f"no recording in {path}; run `hil capture --out {path}` first")
@@ -194,10 +193,9 @@ class ReplayChannel(ChannelModel):
             if not 0 <= i < len(paths):
                 raise ValueError(f"recording index {i} out of range: {path} holds {len(paths)} recordings")
             p = paths[i]
-        rec = load_recording(p)
+        rec = load_recording(p)  # every field checked: a malformed recording raises CaptureError
         fr = rec.frames
-        seg_lo = [int(c.get("hil:lo_step", 0)) for c in rec.captures]
-        steps = sorted(set(seg_lo) | set(int(x) for x in fr.lo_step))
+        steps = sorted(set(rec.capture_lo_steps.tolist()) | set(fr.lo_step.tolist()))
         if lo_step is None and len(steps) > 1:
             raise ValueError(
                 f"{p.name} holds {len(steps)} LO steps {steps} (different carrier frequencies, not one channel "
@@ -207,9 +205,8 @@ class ReplayChannel(ChannelModel):
         sel = np.ones(rec.n_frames, bool) if lo_step is None else fr.lo_step == lo_step
         if sel.sum() < 1:
             raise ValueError(f"{p.name}: no detected frame (lo_step={lo_step}; steps recorded: {steps}); nothing to replay")
-        seg_start = np.array([int(c["core:sample_start"]) for c in rec.captures], np.int64)
-        segment = np.searchsorted(seg_start, fr.sample_start[sel], side="right") - 1
-        fi = rec.global_info.get("hil:sounder", {}).get("frame_interval_s")
+        segment = np.searchsorted(rec.capture_starts, fr.sample_start[sel], side="right") - 1
+        fi = rec.frame_interval_s
         return cls(
             rec.estimates[sel],
             rng,

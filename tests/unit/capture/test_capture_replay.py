@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from hil.capture.sigmf_io import RecordingWriter
+from hil.channel import build_channel
 from hil.channel.replay import ReplayChannel, build_replay, is_replay_spec, parse_replay_spec
+from hil.errors import CaptureError
 
 
 def _h(rng, f, n_sc=1, n_rx=2, n_tx=2):
@@ -234,3 +236,37 @@ def test_phy_sounder_needs_a_generator():
         PhySounder(radio, mode="flat")
     with pytest.raises(TypeError, match="Generator"):
         PhySounder(radio, 0, mode="flat")
+
+
+def test_replay_of_a_malformed_meta_is_a_clean_error(tmp_path):
+    w = RecordingWriter(tmp_path, "rec000", sample_rate_hz=1e6, n_rx=1, n_tx=1)
+    w.begin_capture(lo_hz=1e9, lo_step=0)
+    w.add_burst(np.ones((1, 10), np.complex64), np.ones((1, 1)))
+    meta = w.close()
+    for text in ("[1, 2]", "null", '{"global": {"hil:channel_file": "../x.npy"}}'):
+        meta.write_text(text)
+        with pytest.raises(CaptureError, match="rec000.sigmf-meta"):
+            build_channel(f"replay:{tmp_path}?lo_step=0", np.random.default_rng(0))
+
+
+def test_replay_reads_recordings_without_importing_hil_capture(tmp_path):
+    """Layering: hil.channel sits below hil.capture; replaying a recording loads only hil._sigmf."""
+    import subprocess
+    import sys
+
+    w = RecordingWriter(tmp_path, "rec000", sample_rate_hz=1e6, n_rx=1, n_tx=1)
+    w.begin_capture(lo_hz=1e9, lo_step=0)
+    for i in range(3):
+        w.add_burst(np.ones((1, 10), np.complex64), np.ones((1, 1)), slot=i, noise_var=1e-3)
+    w.close()
+    code = (
+        "import sys, numpy as np\n"
+        "from hil.channel import build_channel\n"
+        f"ch = build_channel({f'replay:{tmp_path}'!r}, np.random.default_rng(0))\n"
+        "assert ch(np.ones((1, 4), np.complex64)).shape == (1, 4)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('hil.capture')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "PYTHONPATH": __import__("os").pathsep.join(sys.path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
