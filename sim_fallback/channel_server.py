@@ -336,11 +336,15 @@ def server_limits(topology: Topology) -> dict:
 
     [Note: resource limits]
     With ``M = max_message_bytes`` and ``A`` the most antennas of a node: pending (incomplete) bursts
-    hold at most ``2 A M`` bytes per sender and ``4 A M`` in all (:class:`PendingBursts`); the queue of
+    hold at most ``P = 2 max(8, data_hwm) A M`` bytes per sender and ``2 P`` in all
+    (:class:`PendingBursts`; the loop reads up to 8 messages of one antenna in a row and ZMQ queues
+    ``data_hwm`` per socket, so one antenna's messages may run that far ahead of another's); the queue of
     outputs waiting for a node's receiver holds at most ``max(OUT_QUEUE_BYTES, A M)`` bytes (a new
     output beyond it is dropped and counted as ``dropped_queue_full``); ZMQ queues at most
     ``data_hwm`` messages per data socket, ``data_hwm = clamp(OUT_QUEUE_BYTES // M, 2, hwm)``, as its
-    high-water mark counts messages, not bytes. ``buffered_bytes_bound`` adds these up with the
+    high-water mark counts messages, not bytes. A stream-mode sender is not read while a receiver it
+    feeds has a full queue (lossless back-pressure; its outputs still in flight may overshoot the
+    queue by the worker's blocks and one drain turn). ``buffered_bytes_bound`` adds these up with the
     stream buffers and the worker queues: what the server's resident memory may grow by (plus
     allocator slack) whatever the clients send. docs/security.md lists the values.
     """
@@ -353,14 +357,16 @@ def server_limits(topology: Topology) -> dict:
     m_out = m + 8 * (pads + MAX_EXTRA_RX_SAMPLES)  # one output row at most
     hwm = max(2, min(cfg.hwm, OUT_QUEUE_BYTES // m))
     queue_bytes = max(OUT_QUEUE_BYTES, a * m_out)
-    bound = 4 * a * m  # pending bursts
+    per_sender = 2 * max(_DRAIN_PER_TURN, hwm) * a * m  # antennas' messages may arrive this far apart
+    bound = 2 * per_sender  # pending bursts
     for n_ant in ants:
         bound += n_ant * (hwm * m + 4 * m)  # ZMQ receive queues, stream buffers
         bound += queue_bytes + n_ant * hwm * m_out  # output queue, ZMQ send queues
+        bound += _DRAIN_PER_TURN * n_ant * m_out  # stream outputs past a full queue within one turn
     bound += 2 * len(topology.links) * (_PIPELINE_DEPTH + 2) * 2 * a * m_out  # blocks in and out of workers
     return {"max_message_bytes": m, "max_json_bytes": MAX_JSON_BYTES, "max_json_depth": MAX_JSON_DEPTH,
             "pending_bursts_per_sender": MAX_PENDING_PER_SENDER, "pending_bursts_total": MAX_PENDING_TOTAL,
-            "pending_bytes_per_sender": 2 * a * m, "pending_bytes_total": 4 * a * m,
+            "pending_bytes_per_sender": per_sender, "pending_bytes_total": 2 * per_sender,
             "pending_timeout_s": PENDING_TIMEOUT_S, "max_extra_rx_samples": MAX_EXTRA_RX_SAMPLES,
             "queued_out_bytes_per_node": queue_bytes, "data_hwm": hwm, "hold_s": cfg.hold_s,
             "input_saturation": INPUT_FULL_SCALE_LIMIT, "buffered_bytes_bound": bound}
@@ -697,6 +703,8 @@ class ChannelServer:
         for m in self._monitors:
             poller.register(m, zmq.POLLIN)
         writing: set[zmq.Socket] = set()
+        paused: set[zmq.Socket] = set()
+        lim = self.limits["queued_out_bytes_per_node"]
         rx_owner = {s: rt for rt in self.nodes.values() for s in rt.rx_socks}
         log.info("channel server serving %d node(s), %d link(s); control %s",
                  len(self.nodes), len(self.topo.links), self.control_endpoint)
@@ -709,6 +717,15 @@ class ChannelServer:
                 for s in want - writing:
                     poller.register(s, zmq.POLLOUT)
                 writing = want
+                # Stream senders wait while a receiver they feed has a full output queue (lossless
+                # back-pressure through ZMQ); burst outputs beyond it are dropped (see _enqueue).
+                stop = {s for rt in self.nodes.values() if rt.cfg.mode == "stream"
+                        and any(self.nodes[d].out_bytes >= lim for d in rt.directions) for s in rt.tx_socks}
+                for s in paused - stop:
+                    poller.register(s, zmq.POLLIN)
+                for s in stop - paused:
+                    poller.unregister(s)
+                paused = stop
                 timeout = _POLL_MS
                 if not self._results.empty():
                     timeout = 0
@@ -1035,7 +1052,7 @@ class ChannelServer:
 
     def _enqueue(self, d: _Direction, y: np.ndarray, ev: dict) -> None:
         dst = self.nodes[d.dst]
-        if dst.out and dst.out_bytes + y.nbytes > self.limits["queued_out_bytes_per_node"]:
+        if ev["type"] == "burst" and dst.out and dst.out_bytes + y.nbytes > self.limits["queued_out_bytes_per_node"]:
             dst.c["dropped"] += 1
             dst.c["dropped_queue_full"] += 1
             self.totals["dropped"] += 1
