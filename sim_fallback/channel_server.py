@@ -231,7 +231,9 @@ class PendingBursts:
 
     [Note: pending bursts]
     A burst is keyed by ``(node, sender, number)``: ``sender`` is the header's ``sender`` (or ""), or
-    ``None`` for headerless messages (GNU Radio), which are paired by arrival order per antenna.
+    ``None`` for headerless messages (GNU Radio), which are paired by arrival order: a message joins
+    the oldest pending burst still missing its antenna (so pairing recovers once a lost message's
+    burst has expired).
     Limits: ``per_sender`` bursts and ``per_sender_bytes`` per (node, sender); ``total`` bursts and
     ``total_bytes`` in all; a burst older than ``timeout_s`` expires. A sender over its own limit loses
     its own oldest burst. Over a total limit, the victim is the oldest burst of the sender holding the
@@ -317,6 +319,10 @@ class PendingBursts:
             self._drop(k)  # older, never completed: one antenna's message was lost
             dropped += 1
         return entry[2], dropped
+
+    def oldest_open(self, sender: tuple, ant: int) -> tuple | None:
+        """The key of ``sender``'s (= (node, sender)) oldest pending burst whose slot ``ant`` is empty."""
+        return next((k for k in self._by_sender.get(sender, ()) if self._b[k][2][ant] is None), None)
 
     def expire(self, now: float) -> int:
         """Drop bursts older than ``timeout_s``; returns how many."""
@@ -868,9 +874,11 @@ class ChannelServer:
         # burst key (see [Note: pending bursts]): (node, sender, number)
         if header and "seq" in header:
             key = (rt.cfg.name, header.get("sender", ""), header["seq"])
-        else:
-            key = (rt.cfg.name, None, rt.auto_key[ant])
-            rt.auto_key[ant] += 1
+        else:  # headerless: the oldest pending burst still missing this antenna, else a new one
+            key = self.pending.oldest_open((rt.cfg.name, None), ant)
+            if key is None:
+                key = (rt.cfg.name, None, rt.auto_key[0])
+                rt.auto_key[0] += 1
         evicted0 = self.pending.evicted
         slots, dropped = self.pending.add(key, rt.cfg.antennas, ant, _REJECT if x is None else (x, header),
                                           0 if x is None else x.nbytes, time.monotonic())
