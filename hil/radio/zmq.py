@@ -10,13 +10,23 @@ receives one message per RX antenna: the burst through the channel, with the lin
 (lead + random jitter + trail), as complex64 ``(n_rx, m)``. ``reverse()`` is the ZmqRadio of
 ``rx_node -> tx_node`` over the same (transposed) channel.
 
-Only one client may read a node's rx streams (PUSH deals messages round-robin between readers).
-After a timeout the radio drops its data sockets and reconnects, so nothing stale is read later;
+Only one client may read a node's rx streams (PUSH deals messages round-robin between readers);
+after a timeout the radio asks the server how many readers the stream has and, if another client
+is reading it, says so instead of a bare timeout. After a timeout the radio drops its data sockets and reconnects, so nothing stale is read later;
 ZMQ reconnects by itself after a server restart on the same endpoints.
+
+[Note: endpoints a client binds]
+Where the server connects (``tx_role``/``rx_role`` "connect"), the client binds the endpoint the
+server names. Binding an ``ipc://`` path unlinks an existing file of that name first (libzmq), and
+binding a ``tcp://`` address on another interface opens a port to the network; so endpoints that
+came over the network (the control socket's ``info`` reply) are bound only if they are ``tcp://``
+on a loopback address. An ``info`` dict the caller passes itself (the server's ready line or
+``--endpoints-file``) is the caller's choice and is bound as given.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -61,6 +71,36 @@ def control_request(ctx: zmq.Context, endpoint: str, req: dict, timeout_s: float
     return reply
 
 
+def is_loopback_tcp(endpoint: str) -> bool:
+    """Whether ``endpoint`` is ``tcp://HOST:PORT`` with HOST a loopback address (or ``localhost``)."""
+    if not isinstance(endpoint, str) or not endpoint.startswith("tcp://"):
+        return False
+    host = endpoint[len("tcp://"):].rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind_endpoints(info: dict, source: str) -> None:
+    """Refuse an ``info`` from the network that would make a client bind a non-loopback or ipc endpoint.
+
+    See [Note: endpoints a client binds]. Raises RadioError naming the node, the endpoint and ``source``.
+    """
+    for name, node in info["nodes"].items():
+        for role, key in (("tx_role", "tx"), ("rx_role", "rx")):
+            if node.get(role, "bind") != "connect":
+                continue
+            for ep in node[key]:
+                if not is_loopback_tcp(ep):
+                    raise RadioError(
+                        f"channel server {source} asks clients to bind {ep!r} (node {name!r} {key}); a client "
+                        "binds only tcp:// loopback endpoints named over the network. Pass the server's info "
+                        "(its ready line or --endpoints-file JSON) to ZmqRadio to bind other endpoints")
+
+
 class ZmqRadio(Radio):
     """Client of the channel server: the directed wiring ``tx_node -> rx_node`` (see [Note: ZmqRadio wiring]).
 
@@ -93,6 +133,7 @@ class ZmqRadio(Radio):
                 info = control
             else:
                 info = control_request(self.ctx, control, {"cmd": "info"}, self.timeout_s)
+                check_bind_endpoints(info, control)
             self.info = info
             self.control = info["control"]
             nodes = info["nodes"]
@@ -210,7 +251,14 @@ class ZmqRadio(Radio):
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not s.poll(max(1, int(left * 1000)), zmq.POLLIN):
+                readers = self._readers(i)
                 self._reset()
+                if readers > 1:
+                    raise RadioError(
+                        f"no samples from node {self.rx_node!r} antenna {i} at {self.rx_endpoints[i]} within "
+                        f"{self.timeout_s:.1f} s: the stream already has another reader ({readers} clients "
+                        "connected; the server deals the output between them). Close the other client (another "
+                        "ZmqRadio, a GNU Radio flowgraph) or give each client its own node")
                 raise RadioTimeout(
                     f"no samples from node {self.rx_node!r} antenna {i} at {self.rx_endpoints[i]} within "
                     f"{self.timeout_s:.1f} s; is the channel server running and {self.tx_node!r} -> "
@@ -224,6 +272,16 @@ class ZmqRadio(Radio):
                 return row
             log.warning("discarding a stale %d-sample message on %s (expected %d)", row.size,
                         self.rx_endpoints[i], expect)
+
+    def _readers(self, i: int) -> int:
+        """Clients connected to ``rx_node``'s antenna ``i`` stream, by the server's count (0 if unknown)."""
+        if self.pattern_rx == "pubsub":
+            return 0  # every subscriber gets every message: more readers are fine
+        try:
+            st = control_request(self.ctx, self.control, {"cmd": "stats"}, min(1.0, self.timeout_s), retries=0)
+            return int(st["nodes"][self.rx_node]["readers"][i])
+        except (RadioError, KeyError, IndexError, TypeError, ValueError):
+            return 0
 
     def _drain(self) -> int:
         n = 0
@@ -261,6 +319,10 @@ class ZmqRadio(Radio):
         if n == 0:
             raise ValueError("tx_burst is empty; send at least one sample")
         m = self.capture_samples(n, rx_samples)
+        extra = self.info.get("limits", {}).get("max_extra_rx_samples")
+        if extra is not None and m > self.capture_samples(n) + int(extra):
+            raise ValueError(f"rx_samples={m} for a {n}-sample burst: the server captures at most "
+                             f"{self.capture_samples(n) + int(extra)} (lead + jitter + n + trail + {int(extra)})")
         if max(n, m) * 8 > self.max_message_bytes:
             raise ValueError(f"burst of {n} samples ({m} captured) exceeds the server's max_message_bytes "
                              f"{self.max_message_bytes} ({self.max_message_bytes // 8} samples); split it")
@@ -355,4 +417,4 @@ def open_link(control: str | dict, tx_node: str, rx_node: str, **kw: Any) -> Zmq
     return ZmqRadio(control, tx_node, rx_node, **kw)
 
 
-__all__: Sequence[str] = ["ZmqRadio", "control_request", "open_link"]
+__all__: Sequence[str] = ["ZmqRadio", "check_bind_endpoints", "control_request", "is_loopback_tcp", "open_link"]

@@ -3,6 +3,7 @@ argument checking, caps, reverse(), timeouts and close()."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -126,3 +127,52 @@ def test_capture_timeout_names_the_rx_endpoint(server):
 def test_bad_timeout_argument():
     with pytest.raises(ValueError, match="timeout_s"):
         ZmqRadio("tcp://127.0.0.1:1", "a", "b", timeout_s=0)
+
+
+# ---------------------------------------------------------------------------------------------- hostile servers
+def _fake_server(info: dict):
+    """A REP socket that answers every request with ``info`` (a server that lies); returns (endpoint, stop)."""
+    ctx = zmq.Context.instance()
+    rep = ctx.socket(zmq.REP)
+    rep.setsockopt(zmq.LINGER, 0)
+    rep.bind("tcp://127.0.0.1:*")
+    ep = rep.getsockopt_string(zmq.LAST_ENDPOINT)
+    done = threading.Event()
+
+    def run():
+        while not done.is_set():
+            if rep.poll(50):
+                rep.recv()
+                rep.send_string(json.dumps({"ok": True, **info, "control": ep}))
+        rep.close(0)
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return ep, lambda: (done.set(), th.join(2))
+
+
+@pytest.mark.parametrize("endpoint", ["ipc://{victim}", "tcp://0.0.0.0:0", "tcp://*:0", "inproc://x"])
+def test_an_info_reply_from_the_network_cannot_make_the_client_bind_it(tmp_path, endpoint):
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    ep = endpoint.format(victim=victim)
+    node = {"antennas": 1, "mode": "burst", "pattern": "pushpull", "tx": ["tcp://127.0.0.1:1"], "rx": [ep],
+            "tx_role": "bind", "rx_role": "connect", "peers": ["a"]}
+    info = {"nodes": {"a": dict(node, peers=["b"]), "b": node}, "sample_rate_hz": 1e6, "max_message_bytes": 64,
+            "links": {"a->b": {"lead_samples": 0, "lead_jitter": 0, "trail_samples": 0}}}
+    control, stop = _fake_server(info)
+    try:
+        with pytest.raises(RadioError, match="binds only tcp:// loopback"):
+            ZmqRadio(control, "a", "b", timeout_s=2.0)
+    finally:
+        stop()
+    assert victim.read_text() == "keep me"
+
+
+def test_loopback_tcp_endpoints():
+    from hil.radio.zmq import is_loopback_tcp
+
+    assert is_loopback_tcp("tcp://127.0.0.1:5555") and is_loopback_tcp("tcp://[::1]:1")
+    assert is_loopback_tcp("tcp://localhost:7") and is_loopback_tcp("tcp://127.3.2.1:7")
+    for ep in ("tcp://0.0.0.0:1", "tcp://*:1", "tcp://10.0.0.1:1", "ipc:///tmp/x", "tcp://eth0:1", "", None):
+        assert not is_loopback_tcp(ep)
