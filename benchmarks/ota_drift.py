@@ -27,7 +27,7 @@ import torch  # noqa: E402
 from hil.ota.link import OTALink, calibrate_reciprocity  # noqa: E402
 from hil.train import loop  # noqa: E402
 from hil.train.config import from_dict  # noqa: E402
-from hil.train.data import load_digits  # noqa: E402
+from hil.data import load_digits  # noqa: E402
 from hil.train.links import open_transport  # noqa: E402
 from hil.train.models import unsplit  # noqa: E402
 from hil.train.run import _build  # noqa: E402

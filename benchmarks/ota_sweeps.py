@@ -23,7 +23,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 from hil.train.config import from_dict  # noqa: E402
-from hil.train.data import load_digits  # noqa: E402
+from hil.data import load_digits  # noqa: E402
 from hil.train.report import plot_sweep, write_json  # noqa: E402
 from hil.train.run import train_digital, train_ota  # noqa: E402
 

@@ -24,7 +24,7 @@ from torch import nn  # noqa: E402
 
 from hil.ota.link import OTALink, calibrate_reciprocity  # noqa: E402
 from hil.train.config import OTAConfig  # noqa: E402
-from hil.train.data import load_digits  # noqa: E402
+from hil.data import load_digits  # noqa: E402
 from hil.train.links import open_transport  # noqa: E402
 from hil.train.models import build_model  # noqa: E402
 

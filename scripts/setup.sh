@@ -14,6 +14,14 @@ if command -v apt-get >/dev/null 2>&1; then
   apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 
-# torch first, pinned: a looser requirement would pull a multi-GB CUDA build.
-"$PY" -m pip install -q torch==2.13.0
-"$PY" -m pip install -q -e '.[pluto,test]'
+# torch first, at the version of scripts/constraints.txt, which the package install below also gets
+# (-c), so no later resolution moves torch. The pin chooses the version, not the build: pip takes
+# whichever build of that version its index offers. Here pip's configuration reads a local index
+# that holds the CPU build (2.13.0+cpu). From PyPI alone, Linux x86_64 gets the CUDA build, which pulls
+# several GB of nvidia-* packages; to get the CPU build there, set HIL_TORCH_INDEX_URL to PyTorch's
+# CPU wheel index, which is passed to this one install as --index-url.
+torch_index=()
+if [ -n "${HIL_TORCH_INDEX_URL:-}" ]; then torch_index=(--index-url "$HIL_TORCH_INDEX_URL"); fi
+"$PY" -m pip install -q -c scripts/constraints.txt "${torch_index[@]}" torch
+# extras: pluto (pyadi-iio), test (pytest, hypothesis), cluster (ray), log (tensorboard)
+"$PY" -m pip install -q -c scripts/constraints.txt -e '.[pluto,test,cluster,log]'

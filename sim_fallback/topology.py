@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -334,11 +335,12 @@ def load_topology(source: str | Path | Mapping[str, Any]) -> Topology:
 
 def default_config_path(name: str = "edge_server") -> Path:
     """Path of a topology shipped in sim_fallback/configs/ (``name`` without ``.toml``)."""
-    p = Path(__file__).parent / "configs" / f"{name}.toml"
-    if not p.exists():
-        avail = sorted(q.stem for q in p.parent.glob("*.toml"))
+    shipped = resources.files("sim_fallback") / "configs"
+    p = shipped / f"{name}.toml"
+    if not p.is_file():
+        avail = sorted(q.name[: -len(".toml")] for q in shipped.iterdir() if q.name.endswith(".toml"))
         raise ConfigError(f"no shipped topology {name!r}; available: {avail}")
-    return p
+    return Path(str(p))
 
 
 def two_node_config(channel: Mapping[str, Any] | None = None, *, a: str = "edge", b: str = "server",

@@ -56,7 +56,7 @@ def load_digits_split(cfg: BaimConfig, rng: np.random.Generator) -> DigitsSplit:
     default plan every class is held by ``classes_per_node * n_nodes / 10`` nodes and its samples are
     divided evenly among them.
     """
-    from hil.train.data import digits_arrays
+    from hil.data import digits_arrays
 
     x, y = digits_arrays()  # float32 [1797, 64] in [0, 1], int64 labels
     test_idx, cloud_idx, edge_idx = [], [], []

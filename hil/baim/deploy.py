@@ -17,6 +17,7 @@ import torch
 from hil._io import atomic_write_json
 from hil.baim.assembly import BigModel, VaeSquad, parse_projection_key
 from hil.baim.wire import TrafficMeter, pack_state, unpack_state
+from hil.flops import module_flops
 
 logger = logging.getLogger(__name__)
 
@@ -100,14 +101,18 @@ def n_params(module: torch.nn.Module) -> int:
 # ---------------------------------------------------------------- placement (hil.split formats)
 
 
+def _per_sample_flops(lin: torch.nn.Linear) -> int:
+    return module_flops(lin, (1, lin.in_features))
+
+
 def task_model_profile(model: VaeSquad) -> dict:
     """Per-sample generation profile of a per-task model in the placement engine's JSON format
     (``{"layers": [{"name", "flops", "out_bytes", "params_bytes", "deps"}], "input_bytes"}``).
 
     Follows [Note: stage order]: layer ``l<b>.dec<s>`` is learner b's own stage s; if projections end
     in that stage, layer ``l<b>.mix<s>`` adds them (deps: the own stage and the source stages). Layers
-    are listed stage by stage, so every dependency precedes its user. FLOPs = 2 * in * out per matmul,
-    per generated image; bytes are float32.
+    are listed stage by stage, so every dependency precedes its user. FLOPs per generated image, as
+    ``hil.flops`` counts them (2 * in * out per matmul, biases and activations free); bytes are float32.
     """
     proj = model.dec_proj
     into: dict[tuple[int, int], list[tuple[int, int, str]]] = {}
@@ -121,22 +126,22 @@ def task_model_profile(model: VaeSquad) -> dict:
         for b, m in enumerate(model.learners):
             if s < depth[b]:
                 lin = m.dec.stages[s]
-                layers.append({"name": f"l{b}.dec{s}", "flops": 2 * lin.in_features * lin.out_features,
+                layers.append({"name": f"l{b}.dec{s}", "flops": _per_sample_flops(lin),
                                "out_bytes": 4 * lin.out_features,
                                "params_bytes": 4 * (lin.weight.numel() + lin.bias.numel()),
                                "deps": [last[b]] if last[b] else []})
                 last[b] = f"l{b}.dec{s}"
         for b, m in enumerate(model.learners):
             if s < depth[b] and (b, s) in into:
-                ws = [proj.proj[k].weight for _, _, k in into[(b, s)]]
-                layers.append({"name": f"l{b}.mix{s}", "flops": sum(2 * w.numel() for w in ws),
+                lins = [proj.proj[k] for _, _, k in into[(b, s)]]
+                layers.append({"name": f"l{b}.mix{s}", "flops": sum(_per_sample_flops(p) for p in lins),
                                "out_bytes": 4 * m.dec.widths[s],
-                               "params_bytes": sum(4 * (w.numel() + 1) for w in ws),
+                               "params_bytes": sum(4 * (p.weight.numel() + 1) for p in lins),
                                "deps": sorted({f"l{b}.dec{s}"} | {f"l{a}.dec{i}" for a, i, _ in into[(b, s)]})})
                 last[b] = f"l{b}.mix{s}"
     for b, m in enumerate(model.learners):
         head = m.dec_head
-        layers.append({"name": f"l{b}.head", "flops": 2 * head.in_features * head.out_features,
+        layers.append({"name": f"l{b}.head", "flops": _per_sample_flops(head),
                        "out_bytes": 4 * head.out_features,
                        "params_bytes": 4 * (head.weight.numel() + head.bias.numel()), "deps": [last[b]]})
     return {"layers": layers, "input_bytes": 4 * model.latent_dim}

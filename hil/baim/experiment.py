@@ -23,6 +23,7 @@ from hil.baim.fedavg import run_fedavg
 from hil.baim.learners import LearnerSpec, VaeLearner, draw_learner_specs, train_vae
 from hil.baim.metrics import FrechetEvaluator, accuracy, train_classifier
 from hil.baim.wire import TrafficMeter, pack_state, unpack_state
+from hil.flops import count_flops
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +56,6 @@ def train_cloud(big: BigModel, x: torch.Tensor, tasks: torch.Tensor, cfg: BaimCo
     Returns (FD per epoch incl. epoch 0, FLOPs of the first epoch, pruning info, the values of
     ``evaluate_nelbo(big)`` per epoch or an empty list).
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     if strategy == "freeze":
         for s in big.squads:
             for p in s.learner_parameters():
@@ -75,19 +74,14 @@ def train_cloud(big: BigModel, x: torch.Tensor, tasks: torch.Tensor, cfg: BaimCo
     flops = 0
     prune_info = {"before": big.n_projections(), "after": big.n_projections(), "epoch": None}
     for epoch in range(cfg.cloud_epochs):
-        counter = FlopCounterMode(display=False) if epoch == 0 else None
-        if counter is not None:
-            counter.__enter__()
-        try:
+        with count_flops(enabled=epoch == 0) as counted:
             for idx in batches(len(x), cfg.batch_size, gen):
                 loss = big.loss(x[idx], tasks[idx], gen, cfg.proj_penalty)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-        finally:
-            if counter is not None:
-                counter.__exit__(None, None, None)
-                flops = int(counter.get_total_flops())
+        if epoch == 0:
+            flops = counted.total
         if epoch + 1 == cfg.gate_warmup_epochs:
             opt = make_opt(False)
         if epoch + 1 == cfg.prune_epoch:

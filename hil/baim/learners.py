@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hil.baim.data import DATA_DIM, batches
+from hil.flops import count_flops
 
 logger = logging.getLogger(__name__)
 
@@ -109,28 +110,22 @@ def train_vae(model: VaeLearner, x: torch.Tensor, epochs: int, batch_size: int, 
               gen: torch.Generator, flops_epoch: list | None = None) -> list[float]:
     """Adam on the negative ELBO. Returns the mean loss per epoch.
 
-    If ``flops_epoch`` is a list, the first epoch runs under ``FlopCounterMode`` and its total FLOPs
-    (forward + backward matmuls, as torch counts them) are appended to it.
+    If ``flops_epoch`` is a list, the first epoch's FLOPs (forward + backward, ``hil.flops.count_flops``)
+    are appended to it.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
     for epoch in range(epochs):
-        counter = FlopCounterMode(display=False) if (flops_epoch is not None and epoch == 0) else None
         total = 0.0
-        if counter is not None:
-            counter.__enter__()
-        try:
+        counting = flops_epoch is not None and epoch == 0
+        with count_flops(enabled=counting) as counted:
             for idx in batches(len(x), batch_size, gen):
                 loss = model.loss(x[idx], gen).mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
-        finally:
-            if counter is not None:
-                counter.__exit__(None, None, None)
-                flops_epoch.append(int(counter.get_total_flops()))
+        if counting:
+            flops_epoch.append(counted.total)
         history.append(total / len(x))
     return history

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import beta as beta_dist
+from scipy.stats import binomtest
 
 from hil._io import atomic_write_json, atomic_write_text
 from hil.channel.config import build_channel
@@ -180,11 +180,11 @@ def _db(x: float) -> float:
 
 
 def clopper_pearson(k: int, n: int, conf: float = 0.95) -> tuple[float, float]:
-    """Two-sided Clopper-Pearson interval of a proportion k/n."""
-    a = 1 - conf
-    lo = 0.0 if k == 0 else float(beta_dist.ppf(a / 2, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta_dist.ppf(1 - a / 2, k + 1, n - k))
-    return lo, hi
+    """Two-sided Clopper-Pearson (exact) interval of a proportion k/n; (0, 1) when n is 0."""
+    if n == 0:
+        return 0.0, 1.0
+    ci = binomtest(k, n).proportion_ci(confidence_level=conf, method="exact")
+    return float(ci.low), float(ci.high)
 
 
 def summarise(trials: list[Trial], snr_db: float) -> dict:

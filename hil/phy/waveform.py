@@ -12,6 +12,7 @@ resampling.
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -152,15 +153,30 @@ class Sequences:
         return chips.reshape(self.walsh.shape[0], -1) * self.scrambler[None, :]
 
 
-def crc16(bits: np.ndarray) -> int:
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) of a bit array (MSB first)."""
+def _crc16_init_after_zeros(pad: int) -> int:
+    """The CRC-16/CCITT register value that ``pad`` zero bits take to 0xFFFF (the zero-bit step, undone)."""
     reg = 0xFFFF
-    for b in np.asarray(bits, np.uint8):
-        top = ((reg >> 15) & 1) ^ int(b)
-        reg = (reg << 1) & 0xFFFF
-        if top:
-            reg ^= 0x1021
+    for _ in range(pad):
+        reg = (((reg ^ 0x1021) >> 1) | 0x8000) if reg & 1 else reg >> 1
     return reg
+
+
+_CRC16_INIT = tuple(_crc16_init_after_zeros(p) for p in range(8))
+
+
+def crc16(bits: np.ndarray) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final XOR) of a bit array (MSB first).
+
+    [Note: CRC of a bit string]
+    ``binascii.crc_hqx`` is this CRC over whole bytes. A bit string whose length is not a multiple of
+    8 (the header's 84 data bits) is front-padded with zero bits to whole bytes, and the register
+    starts at the value those zero bits take to 0xFFFF, so the result is the CRC of the bits alone:
+    the same value as the bit-serial definition (tests/unit/phy/test_phy_crc.py checks both).
+    """
+    b = np.asarray(bits, np.uint8)
+    pad = -b.size % 8
+    data = np.packbits(np.concatenate([np.zeros(pad, np.uint8), b])).tobytes()
+    return binascii.crc_hqx(data, _CRC16_INIT[pad])
 
 
 def _to_bits(value: int, n: int) -> list[int]:

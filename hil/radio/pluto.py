@@ -1,7 +1,7 @@
 """PlutoRadio: ADALM-Pluto and AD9361 boards through pyadi-iio (the only module that imports ``adi``).
 
 [Note: Pluto profiles]
-A profile (``firmware_configs/*.toml``) has three tables:
+A profile (``firmware_configs/*.toml``, shipped as ``hil/radio/profiles/``) has three tables:
 
 - ``[board]``: ``class`` (``Pluto`` for a stock 1r1t Pluto, ``ad9361`` for a Pluto rev C/D in 2r2t
   mode or an FMCOMMS2/3 / ADRV9361, ``FMComms5`` for the 4x4 board) and ``mode`` (``1r1t``, ``2r2t``,
@@ -49,6 +49,7 @@ import math
 import threading
 import traceback
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,8 @@ def readback_tolerance(key: str, value: float) -> float:
     a, r = READBACK_TOLERANCE[key]
     return a + r * abs(float(value))
 
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "firmware_configs"
+#: The shipped profiles, package data of ``hil.radio`` (see [Note: where profiles live]).
+PROFILE_DIR = resources.files("hil.radio") / "profiles"
 
 _RF_KEYS = {"sample_rate_hz", "rx_lo_hz", "tx_lo_hz", "rx_rf_bandwidth_hz", "tx_rf_bandwidth_hz",
             "gain_control_mode", "rx_gain_db", "tx_gain_db"}
@@ -198,15 +200,29 @@ class PlutoProfile:
         )
 
 
+def profile_names() -> list[str]:
+    """Names of the shipped profiles (``pluto_1r1t``, ...), sorted."""
+    return sorted(q.name[: -len(".toml")] for q in PROFILE_DIR.iterdir() if q.name.endswith(".toml"))
+
+
 def load_profile(path_or_name: str | Path) -> dict:
-    """Read a profile TOML: a path, or a name in ``firmware_configs/`` (``pluto_1r1t``)."""
+    """Read a profile TOML: a path, or the name of a shipped profile (``pluto_1r1t``, see ``profile_names``).
+
+    [Note: where profiles live]
+    The profiles are package data (``hil/radio/profiles/``), read with ``importlib.resources`` so a
+    wheel or a non-editable install has them. In the source tree ``hil/radio/profiles`` is a symbolic
+    link to the top-level ``firmware_configs/``, the one copy that is edited and that users copy
+    from; setuptools follows the link when it builds a wheel or an sdist, which then hold regular files.
+    """
     p = Path(path_or_name)
-    if not p.is_file():
-        p = PROFILE_DIR / (str(path_or_name) + ("" if str(path_or_name).endswith(".toml") else ".toml"))
-    if not p.is_file():
-        names = sorted(q.stem for q in PROFILE_DIR.glob("*.toml"))
-        raise ConfigError(f"no profile {str(path_or_name)!r}: give a TOML path or one of {names}")
-    return load_mapping(p, "profile")
+    if p.is_file():
+        return load_mapping(p, "profile")
+    name = str(path_or_name)
+    shipped = PROFILE_DIR / (name if name.endswith(".toml") else name + ".toml")
+    if not shipped.is_file():
+        raise ConfigError(f"no profile {name!r}: give a TOML path or one of {profile_names()}")
+    with resources.as_file(shipped) as fp:
+        return load_mapping(fp, "profile")
 
 
 def parse_range(text: str) -> tuple[float, float, float] | list[str]:

@@ -146,9 +146,9 @@ class Candidate:
 # ---------------------------------------------------------------------- evaluation
 @functools.lru_cache(maxsize=1)
 def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
-    """sklearn's bundled digits via the package's one reader (hil.train.data.digits_arrays), cached:
+    """sklearn's bundled digits via the package's one reader (hil.data.digits_arrays), cached:
     pixels float32 ``[1797, 64]`` in [0, 1], labels int64."""
-    from hil.train.data import digits_arrays
+    from hil.data import digits_arrays
 
     return digits_arrays()
 

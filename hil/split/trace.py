@@ -4,19 +4,15 @@ Every fx node other than placeholders, constants (``get_attr``) and the output b
 its ``deps`` are the fx nodes it reads, the model input (the placeholder) as ``"input"`` and
 constants left out (see hil.split.profile [Note: the model input in deps]). Shapes come from ``ShapeProp`` on an example input.
 
-[Note: FLOP counts] (a multiply-add counts 2 FLOPs, as in most split-DNN papers)
-- Conv: 2 * out_numel * (cin / groups) * kh * kw (+ out_numel with a bias).
-- Linear: 2 * out_numel * in_features (+ out_numel with a bias).
-- BatchNorm / LayerNorm (inference): 2 * numel. Add/mul/sub/div, ReLU-like: numel.
-- Max/avg pooling: out_numel * window size (adaptive: input numel). Reshapes, dropout, flatten: 0.
-Others: numel of the output (a modest, documented default).
+FLOPs per layer are torch's count of that node's operations (``hil.flops``, [Note: FLOP counts] there:
+matrix products and convolutions, a multiply-add counting 2; element-wise ops, normalisation and
+pooling 0), taken while ShapeProp runs the example input through the graph.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import operator
 import time
 from typing import Any, Sequence
 
@@ -24,25 +20,10 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from hil.flops import count_flops
 from hil.split.profile import INPUT, Layer, Profile
 
 log = logging.getLogger(__name__)
-
-_ELEMENTWISE_FN = {operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul,
-                   torch.relu, torch.sigmoid, torch.tanh, nn.functional.relu, torch.cat}
-_FREE_FN = {torch.flatten, torch.reshape, operator.getitem, torch.squeeze, torch.unsqueeze}
-_FREE_METHODS = {"view", "reshape", "flatten", "size", "squeeze", "unsqueeze", "permute", "transpose",
-                 "contiguous", "dim"}
-
-
-def _numel(meta: Any) -> int:
-    if meta is None:
-        return 0
-    if hasattr(meta, "shape"):
-        return int(math.prod(meta.shape))
-    if isinstance(meta, (tuple, list)):
-        return sum(_numel(m) for m in meta)
-    return 0
 
 
 def _nbytes(meta: Any) -> int:
@@ -55,33 +36,18 @@ def _nbytes(meta: Any) -> int:
     return 0
 
 
-def _node_flops(gm: fx.GraphModule, node: fx.Node) -> float:
-    out = _numel(node.meta.get("tensor_meta"))
-    if node.op == "call_module":
-        mod = gm.get_submodule(str(node.target))
-        if isinstance(mod, nn.modules.conv._ConvNd):
-            k = math.prod(mod.kernel_size) * mod.in_channels // mod.groups
-            return 2.0 * out * k + (out if mod.bias is not None else 0)
-        if isinstance(mod, nn.Linear):
-            return 2.0 * out * mod.in_features + (out if mod.bias is not None else 0)
-        if isinstance(mod, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)):
-            return 2.0 * out
-        if isinstance(mod, (nn.MaxPool2d, nn.AvgPool2d, nn.MaxPool1d, nn.AvgPool1d)):
-            ks = mod.kernel_size if isinstance(mod.kernel_size, tuple) else (mod.kernel_size,) * 2
-            return float(out * math.prod(ks))
-        if isinstance(mod, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool1d)):
-            src = node.args[0]
-            return float(_numel(src.meta.get("tensor_meta")) if isinstance(src, fx.Node) else out)
-        if isinstance(mod, (nn.Dropout, nn.Flatten, nn.Identity)):
-            return 0.0
-        return float(out)
-    if node.op == "call_function":
-        if node.target in _FREE_FN:
-            return 0.0
-        return float(out)
-    if node.op == "call_method":
-        return 0.0 if node.target in _FREE_METHODS else float(out)
-    return 0.0
+class _ShapeAndFlops(ShapeProp):
+    """ShapeProp that also counts each node's FLOPs (``hil.flops.count_flops``) into ``flops``."""
+
+    def __init__(self, gm: fx.GraphModule):
+        super().__init__(gm)
+        self.flops: dict[str, float] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        with count_flops() as c:
+            out = super().run_node(n)
+        self.flops[n.name] = float(c.total)
+        return out
 
 
 def _params_bytes(gm: fx.GraphModule, node: fx.Node) -> int:
@@ -130,8 +96,9 @@ def profile_model(model: nn.Module, example: torch.Tensor | Sequence[int], measu
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
         raise ValueError(f"profile_model supports models with one input; {type(model).__name__} has {len(placeholders)}")
+    shapes = _ShapeAndFlops(gm)
     with torch.no_grad():
-        ShapeProp(gm).propagate(x)
+        shapes.propagate(x)
     timings: dict[str, float] = {}
     if measure:
         timings = _measure(gm, x, repeats)
@@ -143,7 +110,7 @@ def profile_model(model: nn.Module, example: torch.Tensor | Sequence[int], measu
                                    for d in _flat_nodes((node.args, node.kwargs)) if d.op != "get_attr"))
         layers.append(Layer(
             name=node.name,
-            flops=_node_flops(gm, node),
+            flops=shapes.flops.get(node.name, 0.0),
             out_bytes=float(_nbytes(node.meta.get("tensor_meta"))),
             params_bytes=float(_params_bytes(gm, node)),
             deps=deps,

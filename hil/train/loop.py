@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from hil._io import atomic_write
-from hil.train.data import Dataset
+from hil.data import Dataset
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from hil._io import atomic_write_text, load_mapping
 from hil.errors import ConfigError
 from hil.ota.link import OTALink, ReciprocityCalibration, calibrate_reciprocity
 from hil.train.config import RunConfig, to_toml
-from hil.train.data import Dataset, load_dataset
+from hil.data import Dataset, load_dataset
 from hil.train.links import open_transport
 from hil.train.loop import EpochRecord, evaluate, load_checkpoint, train_model
 from hil.train.models import build_model

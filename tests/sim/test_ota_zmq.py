@@ -11,7 +11,7 @@ import torch
 
 from hil.ota import OTALink, PhyTransport
 from hil.radio.zmq import ZmqRadio
-from hil.train.data import load_digits
+from hil.data import load_digits
 from hil.train.loop import train_model
 from hil.train.models import build_model, unsplit
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from hil.errors import ConfigError
-from hil.radio.pluto import PROFILE_DIR, PlutoProfile, load_profile, parse_range
+from hil.radio.pluto import PlutoProfile, load_profile, parse_range, profile_names
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("name, cls, n", [("pluto_1r1t", "Pluto", 1), ("pluto_2r2t", "ad9361", 2),
@@ -17,8 +22,22 @@ def test_shipped_profiles_parse(name, cls, n):
     assert p.tx_scale == 2**14 and p.gain_control_mode == "manual"
 
 
+def test_shipped_profiles_are_firmware_configs():
+    """One copy: the package's profiles are exactly the TOMLs of the top-level firmware_configs/."""
+    top = {q.stem: q.read_text() for q in (REPO / "firmware_configs").glob("*.toml")}
+    assert profile_names() == sorted(top)
+    assert (REPO / "hil" / "radio" / "profiles").resolve() == (REPO / "firmware_configs").resolve()
+    for name, text in top.items():
+        assert load_profile(name) == tomllib.loads(text)
+
+
+def test_unknown_profile_lists_the_shipped_ones():
+    with pytest.raises(ConfigError, match=r"no profile 'pluto_9r9t'.*'pluto_1r1t'"):
+        load_profile("pluto_9r9t")
+
+
 def test_every_toml_in_firmware_configs_is_a_valid_profile():
-    names = sorted(q.stem for q in PROFILE_DIR.glob("*.toml"))
+    names = profile_names()
     assert {"pluto_1r1t", "pluto_2r2t", "fmcomms2_3", "fmcomms5"} <= set(names)
     for n in names:
         PlutoProfile.from_dict(load_profile(n))

@@ -76,7 +76,7 @@ def test_resumed_run_equals_the_uninterrupted_run(tmp_path):
     import pytest
 
     from hil.train.config import from_dict
-    from hil.train.data import load_dataset
+    from hil.data import load_dataset
     from hil.train.run import train_ota
 
     cfg = from_dict({"data": {"limit_train": 192, "limit_test": 64}, "model": {"hidden": 16, "cut_out": 16},

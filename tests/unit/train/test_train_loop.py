@@ -9,7 +9,7 @@ import torch
 from hil.errors import ConfigError
 from hil.ota import IdealTransport, OTALink
 from hil.train.config import from_dict, load_config, to_toml
-from hil.train.data import load_digits
+from hil.data import load_digits
 from hil.train.loop import train_model
 from hil.train.models import build_model, unsplit
 from hil.train.run import run_experiment

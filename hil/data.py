@@ -11,6 +11,12 @@ CIFAR-10 from a local folder in their standard file formats.
 
 Every loader returns a :class:`Dataset`: float32 images ``[N, C, H, W]`` standardised with the training
 split's per-channel mean and std, int64 labels ``[N]``.
+
+[Note: a low-level data module]
+Training (``hil.train``), placement and JMSNAS (``hil.split``) and the cloud-edge model (``hil.baim``)
+all read their images here, so none of them imports another for its data. Importing this module does
+not import torch: :func:`digits_arrays` (plain numpy, what placement and BAIM use) works without it;
+only building a :class:`Dataset` (torch tensors) imports torch.
 """
 
 from __future__ import annotations
@@ -21,11 +27,14 @@ import pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from hil.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,8 @@ class Dataset:
 
 
 def _standardise(name: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray, limit_train: int, limit_test: int) -> Dataset:
+    import torch
+
     if limit_train:
         xtr, ytr = xtr[:limit_train], ytr[:limit_train]
     if limit_test:
@@ -66,13 +77,10 @@ def _standardise(name: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, y
 
 def load_digits(test_fraction: float = 0.2, seed: int = 0, limit_train: int = 0, limit_test: int = 0) -> Dataset:
     """scikit-learn's 8x8 digits (1797 images, 10 classes), split at random with ``seed``."""
-    from sklearn.datasets import load_digits as _sk
-
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    d = _sk()
-    x = (d.data / 16.0).reshape(-1, 1, 8, 8)
-    y = d.target
+    pixels, y = digits_arrays()
+    x = pixels.reshape(-1, 1, 8, 8)
     idx = np.random.default_rng(seed).permutation(len(x))
     n_test = int(round(test_fraction * len(x)))
     te, tr = idx[:n_test], idx[n_test:]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hil.errors import ConfigError
-from hil.train.data import load_cifar10, load_dataset, load_digits, load_mnist, read_idx
+from hil.data import load_cifar10, load_dataset, load_digits, load_mnist, read_idx
 
 
 def _idx(arr: np.ndarray) -> bytes:
