@@ -173,6 +173,14 @@ class Cluster:
             infos.append(h.info)
         return infos
 
+    def _dead_node(self, e: Exception, default: NodeHandle) -> NodeHandle:
+        """The node whose actor died: a call that waited on another node's result names that node."""
+        dead = getattr(e, "actor_id", None)
+        for h in self.handles.values():
+            if h.remote and dead is not None and h.target._actor_id.hex() == dead:
+                return h
+        return default
+
     def get(self, h: NodeHandle, ref: Any, timeout_s: float | None = None) -> Any:
         """The value of ``ref`` (a call on node ``h``); a dead or failed node raises NodeError in one line."""
         if not h.remote:
@@ -183,11 +191,12 @@ class Cluster:
         try:
             return ray.get(ref, timeout=timeout_s)
         except rx.RayActorError as e:
+            h = self._dead_node(e, h)
             where = f"host {h.info.get('host', '?')}, pid {h.info.get('pid', '?')}" if h.info else "not yet placed"
             cause = "its actor died (process killed, host lost or out of memory)"
             if isinstance(e, rx.ActorDiedError) and getattr(e, "error_msg", ""):
                 first = str(e.error_msg).strip().splitlines()[0]
-                cause += f": {first[:200]}"
+                cause += f": {first[:200].rstrip('.')}"
             raise NodeError(f"node {h.name!r} ({where}) stopped: {cause}; rerun the same command to resume "
                             "from the last checkpoint") from e
         except rx.GetTimeoutError as e:
