@@ -113,7 +113,7 @@ class Cluster:
         # the workers import this tree's hil (the driver's sys.path, e.g. PYTHONPATH)
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH", ""),) if p)}}
         if self.mode == "local":
-            ctx = ray.init(num_cpus=self.num_cpus, resources={resource_name(n): 1 for n in self.nodes},
+            ctx = ray.init(address="local", num_cpus=self.num_cpus, resources={resource_name(n): 1 for n in self.nodes},
                            include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
                            runtime_env=env if env["env_vars"]["PYTHONPATH"] else None)
         else:

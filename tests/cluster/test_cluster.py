@@ -26,7 +26,7 @@ def small(transport: str, **train):
 def ray_local():
     """One private Ray instance on 127.0.0.1 for the module, advertising every bench node; shut down after."""
     os.environ["RAY_DISABLE_USAGE_STATS"] = "1"
-    ray.init(num_cpus=2, resources={resource_name(n): 1 for n, _ in BENCH}, include_dashboard=False,
+    ray.init(address="local", num_cpus=2, resources={resource_name(n): 1 for n, _ in BENCH}, include_dashboard=False,
              log_to_driver=False, _node_ip_address="127.0.0.1",
              runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}})
     yield
