@@ -249,6 +249,42 @@ def train_cmd(
     _run_training(cfg, out)
 
 
+@app.command("run")
+def run_cmd(
+    config: str = typer.Option(..., "--config", "-c", help="Training config (TOML) or a packaged name (digits_mlp)."),
+    cluster: str = typer.Option("local", "--cluster", help="local (a private Ray instance on 127.0.0.1, one "
+                                "process per node), none (everything in this process) or the address of a "
+                                "running Ray cluster whose hosts advertise hil_node:<name>."),
+    out: Path = typer.Option(Path("runs/run"), "--out", "-o", help="Report folder; a rerun resumes from its manifest."),
+    microbatches: int = typer.Option(1, "--microbatches", help="Micro-batches per batch (pipelined across nodes)."),
+    transport: Optional[str] = typer.Option(None, "--transport", help="Override \\[ota] transport: ideal, loopback, zmq, pluto."),
+    epochs: Optional[int] = typer.Option(None, help="Override [train] epochs."),
+) -> None:
+    """Train the split model with each bench node (edge, server) as its own process (docs/cluster.md)."""
+    from hil.cluster.run import run_split
+    from hil.errors import ConfigError, HilError
+    from hil.train.config import load_config, validate
+
+    try:
+        cfg = load_config(config)
+        cfg = validate(cfg.replace(ota={"transport": transport} if transport else {},
+                                   train={"epochs": epochs} if epochs else {}))
+    except (ConfigError, TypeError) as e:
+        console.print(f"[red]config error[/]: {e}")
+        raise typer.Exit(2)
+    try:
+        report = run_split(cfg, out, cluster=cluster, microbatches=microbatches,
+                           progress=lambda msg: console.print(f"[cyan]run[/] {msg}"))
+    except (HilError, ValueError) as e:
+        console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    acc = report["accuracy"]
+    dig = "-" if acc["digital"] is None else f"{acc['digital']:.2f}%"
+    console.print(f"split: [bold]{acc['split']:.2f}%[/]  digital: [bold]{dig}[/]  steps: {report['steps']}  "
+                  f"({report['seconds']:.1f} s)")
+    console.print(f"report: {out / 'report.md'}")
+
+
 @app.command("demo")
 def demo_cmd(
     quick: bool = typer.Option(False, "--quick", help="A short run (< 30 s): fewer epochs, small sweeps."),

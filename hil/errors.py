@@ -40,3 +40,7 @@ class PlacementInfeasible(PlacementError):
 
 class CaptureError(HilError):
     """A channel capture or a SigMF recording is invalid or incomplete."""
+
+
+class NodeError(HilError):
+    """A node of a cluster run failed: its actor died, its host was lost, or it could not open its radio."""

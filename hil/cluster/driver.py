@@ -1,0 +1,208 @@
+"""The driver of ``hil run``: start or join the cluster, deploy the nodes, train and evaluate through them.
+
+Cluster modes (``--cluster``):
+
+- ``none``: every :class:`hil.cluster.node.Node` is an object in this process (debugging, and the
+  reference the other modes must equal bit for bit).
+- ``local``: a private Ray instance on 127.0.0.1 advertising ``hil_node:<name>`` for every bench node;
+  each node is an actor in its own worker process.
+- any other value: the address of a running Ray cluster (``ray start --head ...``) whose hosts
+  advertise the ``hil_node:<name>`` resources of the bench's nodes.
+
+[Note: pipelined steps]
+One training step of ``M`` micro-batches submits, in this order: the edge's forward of every
+micro-batch, the server's forward-and-backward of every micro-batch (each waits for its symbols),
+the edge's backward of every micro-batch (each waits for its gradient), then one optimiser update on
+every node. Ray runs each actor's calls in submission order, so while the server works on
+micro-batch ``j`` the edge already computes ``j + 1`` (GPipe fill and drain); in ``none`` the same
+calls run one after the other in the same order, which is why the two give the same numbers. The
+symbols and gradients go from node to node as Ray object references: the driver never touches them.
+Each micro-batch's loss is weighted by its share of the batch, so the accumulated gradient is that of
+the batch (exactly so for layers without batch statistics; batch normalisation and the transmitter's
+power normalisation see each micro-batch on its own, as in GPipe).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from hil.cluster.node import Node
+from hil.errors import ConfigError, NodeError
+
+log = logging.getLogger(__name__)
+
+#: the bench of a training config: the transmitter and the receiver of its over-the-air cut
+BENCH = (("edge", "edge"), ("server", "server"))  # (node name, role)
+
+
+def resource_name(node: str) -> str:
+    """The custom Ray resource a host advertises to run bench node ``node``."""
+    return f"hil_node:{node}"
+
+
+@dataclass
+class _Done:
+    """The result of a call in ``none`` mode (stands where a Ray ObjectRef would)."""
+
+    value: Any
+
+
+@dataclass
+class NodeHandle:
+    """A deployed node: its name, role, where it runs (filled by :meth:`Cluster.deploy`) and its object or actor."""
+
+    name: str
+    role: str
+    target: Any
+    remote: bool
+    info: dict = field(default_factory=dict)
+
+    def call(self, method: str, *args: Any, num_returns: int = 1) -> Any:
+        if not self.remote:
+            args = tuple(a.value if isinstance(a, _Done) else a for a in args)
+            out = getattr(self.target, method)(*args)
+            return _Done(out) if num_returns == 1 else [_Done(v) for v in out]
+        m = getattr(self.target, method)
+        if num_returns != 1:
+            m = m.options(num_returns=num_returns)
+        return m.remote(*args)
+
+
+class Cluster:
+    """Start or join a cluster (see the module docstring) and run :class:`Node` objects on it.
+
+    Args:
+        mode: ``"none"``, ``"local"`` or a Ray address (``"127.0.0.1:6379"``, ``"ray://..."``).
+        nodes: the bench's node names (``local`` advertises one ``hil_node:<name>`` for each).
+        num_cpus: CPUs of the private instance (``local``).
+
+    Use as a context manager: the private instance is shut down on exit (only one this object started;
+    a joined cluster is only disconnected from).
+    """
+
+    def __init__(self, mode: str = "local", nodes: tuple[str, ...] = ("edge", "server"), num_cpus: int = 2):
+        if not isinstance(mode, str) or not mode:
+            raise ValueError(f"cluster mode must be 'none', 'local' or a Ray address, got {mode!r}")
+        self.mode = mode
+        self.nodes = tuple(nodes)
+        self.num_cpus = int(num_cpus)
+        self.address: str | None = None
+        self._started = False
+        self.handles: dict[str, NodeHandle] = {}
+
+    @property
+    def remote(self) -> bool:
+        return self.mode != "none"
+
+    def __enter__(self) -> "Cluster":
+        if not self.remote:
+            return self
+        import ray
+
+        os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+        if ray.is_initialized():
+            self.address = ray.get_runtime_context().gcs_address
+            return self
+        # the workers import this tree's hil (the driver's sys.path, e.g. PYTHONPATH)
+        env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH", ""),) if p)}}
+        if self.mode == "local":
+            ctx = ray.init(address="local", num_cpus=self.num_cpus, resources={resource_name(n): 1 for n in self.nodes},
+                           include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
+                           runtime_env=env if env["env_vars"]["PYTHONPATH"] else None)
+        else:
+            try:
+                ctx = ray.init(address=self.mode, log_to_driver=False,
+                               runtime_env=env if env["env_vars"]["PYTHONPATH"] else None)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise ConfigError(f"--cluster {self.mode}: cannot join that Ray cluster ({e}); start it with "
+                                  "`ray start --head --resources '{\"hil_node:edge\": 1}'` or use --cluster local") from e
+        self._started = True
+        self.address = ctx.address_info.get("gcs_address") or ctx.address_info.get("address")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for h in list(self.handles.values()):
+            try:
+                self.get(h, h.call("close"))
+            except Exception:  # noqa: BLE001 - a dead node has nothing left to close
+                log.debug("closing node %s", h.name, exc_info=True)
+            if h.remote:
+                import ray
+
+                ray.kill(h.target)
+        self.handles = {}
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+
+    # -- nodes ----------------------------------------------------------------------------
+    def spawn(self, name: str, role: str, *args: Any) -> NodeHandle:
+        """Create node ``name`` (on the host advertising ``hil_node:<name>``)."""
+        if not self.remote:
+            try:
+                target = Node(name, role, *args)
+            except Exception as e:
+                raise NodeError(f"node {name!r} could not be deployed: {type(e).__name__}: {e}") from e
+            h = NodeHandle(name, role, target, False)
+        else:
+            import ray
+
+            actor = ray.remote(Node).options(resources={resource_name(name): 1}, num_cpus=0, max_restarts=0,
+                                             name=None)
+            h = NodeHandle(name, role, actor.remote(name, role, *args), True)
+        self.handles[name] = h
+        return h
+
+    def deploy(self) -> list[dict]:
+        """Wait until every spawned node is up; returns their ``info()``. Raises NodeError naming the node."""
+        infos = []
+        for h in self.handles.values():
+            h.info = self.get(h, h.call("info"), timeout_s=120.0)
+            infos.append(h.info)
+        return infos
+
+    def _dead_node(self, e: Exception, default: NodeHandle) -> NodeHandle:
+        """The node whose actor died: a call that waited on another node's result names that node."""
+        dead = getattr(e, "actor_id", None)
+        for h in self.handles.values():
+            if h.remote and dead is not None and h.target._actor_id.hex() == dead:
+                return h
+        return default
+
+    def get(self, h: NodeHandle, ref: Any, timeout_s: float | None = None) -> Any:
+        """The value of ``ref`` (a call on node ``h``); a dead or failed node raises NodeError in one line."""
+        if not h.remote:
+            return ref.value if isinstance(ref, _Done) else ref
+        import ray
+        from ray import exceptions as rx
+
+        try:
+            return ray.get(ref, timeout=timeout_s)
+        except rx.RayActorError as e:
+            h = self._dead_node(e, h)
+            where = f"host {h.info.get('host', '?')}, pid {h.info.get('pid', '?')}" if h.info else "not yet placed"
+            cause = "its actor died (process killed, host lost or out of memory)"
+            if isinstance(e, rx.ActorDiedError) and getattr(e, "error_msg", ""):
+                first = str(e.error_msg).strip().splitlines()[0]
+                cause += f": {first[:200].rstrip('.')}"
+            raise NodeError(f"node {h.name!r} ({where}) stopped: {cause}; rerun the same command to resume "
+                            "from the last checkpoint") from e
+        except rx.GetTimeoutError as e:
+            raise NodeError(f"node {h.name!r}: no answer within {timeout_s:.0f} s; does a host advertise the "
+                            f"resource {resource_name(h.name)!r} (ray status)?") from e
+        except rx.RayTaskError as e:
+            cause = e.cause if getattr(e, "cause", None) is not None else e
+            raise NodeError(f"node {h.name!r} ({h.info.get('host', '?')}): {type(cause).__name__}: "
+                            f"{str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}") from e
