@@ -4,7 +4,8 @@ Cluster modes (``--cluster``):
 
 - ``none``: every :class:`hil.cluster.node.Node` is an object in this process (debugging, and the
   reference the other modes must equal bit for bit).
-- ``local``: a private Ray instance on 127.0.0.1 advertising ``hil_node:<name>`` for every bench node;
+- ``local``: a private Ray instance on 127.0.0.1 (really: see [Note: Ray and 127.0.0.1] in
+  :mod:`hil.cluster.raylet`) advertising ``hil_node:<name>`` for every bench node;
   each node is an actor in its own worker process.
 - any other value: the address of a running Ray cluster (``ray start --head ...``) whose hosts
   advertise the ``hil_node:<name>`` resources of the bench's nodes.
@@ -106,7 +107,11 @@ class Cluster:
             return self
         import ray
 
+        from hil.cluster.raylet import LOOPBACK, keep_loopback
+
         os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+        if self.mode == "local" or self.mode.split("://")[-1].startswith(LOOPBACK + ":"):
+            keep_loopback()  # [Note: Ray and 127.0.0.1] in hil/cluster/raylet.py
         if ray.is_initialized():
             self.address = ray.get_runtime_context().gcs_address
             return self

@@ -83,7 +83,8 @@ class Node:
         torch.manual_seed(cfg.train.seed)  # every node builds the whole model and keeps its share: same init
         model = build_model(m.kind, tuple(image_shape), int(classes), hidden=m.hidden, cut_out=m.cut_out,
                             kernel_size=m.kernel_size, ota=True, link=self.link, n_tx=cfg.ota.n_tx,
-                            n_rx=cfg.ota.n_rx, channel_uses=cfg.ota.channel_uses, normalize=m.normalize)
+                            n_rx=cfg.ota.n_rx, channel_uses=cfg.ota.channel_uses, normalize=m.normalize,
+                            power=m.power)
         cut = model.cut
         self.ota: OTALinear = cut.ota if isinstance(cut, OTAConv2d) else cut
         if isinstance(cut, OTAConv2d):
@@ -126,12 +127,13 @@ class Node:
     # -- who and where --------------------------------------------------------------------
     def info(self) -> dict:
         """``{name, role, host, pid, ray_node_id, radios, layers}`` of this node."""
-        node_id = None
+        node_id = node_ip = None
         try:
             import ray
 
             if ray.is_initialized():
                 node_id = ray.get_runtime_context().get_node_id()
+                node_ip = ray.util.get_node_ip_address()
         except ImportError:
             pass
         radios = []
@@ -139,7 +141,7 @@ class Node:
             radios.append({"transport": self.link.transport.name, "n_tx": self.link.n_tx, "n_rx": self.link.n_rx,
                            "gradient_mode": self.link.gradient_mode})
         return {"name": self.name, "role": self.role, "host": socket.gethostname(), "pid": os.getpid(),
-                "ray_node_id": node_id, "radios": radios, "layers": list(self.layer_names)}
+                "ray_node_id": node_id, "ray_node_ip": node_ip, "radios": radios, "layers": list(self.layer_names)}
 
     def _timed(self, key: str, t0: float) -> None:
         self.busy_s[key] = self.busy_s.get(key, 0.0) + time.perf_counter() - t0

@@ -34,6 +34,9 @@ from torch import nn
 from hil.ota.link import OTALink
 
 
+#: training-time transmit-power normalisation of an OTA layer (see OTALinear)
+POWER_MODES = ("batch", "sample")
+
 class OTALinear(nn.Module):
     """A fully connected layer computed over the air (see [Note: OTA layer parameterisation]).
 
@@ -46,6 +49,9 @@ class OTALinear(nn.Module):
         link: the :class:`OTALink`; None computes ``H s`` in process with ``channel`` (default the
             identity; needs n_tx == n_rx), no noise: the digital twin.
         normalize: BatchNorm1d after combining (else a bias).
+        power: transmit-power normalisation in training, ``"batch"`` (the RMS of the whole batch's
+            symbols) or ``"sample"`` (each vector's own RMS; no batch statistic, so a batch split in
+            micro-batches gives the same symbols). Eval mode divides by the running power either way.
         power_momentum: momentum of the running transmit-power estimate used in eval mode.
 
     Shapes: input float32 ``[B, in_features]`` -> output float32 ``[B, out_features]``.
@@ -62,8 +68,12 @@ class OTALinear(nn.Module):
         normalize: bool = True,
         power_momentum: float = 0.1,
         channel: np.ndarray | None = None,
+        power: str = "batch",
     ):
         super().__init__()
+        if power not in POWER_MODES:
+            raise ValueError(f"OTALinear: power must be one of {POWER_MODES}, got {power!r}")
+        self.power = power
         for name, v in (("in_features", in_features), ("out_features", out_features), ("n_tx", n_tx), ("n_rx", n_rx), ("channel_uses", channel_uses)):
             if int(v) < 1:
                 raise ValueError(f"OTALinear: {name} must be >= 1, got {v}")
@@ -106,10 +116,13 @@ class OTALinear(nn.Module):
             raise ValueError(f"OTALinear: expected input [B, {self.in_features}], got {tuple(a.shape)}")
         s = torch.einsum("ktj,bj->btk", self.precoder_matrix(), a.to(torch.complex64))
         if self.training:
-            p = torch.sqrt(torch.mean(s.real**2 + s.imag**2) + 1e-12)
+            if self.power == "sample":
+                p = torch.sqrt(torch.mean(s.real**2 + s.imag**2, dim=(1, 2), keepdim=True) + 1e-12)
+            else:
+                p = torch.sqrt(torch.mean(s.real**2 + s.imag**2) + 1e-12)
             with torch.no_grad():
                 m = self.power_momentum
-                self.running_power.mul_(1 - m).add_(m * p.detach())
+                self.running_power.mul_(1 - m).add_(m * p.detach().mean())
         else:
             p = self.running_power
         return s / p
@@ -183,6 +196,7 @@ class OTAConv2d(nn.Module):
         padding: int = 0,
         normalize: bool = True,
         channel: np.ndarray | None = None,
+        power: str = "batch",
     ):
         super().__init__()
         if kernel_size < 1 or stride < 1 or padding < 0:
@@ -191,7 +205,7 @@ class OTAConv2d(nn.Module):
         self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
         self.ota = OTALinear(
             in_channels * kernel_size * kernel_size, out_channels, n_tx, n_rx, channel_uses,
-            link=link, normalize=normalize, channel=channel,
+            link=link, normalize=normalize, channel=channel, power=power,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -40,13 +40,16 @@ class DataConfig:
 class ModelConfig:
     """kind: "mlp" (Linear-ReLU | OTALinear-BN | ReLU-Linear) or "cnn" (Conv-ReLU-Pool | OTAConv2d-BN |
     ReLU-Pool-Linear); hidden: width before the cut (MLP) or channels (CNN); cut_out: width after the
-    cut; kernel_size: of the OTA convolution."""
+    cut; kernel_size: of the OTA convolution; normalize: batch normalisation after the cut (else a
+    bias); power: the transmitter's power normalisation in training, "batch" or "sample" (per vector:
+    no batch statistic anywhere when normalize is false, see hil.ota.layers.OTALinear)."""
 
     kind: str = "mlp"
     hidden: int = 32
     cut_out: int = 32
     kernel_size: int = 1
     normalize: bool = True
+    power: str = "batch"
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"[data] name={cfg.data.name!r} needs path= (a folder with the dataset's files)")
     if cfg.model.kind not in MODELS:
         raise ConfigError(f"[model] kind={cfg.model.kind!r}: must be one of {MODELS}")
+    from hil.ota.layers import POWER_MODES
+
+    if cfg.model.power not in POWER_MODES:
+        raise ConfigError(f"[model] power={cfg.model.power!r}: must be one of {POWER_MODES}")
     if cfg.ota.transport not in TRANSPORTS:
         raise ConfigError(f"[ota] transport={cfg.ota.transport!r}: must be one of {TRANSPORTS}")
     if cfg.sweep.transport not in TRANSPORTS:

@@ -42,6 +42,7 @@ def build_model(
     n_rx: int = 2,
     channel_uses: int = 16,
     normalize: bool = True,
+    power: str = "batch",
 ) -> SplitModel:
     """Build a split model. ``ota=False`` gives the digital baseline; ``ota=True`` with ``link=None``
     computes the cut in process over the identity channel (the noiseless twin)."""
@@ -49,7 +50,8 @@ def build_model(
     if kind == "mlp":
         edge = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ReLU())
         if ota:
-            cut: nn.Module = OTALinear(hidden, cut_out, n_tx, n_rx, channel_uses, link=link, normalize=normalize)
+            cut: nn.Module = OTALinear(hidden, cut_out, n_tx, n_rx, channel_uses, link=link, normalize=normalize,
+                                     power=power)
         else:
             cut = nn.Sequential(nn.Linear(hidden, cut_out), nn.BatchNorm1d(cut_out) if normalize else nn.Identity())
         server = nn.Sequential(nn.ReLU(), nn.Linear(cut_out, classes))
@@ -57,7 +59,8 @@ def build_model(
         edge = nn.Sequential(nn.Conv2d(c, hidden, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
         pad = kernel_size // 2
         if ota:
-            cut = OTAConv2d(hidden, cut_out, kernel_size, n_tx, n_rx, channel_uses, link=link, padding=pad, normalize=normalize)
+            cut = OTAConv2d(hidden, cut_out, kernel_size, n_tx, n_rx, channel_uses, link=link, padding=pad, normalize=normalize,
+                            power=power)
         else:
             cut = nn.Sequential(
                 nn.Conv2d(hidden, cut_out, kernel_size, padding=pad),

@@ -36,7 +36,7 @@ def _build(cfg: RunConfig, data: Dataset, ota: bool, link: OTALink | None):
     return build_model(
         m.kind, data.image_shape, data.classes, hidden=m.hidden, cut_out=m.cut_out, kernel_size=m.kernel_size,
         ota=ota, link=link, n_tx=cfg.ota.n_tx, n_rx=cfg.ota.n_rx, channel_uses=cfg.ota.channel_uses,
-        normalize=m.normalize,
+        normalize=m.normalize, power=m.power,
     )
 
 
