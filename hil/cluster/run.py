@@ -79,7 +79,7 @@ def evaluate(cluster: Cluster, edge: NodeHandle, server: NodeHandle, x: torch.Te
 
 def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatches: int = 1,
               max_steps: int | None = None, progress: Progress | None = None, digital: bool | None = None,
-              write: bool = True) -> dict:
+              write: bool = True, on_step: Callable[[int, Cluster], None] | None = None) -> dict:
     """Train the split model of ``cfg`` on the nodes of ``cluster``, evaluate, write the report.
 
     Args:
@@ -87,6 +87,7 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
         microbatches: micro-batches per batch (GPipe-style, see [Note: pipelined steps]).
         max_steps: stop after this many steps in total (tests, benchmarks); None: ``[train] epochs``.
         digital: also train the digital baseline in this process (default ``[train] digital``).
+        on_step: called with ``(steps done, cluster)`` after every training step (tests: faults).
 
     Returns the report dict (also ``out/report.json``), with ``weights``: each node's parameters
     (removed before writing).
@@ -148,6 +149,8 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
                 step_s.append(time.perf_counter() - ts)
                 total, correct, seen = total + loss * len(idx), correct + c, seen + len(idx)
                 steps_done += 1
+                if on_step is not None:
+                    on_step(steps_done, cl)
             for h in (edge, server):
                 cl.get(h, h.call("end_epoch"))
             acc, _ = evaluate(cl, edge, server, data.x_test, data.y_test, cfg.train.batch_size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -109,6 +110,36 @@ def test_killed_node_gives_one_line_error_naming_it(ray_local):
     assert "\n" not in msg and "'server'" in msg and server.info["host"] in msg and "died" in msg
 
 
+def test_node_killed_mid_run_stops_it_in_one_line_and_the_run_resumes(ray_local, tmp_path):
+    """The server actor is killed from another thread during epoch 2 of 3: the run stops with one line naming
+    the node; the same call on the same folder resumes after epoch 1 and completes."""
+    import threading
+    import time
+
+    cfg = small("ideal", epochs=3)  # 3 steps per epoch (192 samples, batch 64)
+    killer: list[threading.Thread] = []
+
+    def kill_after_4(step, cl):
+        if step == 4 and not killer:
+            target = cl.handles["server"].target
+            killer.append(threading.Thread(target=lambda: (time.sleep(0.05), ray.kill(target))))
+            killer[0].start()
+
+    t0 = time.perf_counter()
+    with pytest.raises(NodeError) as e:
+        run_split(cfg, tmp_path, cluster="local", on_step=kill_after_4)
+    assert time.perf_counter() - t0 < 120
+    msg = str(e.value)
+    assert "\n" not in msg and "'server'" in msg and "died" in msg and "resume" in msg
+    manifest = json.loads((tmp_path / "checkpoints" / "manifest.json").read_text())
+    assert manifest["epoch"] == 1 and manifest["steps"] == 3
+    said: list[str] = []
+    done = run_split(cfg, tmp_path, cluster="local", progress=said.append)
+    assert "resumed at epoch 1" in said
+    assert done["epochs"] == 3 and done["steps"] == 9 and len(done["history"]) == 3
+    assert json.loads((tmp_path / "report.json").read_text())["steps"] == 9
+
+
 def test_run_resumes_from_its_manifest(tmp_path):
     cfg = small("ideal", epochs=1)
     first = run_split(cfg, tmp_path, cluster="none", max_steps=None)
@@ -120,7 +151,6 @@ def test_run_resumes_from_its_manifest(tmp_path):
     second = run_split(cfg2, tmp_path, cluster="none")
     assert second["epochs"] == 2 and second["history"][0] == first["history"][0]
     assert second["steps"] == 2 * first["steps"]
-    import json
 
     rep = json.loads((tmp_path / "report.json").read_text())
     for key in ("cluster", "nodes", "plan", "accuracy", "latency", "steps", "microbatches", "seconds"):

@@ -1,0 +1,95 @@
+"""Node-runtime benchmarks (``hil run``): what Ray adds to a training step, and what pipelining gives.
+
+1. Overhead: the digits split (digits_mlp) over the ZMQ channel server, the same steps with
+   ``--cluster none`` (one process) and ``--cluster local`` (a private Ray instance on 127.0.0.1, one
+   actor process per node); median step time of each and their ratio (target: local <= 1.2 x none).
+2. Pipelining: a two-stage split whose stages cost about the same (a wide MLP on the ideal transport:
+   Linear(64->W) + precoder on the edge, combiner + Linear(W->W) + Linear(W->10) on the server),
+   ``--cluster local``, throughput with ``--microbatches M`` against ``M = 1`` (target: >= 1.5 x).
+
+Run: ``python benchmarks/cluster.py [--steps 40] [--out benchmarks/results/cluster.json]``.
+Prints a markdown table; writes JSON only with ``--out``. The machine is shared: report one run's
+ratios as they come, with the load average printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def overhead(steps: int) -> dict:
+    from hil.cluster.run import run_split
+    from hil.train.config import load_config
+
+    cfg = load_config("digits_mlp").replace(ota={"transport": "zmq"}, train={"epochs": 100, "digital": False})
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("none", "local"):
+            r = run_split(cfg, Path(tmp) / mode, cluster=mode, max_steps=steps, write=False)
+            out[mode] = {"median_step_s": r["step_seconds"]["median"], "p95_step_s": r["step_seconds"]["p95"],
+                         "steps": r["steps"]}
+    out["ratio_local_over_none"] = out["local"]["median_step_s"] / out["none"]["median_step_s"]
+    return out
+
+
+def pipelining(steps: int, width: int, microbatches: tuple[int, ...]) -> dict:
+    from hil.cluster.run import run_split
+    from hil.train.config import load_config
+
+    cfg = load_config("digits_mlp").replace(
+        model={"hidden": width, "cut_out": width, "normalize": False, "power": "sample"},
+        ota={"transport": "ideal", "channel_uses": 4}, train={"epochs": 100, "digital": False, "batch_size": 256},
+        data={"limit_train": 0})
+    out: dict = {"width": width, "batch_size": 256}
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in microbatches:
+            r = run_split(cfg, Path(tmp) / str(m), cluster="local", microbatches=m, max_steps=steps, write=False)
+            out[str(m)] = {"median_step_s": r["step_seconds"]["median"], "busy_s": r["latency"]["busy_s"]}
+    base = out[str(microbatches[0])]["median_step_s"]
+    out["speedup"] = {str(m): base / out[str(m)]["median_step_s"] for m in microbatches}
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--steps", type=int, default=40, help="training steps per measurement (default 40)")
+    ap.add_argument("--width", type=int, default=1024, help="MLP width of the pipelining model (default 1024)")
+    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here (default: print only)")
+    ap.add_argument("--only", choices=("overhead", "pipelining"), default=None, help="run one part")
+    a = ap.parse_args(argv)
+    res: dict = {"machine": f"{platform.node()} {os.cpu_count()} cores {platform.machine()}",
+                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": _load()}
+    if a.only in (None, "overhead"):
+        res["overhead"] = overhead(a.steps)
+        o = res["overhead"]
+        print(f"| digits over zmq | none {o['none']['median_step_s'] * 1e3:.1f} ms | local "
+              f"{o['local']['median_step_s'] * 1e3:.1f} ms | local/none {o['ratio_local_over_none']:.2f} |")
+    if a.only in (None, "pipelining"):
+        res["pipelining"] = p = pipelining(a.steps, a.width, (1, 2, 4))
+        print("| microbatches | median step | speed-up |")
+        for m in ("1", "2", "4"):
+            print(f"| {m} | {p[m]['median_step_s'] * 1e3:.1f} ms | {p['speedup'][m]:.2f} x |")
+    res["load_after"] = _load()
+    print(f"load average before {res['load_before']}, after {res['load_after']}")
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(res, indent=2))
+    return res
+
+
+if __name__ == "__main__":
+    main()
