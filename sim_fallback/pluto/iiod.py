@@ -84,6 +84,7 @@ class _Conn:
         self.sock = sock
         self.rfile = sock.makefile("rb")
         self.buffers: dict[str, dict] = {}
+        self.buffers_count: dict[str, int] = {}  # SET <dev> BUFFERS_COUNT
 
     def line(self) -> bytes | None:
         """The next command line; ``b"\\x00"`` for a line over :data:`MAX_LINE` (discarded)."""
@@ -277,9 +278,12 @@ class IiodServer:
             int(w[1])
             c.value(0)
         elif op == "SET":
-            if len(w) != 4 or w[2] != "BUFFERS_COUNT" or int(w[3]) < 1:
+            if len(w) != 4 or w[2] != "BUFFERS_COUNT" or not 1 <= int(w[3]) <= 64:
                 raise ValueError("SET <dev> BUFFERS_COUNT <n>")
-            c.value(0 if self.model.device(w[1]) else -errno.ENODEV)
+            dev = self.model.device(w[1])
+            if dev is not None:
+                c.buffers_count[dev.id] = int(w[3])
+            c.value(0 if dev else -errno.ENODEV)
         elif op == "READ":
             self._read(c, w[1:])
         elif op == "WRITE":
@@ -368,6 +372,8 @@ class IiodServer:
                     c.value(-errno.EBUSY)
                     return
                 self._tx_owner = c
+        else:
+            self.node.rx_open(samples, c.buffers_count.get(dev.id, 4))
         c.buffers[dev.id] = {"samples": samples, "mask": mask, "enabled": enabled, "cyclic": cyclic,
                              "output": output, "pushed": False}
         c.value(0)
