@@ -277,7 +277,7 @@ def demo_cmd(
 
 
 
-# ---------------------------------------------------------------- emu, pluto (issue 5)
+# ---------------------------------------------------------------- emu, pluto
 emu_app = typer.Typer(help="Emulated radios: the virtual Pluto (libiio network protocol).", no_args_is_help=True)
 app.add_typer(emu_app, name="emu")
 pluto_app = typer.Typer(help="ADALM-Pluto / AD9361 boards through pyadi-iio.", no_args_is_help=True)
