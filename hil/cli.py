@@ -313,7 +313,7 @@ def demo_cmd(
 
 
 
-# ---------------------------------------------------------------- emu, pluto (issue 5)
+# ---------------------------------------------------------------- emu, pluto
 emu_app = typer.Typer(help="Emulated radios: the virtual Pluto (libiio network protocol).", no_args_is_help=True)
 app.add_typer(emu_app, name="emu")
 pluto_app = typer.Typer(help="ADALM-Pluto / AD9361 boards through pyadi-iio.", no_args_is_help=True)
@@ -331,6 +331,14 @@ def emu_pluto(
         None, "--peer-port", help="Serve a second board on this port: a two-node bench (A.tx->B.rx, B.tx->A.rx)."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address."),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Board: pluto, pluto-2r2t (AD9363), fmcomms2, fmcomms3 (AD9361); overrides --mode."
+    ),
+    snr_db: Optional[float] = typer.Option(
+        None, "--snr-db", help="SNR per RX antenna (signal averaged over fading) instead of the thermal noise floor."
+    ),
+    realtime: bool = typer.Option(False, "--realtime", help="RX accrues in wall time; a slow reader overflows."),
+    clean: bool = typer.Option(False, "--clean", help="Ideal receiver: no noise floor, DC offset or LO leakage."),
 ) -> None:
     """Run a virtual Pluto speaking libiio v0.24's network protocol until Ctrl-C.
 
@@ -341,7 +349,8 @@ def emu_pluto(
     from sim_fallback.pluto.serve import run
 
     try:
-        run([port] + ([peer_port] if peer_port is not None else []), mode, str(channel) if channel else None, host)
+        run([port] + ([peer_port] if peer_port is not None else []), mode, str(channel) if channel else None, host,
+            model, snr_db, realtime, clean)
     except ValueError as e:
         console.print(f"[red]{e}[/red]")
         raise typer.Exit(2) from e

@@ -21,7 +21,30 @@ command is one line ending in ``\\r\\n``; every answer starts with a decimal int
 - ``EXIT``: the server closes the connection. Unknown commands: ``-EINVAL``.
 
 pyadi-iio opens one extra connection per buffer (libiio's network backend does), so the server
-handles any number of connections at once, one thread each.
+handles several connections at once, one thread each.
+
+[Note: hostile clients]
+The server is on a socket anybody on the machine (or the bound network) can reach, so each command
+is bounded before it costs anything, and no single command can end the server:
+
+- A command that cannot be parsed (missing words, a number that is not one) answers ``-EINVAL``, as
+  iiod's parser does; any other exception inside one command answers ``-EIO``, is counted
+  (:attr:`IiodServer.errors`) and logged, and the connection keeps being served.
+- Lines are at most :data:`MAX_LINE` bytes (a longer one is discarded up to its newline: ``-EINVAL``).
+- ``WRITE``/``WRITEBUF`` with a negative length answer ``-EINVAL`` and read nothing. A ``WRITE``
+  payload over :data:`MAX_ATTR_BYTES` is read and discarded in chunks (the stream stays in sync) and
+  answers ``-EFBIG``; a ``WRITEBUF`` over the size given at ``OPEN`` answers ``-EINVAL`` before the
+  ready ``0``, so the client sends nothing.
+- ``OPEN`` refuses buffers over :data:`MAX_BUFFER_BYTES` with ``-ENOMEM`` (the kernel's DMA
+  allocation would fail too). ``READBUF`` is capped at the opened size (iiod answers at most one
+  buffer per read) and the samples are produced and sent in chunks of :data:`RX_CHUNK` samples, so a
+  read costs O(chunk) memory whatever the count, and the RX clock only advances for samples made.
+- The TX (DDS) buffer is exclusive: a second connection's ``OPEN`` answers ``-EBUSY`` (as iiod does
+  for a device another client holds for output), and ``CLOSE`` only closes the caller's own buffer
+  (``-EBADF`` otherwise), so nobody can silence another client's cyclic TX. RX buffers are shared.
+- At most ``max_connections`` clients at once (a further one is accepted and closed at once); a
+  client silent for ``idle_timeout_s`` is disconnected; the accept loop backs off and keeps
+  accepting on ``EMFILE``/``ENFILE``/``ENOBUFS``/``ENOMEM``.
 """
 
 from __future__ import annotations
@@ -39,6 +62,20 @@ log = logging.getLogger(__name__)
 
 VERSION_LINE = b"0.24.hilemu0\n"
 
+#: longest command line (iiod's own lines are far shorter; an attribute name is < 256 bytes)
+MAX_LINE = 4096
+#: longest attribute value a WRITE stores (the FIR configuration, the longest real one, is < 8 KiB)
+MAX_ATTR_BYTES = 65536
+#: largest buffer an OPEN may ask for, in bytes (samples x enabled channels x 2)
+MAX_BUFFER_BYTES = 16 * 1024 * 1024
+#: samples produced and sent per step of a READBUF
+RX_CHUNK = 65536
+#: default cap on simultaneous connections and default idle timeout
+MAX_CONNECTIONS = 64
+IDLE_TIMEOUT_S = 300.0
+#: accept() errors that mean "out of resources for now": back off and retry
+_ACCEPT_RETRY = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
 
 class _Conn:
     """One client connection: a line/bytes reader over a socket and the buffers it opened."""
@@ -47,16 +84,30 @@ class _Conn:
         self.sock = sock
         self.rfile = sock.makefile("rb")
         self.buffers: dict[str, dict] = {}
+        self.buffers_count: dict[str, int] = {}  # SET <dev> BUFFERS_COUNT
 
     def line(self) -> bytes | None:
-        data = self.rfile.readline(4096)
-        return data if data else None
+        """The next command line; ``b"\\x00"`` for a line over :data:`MAX_LINE` (discarded)."""
+        data = self.rfile.readline(MAX_LINE)
+        if not data:
+            return None
+        if len(data) == MAX_LINE and not data.endswith(b"\n"):
+            while True:  # discard the rest of the oversize line, bounded memory
+                more = self.rfile.readline(MAX_LINE)
+                if not more or more.endswith(b"\n"):
+                    return b"\x00"
+        return data
 
     def exact(self, n: int) -> bytes:
         data = self.rfile.read(n)
         if data is None or len(data) != n:
             raise ConnectionError("client closed the connection in the middle of a transfer")
         return data
+
+    def discard(self, n: int) -> None:
+        """Read and drop ``n`` bytes in chunks (keeps the command stream in sync)."""
+        while n > 0:
+            n -= len(self.exact(min(n, 1 << 16)))
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -72,21 +123,33 @@ class IiodServer:
         node: the virtual Pluto (``sim_fallback.pluto.air.Node``): ``.model`` and the DMA methods.
         host: bind address (127.0.0.1 by default: nothing is exposed off the machine).
         port: TCP port; 0 picks a free one (read it back from :attr:`port`).
+        max_connections: simultaneous clients (one thread each); see [Note: hostile clients].
+        idle_timeout_s: a client that sends nothing (or reads nothing) for this long is disconnected.
     """
 
-    def __init__(self, node, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, node, host: str = "127.0.0.1", port: int = 0, max_connections: int = MAX_CONNECTIONS,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S):
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
+        if not idle_timeout_s > 0:
+            raise ValueError(f"idle_timeout_s must be > 0, got {idle_timeout_s}")
         self.node = node
         self.model: PlutoModel = node.model
+        self.max_connections = max_connections
+        self.idle_timeout_s = float(idle_timeout_s)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self._sock.listen(16)
         self.host, self.port = self._sock.getsockname()[:2]
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
         self._conns: set[_Conn] = set()
         self._lock = threading.Lock()
+        self._tx_owner: _Conn | None = None  # the connection holding the DDS (TX) buffer
         self.connections_total = 0
+        self.connections_refused = 0  # over max_connections
+        self.accept_errors = 0  # EMFILE and friends
+        self.errors = 0  # commands that raised (answered -EIO)
 
     @property
     def uri(self) -> str:
@@ -99,25 +162,50 @@ class IiodServer:
 
     # ------------------------------------------------------------------ lifecycle
     def serve_forever(self) -> None:
-        """Accept connections until :meth:`shutdown`."""
+        """Accept connections until :meth:`shutdown` (survives running out of file descriptors)."""
         self._sock.settimeout(0.2)
+        backoff = 0.0
         while not self._stop.is_set():
             try:
                 s, _ = self._sock.accept()
             except socket.timeout:
                 continue
-            except OSError:
+            except OSError as e:
+                if self._stop.is_set():
+                    break
+                if e.errno in _ACCEPT_RETRY:
+                    self.accept_errors += 1
+                    backoff = min(1.0, backoff * 2 or 0.01)
+                    log.warning("accept failed (%s); retrying in %.2f s", e, backoff)
+                    self._stop.wait(backoff)
+                    continue
+                log.error("accept failed: %s; the listening socket is gone", e)
                 break
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            s.settimeout(None)
-            c = _Conn(s)
+            backoff = 0.0
             with self._lock:
-                self._conns.add(c)
-                self.connections_total += 1
-                self._threads = [t for t in self._threads if t.is_alive()]
-            t = threading.Thread(target=self._serve_conn, args=(c,), daemon=True, name=f"iiod-{self.port}")
-            self._threads.append(t)
-            t.start()
+                full = len(self._conns) >= self.max_connections
+                if full:
+                    self.connections_refused += 1
+            if full:
+                log.warning("refusing a connection: %d clients already (max_connections)", self.max_connections)
+                s.close()
+                continue
+            try:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                s.settimeout(self.idle_timeout_s)
+                c = _Conn(s)
+                t = threading.Thread(target=self._serve_conn, args=(c,), daemon=True, name=f"iiod-{self.port}")
+                with self._lock:  # the thread's own clean-up waits for this lock: add before it can discard
+                    self._conns.add(c)
+                    try:
+                        t.start()
+                    except RuntimeError:
+                        self._conns.discard(c)
+                        raise
+                    self.connections_total += 1
+            except (OSError, RuntimeError) as e:  # no fd for makefile, "can't start new thread"
+                log.warning("dropping a connection: %s", e)
+                s.close()
 
     def start(self) -> "IiodServer":
         """Serve in a background thread; returns self."""
@@ -150,14 +238,8 @@ class IiodServer:
                     continue
                 if cmd == "EXIT":
                     break
-                try:
-                    self._dispatch(c, cmd)
-                except (ConnectionError, BrokenPipeError, OSError):
-                    raise
-                except Exception:  # a bug of ours must not take the server down: answer -EIO
-                    log.exception("command %r failed", cmd)
-                    c.value(-errno.EIO)
-        except (ConnectionError, OSError) as e:
+                self._guarded(c, cmd)
+        except (ConnectionError, OSError) as e:  # socket.timeout is an OSError: the idle timeout
             log.debug("connection closed: %s", e)
         finally:
             for dev_id in list(c.buffers):
@@ -170,6 +252,20 @@ class IiodServer:
             except OSError:
                 pass
 
+    def _guarded(self, c: _Conn, cmd: str) -> None:
+        """Run one command; a parse error answers -EINVAL, any other exception -EIO (and is counted)."""
+        try:
+            self._dispatch(c, cmd)
+        except (ConnectionError, OSError):
+            raise
+        except (ValueError, IndexError) as e:  # int("x"), a missing word: iiod's parser says EINVAL
+            log.debug("bad command %r: %s", cmd[:200], e)
+            c.value(-errno.EINVAL)
+        except Exception:  # a bug of ours must not take the server down
+            self.errors += 1
+            log.exception("command %r failed", cmd[:200])
+            c.value(-errno.EIO)
+
     def _dispatch(self, c: _Conn, cmd: str) -> None:
         w = cmd.split(" ")
         op = w[0].upper()
@@ -178,8 +274,16 @@ class IiodServer:
         elif op == "PRINT":
             xml = self.model.xml().encode()
             c.send(b"%d\n" % len(xml) + xml + b"\n")
-        elif op in ("TIMEOUT", "SET"):
+        elif op == "TIMEOUT":
+            int(w[1])
             c.value(0)
+        elif op == "SET":
+            if len(w) != 4 or w[2] != "BUFFERS_COUNT" or not 1 <= int(w[3]) <= 64:
+                raise ValueError("SET <dev> BUFFERS_COUNT <n>")
+            dev = self.model.device(w[1])
+            if dev is not None:
+                c.buffers_count[dev.id] = int(w[3])
+            c.value(0 if dev else -errno.ENODEV)
         elif op == "READ":
             self._read(c, w[1:])
         elif op == "WRITE":
@@ -187,13 +291,13 @@ class IiodServer:
         elif op == "OPEN":
             self._open(c, w[1:])
         elif op == "CLOSE":
-            c.value(self._close_buffer(c, self._dev_id(w[1]) if len(w) > 1 else ""))
+            c.value(self._close_buffer(c, self._dev_id(w[1])))
         elif op == "READBUF":
             self._readbuf(c, w[1:])
         elif op == "WRITEBUF":
             self._writebuf(c, w[1:])
         elif op in ("GETTRIG", "SETTRIG"):
-            c.value(-errno.ENOENT if len(w) > 1 and self.model.device(w[1]) else -errno.ENODEV)
+            c.value(-errno.ENOENT if self.model.device(w[1]) else -errno.ENODEV)
         else:  # ZPRINT, BINARY, HELP, anything else: what iiod's parser answers to a bad command
             c.value(-errno.EINVAL)
 
@@ -224,7 +328,13 @@ class IiodServer:
 
     def _write(self, c: _Conn, args: list[str]) -> None:
         kind, chn, rest = self._target(args[1:])
-        n = int(rest[-1])
+        n = int(rest[-1])  # ValueError/IndexError: -EINVAL, nothing read
+        if n < 0:
+            raise ValueError(f"negative length {n}")
+        if n > MAX_ATTR_BYTES:
+            c.discard(n)
+            c.value(-errno.EFBIG)
+            return
         data = c.exact(n)
         if len(rest) < 2:
             c.value(-errno.EINVAL)
@@ -233,22 +343,39 @@ class IiodServer:
 
     # ------------------------------------------------------------------ buffers
     def _open(self, c: _Conn, args: list[str]) -> None:
-        dev = self.model.device(args[0]) if args else None
-        if dev is None or len(args) < 3:
-            c.value(-errno.ENODEV if dev is None else -errno.EINVAL)
+        dev = self.model.device(args[0])
+        if dev is None:
+            c.value(-errno.ENODEV)
             return
+        samples, mask = int(args[1]), int(args[2], 16)
+        cyclic = len(args) > 3 and args[3] == "CYCLIC"
+        if len(args) > 4 or (len(args) == 4 and not cyclic):
+            raise ValueError("OPEN <dev> <samples> <mask> [CYCLIC]")
         scan = self.model.scan_channels(dev.id)
         if not scan:
             c.value(-errno.EINVAL)  # not a buffer-capable device
             return
-        mask = int(args[2], 16)
         enabled = [ch.scan[0] for ch in scan if mask >> ch.scan[0] & 1]
-        if not enabled or int(args[1]) <= 0:
+        if not enabled or samples <= 0 or mask >> len(scan):
             c.value(-errno.EINVAL)
             return
-        c.buffers[dev.id] = {"samples": int(args[1]), "mask": mask, "enabled": enabled,
-                             "cyclic": len(args) > 3 and args[3] == "CYCLIC",
-                             "output": scan[0].output, "pushed": False}
+        if samples * 2 * len(enabled) > MAX_BUFFER_BYTES:
+            c.value(-errno.ENOMEM)
+            return
+        output = scan[0].output
+        if dev.id in c.buffers:
+            c.value(-errno.EBUSY)
+            return
+        if output:
+            with self._lock:
+                if self._tx_owner is not None and self._tx_owner is not c:
+                    c.value(-errno.EBUSY)
+                    return
+                self._tx_owner = c
+        else:
+            self.node.rx_open(samples, c.buffers_count.get(dev.id, 4))
+        c.buffers[dev.id] = {"samples": samples, "mask": mask, "enabled": enabled, "cyclic": cyclic,
+                             "output": output, "pushed": False}
         c.value(0)
 
     def _close_buffer(self, c: _Conn, dev_id: str) -> int:
@@ -257,37 +384,54 @@ class IiodServer:
             return -errno.EBADF
         if b["output"]:
             self.node.tx_stop()
+            with self._lock:
+                if self._tx_owner is c:
+                    self._tx_owner = None
         return 0
 
     def _readbuf(self, c: _Conn, args: list[str]) -> None:
+        if len(args) != 2:
+            raise ValueError("READBUF <dev> <bytes>")
         dev_id = self._dev_id(args[0])
+        nbytes = int(args[1])
         b = c.buffers.get(dev_id)
         if b is None or b["output"]:
             c.value(-errno.EBADF)
             return
-        nbytes = int(args[1])
+        if nbytes < 0:
+            raise ValueError(f"negative length {nbytes}")
         ss = 2 * len(b["enabled"])
-        n = nbytes // ss
+        n = min(nbytes // ss, b["samples"])  # one buffer at most, as the DMA hands out
         if n == 0:
             c.value(0)
             return
-        words = self.node.rx_dma(b["enabled"], n)  # int16 (n, len(enabled))
-        payload = np.ascontiguousarray(words, dtype="<i2").tobytes()
-        c.send(b"%d\n" % len(payload) + b"%08x\n" % b["mask"] + payload)
+        first = self.node.rx_dma(b["enabled"], min(n, RX_CHUNK))  # int16 (k, len(enabled))
+        c.send(b"%d\n" % (n * ss) + b"%08x\n" % b["mask"])
+        c.send(np.ascontiguousarray(first, dtype="<i2").tobytes())
+        done = first.shape[0]
+        while done < n:
+            words = self.node.rx_dma(b["enabled"], min(n - done, RX_CHUNK))
+            c.send(np.ascontiguousarray(words, dtype="<i2").tobytes())
+            done += words.shape[0]
 
     def _writebuf(self, c: _Conn, args: list[str]) -> None:
+        if len(args) != 2:
+            raise ValueError("WRITEBUF <dev> <bytes>")
         dev_id = self._dev_id(args[0])
+        nbytes = int(args[1])
         b = c.buffers.get(dev_id)
         if b is None or not b["output"]:
             c.value(-errno.EBADF)
             return
+        ss = 2 * len(b["enabled"])
+        if nbytes < 0 or nbytes > b["samples"] * ss:
+            c.value(-errno.EINVAL)  # before the ready "0": the client sends nothing
+            return
         if b["cyclic"] and b["pushed"]:
             c.value(-errno.EBUSY)  # a cyclic buffer is pushed once
             return
-        nbytes = int(args[1])
         c.value(0)
         data = c.exact(nbytes)
-        ss = 2 * len(b["enabled"])
         words = np.frombuffer(data[: nbytes - nbytes % ss], dtype="<i2").reshape(-1, len(b["enabled"]))
         self.node.tx_dma(b["enabled"], words, cyclic=b["cyclic"])
         b["pushed"] = True

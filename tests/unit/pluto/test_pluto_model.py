@@ -154,3 +154,22 @@ def test_read_only_missing_and_failing_files():
 def test_bad_mode():
     with pytest.raises(ValueError, match="mode must be one of"):
         PlutoModel("3r3t")
+
+
+def test_fmcomms2_context_matches_the_recorded_fmcomms2_3_xml():
+    import re
+
+    real = (DEVICES / "fmcomms2-3.xml").read_text()
+    m = PlutoModel(board="fmcomms2")
+    xml = m.xml()
+    names = set(re.findall(r'<device id="[^"]*" name="([^"]*)"', xml))
+    assert names <= set(re.findall(r'<device id="[^"]*" name="([^"]*)"', real))
+    ctx = set(re.findall(r'<context-attribute name="([^"]*)"', xml))
+    assert ctx <= set(re.findall(r'<context-attribute name="([^"]*)"', real)) and "hw_model" not in ctx
+    assert m.read("ad9361-phy", "dev", ("altvoltage0", True), "frequency_available") == "[70000000 1 6000000000]"
+    assert m.write("ad9361-phy", "dev", ("altvoltage0", True), "frequency", "5800000000") > 0
+    assert PlutoModel(board="pluto").write("ad9361-phy", "dev", ("altvoltage0", True), "frequency",
+                                           "5800000000") == -errno.EINVAL
+    assert m.n_chan == 2 and PlutoModel(board="pluto-2r2t").part == "ad9363a"
+    with pytest.raises(ValueError, match="board must be one of"):
+        PlutoModel(board="hackrf")
