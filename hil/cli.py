@@ -41,12 +41,17 @@ def sim_serve(
     endpoints_file: Optional[Path] = typer.Option(None, "--endpoints-file", help="Also write the bound endpoints "
                                                   "(JSON) to this file."),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR (to stderr)."),
+    port_base: Optional[int] = typer.Option(None, "--port-base", metavar="P", min=0, max=65535,
+                                            help="Every default endpoint at tcp://host:P, P+1, ...: control, "
+                                            "events, then per node per antenna tx and rx (topology order). "
+                                            "Overrides [server] port_base."),
 ) -> None:
     """Run the ZMQ MIMO channel server until Ctrl-C (same as `python -m sim_fallback --config FILE`).
 
     Every antenna of every node gets a tx and an rx stream of raw cf32 (GNU Radio zeromq format) on its
-    own endpoint (ephemeral 127.0.0.1 ports unless fixed in the file); JSON metadata on the control
-    socket. Prints one JSON line with all endpoints when ready. See docs/zmq.md.
+    own endpoint (ephemeral 127.0.0.1 ports unless fixed in the file or --port-base is given); JSON
+    metadata on the control socket. Prints one JSON line with all endpoints to stdout when ready and
+    a table of them to stderr. See docs/zmq.md.
     """
     import sys
 
@@ -57,7 +62,7 @@ def sim_serve(
     if not logging.getLogger().handlers:
         logging.basicConfig(stream=sys.stderr)
     try:
-        rc = run(config, endpoints_file)
+        rc = run(config, endpoints_file, port_base=port_base)
     except ConfigError as e:
         console.print(f"[red]config error[/]: {e}")
         raise typer.Exit(2) from e

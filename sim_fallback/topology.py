@@ -48,8 +48,12 @@ from hil.errors import ConfigError
 
 #: Node modes: a message is a whole burst (padded with noise), or a piece of a continuous stream.
 MODES = ("burst", "stream")
-#: Socket patterns of a node's streams: PUSH/PULL (lossless, back-pressure) or PUB/SUB (lossy, fan-out).
-PATTERNS = ("pushpull", "pubsub")
+#: Socket patterns of a node's streams: PUSH/PULL (lossless, back-pressure), PUB/SUB (lossy, fan-out) or
+#: REQ/REP (srsRAN's ZMQ radio: a 1-byte request is answered with the next cf32 samples; stream mode only).
+PATTERNS = ("pushpull", "pubsub", "reqrep")
+#: Who binds a node's tx or rx streams: "" (bind, unless ``*_connect`` is given), "bind", "connect" (the
+#: peer binds; without ``*_connect`` the server connects to the stream's ``port_base`` slot).
+ROLES = ("", "bind", "connect")
 #: Transports for default endpoints.
 TRANSPORTS = ("tcp", "ipc")
 
@@ -63,9 +67,11 @@ class NodeConfig:
         antennas: number of antennas (= tx streams = rx streams).
         mode: "burst" (each message is one burst, padded with lead/trail noise) or "stream"
             (messages are pieces of a continuous stream, no padding, channel state continues).
-        pattern: "pushpull" or "pubsub" for this node's streams.
+        pattern: "pushpull", "pubsub" or "reqrep" (srsRAN's ZMQ radio) for this node's streams.
         tx_bind, rx_bind: explicit bind endpoints, one per antenna (empty: ephemeral default).
         tx_connect, rx_connect: endpoints the server connects to instead of binding, one per antenna.
+        tx_role, rx_role: "connect" with no ``*_connect`` endpoints: the server connects to the stream's
+            ``port_base`` slot (the peer, e.g. a GNU Radio sink, binds there); "" or "bind": the default.
     """
 
     name: str
@@ -76,6 +82,8 @@ class NodeConfig:
     rx_bind: tuple[str, ...] = ()
     tx_connect: tuple[str, ...] = ()
     rx_connect: tuple[str, ...] = ()
+    tx_role: str = ""
+    rx_role: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,9 @@ class ServerConfig:
         io_threads: ZMQ I/O threads.
         pipeline: run each link direction's channel model on its own worker thread for large blocks.
         apply_threads: 1 (default): one thread per link direction; 2: split large blocks of a pure model over two.
+        port_base: 0 (default): ephemeral ports; P: every default endpoint at ``tcp://{host}:P+k``, ``k`` the
+            stream's slot in :func:`endpoint_slots` order (``hil sim serve --port-base P`` sets it).
+        pace: stream-mode nodes are read no faster than ``sample_rate_hz`` (like a radio's clock).
     """
 
     host: str = "127.0.0.1"
@@ -147,6 +158,8 @@ class ServerConfig:
     io_threads: int = 1
     pipeline: bool = True
     apply_threads: int = 1
+    port_base: int = 0
+    pace: bool = False
 
 
 @dataclass(frozen=True)
@@ -225,6 +238,10 @@ def topology_from_dict(d: Mapping[str, Any]) -> Topology:
               "apply_threads"):
         if k in s:
             _int("[server]", k, s[k], 1 if k in ("max_message_bytes", "io_threads", "hwm", "apply_threads") else 0)
+    if "port_base" in s:
+        _int("[server]", "port_base", s["port_base"], 0)
+        if s["port_base"] and s.get("transport", "tcp") != "tcp":
+            raise ConfigError("[server].port_base numbers TCP ports; it needs transport = \"tcp\"")
     if s.get("apply_threads", 1) > 2:
         raise ConfigError(f"[server].apply_threads must be 1 or 2, got {s['apply_threads']}")
     if s.get("transport", "tcp") not in TRANSPORTS:
@@ -235,7 +252,7 @@ def topology_from_dict(d: Mapping[str, Any]) -> Topology:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise ConfigError(f"[server].{k} must be a positive number, got {v!r}")
             s[k] = float(v)
-    for k in ("test_mode", "pipeline"):
+    for k in ("test_mode", "pipeline", "pace"):
         if k in s and not isinstance(s[k], bool):
             raise ConfigError(f"[server].{k} must be true or false, got {s[k]!r}")
     server = ServerConfig(**s)
@@ -265,10 +282,24 @@ def topology_from_dict(d: Mapping[str, Any]) -> Topology:
         if pattern not in PATTERNS:
             raise ConfigError(f"{sec}.pattern must be one of {PATTERNS}, got {pattern!r}")
         eps = {k: _endpoints(sec, k, n.get(k), ant) for k in ("tx_bind", "rx_bind", "tx_connect", "rx_connect")}
+        if pattern == "reqrep" and mode != "stream":
+            raise ConfigError(f"{sec}: pattern = \"reqrep\" (srsRAN's ZMQ radio) carries a continuous sample "
+                              "stream; set mode = \"stream\"")
+        roles = {}
         for side in ("tx", "rx"):
             if eps[f"{side}_bind"] and eps[f"{side}_connect"]:
                 raise ConfigError(f"{sec}: give either {side}_bind or {side}_connect, not both")
-        nodes.append(NodeConfig(name=name, antennas=ant, mode=mode, pattern=pattern, **eps))
+            role = roles[f"{side}_role"] = n.get(f"{side}_role", "")
+            if role not in ROLES:
+                raise ConfigError(f"{sec}.{side}_role must be \"bind\" or \"connect\", got {role!r}")
+            if role == "connect" and eps[f"{side}_bind"]:
+                raise ConfigError(f"{sec}: {side}_role = \"connect\" contradicts {side}_bind")
+            if role == "bind" and eps[f"{side}_connect"]:
+                raise ConfigError(f"{sec}: {side}_role = \"bind\" contradicts {side}_connect")
+            if role == "connect" and not eps[f"{side}_connect"] and not server.port_base:
+                raise ConfigError(f"{sec}: {side}_role = \"connect\" without {side}_connect needs [server] "
+                                  "port_base (or hil sim serve --port-base P) to know where the peer binds")
+        nodes.append(NodeConfig(name=name, antennas=ant, mode=mode, pattern=pattern, **eps, **roles))
 
     links = []
     seen: set[frozenset] = set()
@@ -314,7 +345,22 @@ def topology_from_dict(d: Mapping[str, Any]) -> Topology:
             LinkConfig(a=a, b=b, channel=dict(ch), reciprocal=reciprocal,
                        reverse_channel=None if rev is None else dict(rev), **pads)
         )
-    return Topology(server=server, nodes=tuple(nodes), links=tuple(links))
+    topo = Topology(server=server, nodes=tuple(nodes), links=tuple(links))
+    if server.port_base and server.port_base + len(endpoint_slots(topo)) - 1 > 65535:
+        raise ConfigError(f"[server].port_base {server.port_base} + {len(endpoint_slots(topo))} endpoints passes "
+                          "port 65535; choose a lower port_base")
+    return topo
+
+
+def endpoint_slots(topology: Topology) -> list[str]:
+    """The endpoints' tags in ``port_base`` order: ``control``, ``events``, then per node (topology order)
+    per antenna ``{node}-tx{i}`` and ``{node}-rx{i}``. With ``port_base = P`` the k-th is ``tcp://host:P+k``
+    (an endpoint fixed in the file keeps its own value and its slot stays unused)."""
+    tags = ["control", "events"]
+    for n in topology.nodes:
+        for i in range(n.antennas):
+            tags += [f"{n.name}-tx{i}", f"{n.name}-rx{i}"]
+    return tags
 
 
 def load_topology(source: str | Path | Mapping[str, Any]) -> Topology:

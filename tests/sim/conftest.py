@@ -60,3 +60,26 @@ def channel_server_module(tmp_path_factory):
     f = ServerFactory(tmp_path_factory)
     yield f
     f.stop_all()
+
+
+def find_port_base(n: int, host: str = "127.0.0.1", tries: int = 50) -> int:
+    """A port P such that P .. P+n-1 could all be bound on ``host`` just now (for ``--port-base P``)."""
+    import random
+    import socket
+
+    rng = random.Random()
+    for _ in range(tries):
+        p = rng.randrange(20000, 60000 - n)
+        socks = []
+        try:
+            for k in range(n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind((host, p + k))
+            return p
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports found on {host} in {tries} tries")
