@@ -178,7 +178,9 @@ def _train_progress():
     return prog, hook
 
 
-def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool = False) -> dict:
+def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool = False, single: bool = False) -> dict:
+    """Run ``seeds`` seeds (a report over seeds), or with ``single`` one run in ``out`` itself."""
+    from hil.train.run import run_experiment
     from hil.train.seeds import run_seeds
 
     from hil.errors import ConfigError
@@ -195,7 +197,10 @@ def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool
 
     try:
         with prog:
-            report = run_seeds(cfg, out, seeds, workers=workers, sweeps=sweeps, progress=hook, on_seed=done)
+            if single:  # one seed: the single-run folder (checkpoints/, report.json with numbers)
+                report = run_experiment(cfg, out, progress=hook, sweeps=sweeps)
+            else:
+                report = run_seeds(cfg, out, seeds, workers=workers, sweeps=sweeps, progress=hook, on_seed=done)
     except ConfigError as e:
         console.print(f"[red]error[/]: {e}")
         raise typer.Exit(2)
@@ -203,6 +208,12 @@ def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool
         console.print(f"[yellow]interrupted[/]: finished epochs are checkpointed in {out}/seed-*/checkpoints; "
                       "run the same command again to resume")
         raise typer.Exit(130)
+    if single:
+        done(report)
+        console.print(f"frames: {report['frames']} (+{report.get('calibration_frames', 0)} calibration)  "
+                      f"epochs: {report['epochs']}  ({report['seconds']:.1f} s)")
+        console.print(f"report: {out / 'report.md'}")
+        return report
     g = report["gap_points"]
     ci = "" if g.get("ci95") is None else f" [{g['ci95'][0]:+.2f}, {g['ci95'][1]:+.2f}] (95 %, {g['n']} seeds)"
     console.print(
@@ -237,8 +248,8 @@ def train_cmd(
                                                 "\\[ota] hold_channel: the receiver maps every burst onto its "
                                                 "first channel estimate (for drifting channels, docs/ota.md)."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds to run: seed k trains with \\[train] seed + k over "
-                              "\\[ota] channel_seed + k; the report gives each, the mean and the 95 % interval of "
-                              "the OTA-digital gap."),
+                              "\\[ota] channel_seed + k, each in --out/seed-K; the report gives each, the mean and "
+                              "the 95 % interval of the OTA-digital gap (1: one run in --out itself)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Seeds trained at once (one process each)."),
     sweeps: bool = typer.Option(False, "--sweeps", help="Also run the \\[sweep] points (accuracy vs SNR, rho, "
                                 "channel uses) over the same transport; off by default."),
@@ -261,7 +272,7 @@ def train_cmd(
     except (ConfigError, TypeError) as e:
         console.print(f"[red]config error[/]: {e}")
         raise typer.Exit(2)
-    _run_training(cfg, out, seeds=seeds, workers=workers, sweeps=sweeps)
+    _run_training(cfg, out, seeds=seeds, workers=workers, sweeps=sweeps, single=seeds == 1)
 
 
 @app.command("demo")
