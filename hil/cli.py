@@ -183,28 +183,48 @@ def _train_progress():
     return prog, hook
 
 
-def _run_training(cfg, out: Path) -> dict:
+def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool = False, single: bool = False) -> dict:
+    """Run ``seeds`` seeds (a report over seeds), or with ``single`` one run in ``out`` itself."""
     from hil.train.run import run_experiment
+    from hil.train.seeds import run_seeds
 
     from hil.errors import ConfigError
 
     prog, hook = _train_progress()
+
+    def fmt(v, spec: str, unit: str = "") -> str:
+        return "-" if v is None else f"{v:{spec}}{unit}"
+
+    def done(rep: dict) -> None:
+        console.print(f"seed {rep['seed']} (channel {rep['channel_seed']}): over the air "
+                      f"{fmt(rep['accuracy']['ota'], '.2f', '%')}  digital {fmt(rep['accuracy']['digital'], '.2f', '%')}"
+                      f"  measured SNR {fmt(rep.get('measured_snr_db'), '.2f', ' dB')}")
+
     try:
         with prog:
-            report = run_experiment(cfg, out, progress=hook)
+            if single:  # one seed: the single-run folder (checkpoints/, report.json with numbers)
+                report = run_experiment(cfg, out, progress=hook, sweeps=sweeps)
+            else:
+                report = run_seeds(cfg, out, seeds, workers=workers, sweeps=sweeps, progress=hook, on_seed=done)
     except ConfigError as e:
         console.print(f"[red]error[/]: {e}")
         raise typer.Exit(2)
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: finished epochs are checkpointed in {out}/checkpoints; "
+        console.print(f"[yellow]interrupted[/]: finished epochs are checkpointed in {out}/seed-*/checkpoints; "
                       "run the same command again to resume")
         raise typer.Exit(130)
-    acc = report["accuracy"]
-    dig = "-" if acc["digital"] is None else f"{acc['digital']:.2f}%"
+    if single:
+        done(report)
+        console.print(f"frames: {report['frames']} (+{report.get('calibration_frames', 0)} calibration)  "
+                      f"epochs: {report['epochs']}  ({report['seconds']:.1f} s)")
+        console.print(f"report: {out / 'report.md'}")
+        return report
+    g = report["gap_points"]
+    ci = "" if g.get("ci95") is None else f" [{g['ci95'][0]:+.2f}, {g['ci95'][1]:+.2f}] (95 %, {g['n']} seeds)"
     console.print(
-        f"over the air ({report['transport']}, {report['gradient_mode']}, {report['snr_db']} dB): "
-        f"[bold]{acc['ota']:.2f}%[/]  digital: [bold]{dig}[/]  frames: {report['frames']} "
-        f"(+{report.get('calibration_frames', 0)} calibration)  "
+        f"over the air ({report['transport']}, {report['gradient_mode']}, {report['snr_db']} dB configured, "
+        f"{fmt(report['measured_snr_db']['mean'], '.2f', ' dB')} measured): mean "
+        f"{fmt(report['accuracy_ota']['mean'], '.2f', '%')}  gap to digital: {fmt(g.get('mean'), '+.2f')} points{ci}  "
         f"epochs: {report['epochs']}  ({report['seconds']:.1f} s)"
     )
     console.print(f"report: {out / 'report.md'}")
@@ -232,6 +252,12 @@ def train_cmd(
     hold_channel: Optional[bool] = typer.Option(None, "--hold-channel/--no-hold-channel", help="Override "
                                                 "\\[ota] hold_channel: the receiver maps every burst onto its "
                                                 "first channel estimate (for drifting channels, docs/ota.md)."),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds to run: seed k trains with \\[train] seed + k over "
+                              "\\[ota] channel_seed + k, each in --out/seed-K; the report gives each, the mean and "
+                              "the 95 % interval of the OTA-digital gap (1: one run in --out itself)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Seeds trained at once (one process each)."),
+    sweeps: bool = typer.Option(False, "--sweeps", help="Also run the \\[sweep] points (accuracy vs SNR, rho, "
+                                "channel uses) over the same transport; off by default."),
 ) -> None:
     """Train a split model with an over-the-air layer beside its digital baseline and write a report.
 
@@ -251,7 +277,7 @@ def train_cmd(
     except (ConfigError, TypeError) as e:
         console.print(f"[red]config error[/]: {e}")
         raise typer.Exit(2)
-    _run_training(cfg, out)
+    _run_training(cfg, out, seeds=seeds, workers=workers, sweeps=sweeps, single=seeds == 1)
 
 
 @app.command("run")
@@ -296,7 +322,12 @@ def demo_cmd(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Report folder (resumes if it holds checkpoints)."),
     transport: str = typer.Option("zmq", help="zmq (starts the channel server itself), loopback or ideal."),
     gradient_mode: str = typer.Option("reciprocity", help="reciprocity, estimated (or exact with --transport ideal)."),
-    snr_db: float = typer.Option(10.0, help="SNR per receive antenna, dB."),
+    snr_db: float = typer.Option(10.0, help="SNR per receive antenna and sample, averaged over the fading, dB."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Seeds (train seed and channel draw both "
+                                        "vary); default 5, with --quick 2."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Seeds trained at once (one process each)."),
+    sweeps: bool = typer.Option(False, "--sweeps", help="Also run the accuracy vs SNR / rho / channel-use "
+                                "sweeps over the same transport."),
 ) -> None:
     """The main job: digits with one over-the-air layer over a 2x2 quasi-static channel at 10 dB.
 
@@ -306,14 +337,14 @@ def demo_cmd(
     warning when the server or the PHY is not available.
     """
     from hil.train.config import load_config, validate
-    from hil.train.demo import demo_config, resolve_transport
+    from hil.train.demo import demo_config, demo_seeds, resolve_transport
 
     cfg = load_config("demo")
     got, why = resolve_transport(transport)
     if got != transport:
         console.print(f"[yellow]warning[/]: transport {transport!r} unavailable ({why}); using {got!r}")
     cfg = validate(demo_config(cfg, quick=quick, transport=got, gradient_mode=gradient_mode, snr_db=snr_db))
-    _run_training(cfg, out)
+    _run_training(cfg, out, seeds=seeds or demo_seeds(quick), workers=workers, sweeps=sweeps)
 
 
 

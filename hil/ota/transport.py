@@ -56,6 +56,9 @@ class Transport(abc.ABC):
     name: str = "transport"
     n_tx: int
     n_rx: int
+    #: ``10 log10(samples per symbol)``: what a :class:`Reception`'s ``snr_db`` (per symbol, after the
+    #: matched filter) exceeds the per-sample SNR of docs/channels.md by (0 without a PHY)
+    symbol_gain_db: float = 0.0
 
     def __init__(self) -> None:
         #: number of bursts sent, forward and reverse together
@@ -413,6 +416,7 @@ class PhyTransport(Transport):
         opts = dict(phy_options or {})
         opts.setdefault("mode", "flat")
         self._fwd = PhyLink(radio, PhyConfig(n_tx=self.n_tx, n_rx=self.n_rx, **opts))
+        self.symbol_gain_db = float(10 * np.log10(self._fwd.cfg.sps))
         self._rev = None
         try:
             rev_radio = radio.reverse()

@@ -106,13 +106,14 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """Short trainings over the in-process transport for the report's sweep plots (empty: none)."""
+    """Trainings for the report's accuracy-vs-SNR / rho / channel-use plots (empty: none), run only on
+    request (``hil train --sweeps``); transport "" (default): the run's own ``[ota] transport``."""
 
     snr_db: tuple[float, ...] = ()
     rho: tuple[float, ...] = ()
     channel_uses: tuple[int, ...] = ()
     epochs: int = 10
-    transport: str = "ideal"
+    transport: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"[model] kind={cfg.model.kind!r}: must be one of {MODELS}")
     if cfg.ota.transport not in TRANSPORTS:
         raise ConfigError(f"[ota] transport={cfg.ota.transport!r}: must be one of {TRANSPORTS}")
-    if cfg.sweep.transport not in TRANSPORTS:
-        raise ConfigError(f"[sweep] transport={cfg.sweep.transport!r}: must be one of {TRANSPORTS}")
+    if cfg.sweep.transport and cfg.sweep.transport not in TRANSPORTS:
+        raise ConfigError(f"[sweep] transport={cfg.sweep.transport!r}: must be \"\" (the run's transport) "
+                          f"or one of {TRANSPORTS}")
     if cfg.ota.gradient_mode not in GRADIENT_MODES:
         raise ConfigError(f"[ota] gradient_mode={cfg.ota.gradient_mode!r}: must be one of {GRADIENT_MODES}")
     if cfg.ota.gradient_mode == "exact" and cfg.ota.transport != "ideal":

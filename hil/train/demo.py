@@ -47,6 +47,11 @@ def resolve_transport(transport: str) -> tuple[str, str]:
     raise RuntimeError("unreachable: the ideal transport needs nothing")  # pragma: no cover
 
 
+def demo_seeds(quick: bool) -> int:
+    """Seeds of ``hil demo``: 5 (a mean and an interval worth reading), 2 with ``--quick``."""
+    return 2 if quick else 5
+
+
 def demo_config(cfg: RunConfig, quick: bool, transport: str, gradient_mode: str, snr_db: float) -> RunConfig:
     """The demo config with the user's choices; ``quick`` shortens training and the sweeps (< 30 s)."""
     cfg = cfg.replace(ota={"transport": transport, "gradient_mode": gradient_mode, "snr_db": float(snr_db)})

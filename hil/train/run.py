@@ -1,7 +1,7 @@
-"""One experiment: train the over-the-air model and the digital baseline, run the sweeps, write the report.
+"""One experiment: train the over-the-air model and the digital baseline (optionally the sweeps), write the report.
 
 Output folder: ``config.toml`` (resolved), ``checkpoints/{ota,digital}.pt`` (every epoch; a rerun
-resumes), ``sweeps.json`` (finished sweep points, reused on resume), ``report.json``, ``report.md``,
+resumes), ``sweeps.json`` (finished sweep points, reused on resume; only with ``sweeps=True``), ``report.json``, ``report.md``,
 ``history.png`` and ``accuracy_vs_*.png``.
 """
 
@@ -107,13 +107,16 @@ def train_ota(
             link.reference = extra["reference"].numpy().astype(np.complex64)
         torch.manual_seed(cfg.train.seed)
         model = _build(cfg, data, True, link)
-        snrs: list[float] = []
+        # the receiver's SNR per training burst, linear, summed (kept in the checkpoint, so a resumed
+        # run reports the mean over all its bursts); see [Note: measured SNR]
+        snr = {"sum": float(extra.get("snr_linear_sum", 0.0)), "n": int(extra.get("snr_count", 0))}
 
         steps_done = [0]
 
         def on_step(ep, st, n):
             if link.last is not None and np.isfinite(link.last.snr_db):
-                snrs.append(link.last.snr_db)
+                snr["sum"] += 10.0 ** (link.last.snr_db / 10.0)
+                snr["n"] += 1
             steps_done[0] += 1
             every = cfg.ota.recalibrate_every
             if link.calibration is not None and every > 0 and steps_done[0] % every == 0:
@@ -123,7 +126,7 @@ def train_ota(
 
         def extra_state() -> dict:
             st = {"calibration": _cal_state(link.calibration), "calibration_frames": cal_frames + new_cal[0],
-                  "cal_rng": cal_rng.bit_generator.state}
+                  "cal_rng": cal_rng.bit_generator.state, "snr_linear_sum": snr["sum"], "snr_count": snr["n"]}
             if hasattr(transport, "state_dict"):
                 st["transport"] = transport.state_dict()
                 if link.reference is not None:
@@ -143,13 +146,31 @@ def train_ota(
             "accuracy": hist[-1].test_accuracy,
             "frames": hist[-1].frames,
             "calibration_frames": cal_frames + new_cal[0],
-            "measured_snr_db": float(np.mean(snrs)) if snrs else None,
+            "measured_snr_db": _measured_snr_db(snr, transport.symbol_gain_db),
+            "measured_es_n0_db": _measured_snr_db(snr, 0.0),
             "calibration": None if cal is None else {"residual": cal.residual, "cb": _c(cal.cb), "ca": _c(cal.ca)},
             "seconds": seconds,
             "model": model,
         }
     finally:
         closer.close()
+
+
+def _measured_snr_db(snr: dict, symbol_gain_db: float) -> float | None:
+    """The receiver's mean SNR over the training bursts in the definition of ``[ota] snr_db``.
+
+    [Note: measured SNR]
+    The receiver estimates, per burst, the SNR per receive antenna and *symbol* after its matched
+    filter for the channel of that burst: ``Es/N0 = per-sample SNR + 10 log10(sps)`` (docs/channels.md;
+    ``Transport.symbol_gain_db``, 0 on ``ideal`` where a sample is a symbol). The configured ``snr_db``
+    is per sample and averaged over the fading, i.e. over the *linear* power gain of the draws, so the
+    bursts are averaged in linear units (a mean of dB values would sit below it by Jensen's
+    inequality: -0.57 dB for a 2x2 Rayleigh draw) and ``symbol_gain_db`` is subtracted. What remains
+    between this and ``snr_db`` is the power gain of the channel draw(s) the run saw: on a quasi-static
+    channel one draw, whose gain in dB spreads by several dB around 0; over seeds it averages out."""
+    if snr["n"] == 0:
+        return None
+    return float(10 * np.log10(snr["sum"] / snr["n"]) - symbol_gain_db)
 
 
 def _vectors_per_burst(cfg: RunConfig, data: Dataset) -> int:
@@ -179,29 +200,34 @@ def train_digital(cfg: RunConfig, data: Dataset, checkpoint: Path | None = None,
 
 
 def run_sweeps(cfg: RunConfig, data: Dataset, out: Path, progress: ProgressHook | None = None) -> dict:
-    """Short trainings over ``cfg.sweep.transport`` for each configured SNR, rho and channel-use count.
-    Finished points are kept in ``out/sweeps.json`` and not redone on resume."""
+    """Trainings of ``cfg.sweep.epochs`` epochs for each configured SNR, rho and channel-use count, over
+    the run's own transport (``[ota] transport``) unless ``[sweep] transport`` names another. Every
+    point states its transport, epochs and SNR (per sample per receive antenna, averaged over the
+    fading: docs/channels.md). Finished points are kept in ``out/sweeps.json`` and not redone on resume."""
     path = out / "sweeps.json"
     done: dict = load_mapping(path, "sweep results") if path.is_file() else {}
     sw = cfg.sweep
+    transport = sw.transport or cfg.ota.transport
     plan = [("snr_db", v) for v in sw.snr_db] + [("rho", v) for v in sw.rho] + [("channel_uses", v) for v in sw.channel_uses]
     result: dict = {"snr_db": [], "rho": [], "channel_uses": []}
     for key, value in plan:
-        name = f"{key}={value}/{cfg.ota.gradient_mode}"
+        name = f"{key}={value}/{cfg.ota.gradient_mode}/{transport}/{sw.epochs}"
         if name not in done:
-            c = cfg.replace(ota={key: value, "transport": sw.transport})
+            c = cfg.replace(ota={key: value, "transport": transport})
             r = train_ota(c, data, checkpoint=None, progress=progress, tag=f"sweep {key}={value}", epochs=sw.epochs)
             done[name] = {key: value, "gradient_mode": cfg.ota.gradient_mode, "accuracy": r["accuracy"],
                           "frames": r["frames"], "calibration_frames": r["calibration_frames"],
-                          "epochs": sw.epochs, "transport": sw.transport}
+                          "epochs": sw.epochs, "transport": transport, "snr_db_configured": c.ota.snr_db,
+                          "measured_snr_db": r["measured_snr_db"]}
             write_json(path, done)
         result[key].append(done[name])
     return result
 
 
-def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | None = None) -> dict:
-    """Train OTA and digital models (resuming from ``out``'s checkpoints), run sweeps, write the report.
-    Returns the report dict (also in ``out/report.json``)."""
+def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | None = None, sweeps: bool = False) -> dict:
+    """Train OTA and digital models of one seed (resuming from ``out``'s checkpoints), run the
+    ``[sweep]`` points when ``sweeps``, write the report. Returns the report dict (also in
+    ``out/report.json``). Several seeds: :func:`hil.train.seeds.run_seeds`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     resolved = to_toml(cfg)
@@ -218,11 +244,14 @@ def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | Non
     ck = out / "checkpoints"
     ota = train_ota(cfg, data, ck / "ota.pt", progress)
     dig = train_digital(cfg, data, ck / "digital.pt", progress) if cfg.train.digital else None
-    sweeps = run_sweeps(cfg, data, out, progress)
+    sweep_points = run_sweeps(cfg, data, out, progress) if sweeps else {}
     report = {
         "accuracy": {"ota": ota["accuracy"], "digital": None if dig is None else dig["accuracy"]},
         "snr_db": cfg.ota.snr_db,
         "measured_snr_db": ota["measured_snr_db"],
+        "measured_es_n0_db": ota["measured_es_n0_db"],
+        "seed": cfg.train.seed,
+        "channel_seed": cfg.ota.channel_seed,
         "gradient_mode": cfg.ota.gradient_mode,
         "transport": cfg.ota.transport,
         "frames": ota["frames"],
@@ -242,7 +271,7 @@ def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | Non
         "seconds": time.perf_counter() - t0,
         "train_seconds": {"ota": ota["seconds"], "digital": None if dig is None else dig["seconds"]},
         "history": {"ota": ota["history"], "digital": [] if dig is None else dig["history"]},
-        "sweeps": sweeps,
+        "sweeps": sweep_points,
         "config": cfg.to_dict(),
     }
     write_report(out, report)

@@ -88,7 +88,7 @@ def test_experiment_writes_report(tmp_path):
         "train": {"epochs": 2},
         "sweep": {"snr_db": [0.0, 20.0], "epochs": 1},
     })
-    rep = run_experiment(cfg, tmp_path)
+    rep = run_experiment(cfg, tmp_path, sweeps=True)
     on_disk = json.loads((tmp_path / "report.json").read_text())
     for key in ("snr_db", "gradient_mode", "transport", "frames", "epochs"):
         assert on_disk[key] == rep[key]
