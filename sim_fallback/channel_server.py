@@ -1045,7 +1045,8 @@ class ChannelServer:
         # Fast check (BLAS): the sum of squares is non-finite if any value is; confirm exactly, as a
         # huge finite value may overflow it. The same sum says whether any value needs saturating.
         f = x.view(np.float32)
-        ss = np.dot(f, f)
+        with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN here is the answer, checked next
+            ss = np.dot(f, f)
         if not np.isfinite(ss) and not np.isfinite(f).all():
             bad = int(np.count_nonzero(~np.isfinite(f)))
             self._reject(R_NON_FINITE, f"{where}: {bad} NaN/Inf value(s) in {x.size} samples", rt)

@@ -1,7 +1,7 @@
 """A TCP server that speaks libiio v0.24's network protocol (iiod's text commands).
 
 [Note: the iiod text protocol]
-Checked against libiio's ``iiod/parser.y``, ``iiod/ops.c`` and ``src/iiod-client.c`` (v0.24). Every
+Checked against libiio's ``iiod/parser.y``, ``iiod/ops.c`` and ``iiod-client.c`` (tag v0.24). Every
 command is one line ending in ``\\r\\n``; every answer starts with a decimal integer line
 (``"%i\\n"``), negative for an errno.
 
@@ -13,10 +13,15 @@ command is one line ending in ``\\r\\n``; every answer starts with a decimal int
 - ``READ <dev> [INPUT|OUTPUT <chn>|DEBUG|BUFFER] <attr>``: ``"<len>\\n<value>\\n"`` or ``"-errno\\n"``.
 - ``WRITE <dev> [INPUT|OUTPUT <chn>|DEBUG|BUFFER] <attr> <len>``: the client sends ``len`` bytes
   right after the line; answer ``"<bytes written>\\n"`` or ``"-errno\\n"``.
-- ``OPEN <dev> <samples> <hex mask> [CYCLIC]``: ``"0\\n"``. ``CLOSE <dev>``: ``"0\\n"``.
-- ``READBUF <dev> <bytes>``: ``"<bytes>\\n"``, the channel mask (``"%08x\\n"`` per 32-bit word,
-  most significant word first), then the samples (enabled channels interleaved).
-- ``WRITEBUF <dev> <bytes>``: ``"0\\n"`` (ready), the client sends the bytes, then ``"<bytes>\\n"``.
+- ``OPEN <dev> <samples> <hex mask> [CYCLIC]``: ``"0\\n"``. ``CLOSE <dev>``: ``"0\\n"``; ``-ENXIO`` if this
+  connection has not opened the device, ``-ENODEV`` for an unknown device (``ops.c`` close_dev_helper).
+- ``READBUF <dev> <bytes>``: per buffer refill ``"<len>\\n"`` (at most one buffer), the channel mask
+  before the first only (``"%08x\\n"`` per 32-bit word, most significant word first), then the
+  samples (enabled channels interleaved); repeated until the request is served, ``"0\\n"`` ends a
+  request with a remainder shorter than one sample (``ops.c`` rw_buffer, send_data; the client's loop
+  is ``iiod-client.c`` iiod_client_read_unlocked). Unopened: ``-EBADF``; unknown device: ``-ENODEV``.
+- ``WRITEBUF <dev> <bytes>``: ``"0\\n"`` (ready), the client sends the bytes, then ``"<bytes>\\n"``;
+  a payload over one buffer is pushed one buffer at a time (``ops.c`` receive_data).
 - ``GETTRIG <dev>``: ``-ENOENT`` (no trigger on the AD9361 devices). ``SETTRIG``: ``-ENOENT``.
 - ``EXIT``: the server closes the connection. Unknown commands: ``-EINVAL``.
 
@@ -31,17 +36,20 @@ is bounded before it costs anything, and no single command can end the server:
   iiod's parser does; any other exception inside one command answers ``-EIO``, is counted
   (:attr:`IiodServer.errors`) and logged, and the connection keeps being served.
 - Lines are at most :data:`MAX_LINE` bytes (a longer one is discarded up to its newline: ``-EINVAL``).
-- ``WRITE``/``WRITEBUF`` with a negative length answer ``-EINVAL`` and read nothing. A ``WRITE``
-  payload over :data:`MAX_ATTR_BYTES` is read and discarded in chunks (the stream stays in sync) and
-  answers ``-EFBIG``; a ``WRITEBUF`` over the size given at ``OPEN`` answers ``-EINVAL`` before the
-  ready ``0``, so the client sends nothing.
+- ``WRITE``/``WRITEBUF``/``READBUF`` with a negative length (or, for the buffers, one over 2^32 - 1)
+  answer ``-EINVAL`` and read nothing. A ``WRITE`` payload over :data:`MAX_ATTR_BYTES` is read and
+  discarded in chunks (the stream stays in sync) and answers ``-EFBIG``.
 - ``OPEN`` refuses buffers over :data:`MAX_BUFFER_BYTES` with ``-ENOMEM`` (the kernel's DMA
-  allocation would fail too). ``READBUF`` is capped at the opened size (iiod answers at most one
-  buffer per read) and the samples are produced and sent in chunks of :data:`RX_CHUNK` samples, so a
-  read costs O(chunk) memory whatever the count, and the RX clock only advances for samples made.
-- The TX (DDS) buffer is exclusive: a second connection's ``OPEN`` answers ``-EBUSY`` (as iiod does
-  for a device another client holds for output), and ``CLOSE`` only closes the caller's own buffer
-  (``-EBADF`` otherwise), so nobody can silence another client's cyclic TX. RX buffers are shared.
+  allocation would fail too). ``READBUF`` answers at most the opened size per length line and
+  produces and sends the samples in chunks of :data:`RX_CHUNK` samples, so a read costs O(chunk)
+  memory whatever the count; a longer request is served buffer after buffer as iiod does, paced by
+  the client reading, and the RX clock only advances for samples made. ``WRITEBUF`` is read one
+  buffer at a time.
+- A cyclic buffer is exclusive (``ops.c`` open_dev_helper, "Only one client allowed in cyclic
+  mode"): a cyclic ``OPEN`` of a device another connection has open, or any ``OPEN`` of a device
+  held cyclic, retries for :data:`OPEN_BUSY_RETRY_S` and answers ``-EBUSY``; ``CLOSE`` only closes
+  the caller's own buffer (``-ENXIO`` otherwise) and the TX stops when the last holder closes, so
+  nobody can silence another client's cyclic TX. Non-cyclic buffers are shared, as in iiod.
 - At most ``max_connections`` clients at once (a further one is accepted and closed at once); a
   client silent for ``idle_timeout_s`` is disconnected; the accept loop backs off and keeps
   accepting on ``EMFILE``/``ENFILE``/``ENOBUFS``/``ENOMEM``.
@@ -53,6 +61,7 @@ import errno
 import logging
 import socket
 import threading
+import time
 
 import numpy as np
 
@@ -73,6 +82,8 @@ RX_CHUNK = 65536
 #: default cap on simultaneous connections and default idle timeout
 MAX_CONNECTIONS = 64
 IDLE_TIMEOUT_S = 300.0
+#: how long a conflicting OPEN retries before -EBUSY (iiod: 500 x 100 us)
+OPEN_BUSY_RETRY_S = 0.05
 #: accept() errors that mean "out of resources for now": back off and retry
 _ACCEPT_RETRY = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
@@ -145,7 +156,7 @@ class IiodServer:
         self._stop = threading.Event()
         self._conns: set[_Conn] = set()
         self._lock = threading.Lock()
-        self._tx_owner: _Conn | None = None  # the connection holding the DDS (TX) buffer
+        self._holders: dict[str, dict[_Conn, bool]] = {}  # device id -> {connection: its buffer is cyclic}
         self.connections_total = 0
         self.connections_refused = 0  # over max_connections
         self.accept_errors = 0  # EMFILE and friends
@@ -291,7 +302,9 @@ class IiodServer:
         elif op == "OPEN":
             self._open(c, w[1:])
         elif op == "CLOSE":
-            c.value(self._close_buffer(c, self._dev_id(w[1])))
+            if len(w) != 2:
+                raise ValueError("CLOSE <dev>")
+            c.value(self._close(c, w[1]))
         elif op == "READBUF":
             self._readbuf(c, w[1:])
         elif op == "WRITEBUF":
@@ -300,10 +313,6 @@ class IiodServer:
             c.value(-errno.ENOENT if self.model.device(w[1]) else -errno.ENODEV)
         else:  # ZPRINT, BINARY, HELP, anything else: what iiod's parser answers to a bad command
             c.value(-errno.EINVAL)
-
-    def _dev_id(self, name: str) -> str:
-        d = self.model.device(name)
-        return d.id if d else name
 
     @staticmethod
     def _target(args: list[str]) -> tuple[str, tuple[str, bool] | None, list[str]]:
@@ -364,75 +373,126 @@ class IiodServer:
             return
         output = scan[0].output
         if dev.id in c.buffers:
-            c.value(-errno.EBUSY)
+            c.value(-errno.EBUSY)  # one buffer per device and connection (libiio opens one connection each)
             return
-        if output:
+        # iiod/ops.c open_dev_helper (v0.24): "Only one client allowed in cyclic mode": a cyclic OPEN of a
+        # device another client has open, or any OPEN of a device held cyclic, retries for up to 50 ms
+        # (500 x 100 us, for a close racing on another connection) and then answers -EBUSY. Non-cyclic
+        # buffers of one device are shared by all the clients that open them.
+        deadline = time.monotonic() + OPEN_BUSY_RETRY_S
+        while True:
             with self._lock:
-                if self._tx_owner is not None and self._tx_owner is not c:
-                    c.value(-errno.EBUSY)
-                    return
-                self._tx_owner = c
-        else:
+                holders = self._holders.setdefault(dev.id, {})
+                others = [cy for cc, cy in holders.items() if cc is not c]
+                if not others or not (cyclic or any(others)):
+                    holders[c] = cyclic
+                    break
+            if time.monotonic() >= deadline:
+                c.value(-errno.EBUSY)
+                return
+            time.sleep(1e-4)
+        if not output:
             self.node.rx_open(samples, c.buffers_count.get(dev.id, 4))
         c.buffers[dev.id] = {"samples": samples, "mask": mask, "enabled": enabled, "cyclic": cyclic,
                              "output": output, "pushed": False}
         c.value(0)
 
-    def _close_buffer(self, c: _Conn, dev_id: str) -> int:
-        b = c.buffers.pop(dev_id, None)
-        if b is None:
-            return -errno.EBADF
-        if b["output"]:
-            self.node.tx_stop()
-            with self._lock:
-                if self._tx_owner is c:
-                    self._tx_owner = None
+    def _close(self, c: _Conn, name: str) -> int:
+        """``CLOSE``: as iiod/ops.c close_dev_helper, -ENODEV for an unknown device and -ENXIO for a
+        device this connection has not opened (another client's buffer stays open)."""
+        dev = self.model.device(name)
+        if dev is None:
+            return -errno.ENODEV
+        if dev.id not in c.buffers:
+            return -errno.ENXIO
+        self._close_buffer(c, dev.id)
         return 0
 
-    def _readbuf(self, c: _Conn, args: list[str]) -> None:
+    def _close_buffer(self, c: _Conn, dev_id: str) -> None:
+        b = c.buffers.pop(dev_id, None)
+        if b is None:
+            return
+        with self._lock:
+            holders = self._holders.get(dev_id, {})
+            holders.pop(c, None)
+            last = not holders
+        if b["output"] and last:  # the kernel buffer goes when its last client leaves
+            self.node.tx_stop()
+
+    def _buffer_of(self, c: _Conn, args: list[str], output: bool) -> tuple[dict | None, int, int]:
+        """``READBUF``/``WRITEBUF`` arguments: (this connection's buffer or None, bytes, errno to answer).
+
+        [Note: READBUF/WRITEBUF lengths]
+        iiod/parser.y reads the length with ``atol`` into an ``unsigned int``; a negative length or one
+        over 2^32 - 1 is refused here with -EINVAL (nothing read) rather than wrapped around."""
         if len(args) != 2:
-            raise ValueError("READBUF <dev> <bytes>")
-        dev_id = self._dev_id(args[0])
+            raise ValueError("READBUF|WRITEBUF <dev> <bytes>")
         nbytes = int(args[1])
-        b = c.buffers.get(dev_id)
-        if b is None or b["output"]:
-            c.value(-errno.EBADF)
+        if not 0 <= nbytes <= 0xFFFFFFFF:
+            raise ValueError(f"length {nbytes} outside 0..2^32-1")
+        dev = self.model.device(args[0])
+        if dev is None:
+            return None, nbytes, -errno.ENODEV
+        b = c.buffers.get(dev.id)
+        if b is None or b["output"] != output:
+            return None, nbytes, -errno.EBADF  # iiod/ops.c rw_buffer: no buffer opened by this client
+        return b, nbytes, 0
+
+    def _readbuf(self, c: _Conn, args: list[str]) -> None:
+        """As iiod/ops.c rw_buffer + send_data (v0.24): the request is served one buffer (refill) at a
+        time, each as ``"<len>\n"`` and its bytes, the mask line before the first only; a remainder
+        shorter than one sample ends the answer with ``"0\n"``, as does a request shorter than one
+        sample. Samples are produced in chunks of :data:`RX_CHUNK`: memory is O(chunk) whatever the
+        length, and the work is paced by the client reading (a client that stops reading is dropped
+        after ``idle_timeout_s``)."""
+        b, nbytes, err = self._buffer_of(c, args, output=False)
+        if b is None:
+            c.value(err)
             return
-        if nbytes < 0:
-            raise ValueError(f"negative length {nbytes}")
         ss = 2 * len(b["enabled"])
-        n = min(nbytes // ss, b["samples"])  # one buffer at most, as the DMA hands out
-        if n == 0:
+        per = b["samples"] * ss
+        left, first = nbytes, True
+        while left >= ss:
+            length = min(per, left)  # iiod sends min(buffer, remaining) bytes, even a partial sample
+            c.send(b"%d\n" % length + (b"%08x\n" % b["mask"] if first else b""))
+            first = False
+            n, sent = -(-length // ss), 0
+            while sent < length:
+                words = self.node.rx_dma(b["enabled"], min(n - sent // ss, RX_CHUNK))
+                data = np.ascontiguousarray(words, dtype="<i2").tobytes()[: length - sent]
+                c.send(data)
+                sent += len(data)
+            left -= length
+        if left or first:
             c.value(0)
-            return
-        first = self.node.rx_dma(b["enabled"], min(n, RX_CHUNK))  # int16 (k, len(enabled))
-        c.send(b"%d\n" % (n * ss) + b"%08x\n" % b["mask"])
-        c.send(np.ascontiguousarray(first, dtype="<i2").tobytes())
-        done = first.shape[0]
-        while done < n:
-            words = self.node.rx_dma(b["enabled"], min(n - done, RX_CHUNK))
-            c.send(np.ascontiguousarray(words, dtype="<i2").tobytes())
-            done += words.shape[0]
 
     def _writebuf(self, c: _Conn, args: list[str]) -> None:
-        if len(args) != 2:
-            raise ValueError("WRITEBUF <dev> <bytes>")
-        dev_id = self._dev_id(args[0])
-        nbytes = int(args[1])
-        b = c.buffers.get(dev_id)
-        if b is None or not b["output"]:
-            c.value(-errno.EBADF)
+        """As iiod/ops.c rw_buffer + receive_data (v0.24): ``"0\n"`` (ready), then the payload is taken
+        one buffer at a time, each piece pushed (whole samples), and the answer is the byte count.
+        A cyclic buffer takes one push: a second one (also the second piece of an oversize write)
+        answers -EBUSY, as local.c refuses to enqueue a cyclic block twice. Deviations, to keep the
+        command stream in sync: the payload is always read to its end (iiod leaves a tail shorter
+        than a sample, or the rest after a failed push, in the stream and parses it as commands)."""
+        b, nbytes, err = self._buffer_of(c, args, output=True)
+        if b is None:
+            c.value(err)
             return
         ss = 2 * len(b["enabled"])
-        if nbytes < 0 or nbytes > b["samples"] * ss:
-            c.value(-errno.EINVAL)  # before the ready "0": the client sends nothing
+        if nbytes < ss:
+            c.value(0)  # iiod: rw_buffer returns 0 at once and reads nothing
             return
-        if b["cyclic"] and b["pushed"]:
-            c.value(-errno.EBUSY)  # a cyclic buffer is pushed once
-            return
+        per = b["samples"] * ss
         c.value(0)
-        data = c.exact(nbytes)
-        words = np.frombuffer(data[: nbytes - nbytes % ss], dtype="<i2").reshape(-1, len(b["enabled"]))
-        self.node.tx_dma(b["enabled"], words, cyclic=b["cyclic"])
-        b["pushed"] = True
-        c.value(nbytes)
+        left, busy = nbytes, False
+        while left >= ss:
+            data = c.exact(min(per, left))
+            left -= len(data)
+            if b["cyclic"] and b["pushed"]:
+                busy = True
+                break
+            k = len(data) // ss
+            words = np.frombuffer(data[: k * ss], dtype="<i2").reshape(k, len(b["enabled"]))
+            self.node.tx_dma(b["enabled"], words, cyclic=b["cyclic"])
+            b["pushed"] = True
+        c.discard(left)
+        c.value(-errno.EBUSY if busy else nbytes - left)

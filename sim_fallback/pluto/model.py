@@ -28,9 +28,11 @@ carrier's other devices of that recording (``ad7291``, the optional ``adf4351`` 
 ``direct_reg_access`` (debug attribute of ad9361-phy and of both DMA cores) works as in the kernel:
 writing ``"0xADDR"`` selects a register, ``"0xADDR 0xVALUE"`` writes one, reading returns the selected
 register as ``"0x%X"``. Addresses with bit 31 set (``0x80000000 | offset``) are the HDL core's registers.
-Offset 0x88 is the DMA status: on cf-ad9361-lpc bit 2 = RX overflow (bit 1 underflow), on
-cf-ad9361-dds-core-lpc bit 0 = TX underflow; writing a 1 clears a bit (write-one-to-clear), as
-libiio's ``iio_adi_xflow_check`` does. Other addresses are plain storage (0 until written), except
+Offset 0x88 is the DMA status (register 0x22 of ADI HDL's ``library/common/up_adc_common.v`` and
+``up_dac_common.v``): on cf-ad9361-lpc bit 2 = RX overflow (``{29'd0, up_status_ovf, 2'b0}``), on
+cf-ad9361-dds-core-lpc bit 0 = TX underflow; writing a 1 to a set bit clears it (write-one-to-clear),
+as libiio's ``tests/iio_adi_xflow_check.c`` (v0.24) does (it clears with 0x6 and tests 4 for RX, 1
+for TX). The DAC's bit 4 (interface busy) reads 0 here. Other addresses are plain storage (0 until written), except
 the AD9361's product id (SPI 0x037 = 0x0A).
 """
 
@@ -57,7 +59,6 @@ LO_RANGE = {"ad9363a": "[325000000 1 3800000000]", "ad9361": "[70000000 1 600000
 #: the HDL cores' DMA status register (offset 0x88 with the core-register bit 31) and its bits
 REG_DMA_STATUS = 0x80000088
 RX_OVERFLOW_BIT = 0x4
-RX_UNDERFLOW_BIT = 0x2
 TX_UNDERFLOW_BIT = 0x1
 
 

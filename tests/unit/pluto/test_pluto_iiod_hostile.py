@@ -1,5 +1,5 @@
 """The iiod server against hostile input, in process: fuzzed commands on a fake connection, and the
-limits (negative lengths, READBUF caps, exclusive TX, connection cap, idle timeout, EMFILE) over
+limits (negative lengths, READBUF/WRITEBUF over one buffer, exclusive cyclic buffers, connection cap, idle timeout, EMFILE) over
 real loopback sockets to an in-process server."""
 
 from __future__ import annotations
@@ -45,6 +45,22 @@ def _first_int(out: bytes) -> int:
     return int(line)
 
 
+def _readbuf_answer(out: bytes) -> tuple[list[int], bytes, bytes]:
+    """Split a successful READBUF answer into (its length lines, the mask line, the data)."""
+    out, lengths, mask, data = bytes(out), [], b"", b""
+    while out:
+        line, _, out = out.partition(b"\n")
+        n = int(line)
+        if n == 0:
+            assert not out, "nothing may follow the terminating 0"
+            break
+        lengths.append(n)
+        if len(lengths) == 1:
+            mask, _, out = out.partition(b"\n")
+        data, out = data + out[:n], out[n:]
+    return lengths, mask, data
+
+
 _OPS = ["VERSION", "PRINT", "ZPRINT", "TIMEOUT", "SET", "READ", "WRITE", "OPEN", "CLOSE", "READBUF", "WRITEBUF",
         "GETTRIG", "SETTRIG", "EXIT", "BINARY", "HELP", "x"]
 _WORDS = st.one_of(st.sampled_from(["iio:device0", "iio:device2", "iio:device3", "ad9361-phy", "cf-ad9361-lpc",
@@ -82,20 +98,23 @@ def test_fuzz_any_command_answers_cleanly(server, op, words, payload):
                                 st.booleans()), max_size=8))
 def test_fuzz_buffer_commands_never_exceed_the_opened_size(server, steps):
     c = _FakeConn(bytes(64 * 1024))
-    opened: dict[str, int] = {}
+    opened: dict[str, tuple[int, int]] = {}  # device -> (bytes of its buffer, bytes of one sample)
     try:
         for op, dev, n, mask, cyclic in steps:
             c.out.clear()
             if op == "OPEN":
                 server._guarded(c, f"OPEN {dev} {n} {mask}" + (" CYCLIC" if cyclic else ""))
                 if _first_int(c.out) == 0:
-                    opened[dev] = n * 2 * bin(int(mask, 16)).count("1")
+                    ss = 2 * bin(int(mask, 16)).count("1")
+                    opened[dev] = (n * ss, ss)
             elif op == "READBUF":
                 server._guarded(c, f"READBUF {dev} {n}")
                 got = _first_int(c.out)
                 if got > 0:
-                    assert dev in opened and got <= opened[dev] and got <= n
-                    assert len(c.out) == len(b"%d\n" % got) + 9 + got  # mask line + exactly the samples
+                    lengths, mask_line, data = _readbuf_answer(c.out)
+                    size, ss = opened[dev]
+                    assert max(lengths) <= size and len(mask_line) == 8  # one buffer per length line
+                    assert len(data) == sum(lengths) and 0 <= n - sum(lengths) < ss  # all but a partial sample
             elif op == "WRITEBUF":
                 server._guarded(c, f"WRITEBUF {dev} {n}")
             else:
@@ -120,12 +139,41 @@ def test_negative_and_oversize_lengths_read_nothing(server):
     server._guarded(c, "WRITEBUF iio:device2 -1")
     assert _first_int(c.out) == -errno.EINVAL and c.rfile.tell() == 0
     c.out.clear()
-    server._guarded(c, "WRITEBUF iio:device2 4100")  # over the 1024 x 4 bytes opened
+    server._guarded(c, "READBUF iio:device2 %d" % (1 << 32))  # over iiod's unsigned int
     assert bytes(c.out) == b"%d\n" % -errno.EINVAL
     server._close_buffer(c, "iio:device2")
 
 
-def test_huge_readbuf_is_capped_and_does_not_break_rx(server):
+def test_writebuf_over_the_buffer_is_pushed_one_buffer_at_a_time(server):
+    """iiod/ops.c receive_data: a payload over one buffer is taken buffer by buffer; a cyclic buffer
+    takes one push (local.c: a second enqueue of a cyclic block is -EBUSY), the rest is read and
+    dropped so the command stream stays in sync."""
+    c = _FakeConn(bytes(4100) + b"VERSION\r\n")
+    server._guarded(c, "OPEN iio:device2 1024 3 CYCLIC")
+    c.out.clear()
+    server._guarded(c, "WRITEBUF iio:device2 4100")  # over the 1024 x 4 bytes opened
+    assert bytes(c.out) == b"0\n%d\n" % -errno.EBUSY and c.line() == b"VERSION\r\n"
+    server._close_buffer(c, "iio:device2")
+    pushes = []
+    orig = server.node.tx_dma
+    server.node.tx_dma = lambda enabled, words, cyclic: pushes.append((words.shape, cyclic))
+    try:
+        c = _FakeConn(bytes(4 * 2048 + 6))
+        server._guarded(c, "OPEN iio:device2 1024 3")
+        c.out.clear()
+        server._guarded(c, "WRITEBUF iio:device2 %d" % (4 * 2048 + 6))
+        # two whole buffers, then the 6-byte tail (>= one sample) as a third piece of one sample
+        assert bytes(c.out) == b"0\n%d\n" % (4 * 2048 + 6)
+        assert pushes == [((1024, 2), False), ((1024, 2), False), ((1, 2), False)]
+        c.out.clear()
+        server._guarded(c, "WRITEBUF iio:device2 3")  # shorter than a sample: iiod reads nothing
+        assert bytes(c.out) == b"0\n"
+        server._close_buffer(c, "iio:device2")
+    finally:
+        server.node.tx_dma = orig
+
+
+def test_readbuf_is_served_one_buffer_per_length_line(server):
     c = _FakeConn()
     server._guarded(c, "OPEN iio:device3 %d 3" % (iiod.MAX_BUFFER_BYTES // 4 + 1))
     assert _first_int(c.out) == -errno.ENOMEM
@@ -134,7 +182,19 @@ def test_huge_readbuf_is_capped_and_does_not_break_rx(server):
     clock = server.node.rx_clock
     c.out.clear()
     server._guarded(c, "READBUF iio:device3 %d" % (1 << 62))
-    assert _first_int(c.out) == 1024 and server.node.rx_clock == clock + 256  # one buffer, clock by 256
+    assert bytes(c.out) == b"%d\n" % -errno.EINVAL and server.node.rx_clock == clock  # nothing made
+    c.out.clear()
+    server._guarded(c, "READBUF iio:device3 %d" % (3 * 1024 + 2))  # iiod: buffer after buffer, then "0"
+    lengths, mask_line, data = _readbuf_answer(c.out)
+    assert lengths == [1024, 1024, 1024] and mask_line == b"00000003" and len(data) == 3072
+    assert len(c.out) == 3 * 5 + 9 + 3072 + 2 and c.out.endswith(b"0\n")  # the terminating "0"
+    assert server.node.rx_clock == clock + 3 * 256
+    c.out.clear()
+    server._guarded(c, "READBUF iio:device3 1030")  # a partial last sample is sent as iiod does
+    assert _readbuf_answer(c.out)[0] == [1024, 6] and server.node.rx_clock == clock + 3 * 256 + 258
+    c.out.clear()
+    server._guarded(c, "READBUF iio:device3 3")  # shorter than a sample
+    assert bytes(c.out) == b"0\n"
     c.out.clear()
     server._guarded(c, "READBUF iio:device3 64")
     assert _first_int(c.out) == 64  # RX still serves
@@ -161,12 +221,28 @@ def test_tx_buffer_is_exclusive(server):
         assert fa.readline() == b"0\n"
         a.sendall(np.full(128, 8192, "<i2").tobytes())
         assert fa.readline() == b"256\n"
+        # iiod/ops.c open_dev_helper: "Only one client allowed in cyclic mode", after a 50 ms retry
+        t0 = time.monotonic()
         assert _cmd(fb, b, b"OPEN iio:device2 64 3 CYCLIC\r\n") == b"%d\n" % -errno.EBUSY
-        assert _cmd(fb, b, b"CLOSE iio:device2\r\n") == b"%d\n" % -errno.EBADF
+        assert time.monotonic() - t0 >= iiod.OPEN_BUSY_RETRY_S
+        assert _cmd(fb, b, b"OPEN iio:device2 64 3\r\n") == b"%d\n" % -errno.EBUSY  # held cyclic
+        assert _cmd(fb, b, b"CLOSE iio:device2\r\n") == b"%d\n" % -errno.ENXIO  # close_dev_helper
+        assert _cmd(fb, b, b"CLOSE no-such-device\r\n") == b"%d\n" % -errno.ENODEV
         assert server.node._cyclic is not None  # a's cyclic TX still on air
         assert _cmd(fa, a, b"CLOSE iio:device2\r\n") == b"0\n"
         assert _cmd(fb, b, b"OPEN iio:device2 64 3\r\n") == b"0\n"  # free again
+        assert _cmd(fa, a, b"OPEN iio:device2 64 3\r\n") == b"0\n"  # non-cyclic buffers are shared
+        assert _cmd(fa, a, b"OPEN iio:device3 64 3 CYCLIC\r\n") == b"0\n"
+        assert _cmd(fb, b, b"OPEN iio:device3 64 3\r\n") == b"%d\n" % -errno.EBUSY  # also for RX
+        assert _cmd(fa, a, b"CLOSE iio:device3\r\n") == b"0\n"
+        a.sendall(b"WRITEBUF iio:device2 256\r\n")
+        assert fa.readline() == b"0\n"
+        a.sendall(np.full(128, 8192, "<i2").tobytes())
+        assert fa.readline() == b"256\n"
+        assert _cmd(fa, a, b"CLOSE iio:device2\r\n") == b"0\n"
+        assert server.node._streaming  # b still holds the TX: not stopped
         assert _cmd(fb, b, b"CLOSE iio:device2\r\n") == b"0\n"
+        assert not server.node._streaming  # the last holder left: the TX stopped
 
 
 def _wait(cond, timeout=5.0) -> bool:
