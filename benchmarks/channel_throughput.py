@@ -37,7 +37,7 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sim_fallback.launch import start_server  # noqa: E402
+from hil.radio.launch import start_server  # noqa: E402
 from sim_fallback.topology import two_node_config  # noqa: E402
 
 FS = 61.44e6  # nominal sample rate given to the channel specs (Pluto's top rate)

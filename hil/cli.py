@@ -6,6 +6,7 @@ Each part owns one section below; heavy imports (torch, zmq, adi) happen inside 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Optional
@@ -94,7 +95,7 @@ def sim_probe(
     import json
 
     from hil.errors import ConfigError, HilError
-    from sim_fallback.probe import run_probe
+    from hil.capture.probe import run_probe
 
     try:
         rep = run_probe(config=str(config) if config else None, endpoint=endpoint, tx_node=tx, rx_node=rx,
@@ -333,17 +334,18 @@ def demo_cmd(
 
     Starts the ZMQ channel server as a child process (python -m sim_fallback), trains through the full
     PHY (the receiver never sees the true channel) with reciprocity gradients beside the digital
-    baseline, and writes the report folder. Falls back to --transport loopback, then ideal, with a
-    warning when the server or the PHY is not available.
+    baseline, and writes the report folder.
     """
     from hil.train.config import load_config, validate
-    from hil.train.demo import demo_config, demo_seeds, resolve_transport
+    from hil.train.demo import check_transport, demo_config, demo_seeds
 
-    cfg = load_config("demo")
-    got, why = resolve_transport(transport)
-    if got != transport:
-        console.print(f"[yellow]warning[/]: transport {transport!r} unavailable ({why}); using {got!r}")
-    cfg = validate(demo_config(cfg, quick=quick, transport=got, gradient_mode=gradient_mode, snr_db=snr_db))
+    try:
+        check_transport(transport)
+    except ValueError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from e
+    cfg = validate(demo_config(load_config("demo"), quick=quick, transport=transport, gradient_mode=gradient_mode,
+                               snr_db=snr_db))
     _run_training(cfg, out, seeds=seeds or demo_seeds(quick), workers=workers, sweeps=sweeps)
 
 
@@ -467,40 +469,47 @@ def capture_cmd(
     from rich.progress import Progress
 
     from hil.capture.report import fmt_value
-    from hil.capture.run import open_radio, run_capture
+    from hil.capture.run import run_capture
     from hil.capture.sweep import SweepConfig
     from hil.errors import HilError
+    from hil.radio.open import RadioSpec, open_radio
 
-    try:
-        sw = SweepConfig.from_file(sweep)
-        rad, info, hw = open_radio(radio, uri, tx_node=tx_node, rx_node=rx_node, profile=profile, rx_uri=rx_uri)
-    except (HilError, ValueError) as e:
-        console.print(f"[red]{e}[/red]")
-        raise typer.Exit(2) from e
-    try:
-        with rad, Progress(console=console, transient=True) as prog:
-            task = prog.add_task("sounding", total=sw.frames_total)
-            res = run_capture(rad, sw, out, rng=np.random.default_rng(seed), hw=hw, radio_info=info,
-                              on_frame=lambda done, total, s: prog.update(task, completed=done))
-    except (HilError, ValueError) as e:
-        console.print(f"[red]capture failed: {e}[/red]\nfinished recordings (valid) are in {out}")
-        raise typer.Exit(1) from e
-    except KeyboardInterrupt:
-        console.print(f"[yellow]aborted by a second signal[/yellow]: the unfinished recording was dropped; "
-                      f"finished recordings (valid) are in {out}")
-        raise typer.Exit(130)
-    console.print(f"{len(res.recordings)} recording(s), {res.frames} frames ({res.missed} missed) in {out} "
-                  f"({res.elapsed_s:.1f} s); report: {out / 'report.md'}")
-    for r in res.report.get("recordings", []):
-        st = r.get("stats")
-        if st:
-            console.print(f"  {r['name']}: SNR {fmt_value(st['snr']['mean_db'])} dB, rho "
-                          f"{fmt_value(st['gauss_markov_rho'])}, K {fmt_value(st['rician_k_db'])} dB, valid={r['valid']}")
-    if res.stopped is not None:
-        st = res.stopped
-        console.print(f"[yellow]stopped by signal at {st.get('recording')}, LO step {st.get('lo_step')}, "
-                      f"slot {st.get('slot')}[/yellow]; every recording in {out} is complete and valid")
-        raise typer.Exit(130)
+    with contextlib.ExitStack() as stack:
+        try:
+            sw = SweepConfig.from_file(sweep)
+            if radio not in ("zmq", "pluto"):
+                raise ValueError(f"--radio must be 'zmq' or 'pluto', got {radio!r}")
+            spec = (RadioSpec("zmq", endpoint=uri, tx_node=tx_node, rx_node=rx_node) if radio == "zmq"
+                    else RadioSpec("pluto", uri=uri, profile=profile, rx_uri=rx_uri))
+            opened = stack.enter_context(open_radio(spec))
+        except (HilError, ValueError) as e:
+            console.print(f"[red]{e}[/red]")
+            raise typer.Exit(2) from e
+        try:
+            with Progress(console=console, transient=True) as prog:
+                task = prog.add_task("sounding", total=sw.frames_total)
+                res = run_capture(opened.radio, sw, out, rng=np.random.default_rng(seed), hw=opened.hw,
+                                  radio_info=opened.info,
+                                  on_frame=lambda done, total, s: prog.update(task, completed=done))
+        except (HilError, ValueError) as e:
+            console.print(f"[red]capture failed: {e}[/red]\nfinished recordings (valid) are in {out}")
+            raise typer.Exit(1) from e
+        except KeyboardInterrupt:
+            console.print(f"[yellow]aborted by a second signal[/yellow]: the unfinished recording was dropped; "
+                          f"finished recordings (valid) are in {out}")
+            raise typer.Exit(130)
+        console.print(f"{len(res.recordings)} recording(s), {res.frames} frames ({res.missed} missed) in {out} "
+                      f"({res.elapsed_s:.1f} s); report: {out / 'report.md'}")
+        for r in res.report.get("recordings", []):
+            st = r.get("stats")
+            if st:
+                console.print(f"  {r['name']}: SNR {fmt_value(st['snr']['mean_db'])} dB, rho "
+                              f"{fmt_value(st['gauss_markov_rho'])}, K {fmt_value(st['rician_k_db'])} dB, valid={r['valid']}")
+        if res.stopped is not None:
+            st = res.stopped
+            console.print(f"[yellow]stopped by signal at {st.get('recording')}, LO step {st.get('lo_step')}, "
+                          f"slot {st.get('slot')}[/yellow]; every recording in {out} is complete and valid")
+            raise typer.Exit(130)
 
 
 @capture_app.command("inspect")

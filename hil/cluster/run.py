@@ -92,7 +92,7 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
     (removed before writing).
     """
     from hil.cluster.report import write_cluster_report
-    from hil.train.data import load_dataset
+    from hil.data import load_dataset
     from hil.train.loop import load_checkpoint
 
     if microbatches < 1:

@@ -370,6 +370,22 @@ class PlutoRadio(Radio):
             raise ValueError(f"gain_control_mode = {p.gain_control_mode!r} is not one of "
                              f"{r['gain_control_mode']} (ad9361-phy in voltage gain_control_mode_available)")
 
+    def tune(self, *, lo_hz: float, sample_rate_hz: float, tx_gain_db: float | None = None,
+             rx_gain_db: float | None = None) -> bool:
+        """A new profile with the LO (TX and RX), the sample rate and, when given, the gain of every
+        enabled channel, applied by :meth:`configure` (validated, written, read back). Returns True."""
+        from dataclasses import replace
+
+        p = self.profile
+        changes: dict = {"rx_lo_hz": int(round(lo_hz)), "tx_lo_hz": int(round(lo_hz)),
+                         "sample_rate_hz": int(round(sample_rate_hz))}
+        if rx_gain_db is not None:
+            changes["rx_gain_db"] = tuple(float(rx_gain_db) for _ in p.rx_enabled_channels)
+        if tx_gain_db is not None:
+            changes["tx_gain_db"] = tuple(float(tx_gain_db) for _ in p.tx_enabled_channels)
+        self.configure(replace(p, **changes))
+        return True
+
     def configure(self, profile: dict | PlutoProfile | str | Path) -> None:
         """Validate ``profile`` against the boards' ranges, write it, read it back.
 

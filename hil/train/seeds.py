@@ -99,7 +99,7 @@ def run_seeds(
                     on_seed(rep)
     sweep_points: dict = {}
     if sweeps:
-        from hil.train.data import load_dataset
+        from hil.data import load_dataset
         from hil.train.run import run_sweeps
 
         d = cfg.data

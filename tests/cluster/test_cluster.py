@@ -63,7 +63,7 @@ def test_microbatched_pipeline_matches_in_process(ray_local, tmp_path):
 
 def test_killed_node_gives_one_line_error_naming_it(ray_local):
     cfg = small("ideal")
-    from hil.train.data import load_dataset
+    from hil.data import load_dataset
 
     data = load_dataset("digits", "", 0.2, 0, 64, 16)
     with Cluster("local") as cl:

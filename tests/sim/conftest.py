@@ -1,7 +1,7 @@
 """Fixtures that start real channel-server processes on ephemeral ports and always stop them.
 
     def test_x(channel_server):
-        srv = channel_server(two_node_config())      # sim_fallback.launch.ServerProcess
+        srv = channel_server(two_node_config())      # hil.radio.launch.ServerProcess
         radio = ZmqRadio(srv.control, "edge", "server")
         ...
         srv = channel_server.restart(srv)            # same endpoints, new process
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim_fallback.launch import ServerProcess, start_server
+from hil.radio.launch import ServerProcess, start_server
 
 
 class ServerFactory:

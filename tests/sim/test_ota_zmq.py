@@ -99,7 +99,7 @@ def test_failing_phy_over_zmq_stops_the_server_and_closes_the_radio(monkeypatch)
     # must leave neither the server process nor the ZMQ radio behind.
     import hil.ota.transport as tr
     import hil.train.links as links
-    import sim_fallback.launch as launch
+    import hil.radio.launch as launch
     from hil.train.config import OTAConfig
 
     servers, radios = [], []

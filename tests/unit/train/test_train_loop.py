@@ -131,13 +131,12 @@ def test_resuming_with_a_different_config_is_refused(tmp_path):
         run_experiment(changed, tmp_path)
 
 
-def test_demo_transport_resolution_and_quick_config():
-    from hil.train.demo import demo_config, resolve_transport
+def test_demo_transport_check_and_quick_config():
+    from hil.train.demo import check_transport, demo_config
 
-    assert resolve_transport("ideal") == ("ideal", "")
-    assert resolve_transport("zmq")[0] == "zmq"  # server, radio and PHY are importable in this tree
-    with pytest.raises(ValueError, match="demo transport"):
-        resolve_transport("carrier-pigeon")
+    assert [check_transport(t) for t in ("ideal", "loopback", "zmq")] == ["ideal", "loopback", "zmq"]
+    with pytest.raises(ValueError, match="demo transport must be one of"):
+        check_transport("carrier-pigeon")
     cfg = demo_config(load_config("demo"), quick=True, transport="loopback", gradient_mode="estimated", snr_db=0.0)
     assert (cfg.ota.transport, cfg.ota.gradient_mode, cfg.ota.snr_db) == ("loopback", "estimated", 0.0)
     assert cfg.train.epochs < load_config("demo").train.epochs
