@@ -5,8 +5,8 @@ A digital link moves ``nbytes`` in ``latency_s + nbytes / bytes_per_s`` seconds.
 
 An over-the-air (OTA) link does not move bytes: it carries the activation vector itself as analog
 symbols, the precoder/channel/combiner acting as one linear layer (W = sum_k C_k^H H P_k over K
-channel uses; Yang et al., "Over-the-air split ML in wireless MIMO networks", arXiv 2210.04742, and
-shared/DESIGN.md). A flat MIMO link with ``n_tx`` transmit antennas sends ``n_tx`` complex symbols,
+channel uses; Yang et al., "Over-the-air split ML in wireless MIMO networks", arXiv 2210.04742).
+A flat MIMO link with ``n_tx`` transmit antennas sends ``n_tx`` complex symbols,
 i.e. ``2 * n_tx`` real values, per channel use, so a vector of ``d`` real values needs
 ``K = ceil(d / (2 * n_tx))`` channel uses. At ``sample_rate_hz`` channel uses per second (one
 complex sample per antenna per channel use) and a framing overhead ``overhead`` (preamble, pilots,
