@@ -188,7 +188,9 @@ def _run_training(cfg, out: Path) -> dict:
         with prog:
             report = run_experiment(cfg, out, progress=hook)
     except ConfigError as e:
-        console.print(f"[red]error[/]: {e}")
+        from rich.markup import escape
+
+        console.print(f"[red]error[/]: {escape(str(e))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: finished epochs are checkpointed in {out}/checkpoints; "
@@ -314,32 +316,39 @@ def emu_pluto(
 @pluto_app.command("check")
 def pluto_check(
     uri: str = typer.Option(..., "--uri", help="libiio URI of the board, e.g. ip:192.168.2.1 or usb:1.2.5."),
-    profile: str = typer.Option("pluto_1r1t", "--profile", help="Profile name in firmware_configs/ or a TOML path."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Profile name in firmware_configs/ or a TOML "
+                                          "path; default: the one matching the board's mode and model."),
 ) -> None:
-    """Read a board and say what differs from a profile (mode, LOs, rate, bandwidths, gains).
+    """Read a board (model, mode, channels) and say what differs from a profile (mode, LOs, rate, bandwidths, gains).
 
     Never writes to the board or its firmware; see firmware_configs/README.md for the fw_setenv steps.
     Exits 1 when something differs, 2 when the board cannot be read.
     """
     from hil.errors import HilError
-    from hil.radio.pluto import check_board
+    from hil.radio.pluto import PlutoRadio, check_board, read_board
 
     try:
-        diffs = check_board(uri, profile)
+        board = read_board(uri)
+        console.print(f"{uri}: {board.describe()}")
+        diffs = check_board(uri, profile, board=board)
+        name = profile or board.profile()
+        misfit = board.misfit(PlutoRadio._as_profile(name), name)
     except (HilError, ValueError) as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]error[/red]: {e}", overflow="fold")
         raise typer.Exit(2) from e
     if not diffs:
-        console.print(f"[green]{uri} matches profile {profile}[/green]")
+        console.print(f"[green]{uri} matches profile {name}[/green]")
         return
     from rich.table import Table
 
-    t = Table(title=f"{uri} vs profile {profile}")
+    t = Table(title=f"{uri} vs profile {name}")
     for col in ("setting", "profile", "board"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for row in diffs:
         t.add_row(*row)
     console.print(t)
+    if misfit:
+        console.print(misfit, overflow="fold")
     raise typer.Exit(1)
 
 
@@ -365,7 +374,8 @@ def capture_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (new): recordings and report."),
     tx_node: Optional[str] = typer.Option(None, "--tx-node", help="zmq: transmitting node (default: first node)."),
     rx_node: Optional[str] = typer.Option(None, "--rx-node", help="zmq: receiving node (default: its first peer)."),
-    profile: str = typer.Option("pluto_1r1t", "--profile", help="pluto: device profile name or TOML path."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="pluto: device profile name or TOML path "
+                                          "(default: the one matching the board's mode and model)."),
     rx_uri: Optional[str] = typer.Option(None, "--rx-uri", help="pluto: a second board that receives."),
     seed: int = typer.Option(0, "--seed", help="Seed of the generator (PHY sounder payloads)."),
 ) -> None:
@@ -394,7 +404,9 @@ def capture_cmd(
         sw = SweepConfig.from_file(sweep)
         rad, info, hw = open_radio(radio, uri, tx_node=tx_node, rx_node=rx_node, profile=profile, rx_uri=rx_uri)
     except (HilError, ValueError) as e:
-        console.print(f"[red]{e}[/red]")
+        from rich.markup import escape
+
+        console.print(f"[red]error[/red]: {escape(str(e))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from e
     try:
         with rad, Progress(console=console, transient=True) as prog:

@@ -73,13 +73,14 @@ def make_sounder(sweep: SweepConfig, radio: Radio, rng: np.random.Generator):
 
 def open_radio(
     kind: str, uri: str, *, tx_node: str | None = None, rx_node: str | None = None,
-    profile: str = "pluto_1r1t", rx_uri: str | None = None, timeout_s: float = 5.0,
+    profile: str | None = None, rx_uri: str | None = None, timeout_s: float = 5.0,
 ) -> tuple[Radio, dict, str]:
     """Open the radio of ``hil capture``: returns ``(radio, info for hil:radio, core:hw text)``.
 
     Args:
         kind: ``"zmq"`` (a client of a running channel server; ``uri`` its control endpoint) or
-            ``"pluto"`` (pyadi-iio; ``uri`` the libiio URI, ``profile`` a profile name or path).
+            ``"pluto"`` (pyadi-iio; ``uri`` the libiio URI, ``profile`` a profile name or path;
+            None: the profile matching the board).
         tx_node, rx_node: zmq: the wiring; default the first node and its first peer.
     """
     if kind == "zmq":
@@ -107,7 +108,7 @@ def open_radio(
 
         radio = PlutoRadio(uri, profile=profile, rx_uri=rx_uri)
         prof = radio.profile
-        return radio, {"backend": "pluto", "uri": uri, "rx_uri": rx_uri or uri, "profile": str(profile)}, \
+        return radio, {"backend": "pluto", "uri": uri, "rx_uri": rx_uri or uri, "profile": str(profile or radio.board.profile())}, \
             f"{prof.board_class} {prof.mode} at {uri}" + (f" -> {rx_uri}" if rx_uri else "")
     raise ValueError(f"--radio must be 'zmq' or 'pluto', got {kind!r}")
 

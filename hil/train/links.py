@@ -205,5 +205,15 @@ def open_transport(
         if cfg.n_tx != cfg.n_rx or cfg.n_tx not in profiles:
             raise ConfigError(f"[ota] transport='pluto' needs n_tx = n_rx = 1 (pluto_1r1t) or 2 (pluto_2r2t), "
                               f"got n_tx={cfg.n_tx}, n_rx={cfg.n_rx}")
-        return _phy_transport(PlutoRadio(cfg.uri, profiles[cfg.n_tx]), "pluto", phy, cfg)
+        from hil.radio.pluto import BoardMismatch
+
+        name = profiles[cfg.n_tx]
+        try:
+            radio = PlutoRadio(cfg.uri, name)
+        except BoardMismatch as e:  # say it in the config's terms: which n_tx/n_rx the board can run
+            n = min(e.board.n_rx, e.board.n_tx, 2)
+            use = f"train with [ota] n_tx = n_rx = {n} (profile {profiles[n]})" if n in profiles else None
+            why = e.board.misfit(PlutoRadio._as_profile(name), name, use=use) or str(e)
+            raise BoardMismatch(f"[ota] n_tx = n_rx = {cfg.n_tx}: {why}", e.board, name) from e
+        return _phy_transport(radio, "pluto", phy, cfg)
     raise ConfigError(f"unknown transport {cfg.transport!r}; known: ideal, loopback, zmq, pluto")
