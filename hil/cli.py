@@ -378,6 +378,10 @@ def capture_cmd(
                                           "(default: the one matching the board's mode and model)."),
     rx_uri: Optional[str] = typer.Option(None, "--rx-uri", help="pluto: a second board that receives."),
     seed: int = typer.Option(0, "--seed", help="Seed of the generator (PHY sounder payloads)."),
+    layout: str = typer.Option("interleaved", "--layout", help="interleaved: one multi-channel SigMF recording "
+                               "per gain pair; per-antenna: also one single-channel recording per antenna in "
+                               "DIR/per-antenna/, tied by a .sigmf-collection (for inspectrum and other "
+                               "single-stream tools)."),
 ) -> None:
     """Sound the channel over a sweep (LO steps x gains x frames) and record it as SigMF.
 
@@ -391,6 +395,9 @@ def capture_cmd(
     missing = [n for n, v in (("--radio", radio), ("--uri", uri), ("--sweep", sweep), ("--out", out)) if v is None]
     if missing:
         console.print(f"[red]hil capture needs {', '.join(missing)}[/red] (or: hil capture inspect DIR); see --help")
+        raise typer.Exit(2)
+    if layout not in ("interleaved", "per-antenna"):
+        console.print(f"[red]error[/red]: --layout {layout!r}: use interleaved or per-antenna")
         raise typer.Exit(2)
     import numpy as np
     from rich.progress import Progress
@@ -420,6 +427,15 @@ def capture_cmd(
         console.print(f"[yellow]aborted by a second signal[/yellow]: the unfinished recording was dropped; "
                       f"finished recordings (valid) are in {out}")
         raise typer.Exit(130)
+    if layout == "per-antenna":
+        from hil.capture.sigmf_io import write_per_antenna
+
+        try:
+            colls = [write_per_antenna(p, out / "per-antenna") for p in res.recordings]
+        except (HilError, ValueError, OSError) as e:
+            console.print(f"[red]error[/red]: writing the per-antenna recordings in {out / 'per-antenna'} failed: {e}")
+            raise typer.Exit(1) from e
+        console.print(f"per-antenna recordings: {len(colls)} collection(s) in {out / 'per-antenna'}")
     console.print(f"{len(res.recordings)} recording(s), {res.frames} frames ({res.missed} missed) in {out} "
                   f"({res.elapsed_s:.1f} s); report: {out / 'report.md'}")
     for r in res.report.get("recordings", []):
