@@ -55,8 +55,7 @@ __all__ = [
 #: recording has).
 _PER_ANTENNA_ANN_KEYS = ("core:sample_start", "core:sample_count", "core:freq_lower_edge", "core:freq_upper_edge",
                          "core:label", K.SLOT, K.T_S, K.SNR_DB, K.CFO_HZ, K.TIMING, K.NOISE_VAR, K.ESTIMATE_VAR)
-ANTENNA = "hil:antenna"  # per-antenna layout: the receive antenna (0-based) a single-channel recording holds
-SOURCE = "hil:source"  # per-antenna layout: the multi-channel recording it was taken from
+
 
 
 def utc_now_iso() -> str:
@@ -454,7 +453,7 @@ def write_per_antenna(meta_path: str | Path, out_dir: str | Path) -> Path:
         one = {
             "global": {**keep_global, "core:num_channels": 1, "core:sha512": hashlib.sha512(data).hexdigest(),
                        "core:description": f"{g.get('core:description', name)}; receive antenna {k} of {n_ch}",
-                       K.N_TX: g.get(K.N_TX), K.N_RX: g.get(K.N_RX), ANTENNA: k, SOURCE: name,
+                       K.N_TX: g.get(K.N_TX), K.N_RX: g.get(K.N_RX), K.ANTENNA: k, K.SOURCE: name,
                        K.N_SAMPLES: int(x.shape[1]), K.COMPLETE: g.get(K.COMPLETE, True)},
             "captures": meta.get("captures", []),
             "annotations": [{a: ann[a] for a in _PER_ANTENNA_ANN_KEYS if a in ann}
@@ -470,7 +469,7 @@ def write_per_antenna(meta_path: str | Path, out_dir: str | Path) -> Path:
         coll = SigMFCollection(metafiles=names, base_path=out, metadata={"collection": {
             "core:description": f"{name}: one recording per receive antenna ({n_ch})",
             "core:extensions": g.get("core:extensions", []),
-            ANTENNA: list(range(n_ch)), SOURCE: name}})
+            K.ANTENNA: list(range(n_ch)), K.SOURCE: name}})
     path = out / f"{name}.sigmf-collection"
     atomic_write_text(path, coll.dumps(pretty=True) + "\n")
     return path
