@@ -178,7 +178,7 @@ def _train_progress():
     return prog, hook
 
 
-def _run_training(cfg, out: Path) -> dict:
+def _run_training(cfg, out: Path, log_dir: Optional[Path] = None) -> dict:
     from hil.train.run import run_experiment
 
     from hil.errors import ConfigError
@@ -186,7 +186,7 @@ def _run_training(cfg, out: Path) -> dict:
     prog, hook = _train_progress()
     try:
         with prog:
-            report = run_experiment(cfg, out, progress=hook)
+            report = run_experiment(cfg, out, progress=hook, log_dir=log_dir)
     except ConfigError as e:
         from rich.markup import escape
 
@@ -229,6 +229,9 @@ def train_cmd(
     hold_channel: Optional[bool] = typer.Option(None, "--hold-channel/--no-hold-channel", help="Override "
                                                 "\\[ota] hold_channel: the receiver maps every burst onto its "
                                                 "first channel estimate (for drifting channels, docs/ota.md)."),
+    log_dir: Optional[Path] = typer.Option(None, "--log-dir", help="Write TensorBoard event files here (loss, "
+                                           "accuracies, measured SNR, CFO, gradient cosine, frames, step time); "
+                                           "view with: tensorboard --logdir DIR. Needs the log extra."),
 ) -> None:
     """Train a split model with an over-the-air layer beside its digital baseline and write a report.
 
@@ -248,7 +251,7 @@ def train_cmd(
     except (ConfigError, TypeError) as e:
         console.print(f"[red]config error[/]: {e}")
         raise typer.Exit(2)
-    _run_training(cfg, out)
+    _run_training(cfg, out, log_dir)
 
 
 @app.command("demo")

@@ -16,4 +16,4 @@ fi
 
 # torch first, pinned: a looser requirement would pull a multi-GB CUDA build.
 "$PY" -m pip install -q torch==2.13.0
-"$PY" -m pip install -q -e '.[pluto,test]'
+"$PY" -m pip install -q -e '.[pluto,test,log]'

@@ -18,7 +18,7 @@ import torch
 
 from hil._io import atomic_write_text, load_mapping
 from hil.errors import ConfigError
-from hil.ota.link import OTALink, ReciprocityCalibration, calibrate_reciprocity
+from hil.ota.link import OTALink, ReciprocityCalibration, calibrate_reciprocity, watch_echo_cosine
 from hil.train.config import RunConfig, to_toml
 from hil.train.data import Dataset, load_dataset
 from hil.train.links import open_transport
@@ -61,6 +61,7 @@ def train_ota(
     progress: ProgressHook | None = None,
     tag: str = "ota",
     epochs: int | None = None,
+    log_dir: str | Path | None = None,
 ) -> dict:
     """Train the over-the-air model of ``cfg`` on ``data``. Returns a dict of results (history,
     accuracy, training frames, calibration frames, measured SNR, calibration, seconds).
@@ -72,13 +73,21 @@ def train_ota(
     ``ideal`` transport, the channel's state: resuming a finished run calibrates nothing; resuming over
     ``ideal`` restores channel and calibration and continues exactly; over a radio (whose channel and
     phase references restart) an unfinished run calibrates again.
+
+    ``log_dir``: write TensorBoard scalars to ``log_dir/<tag>`` (see [Note: run logging] in
+    :mod:`hil.train.runlog`).
     """
     epochs = epochs or cfg.train.epochs
     ck = load_checkpoint(checkpoint) if checkpoint is not None else None
     extra = (ck or {}).get("extra") or {}
     complete = ck is not None and int(ck["epoch"]) >= epochs
+    runlog = None
     transport, closer = open_transport(cfg.ota, vectors_per_burst=_vectors_per_burst(cfg, data))
     try:
+        if log_dir is not None:
+            from hil.train.runlog import RunLog
+
+            runlog = RunLog(log_dir, tag)
         cal_rng = np.random.default_rng(cfg.train.seed)
         cal = None
         cal_frames = int(extra.get("calibration_frames", 0))
@@ -110,10 +119,24 @@ def train_ota(
         snrs: list[float] = []
 
         steps_done = [0]
+        cosines: list[float] = []
+        steps_per_epoch = [1]
+        if runlog is not None:
+            watch_echo_cosine(link, transport, cosines.append)
+            runlog.step_time()
 
         def on_step(ep, st, n):
             if link.last is not None and np.isfinite(link.last.snr_db):
                 snrs.append(link.last.snr_db)
+            if runlog is not None:
+                steps_per_epoch[0] = n
+                last = link.last
+                runlog.scalars((ep - 1) * n + st, {
+                    "link/snr_db": None if last is None else last.snr_db,
+                    "link/cfo_hz": None if last is None else last.cfo_hz,
+                    "link/grad_cosine": float(np.mean(cosines)) if cosines else None,
+                    "time/step_s": runlog.step_time()})
+                cosines.clear()
             steps_done[0] += 1
             every = cfg.ota.recalibrate_every
             if link.calibration is not None and every > 0 and steps_done[0] % every == 0:
@@ -135,6 +158,7 @@ def train_ota(
             model, data, epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.seed,
             checkpoint=checkpoint, frames=lambda: transport.frames - base - new_cal[0], on_step=on_step,
             extra_state=extra_state,
+            on_epoch=None if runlog is None else (lambda rec: runlog.epoch(rec.epoch * steps_per_epoch[0], rec)),
         )
         seconds = time.perf_counter() - t0
         cal = link.calibration
@@ -150,6 +174,8 @@ def train_ota(
         }
     finally:
         closer.close()
+        if runlog is not None:
+            runlog.close()
 
 
 def _vectors_per_burst(cfg: RunConfig, data: Dataset) -> int:
@@ -166,14 +192,34 @@ def _c(z: np.ndarray) -> list:
     return [[float(v.real), float(v.imag)] for v in np.asarray(z).ravel()]
 
 
-def train_digital(cfg: RunConfig, data: Dataset, checkpoint: Path | None = None, progress: ProgressHook | None = None) -> dict:
+def train_digital(cfg: RunConfig, data: Dataset, checkpoint: Path | None = None, progress: ProgressHook | None = None,
+                  log_dir: str | Path | None = None) -> dict:
     torch.manual_seed(cfg.train.seed)
     model = _build(cfg, data, False, None)
+    runlog = None
+    if log_dir is not None:
+        from hil.train.runlog import RunLog
+
+        runlog = RunLog(log_dir, "digital")
+    steps_per_epoch = [1]
+
+    def on_step(ep, st, n):
+        steps_per_epoch[0] = n
+        if runlog is not None:
+            runlog.scalars((ep - 1) * n + st, {"time/step_s": runlog.step_time()})
+        if progress:
+            progress("digital", ep, cfg.train.epochs, st, n)
+
     t0 = time.perf_counter()
-    hist = train_model(
-        model, data, cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.seed, checkpoint=checkpoint,
-        on_step=(lambda ep, st, n: progress("digital", ep, cfg.train.epochs, st, n)) if progress else None,
-    )
+    try:
+        hist = train_model(
+            model, data, cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.seed, checkpoint=checkpoint,
+            on_step=on_step,
+            on_epoch=None if runlog is None else (lambda rec: runlog.epoch(rec.epoch * steps_per_epoch[0], rec)),
+        )
+    finally:
+        if runlog is not None:
+            runlog.close()
     return {"history": [asdict(r) for r in hist], "accuracy": hist[-1].test_accuracy,
             "seconds": time.perf_counter() - t0, "model": model}
 
@@ -199,9 +245,11 @@ def run_sweeps(cfg: RunConfig, data: Dataset, out: Path, progress: ProgressHook 
     return result
 
 
-def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | None = None) -> dict:
+def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | None = None,
+                   log_dir: str | Path | None = None) -> dict:
     """Train OTA and digital models (resuming from ``out``'s checkpoints), run sweeps, write the report.
-    Returns the report dict (also in ``out/report.json``)."""
+    Returns the report dict (also in ``out/report.json``). ``log_dir``: TensorBoard event files
+    ([Note: run logging] in :mod:`hil.train.runlog`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     resolved = to_toml(cfg)
@@ -216,8 +264,8 @@ def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | Non
     d = cfg.data
     data = load_dataset(d.name, d.path, d.test_fraction, cfg.train.seed, d.limit_train, d.limit_test)
     ck = out / "checkpoints"
-    ota = train_ota(cfg, data, ck / "ota.pt", progress)
-    dig = train_digital(cfg, data, ck / "digital.pt", progress) if cfg.train.digital else None
+    ota = train_ota(cfg, data, ck / "ota.pt", progress, log_dir=log_dir)
+    dig = train_digital(cfg, data, ck / "digital.pt", progress, log_dir=log_dir) if cfg.train.digital else None
     sweeps = run_sweeps(cfg, data, out, progress)
     report = {
         "accuracy": {"ota": ota["accuracy"], "digital": None if dig is None else dig["accuracy"]},
