@@ -1,6 +1,6 @@
 """Why reciprocity training collapses on a drifting channel: docs/ota.md, "Time-varying channel".
 
-    python benchmarks/ota_drift.py [--rho 0.99] [--seeds 1,2,3] [--epochs 20] [--out docs/ota_drift.json]
+    python benchmarks/ota_drift.py [--rho 0.99] [--seeds 1,2,3] [--epochs 20] [--out docs/ota_drift.json]  (default: runs/ota_drift.json)
 
 Trains the digits MLP of benchmarks/ota_sweeps.py over the in-process ``ideal`` transport (Gauss-Markov
 ``rho`` per burst, 20 dB, 2x2, K = 16) with each gradient mode, and (for reciprocity) logs per step the
@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--lr-floor", type=float, default=0.003)
     ap.add_argument("--transport", default="ideal", help="ideal or loopback (loopback: no exact mode)")
-    ap.add_argument("--out", default="docs/ota_drift.json")
+    ap.add_argument("--out", default="runs/ota_drift.json", help="JSON results; docs/ota_drift.json is the tracked one")
     a = ap.parse_args()
     torch.set_num_threads(1)
     data = load_digits()
