@@ -117,6 +117,8 @@ def train_ota(
         torch.manual_seed(cfg.train.seed)
         model = _build(cfg, data, True, link)
         snrs: list[float] = []
+        # the measured SNR of the sessions before a resume (kept in the checkpoint, see [Note: resumed reports])
+        snr_sum0, snr_n0 = float(extra.get("snr_db_sum", 0.0)), int(extra.get("snr_db_count", 0))
 
         steps_done = [0]
         cosines: list[float] = []
@@ -146,7 +148,8 @@ def train_ota(
 
         def extra_state() -> dict:
             st = {"calibration": _cal_state(link.calibration), "calibration_frames": cal_frames + new_cal[0],
-                  "cal_rng": cal_rng.bit_generator.state}
+                  "cal_rng": cal_rng.bit_generator.state, "snr_db_sum": snr_sum0 + float(np.sum(snrs)),
+                  "snr_db_count": snr_n0 + len(snrs)}
             if hasattr(transport, "state_dict"):
                 st["transport"] = transport.state_dict()
                 if link.reference is not None:
@@ -167,7 +170,7 @@ def train_ota(
             "accuracy": hist[-1].test_accuracy,
             "frames": hist[-1].frames,
             "calibration_frames": cal_frames + new_cal[0],
-            "measured_snr_db": float(np.mean(snrs)) if snrs else None,
+            "measured_snr_db": (snr_sum0 + float(np.sum(snrs))) / (snr_n0 + len(snrs)) if snr_n0 + len(snrs) else None,
             "calibration": None if cal is None else {"residual": cal.residual, "cb": _c(cal.cb), "ca": _c(cal.ca)},
             "seconds": seconds,
             "model": model,
@@ -261,6 +264,7 @@ def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | Non
         )
     atomic_write_text(old, resolved)  # decides whether a later run may resume: fsync'ed, never half-written
     t0 = time.perf_counter()
+    prev = _previous_session(out)
     d = cfg.data
     data = load_dataset(d.name, d.path, d.test_fraction, cfg.train.seed, d.limit_train, d.limit_test)
     ck = out / "checkpoints"
@@ -289,12 +293,49 @@ def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | Non
         "calibration": ota["calibration"],
         "seconds": time.perf_counter() - t0,
         "train_seconds": {"ota": ota["seconds"], "digital": None if dig is None else dig["seconds"]},
+        "sessions": [],
         "history": {"ota": ota["history"], "digital": [] if dig is None else dig["history"]},
         "sweeps": sweeps,
         "config": cfg.to_dict(),
     }
+    _merge_sessions(report, prev)
     write_report(out, report)
     return report
+
+
+def _previous_session(out: Path) -> dict | None:
+    """What earlier sessions in ``out`` left: their report (a finished run) or, after a crash, a marker
+    that checkpoints exist. None for a fresh folder. See [Note: resumed reports]."""
+    path = out / "report.json"
+    if path.is_file():
+        try:
+            return load_mapping(path, "previous report")
+        except ConfigError as e:  # a damaged report: the checkpoints still hold the training state
+            log.warning("ignoring the previous report %s: %s", path, e)
+    if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.pt")):
+        return {}
+    return None
+
+
+def _merge_sessions(report: dict, prev: dict | None) -> None:
+    """[Note: resumed reports]
+    Rerunning ``hil train`` with the same ``--out`` resumes. The report then describes the whole
+    run, not the last session: the wall and training times are summed over sessions, the measured
+    SNR is the mean over every training step of every session (its sum and count travel in the
+    checkpoint, so a crash loses only the unfinished epoch), and ``sessions`` lists each session's
+    wall time; report.md says the run was resumed. Rerunning a finished run sends no frame and
+    changes nothing but the session list."""
+    if prev is None:
+        report["sessions"] = [{"seconds": report["seconds"]}]
+        return
+    old = prev.get("sessions") or ([{"seconds": prev["seconds"]}] if "seconds" in prev else [{"seconds": None}])
+    report["sessions"] = list(old) + [{"seconds": report["seconds"], "resumed": True}]
+    report["seconds"] = sum(s["seconds"] or 0.0 for s in report["sessions"])
+    for k, v in (prev.get("train_seconds") or {}).items():
+        if v is not None and report["train_seconds"].get(k) is not None:
+            report["train_seconds"][k] += v
+    if report.get("measured_snr_db") is None:
+        report["measured_snr_db"] = prev.get("measured_snr_db")
 
 
 __all__ = ["EpochRecord", "evaluate", "run_experiment", "run_sweeps", "train_digital", "train_ota", "ReciprocityCalibration"]
