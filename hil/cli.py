@@ -104,7 +104,7 @@ def sim_probe(
 
     t = Table(title=f"channel probe {rep['tx']} -> {rep['rx']} ({rep['sample_rate_hz'] / 1e6:g} Msps)")
     for col in ("burst", "delay (samples)", "CFO (Hz)", "SNR per rx antenna (dB)"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for i, b in enumerate(rep["bursts"]):
         delay = str(b["start_sample"]) + (f" (true {b['true_start_sample']})" if "true_start_sample" in b else "")
         t.add_row(str(i), delay, f"{b['cfo_hz']:.1f}", ", ".join(f"{v:.2f}" for v in b["snr_db"]))
@@ -149,7 +149,9 @@ def bench_phy(
     if snr_reference not in ("rx", "tx"):
         raise typer.BadParameter(f"--snr-reference {snr_reference!r}: use rx or tx")
     out = out or Path("runs") / f"bench_phy_{_time.strftime('%Y%m%d_%H%M%S')}"
-    say = (lambda m: None) if json_out else (lambda m: console.print(f"[dim]{m}[/dim]"))
+    # progress per SNR point; on stderr when --json owns stdout
+    shown = Console(stderr=True) if json_out else console
+    say = lambda m: shown.print(f"[dim]{m}[/dim]")  # noqa: E731
     report = run_phy_bench(quick=quick, seed=seed, n_trials=trials, n_noise=noise,
                            snr_reference=snr_reference, progress=say)
     write_report(report, out)
@@ -474,7 +476,7 @@ def capture_inspect(
         raise typer.Exit(2) from e
     t = Table(title=f"recordings in {directory}")
     for col in ("recording", "valid", "frames", "LO (MHz)", "SNR (dB)", "rho", "K (dB)", "coherence (s)"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for r in rep["recordings"]:
         st = r.get("stats") or {}
         t.add_row(
@@ -558,7 +560,7 @@ def place_cmd(
     p = rep.plan
     t = Table(title=f"{prof.name or 'model'}: {len(prof)} layers over {len(topo.nodes)} nodes ({objective})")
     for col in ("plan", "latency ms", "compute ms", "comm ms", "energy J", "transfers", "baseline/ours", "memory ok"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     t.add_row(f"{p.solver} (ours)", f"{p.latency_s*1e3:.4g}", f"{p.compute_s*1e3:.4g}", f"{p.comm_s*1e3:.4g}",
               f"{p.energy_j:.4g}", str(p.cuts), "1", str(p.feasible))
     for k, b in rep.baselines.items():
