@@ -110,7 +110,7 @@ def sim_probe(
 
     t = Table(title=f"channel probe {rep['tx']} -> {rep['rx']} ({rep['sample_rate_hz'] / 1e6:g} Msps)")
     for col in ("burst", "delay (samples)", "CFO (Hz)", "SNR per rx antenna (dB)"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for i, b in enumerate(rep["bursts"]):
         delay = str(b["start_sample"]) + (f" (true {b['true_start_sample']})" if "true_start_sample" in b else "")
         t.add_row(str(i), delay, f"{b['cfo_hz']:.1f}", ", ".join(f"{v:.2f}" for v in b["snr_db"]))
@@ -155,7 +155,9 @@ def bench_phy(
     if snr_reference not in ("rx", "tx"):
         raise typer.BadParameter(f"--snr-reference {snr_reference!r}: use rx or tx")
     out = out or Path("runs") / f"bench_phy_{_time.strftime('%Y%m%d_%H%M%S')}"
-    say = (lambda m: None) if json_out else (lambda m: console.print(f"[dim]{m}[/dim]"))
+    # progress per SNR point; on stderr when --json owns stdout
+    shown = Console(stderr=True) if json_out else console
+    say = lambda m: shown.print(f"[dim]{m}[/dim]")  # noqa: E731
     report = run_phy_bench(quick=quick, seed=seed, n_trials=trials, n_noise=noise,
                            snr_reference=snr_reference, progress=say)
     write_report(report, out)
@@ -184,7 +186,8 @@ def _train_progress():
     return prog, hook
 
 
-def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool = False, single: bool = False) -> dict:
+def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool = False, single: bool = False,
+                  log_dir: Optional[Path] = None) -> dict:
     """Run ``seeds`` seeds (a report over seeds), or with ``single`` one run in ``out`` itself."""
     from hil.train.run import run_experiment
     from hil.train.seeds import run_seeds
@@ -204,11 +207,13 @@ def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool
     try:
         with prog:
             if single:  # one seed: the single-run folder (checkpoints/, report.json with numbers)
-                report = run_experiment(cfg, out, progress=hook, sweeps=sweeps)
+                report = run_experiment(cfg, out, progress=hook, sweeps=sweeps, log_dir=log_dir)
             else:
                 report = run_seeds(cfg, out, seeds, workers=workers, sweeps=sweeps, progress=hook, on_seed=done)
     except ConfigError as e:
-        console.print(f"[red]error[/]: {e}")
+        from rich.markup import escape
+
+        console.print(f"[red]error[/]: {escape(str(e))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: finished epochs are checkpointed in {out}/seed-*/checkpoints; "
@@ -259,6 +264,9 @@ def train_cmd(
     workers: int = typer.Option(2, "--workers", min=1, help="Seeds trained at once (one process each)."),
     sweeps: bool = typer.Option(False, "--sweeps", help="Also run the \\[sweep] points (accuracy vs SNR, rho, "
                                 "channel uses) over the same transport; off by default."),
+    log_dir: Optional[Path] = typer.Option(None, "--log-dir", help="Write TensorBoard event files here (loss, "
+                                           "accuracies, measured SNR, CFO, gradient cosine, frames, step time); "
+                                           "view with: tensorboard --logdir DIR. Needs the log extra."),
 ) -> None:
     """Train a split model with an over-the-air layer beside its digital baseline and write a report.
 
@@ -278,7 +286,11 @@ def train_cmd(
     except (ConfigError, TypeError) as e:
         console.print(f"[red]config error[/]: {e}")
         raise typer.Exit(2)
-    _run_training(cfg, out, seeds=seeds, workers=workers, sweeps=sweeps, single=seeds == 1)
+    if log_dir is not None and seeds != 1:
+        console.print("error: --log-dir logs one run; use it with --seeds 1 (each seed's curves would overlap)",
+                      markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    _run_training(cfg, out, seeds=seeds, workers=workers, sweeps=sweeps, single=seeds == 1, log_dir=log_dir)
 
 
 @app.command("run")
@@ -397,32 +409,39 @@ def emu_pluto(
 @pluto_app.command("check")
 def pluto_check(
     uri: str = typer.Option(..., "--uri", help="libiio URI of the board, e.g. ip:192.168.2.1 or usb:1.2.5."),
-    profile: str = typer.Option("pluto_1r1t", "--profile", help="Profile name in firmware_configs/ or a TOML path."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Profile name in firmware_configs/ or a TOML "
+                                          "path; default: the one matching the board's mode and model."),
 ) -> None:
-    """Read a board and say what differs from a profile (mode, LOs, rate, bandwidths, gains).
+    """Read a board (model, mode, channels) and say what differs from a profile (mode, LOs, rate, bandwidths, gains).
 
     Never writes to the board or its firmware; see firmware_configs/README.md for the fw_setenv steps.
     Exits 1 when something differs, 2 when the board cannot be read.
     """
     from hil.errors import HilError
-    from hil.radio.pluto import check_board
+    from hil.radio.pluto import PlutoRadio, check_board, read_board
 
     try:
-        diffs = check_board(uri, profile)
+        board = read_board(uri)
+        console.print(f"{uri}: {board.describe()}")
+        diffs = check_board(uri, profile, board=board)
+        name = profile or board.profile()
+        misfit = board.misfit(PlutoRadio._as_profile(name), name)
     except (HilError, ValueError) as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]error[/red]: {e}", overflow="fold")
         raise typer.Exit(2) from e
     if not diffs:
-        console.print(f"[green]{uri} matches profile {profile}[/green]")
+        console.print(f"[green]{uri} matches profile {name}[/green]")
         return
     from rich.table import Table
 
-    t = Table(title=f"{uri} vs profile {profile}")
+    t = Table(title=f"{uri} vs profile {name}")
     for col in ("setting", "profile", "board"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for row in diffs:
         t.add_row(*row)
     console.print(t)
+    if misfit:
+        console.print(misfit, overflow="fold")
     raise typer.Exit(1)
 
 
@@ -448,9 +467,14 @@ def capture_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (new): recordings and report."),
     tx_node: Optional[str] = typer.Option(None, "--tx-node", help="zmq: transmitting node (default: first node)."),
     rx_node: Optional[str] = typer.Option(None, "--rx-node", help="zmq: receiving node (default: its first peer)."),
-    profile: str = typer.Option("pluto_1r1t", "--profile", help="pluto: device profile name or TOML path."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="pluto: device profile name or TOML path "
+                                          "(default: the one matching the board's mode and model)."),
     rx_uri: Optional[str] = typer.Option(None, "--rx-uri", help="pluto: a second board that receives."),
     seed: int = typer.Option(0, "--seed", help="Seed of the generator (PHY sounder payloads)."),
+    layout: str = typer.Option("interleaved", "--layout", help="interleaved: one multi-channel SigMF recording "
+                               "per gain pair; per-antenna: also one single-channel recording per antenna in "
+                               "DIR/per-antenna/, tied by a .sigmf-collection (for inspectrum and other "
+                               "single-stream tools)."),
 ) -> None:
     """Sound the channel over a sweep (LO steps x gains x frames) and record it as SigMF.
 
@@ -464,6 +488,9 @@ def capture_cmd(
     missing = [n for n, v in (("--radio", radio), ("--uri", uri), ("--sweep", sweep), ("--out", out)) if v is None]
     if missing:
         console.print(f"[red]hil capture needs {', '.join(missing)}[/red] (or: hil capture inspect DIR); see --help")
+        raise typer.Exit(2)
+    if layout not in ("interleaved", "per-antenna"):
+        console.print(f"[red]error[/red]: --layout {layout!r}: use interleaved or per-antenna")
         raise typer.Exit(2)
     import numpy as np
     from rich.progress import Progress
@@ -483,7 +510,9 @@ def capture_cmd(
                     else RadioSpec("pluto", uri=uri, profile=profile, rx_uri=rx_uri))
             opened = stack.enter_context(open_radio(spec))
         except (HilError, ValueError) as e:
-            console.print(f"[red]{e}[/red]")
+            from rich.markup import escape
+
+            console.print(f"[red]error[/red]: {escape(str(e))}", soft_wrap=True, highlight=False)
             raise typer.Exit(2) from e
         try:
             with Progress(console=console, transient=True) as prog:
@@ -498,6 +527,15 @@ def capture_cmd(
             console.print(f"[yellow]aborted by a second signal[/yellow]: the unfinished recording was dropped; "
                           f"finished recordings (valid) are in {out}")
             raise typer.Exit(130)
+        if layout == "per-antenna":
+            from hil.capture.sigmf_io import write_per_antenna
+
+            try:
+                colls = [write_per_antenna(p, out / "per-antenna") for p in res.recordings]
+            except (HilError, ValueError, OSError) as e:
+                console.print(f"[red]error[/red]: writing the per-antenna recordings in {out / 'per-antenna'} failed: {e}")
+                raise typer.Exit(1) from e
+            console.print(f"per-antenna recordings: {len(colls)} collection(s) in {out / 'per-antenna'}")
         console.print(f"{len(res.recordings)} recording(s), {res.frames} frames ({res.missed} missed) in {out} "
                       f"({res.elapsed_s:.1f} s); report: {out / 'report.md'}")
         for r in res.report.get("recordings", []):
@@ -533,7 +571,7 @@ def capture_inspect(
         raise typer.Exit(2) from e
     t = Table(title=f"recordings in {directory}")
     for col in ("recording", "valid", "frames", "LO (MHz)", "SNR (dB)", "rho", "K (dB)", "coherence (s)"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for r in rep["recordings"]:
         st = r.get("stats") or {}
         t.add_row(
@@ -617,7 +655,7 @@ def place_cmd(
     p = rep.plan
     t = Table(title=f"{prof.name or 'model'}: {len(prof)} layers over {len(topo.nodes)} nodes ({objective})")
     for col in ("plan", "latency ms", "compute ms", "comm ms", "energy J", "transfers", "baseline/ours", "memory ok"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     t.add_row(f"{p.solver} (ours)", f"{p.latency_s*1e3:.4g}", f"{p.compute_s*1e3:.4g}", f"{p.comm_s*1e3:.4g}",
               f"{p.energy_j:.4g}", str(p.cuts), "1", str(p.feasible))
     for k, b in rep.baselines.items():

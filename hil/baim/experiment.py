@@ -418,7 +418,7 @@ def render_markdown(report: dict) -> str:
          "## Accounting (measured bytes; FLOPs counted by torch FlopCounterMode over the first epoch)", "",
          "| " + " | ".join(ACCOUNTING_HEADER) + " |", "|" + "---|" * len(ACCOUNTING_HEADER)]
     L += ["| " + " | ".join(r) + " |" for r in accounting_rows(report)]
-    L += ["", "## Must show", ""]
+    L += ["", "## Findings", ""]
     if ft is not None:
         if ft["fine_tune_lowest"]:
             L.append(f"- Fine-tune reaches the lowest final Frechet distance ({ft['fine_tune_final_fd']:.2f}; "

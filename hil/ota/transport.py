@@ -41,12 +41,14 @@ class Reception:
             of this burst (flat), or None when the transport has none.
         noise_var: estimated noise variance per receive antenna, in the units of ``payload``.
         snr_db: estimated SNR per receive antenna, dB.
+        cfo_hz: the receiver's carrier frequency offset estimate, Hz (NaN when the transport has no PHY).
     """
 
     payload: np.ndarray
     channel_estimate: np.ndarray | None
     noise_var: float
     snr_db: float
+    cfo_hz: float = float("nan")
 
 
 class Transport(abc.ABC):
@@ -465,7 +467,8 @@ class PhyTransport(Transport):
             est = None if res.channel_estimate is None else np.asarray(res.channel_estimate, np.complex64)
             payload, est = self._derotate("forward" if link is self._fwd else "reverse",
                                           np.asarray(res.payload, np.complex64), est)
-            return Reception(payload, est, float(res.noise_var), float(res.snr_db))
+            return Reception(payload, est, float(res.noise_var), float(res.snr_db),
+                             float(getattr(res, "cfo_hz", float("nan"))))
         raise LinkError(f"{self.name}: {self.retries + 1} frames in a row were lost; last error: {last}") from last
 
     def send(self, symbols: np.ndarray) -> Reception:

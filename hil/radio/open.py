@@ -59,7 +59,8 @@ class RadioSpec:
             node's radio.
         uri: pluto: the libiio URI of the (transmitting) board.
         rx_uri: pluto: a second board that receives (default: the board's own RX, cabled).
-        profile: pluto: a profile name in ``firmware_configs/`` or a TOML path.
+        profile: pluto: a profile name in ``firmware_configs/`` or a TOML path; None: the profile that
+            matches the board (read before anything is applied).
         virtual: pluto: start ``hil emu pluto`` (mode from the profile; two boards with ``rx_uri``
             unset and ``boards=2``) and open it instead of ``uri``.
         virtual_boards: pluto, virtual: 1 (TX cabled to its own RX) or 2 (board 0 -> board 1).
@@ -77,7 +78,7 @@ class RadioSpec:
     rx_node: str | None = None
     uri: str | None = None
     rx_uri: str | None = None
-    profile: str | Path = "pluto_1r1t"
+    profile: str | Path | None = None
     virtual: bool = False
     virtual_boards: int = 1
     virtual_channel: str | Path | None = None
@@ -199,14 +200,14 @@ def _open_pluto(spec: RadioSpec, stack: contextlib.ExitStack) -> OpenedRadio:
 
     uri, rx_uri, started = spec.uri, spec.rx_uri, []
     if spec.virtual:
-        mode = pluto.PlutoRadio._as_profile(spec.profile).mode
+        mode = pluto.PlutoRadio._as_profile(spec.profile or "pluto_1r1t").mode
         vp = stack.enter_context(launch.start_virtual_pluto(mode, spec.virtual_boards, spec.virtual_channel))
         started.append(vp)
         uri = vp.uris[0]
         rx_uri = vp.uris[1] if spec.virtual_boards == 2 else None
     radio = stack.enter_context(pluto.PlutoRadio(uri, spec.profile, rx_uri))
     prof = radio.profile
-    return OpenedRadio(radio, {"backend": "pluto", "uri": uri, "rx_uri": rx_uri or uri, "profile": str(spec.profile)},
+    return OpenedRadio(radio, {"backend": "pluto", "uri": uri, "rx_uri": rx_uri or uri, "profile": str(spec.profile or (radio.board.profile() if radio.board else ""))},
                        f"{prof.board_class} {prof.mode} at {uri}" + (f" -> {rx_uri}" if rx_uri else ""),
                        started=started)
 

@@ -18,6 +18,7 @@ import numpy as np
 from hil.errors import ConfigError
 from hil.ota.transport import IdealTransport, PhyTransport, Transport
 from hil.radio.open import RadioSpec, open_radio
+from hil.radio.pluto import BoardMismatch
 from hil.train.config import OTAConfig
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,18 @@ def radio_spec(cfg: OTAConfig, seed: int | None = None,
     raise ConfigError(f"unknown transport {cfg.transport!r}; known: ideal, loopback, zmq, pluto")
 
 
+def _in_config_terms(e: BoardMismatch, cfg: OTAConfig) -> BoardMismatch:
+    """A board/profile mismatch restated as the [ota] antenna counts the board can run."""
+    from hil.radio.pluto import PlutoRadio
+
+    profiles = {1: "pluto_1r1t", 2: "pluto_2r2t"}
+    name = profiles.get(cfg.n_tx, e.profile_name)
+    n = min(e.board.n_rx, e.board.n_tx, 2)
+    use = f"train with [ota] n_tx = n_rx = {n} (profile {profiles[n]})" if n in profiles else None
+    why = e.board.misfit(PlutoRadio._as_profile(name), name, use=use) or str(e)
+    return BoardMismatch(f"[ota] n_tx = n_rx = {cfg.n_tx}: {why}", e.board, name)
+
+
 def open_transport(
     cfg: OTAConfig, seed: int | None = None, vectors_per_burst: int = DEFAULT_VECTORS_PER_BURST
 ) -> tuple[Transport, contextlib.ExitStack]:
@@ -142,7 +155,11 @@ def open_transport(
             except (ValueError, TypeError) as e:
                 raise ConfigError(f"[ota] transport='ideal', channel spec {spec!r}: {e}") from e
         else:
-            opened = stack.enter_context(open_radio(radio_spec(cfg, seed, vectors_per_burst)))
+            spec = radio_spec(cfg, seed, vectors_per_burst)
+            try:
+                opened = stack.enter_context(open_radio(spec))
+            except BoardMismatch as e:  # say it in the config's terms: which n_tx/n_rx the board can run
+                raise _in_config_terms(e, cfg) from e
             t = PhyTransport(opened.radio, cfg.transport, {"sample_rate_hz": float(cfg.sample_rate_hz)},
                              track_phase=cfg.track_phase)
         stack.callback(t.close)

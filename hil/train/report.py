@@ -104,6 +104,13 @@ def _markdown(r: dict) -> str:
         f"{_db(r.get('measured_es_n0_db'))} per symbol minus 10 log10(sps)), rho {r['rho']}",
         f"- epochs: {r['epochs']}, training frames over the link: {r['frames']}, calibration frames: "
         f"{r.get('calibration_frames', 0)}, wall time {r['seconds']:.1f} s",
+    ]
+    sessions = r.get("sessions") or []
+    if len(sessions) > 1:
+        lines.append(f"- resumed: {len(sessions)} sessions in this folder; wall time and measurements cover all of "
+                     "them (" + ", ".join(f"{s['seconds']:.1f} s" if s.get("seconds") is not None else "unknown"
+                                          for s in sessions) + ")")
+    lines += [
         "",
         "| model | test accuracy (%) |",
         "|---|---|",

@@ -18,7 +18,7 @@ import torch
 
 from hil._io import atomic_write_text, load_mapping
 from hil.errors import ConfigError
-from hil.ota.link import OTALink, ReciprocityCalibration, calibrate_reciprocity
+from hil.ota.link import OTALink, ReciprocityCalibration, calibrate_reciprocity, watch_echo_cosine
 from hil.train.config import RunConfig, to_toml
 from hil.data import Dataset, load_dataset
 from hil.train.links import open_transport
@@ -61,6 +61,7 @@ def train_ota(
     progress: ProgressHook | None = None,
     tag: str = "ota",
     epochs: int | None = None,
+    log_dir: str | Path | None = None,
 ) -> dict:
     """Train the over-the-air model of ``cfg`` on ``data``. Returns a dict of results (history,
     accuracy, training frames, calibration frames, measured SNR, calibration, seconds).
@@ -72,13 +73,21 @@ def train_ota(
     ``ideal`` transport, the channel's state: resuming a finished run calibrates nothing; resuming over
     ``ideal`` restores channel and calibration and continues exactly; over a radio (whose channel and
     phase references restart) an unfinished run calibrates again.
+
+    ``log_dir``: write TensorBoard scalars to ``log_dir/<tag>`` (see [Note: run logging] in
+    :mod:`hil.train.runlog`).
     """
     epochs = epochs or cfg.train.epochs
     ck = load_checkpoint(checkpoint) if checkpoint is not None else None
     extra = (ck or {}).get("extra") or {}
     complete = ck is not None and int(ck["epoch"]) >= epochs
+    runlog = None
     transport, closer = open_transport(cfg.ota, vectors_per_burst=_vectors_per_burst(cfg, data))
     try:
+        if log_dir is not None:
+            from hil.train.runlog import RunLog
+
+            runlog = RunLog(log_dir, tag)
         cal_rng = np.random.default_rng(cfg.train.seed)
         cal = None
         cal_frames = int(extra.get("calibration_frames", 0))
@@ -112,11 +121,25 @@ def train_ota(
         snr = {"sum": float(extra.get("snr_linear_sum", 0.0)), "n": int(extra.get("snr_count", 0))}
 
         steps_done = [0]
+        cosines: list[float] = []
+        steps_per_epoch = [1]
+        if runlog is not None:
+            watch_echo_cosine(link, transport, cosines.append)
+            runlog.step_time()
 
         def on_step(ep, st, n):
             if link.last is not None and np.isfinite(link.last.snr_db):
                 snr["sum"] += 10.0 ** (link.last.snr_db / 10.0)
                 snr["n"] += 1
+            if runlog is not None:
+                steps_per_epoch[0] = n
+                last = link.last
+                runlog.scalars((ep - 1) * n + st, {
+                    "link/snr_db": None if last is None else last.snr_db - transport.symbol_gain_db,
+                    "link/cfo_hz": None if last is None else last.cfo_hz,
+                    "link/grad_cosine": float(np.mean(cosines)) if cosines else None,
+                    "time/step_s": runlog.step_time()})
+                cosines.clear()
             steps_done[0] += 1
             every = cfg.ota.recalibrate_every
             if link.calibration is not None and every > 0 and steps_done[0] % every == 0:
@@ -138,6 +161,7 @@ def train_ota(
             model, data, epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.seed,
             checkpoint=checkpoint, frames=lambda: transport.frames - base - new_cal[0], on_step=on_step,
             extra_state=extra_state,
+            on_epoch=None if runlog is None else (lambda rec: runlog.epoch(rec.epoch * steps_per_epoch[0], rec)),
         )
         seconds = time.perf_counter() - t0
         cal = link.calibration
@@ -154,6 +178,8 @@ def train_ota(
         }
     finally:
         closer.close()
+        if runlog is not None:
+            runlog.close()
 
 
 def _measured_snr_db(snr: dict, symbol_gain_db: float) -> float | None:
@@ -187,14 +213,34 @@ def _c(z: np.ndarray) -> list:
     return [[float(v.real), float(v.imag)] for v in np.asarray(z).ravel()]
 
 
-def train_digital(cfg: RunConfig, data: Dataset, checkpoint: Path | None = None, progress: ProgressHook | None = None) -> dict:
+def train_digital(cfg: RunConfig, data: Dataset, checkpoint: Path | None = None, progress: ProgressHook | None = None,
+                  log_dir: str | Path | None = None) -> dict:
     torch.manual_seed(cfg.train.seed)
     model = _build(cfg, data, False, None)
+    runlog = None
+    if log_dir is not None:
+        from hil.train.runlog import RunLog
+
+        runlog = RunLog(log_dir, "digital")
+    steps_per_epoch = [1]
+
+    def on_step(ep, st, n):
+        steps_per_epoch[0] = n
+        if runlog is not None:
+            runlog.scalars((ep - 1) * n + st, {"time/step_s": runlog.step_time()})
+        if progress:
+            progress("digital", ep, cfg.train.epochs, st, n)
+
     t0 = time.perf_counter()
-    hist = train_model(
-        model, data, cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.seed, checkpoint=checkpoint,
-        on_step=(lambda ep, st, n: progress("digital", ep, cfg.train.epochs, st, n)) if progress else None,
-    )
+    try:
+        hist = train_model(
+            model, data, cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.seed, checkpoint=checkpoint,
+            on_step=on_step,
+            on_epoch=None if runlog is None else (lambda rec: runlog.epoch(rec.epoch * steps_per_epoch[0], rec)),
+        )
+    finally:
+        if runlog is not None:
+            runlog.close()
     return {"history": [asdict(r) for r in hist], "accuracy": hist[-1].test_accuracy,
             "seconds": time.perf_counter() - t0, "model": model}
 
@@ -239,6 +285,7 @@ def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | Non
         )
     atomic_write_text(old, resolved)  # decides whether a later run may resume: fsync'ed, never half-written
     t0 = time.perf_counter()
+    prev = _previous_session(out)
     d = cfg.data
     data = load_dataset(d.name, d.path, d.test_fraction, cfg.train.seed, d.limit_train, d.limit_test)
     ck = out / "checkpoints"
@@ -270,12 +317,49 @@ def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | Non
         "calibration": ota["calibration"],
         "seconds": time.perf_counter() - t0,
         "train_seconds": {"ota": ota["seconds"], "digital": None if dig is None else dig["seconds"]},
+        "sessions": [],
         "history": {"ota": ota["history"], "digital": [] if dig is None else dig["history"]},
         "sweeps": sweep_points,
         "config": cfg.to_dict(),
     }
+    _merge_sessions(report, prev)
     write_report(out, report)
     return report
+
+
+def _previous_session(out: Path) -> dict | None:
+    """What earlier sessions in ``out`` left: their report (a finished run) or, after a crash, a marker
+    that checkpoints exist. None for a fresh folder. See [Note: resumed reports]."""
+    path = out / "report.json"
+    if path.is_file():
+        try:
+            return load_mapping(path, "previous report")
+        except ConfigError as e:  # a damaged report: the checkpoints still hold the training state
+            log.warning("ignoring the previous report %s: %s", path, e)
+    if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.pt")):
+        return {}
+    return None
+
+
+def _merge_sessions(report: dict, prev: dict | None) -> None:
+    """[Note: resumed reports]
+    Rerunning ``hil train`` with the same ``--out`` resumes. The report then describes the whole
+    run, not the last session: the wall and training times are summed over sessions, the measured
+    SNR is the mean over every training step of every session (its sum and count travel in the
+    checkpoint, so a crash loses only the unfinished epoch), and ``sessions`` lists each session's
+    wall time; report.md says the run was resumed. Rerunning a finished run sends no frame and
+    changes nothing but the session list."""
+    if prev is None:
+        report["sessions"] = [{"seconds": report["seconds"]}]
+        return
+    old = prev.get("sessions") or ([{"seconds": prev["seconds"]}] if "seconds" in prev else [{"seconds": None}])
+    report["sessions"] = list(old) + [{"seconds": report["seconds"], "resumed": True}]
+    report["seconds"] = sum(s["seconds"] or 0.0 for s in report["sessions"])
+    for k, v in (prev.get("train_seconds") or {}).items():
+        if v is not None and report["train_seconds"].get(k) is not None:
+            report["train_seconds"][k] += v
+    if report.get("measured_snr_db") is None:
+        report["measured_snr_db"] = prev.get("measured_snr_db")
 
 
 __all__ = ["EpochRecord", "evaluate", "run_experiment", "run_sweeps", "train_digital", "train_ota", "ReciprocityCalibration"]
