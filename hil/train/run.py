@@ -270,10 +270,11 @@ def run_sweeps(cfg: RunConfig, data: Dataset, out: Path, progress: ProgressHook 
     return result
 
 
-def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | None = None, sweeps: bool = False) -> dict:
+def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | None = None, sweeps: bool = False,
+                   log_dir: str | Path | None = None) -> dict:
     """Train OTA and digital models of one seed (resuming from ``out``'s checkpoints), run the
     ``[sweep]`` points when ``sweeps``, write the report. Returns the report dict (also in
-    ``out/report.json``). Several seeds: :func:`hil.train.seeds.run_seeds`."""
+    ``out/report.json``). ``log_dir``: TensorBoard event files (:mod:`hil.train.runlog`). Several seeds: :func:`hil.train.seeds.run_seeds`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     resolved = to_toml(cfg)
@@ -289,8 +290,8 @@ def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | Non
     d = cfg.data
     data = load_dataset(d.name, d.path, d.test_fraction, cfg.train.seed, d.limit_train, d.limit_test)
     ck = out / "checkpoints"
-    ota = train_ota(cfg, data, ck / "ota.pt", progress)
-    dig = train_digital(cfg, data, ck / "digital.pt", progress) if cfg.train.digital else None
+    ota = train_ota(cfg, data, ck / "ota.pt", progress, log_dir=log_dir)
+    dig = train_digital(cfg, data, ck / "digital.pt", progress, log_dir=log_dir) if cfg.train.digital else None
     sweep_points = run_sweeps(cfg, data, out, progress) if sweeps else {}
     report = {
         "accuracy": {"ota": ota["accuracy"], "digital": None if dig is None else dig["accuracy"]},
