@@ -320,3 +320,18 @@ def from_section(cls: type, data: Any, section: str, *, ignore: _t.Iterable[str]
         raise ConfigError(msg if msg.startswith("[") else f"{where}: {msg}") from e
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{where}: {e}") from e
+
+
+def check_fields(obj: Any, section: str) -> None:
+    """Check every field of the dataclass instance ``obj`` against its annotation and metadata, as
+    :func:`from_section` does for a file (for dataclasses built in code; call it in ``__post_init__``)."""
+    where = section if section.startswith("[") else f"[{section}]"
+    hints = _t.get_type_hints(type(obj))
+    for f in _dc.fields(obj):
+        v = getattr(obj, f.name)
+        if _dc.is_dataclass(v):
+            continue  # checked by its own __post_init__
+        try:
+            _convert(hints[f.name], v, f.metadata, f"{where}.{f.name}")
+        except _Bad as e:
+            raise config_error(f"{where}.{f.name}", e.what, v, e.valid) from None

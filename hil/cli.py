@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # error messages name config sections like [train]: never rich markup
 
 app = typer.Typer(
     help="Hardware-in-the-loop testbed for over-the-air split deep learning through MIMO radios.",
@@ -59,7 +60,7 @@ def sim_serve(
     try:
         rc = run(config, endpoints_file)
     except ConfigError as e:
-        console.print(f"[red]config error[/]: {e}")
+        console.print(f"[red]config error[/]: {escape(str(e))}")
         raise typer.Exit(2) from e
     fast_exit(rc)  # the server is closed and the logs flushed; skip the interpreter teardown
 
@@ -95,7 +96,7 @@ def sim_probe(
         rep = run_probe(config=str(config) if config else None, endpoint=endpoint, tx_node=tx, rx_node=rx,
                         bursts=bursts, seed=seed, out=str(out))
     except (HilError, ValueError) as e:
-        console.print(f"[red]{'config error' if isinstance(e, ConfigError) else 'probe failed'}[/]: {e}")
+        console.print(f"[red]{'config error' if isinstance(e, ConfigError) else 'probe failed'}[/]: {escape(str(e))}")
         raise typer.Exit(2) from e
     if as_json:
         print(json.dumps(rep, indent=1))
@@ -188,7 +189,7 @@ def _run_training(cfg, out: Path) -> dict:
         with prog:
             report = run_experiment(cfg, out, progress=hook)
     except ConfigError as e:
-        console.print(f"[red]error[/]: {e}")
+        console.print(f"[red]error[/]: {escape(str(e))}")
         raise typer.Exit(2)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: finished epochs are checkpointed in {out}/checkpoints; "
@@ -244,7 +245,7 @@ def train_cmd(
                if v is not None}
         cfg = validate(cfg.replace(ota=ota, train={"epochs": epochs} if epochs else {}))
     except (ConfigError, TypeError) as e:
-        console.print(f"[red]config error[/]: {e}")
+        console.print(f"[red]config error[/]: {escape(str(e))}")
         raise typer.Exit(2)
     _run_training(cfg, out)
 
@@ -307,7 +308,7 @@ def emu_pluto(
     try:
         run([port] + ([peer_port] if peer_port is not None else []), mode, str(channel) if channel else None, host)
     except ValueError as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(2) from e
 
 
@@ -327,7 +328,7 @@ def pluto_check(
     try:
         diffs = check_board(uri, profile)
     except (HilError, ValueError) as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(2) from e
     if not diffs:
         console.print(f"[green]{uri} matches profile {profile}[/green]")
@@ -394,7 +395,7 @@ def capture_cmd(
         sw = SweepConfig.from_file(sweep)
         rad, info, hw = open_radio(radio, uri, tx_node=tx_node, rx_node=rx_node, profile=profile, rx_uri=rx_uri)
     except (HilError, ValueError) as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(2) from e
     try:
         with rad, Progress(console=console, transient=True) as prog:
@@ -402,7 +403,7 @@ def capture_cmd(
             res = run_capture(rad, sw, out, rng=np.random.default_rng(seed), hw=hw, radio_info=info,
                               on_frame=lambda done, total, s: prog.update(task, completed=done))
     except (HilError, ValueError) as e:
-        console.print(f"[red]capture failed: {e}[/red]\nfinished recordings (valid) are in {out}")
+        console.print(f"[red]capture failed: {escape(str(e))}[/red]\nfinished recordings (valid) are in {out}")
         raise typer.Exit(1) from e
     except KeyboardInterrupt:
         console.print(f"[yellow]aborted by a second signal[/yellow]: the unfinished recording was dropped; "
@@ -439,7 +440,7 @@ def capture_inspect(
     try:
         rep = inspect_directory(directory, plots_dir=plots)
     except (HilError, ValueError) as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(2) from e
     t = Table(title=f"recordings in {directory}")
     for col in ("recording", "valid", "frames", "LO (MHz)", "SNR (dB)", "rho", "K (dB)", "coherence (s)"):
@@ -512,7 +513,7 @@ def place_cmd(
         problem = Problem(prof, topo, objective, pins, respect_memory=not no_memory)
         rep = place(problem, solver)
     except (HilError, ValueError, KeyError, OSError) as e:
-        console.print(f"[red]place failed:[/red] {e}")
+        console.print(f"[red]place failed:[/red] {escape(str(e))}")
         raise typer.Exit(2) from e
     if as_json:
         typer.echo(json.dumps(rep.to_dict(), indent=1))
@@ -570,7 +571,7 @@ def nas_cmd(
             topo_path = str((config.parent / topo_path).resolve())
         topo = Topology.load(topo_path)
     except (HilError, ValueError, OSError, tomllib.TOMLDecodeError) as e:
-        console.print(f"[red]nas: bad config:[/red] {e}")
+        console.print(f"[red]nas: bad config:[/red] {escape(str(e))}")
         raise typer.Exit(2) from e
     import torch
 
@@ -612,8 +613,6 @@ def baim_cmd(
     from hil.baim.config import QUICK_OVERRIDES, load_config
     from hil.baim.experiment import CHECKPOINT, completed_strategies, run_experiment
     from hil.errors import ConfigError
-
-    from rich.markup import escape
 
     try:
         cfg = load_config(config, **(QUICK_OVERRIDES if quick else {}))
