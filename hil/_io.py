@@ -332,6 +332,7 @@ def check_fields(obj: Any, section: str) -> None:
         if _dc.is_dataclass(v):
             continue  # checked by its own __post_init__
         try:
-            _convert(hints[f.name], v, f.metadata, f"{where}.{f.name}")
+            meta = {k: m for k, m in f.metadata.items() if k != "scalar_ok"}  # in code, give the tuple
+            _convert(hints[f.name], v, meta, f"{where}.{f.name}")
         except _Bad as e:
             raise config_error(f"{where}.{f.name}", e.what, v, e.valid) from None
