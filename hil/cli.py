@@ -549,35 +549,24 @@ def nas_cmd(
     solver (latency on the topology); writes the Pareto front, the chosen model with its plan, and
     the comparison with "search first, split after" and "fixed model, best split".
     """
-    import json
     import time as _time
-    import tomllib
 
     from hil.errors import HilError
-    from hil.split.nas import NASConfig, candidate_problem, run_jmsnas
+    from hil.split.nas import candidate_problem, load_nas_file, run_jmsnas
     from hil.split.report import write_nas_report
-    from hil.split.topology import Topology
 
     try:
-        raw = tomllib.loads(config.read_text()) if config.suffix == ".toml" else json.loads(config.read_text())
-        raw = raw.get("nas", raw)
-        cfg = NASConfig.from_dict(raw)
-        topo_path = raw.get("topology")
-        if topo_path is None:
-            from importlib.resources import files
-
-            topo_path = str(files("hil.split.examples") / "nas_topology.json")
-        elif not Path(topo_path).is_absolute():
-            topo_path = str((config.parent / topo_path).resolve())
-        topo = Topology.load(topo_path)
-    except (HilError, ValueError, OSError, tomllib.TOMLDecodeError) as e:
+        nas_file = load_nas_file(config)
+    except HilError as e:
         console.print(f"[red]nas: bad config:[/red] {escape(str(e))}")
         raise typer.Exit(2) from e
+    cfg, topo, topo_path = nas_file.config, nas_file.topology, nas_file.topology_path
+
     import torch
 
     torch.set_num_threads(1)
     res = run_jmsnas(cfg, topo, progress=lambda s: console.print(s))
-    folder = out or Path(raw.get("out_dir") or Path("runs") / f"nas-{_time.strftime('%Y%m%d-%H%M%S')}")
+    folder = out or Path(nas_file.out_dir or Path("runs") / f"nas-{_time.strftime('%Y%m%d-%H%M%S')}")
     write_nas_report(folder, cfg, topo_path, res, candidate_problem(cfg, topo, res.chosen.arch))
     c = res.chosen
     console.print(f"chosen {c.arch.key()}: error {c.error*100:.1f} %, latency {c.latency_s*1e3:.3f} ms; "
