@@ -182,13 +182,13 @@ def _train_progress():
 def _run_training(cfg, out: Path) -> dict:
     from hil.train.run import run_experiment
 
-    from hil.errors import ConfigError
+    from hil.errors import CheckpointError, ConfigError
 
     prog, hook = _train_progress()
     try:
         with prog:
             report = run_experiment(cfg, out, progress=hook)
-    except ConfigError as e:
+    except (ConfigError, CheckpointError) as e:
         console.print(f"[red]error[/]: {escape(str(e))}")
         raise typer.Exit(2)
     except KeyboardInterrupt:
@@ -601,7 +601,7 @@ def baim_cmd(
 
     from hil.baim.config import QUICK_OVERRIDES, load_config
     from hil.baim.experiment import CHECKPOINT, completed_strategies, run_experiment
-    from hil.errors import ConfigError
+    from hil.errors import CheckpointError, ConfigError
 
     try:
         cfg = load_config(config, **(QUICK_OVERRIDES if quick else {}))
@@ -612,6 +612,9 @@ def baim_cmd(
     try:
         report = run_experiment(cfg, out, progress=lambda msg: console.print(f"[cyan]baim[/cyan] {msg}"),
                                 resume=resume)
+    except CheckpointError as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from e
     except KeyboardInterrupt:
         done = completed_strategies(out)
         console.print(f"[yellow]interrupted[/yellow]: completed strategies {done or 'none'} are saved in "

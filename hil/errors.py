@@ -40,3 +40,7 @@ class PlacementInfeasible(PlacementError):
 
 class CaptureError(HilError):
     """A channel capture or a SigMF recording is invalid or incomplete."""
+
+
+class CheckpointError(HilError):
+    """A checkpoint file cannot be read (truncated, corrupt, or not a checkpoint of this package)."""
