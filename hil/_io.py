@@ -114,14 +114,16 @@ def load_mapping(path: str | Path, what: str = "config") -> dict:
     """
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{what} file {str(p)!r} is not UTF-8 text ({e}); is it the right file?") from e
     except FileNotFoundError as e:
         raise ConfigError(f"{what} file {str(p)!r} does not exist; check the path") from e
     except OSError as e:
         raise ConfigError(f"cannot read {what} file {str(p)!r}: {e}") from e
     try:
         data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, RecursionError) as e:
         kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
         raise ConfigError(f"{what} file {str(p)!r} is not valid {kind}: {e}") from e
     if not isinstance(data, dict):
