@@ -112,7 +112,7 @@ class NASConfig:
     space: SearchSpace = field(default_factory=SearchSpace)
     train: TrainConfig = field(default_factory=TrainConfig)
     population: int = field(default=8, metadata={"ge": 2})
-    generations: int = field(default=5, metadata={"ge": 1})
+    generations: int = field(default=5, metadata={"ge": 0})
     betas: tuple[float, ...] = field(default=(0.02, 0.05, 0.1, 0.2, 0.5), metadata={"ge": 0.0, "min_items": 1})
     alpha: float = field(default=1.0, metadata={"ge": 0.0})
     beta: float = field(default=0.1, metadata={"ge": 0.0})
