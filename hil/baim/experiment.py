@@ -120,7 +120,7 @@ def _load_checkpoint(out_dir: Path) -> dict | None:
     try:
         ck = torch.load(path, weights_only=True)  # tensors and a JSON string: nothing is unpickled
         meta = json.loads(ck["meta"])
-        if not isinstance(meta.get("done"), list) or "config" not in meta:
+        if not isinstance(meta.get("done"), (dict, list)) or "config" not in meta:
             raise ValueError("its metadata lacks 'done' or 'config'")
     except Exception as e:  # noqa: BLE001 - torch raises OSError, RuntimeError, UnpicklingError, EOFError, ...
         raise CheckpointError(f"BAIM checkpoint {str(path)!r} is unreadable ({type(e).__name__}: {e}); it is "

@@ -158,7 +158,7 @@ def test_truncated_baim_checkpoint_names_the_file(tmp_path):
 
     from hil.baim.experiment import CHECKPOINT, completed_strategies
 
-    torch.save({"meta": json.dumps({"done": ["freeze"], "config": {}}), "w": torch.arange(1000.0)},
+    torch.save({"meta": json.dumps({"done": {"freeze": {}}, "config": {}}), "w": torch.arange(1000.0)},
                tmp_path / CHECKPOINT)
     assert completed_strategies(tmp_path) == ["freeze"]
     (tmp_path / CHECKPOINT).write_bytes((tmp_path / CHECKPOINT).read_bytes()[:300])
