@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Mapping
 
 from hil._io import config_error, from_section, load_mapping
-from hil.errors import ConfigError
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 MODELS = ("mlp", "cnn")
