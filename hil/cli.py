@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # error messages name config sections like [train]: never rich markup
 
 app = typer.Typer(
     help="Hardware-in-the-loop testbed for over-the-air split deep learning through MIMO radios.",
@@ -65,7 +66,7 @@ def sim_serve(
     try:
         rc = run(config, endpoints_file, port_base=port_base)
     except ConfigError as e:
-        console.print(f"[red]config error[/]: {e}")
+        console.print(f"[red]config error[/]: {escape(str(e))}")
         raise typer.Exit(2) from e
     fast_exit(rc)  # the server is closed and the logs flushed; skip the interpreter teardown
 
@@ -101,7 +102,7 @@ def sim_probe(
         rep = run_probe(config=str(config) if config else None, endpoint=endpoint, tx_node=tx, rx_node=rx,
                         bursts=bursts, seed=seed, out=str(out))
     except (HilError, ValueError) as e:
-        console.print(f"[red]{'config error' if isinstance(e, ConfigError) else 'probe failed'}[/]: {e}")
+        console.print(f"[red]{'config error' if isinstance(e, ConfigError) else 'probe failed'}[/]: {escape(str(e))}")
         raise typer.Exit(2) from e
     if as_json:
         print(json.dumps(rep, indent=1))
@@ -192,7 +193,7 @@ def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool
     from hil.train.run import run_experiment
     from hil.train.seeds import run_seeds
 
-    from hil.errors import ConfigError
+    from hil.errors import CheckpointError, ConfigError
 
     prog, hook = _train_progress()
 
@@ -210,7 +211,7 @@ def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool
                 report = run_experiment(cfg, out, progress=hook, sweeps=sweeps, log_dir=log_dir)
             else:
                 report = run_seeds(cfg, out, seeds, workers=workers, sweeps=sweeps, progress=hook, on_seed=done)
-    except ConfigError as e:
+    except (ConfigError, CheckpointError) as e:
         from rich.markup import escape
 
         console.print(f"[red]error[/]: {escape(str(e))}", soft_wrap=True, highlight=False)
@@ -284,7 +285,7 @@ def train_cmd(
                if v is not None}
         cfg = validate(cfg.replace(ota=ota, train={"epochs": epochs} if epochs else {}))
     except (ConfigError, TypeError) as e:
-        console.print(f"[red]config error[/]: {e}")
+        console.print(f"[red]config error[/]: {escape(str(e))}")
         raise typer.Exit(2)
     if log_dir is not None and seeds != 1:
         console.print("error: --log-dir logs one run; use it with --seeds 1 (each seed's curves would overlap)",
@@ -402,7 +403,7 @@ def emu_pluto(
         run([port] + ([peer_port] if peer_port is not None else []), mode, str(channel) if channel else None, host,
             model, snr_db, realtime, clean)
     except ValueError as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(2) from e
 
 
@@ -427,7 +428,7 @@ def pluto_check(
         name = profile or board.profile()
         misfit = board.misfit(PlutoRadio._as_profile(name), name)
     except (HilError, ValueError) as e:
-        console.print(f"[red]error[/red]: {e}", overflow="fold")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(2) from e
     if not diffs:
         console.print(f"[green]{uri} matches profile {name}[/green]")
@@ -521,7 +522,7 @@ def capture_cmd(
                                   radio_info=opened.info,
                                   on_frame=lambda done, total, s: prog.update(task, completed=done))
         except (HilError, ValueError) as e:
-            console.print(f"[red]capture failed: {e}[/red]\nfinished recordings (valid) are in {out}")
+            console.print(f"[red]capture failed: {escape(str(e))}[/red]\nfinished recordings (valid) are in {out}")
             raise typer.Exit(1) from e
         except KeyboardInterrupt:
             console.print(f"[yellow]aborted by a second signal[/yellow]: the unfinished recording was dropped; "
@@ -567,7 +568,7 @@ def capture_inspect(
     try:
         rep = inspect_directory(directory, plots_dir=plots)
     except (HilError, ValueError) as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(2) from e
     t = Table(title=f"recordings in {directory}")
     for col in ("recording", "valid", "frames", "LO (MHz)", "SNR (dB)", "rho", "K (dB)", "coherence (s)"):
@@ -640,7 +641,7 @@ def place_cmd(
         problem = Problem(prof, topo, objective, pins, respect_memory=not no_memory)
         rep = place(problem, solver)
     except (HilError, ValueError, KeyError, OSError) as e:
-        console.print(f"[red]place failed:[/red] {e}")
+        console.print(f"[red]place failed:[/red] {escape(str(e))}")
         raise typer.Exit(2) from e
     if as_json:
         typer.echo(json.dumps(rep.to_dict(), indent=1))
@@ -676,35 +677,24 @@ def nas_cmd(
     solver (latency on the topology); writes the Pareto front, the chosen model with its plan, and
     the comparison with "search first, split after" and "fixed model, best split".
     """
-    import json
     import time as _time
-    import tomllib
 
     from hil.errors import HilError
-    from hil.split.nas import NASConfig, candidate_problem, run_jmsnas
+    from hil.split.nas import candidate_problem, load_nas_file, run_jmsnas
     from hil.split.report import write_nas_report
-    from hil.split.topology import Topology
 
     try:
-        raw = tomllib.loads(config.read_text()) if config.suffix == ".toml" else json.loads(config.read_text())
-        raw = raw.get("nas", raw)
-        cfg = NASConfig.from_dict(raw)
-        topo_path = raw.get("topology")
-        if topo_path is None:
-            from importlib.resources import files
-
-            topo_path = str(files("hil.split.examples") / "nas_topology.json")
-        elif not Path(topo_path).is_absolute():
-            topo_path = str((config.parent / topo_path).resolve())
-        topo = Topology.load(topo_path)
-    except (HilError, ValueError, OSError, tomllib.TOMLDecodeError) as e:
-        console.print(f"[red]nas: bad config:[/red] {e}")
+        nas_file = load_nas_file(config)
+    except HilError as e:
+        console.print(f"[red]nas: bad config:[/red] {escape(str(e))}")
         raise typer.Exit(2) from e
+    cfg, topo, topo_path = nas_file.config, nas_file.topology, nas_file.topology_path
+
     import torch
 
     torch.set_num_threads(1)
     res = run_jmsnas(cfg, topo, progress=lambda s: console.print(s))
-    folder = out or Path(raw.get("out_dir") or Path("runs") / f"nas-{_time.strftime('%Y%m%d-%H%M%S')}")
+    folder = out or Path(nas_file.out_dir or Path("runs") / f"nas-{_time.strftime('%Y%m%d-%H%M%S')}")
     write_nas_report(folder, cfg, topo_path, res, candidate_problem(cfg, topo, res.chosen.arch))
     c = res.chosen
     console.print(f"chosen {c.arch.key()}: error {c.error*100:.1f} %, latency {c.latency_s*1e3:.3f} ms; "
@@ -739,9 +729,7 @@ def baim_cmd(
 
     from hil.baim.config import QUICK_OVERRIDES, load_config
     from hil.baim.experiment import CHECKPOINT, completed_strategies, run_experiment
-    from hil.errors import ConfigError
-
-    from rich.markup import escape
+    from hil.errors import CheckpointError, ConfigError
 
     try:
         cfg = load_config(config, **(QUICK_OVERRIDES if quick else {}))
@@ -752,6 +740,9 @@ def baim_cmd(
     try:
         report = run_experiment(cfg, out, progress=lambda msg: console.print(f"[cyan]baim[/cyan] {msg}"),
                                 resume=resume)
+    except CheckpointError as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from e
     except KeyboardInterrupt:
         done = completed_strategies(out)
         console.print(f"[yellow]interrupted[/yellow]: completed strategies {done or 'none'} are saved in "

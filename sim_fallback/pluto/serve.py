@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from hil._io import load_mapping
+from hil._io import from_section, load_mapping
+from hil.errors import ConfigError
 from sim_fallback.pluto.air import Air, AirConfig
 from sim_fallback.pluto.iiod import IiodServer
 from sim_fallback.pluto.model import BOARDS, MODES, PlutoModel
@@ -34,12 +35,10 @@ def load_air_config(path: str | Path | None) -> AirConfig:
     if path is None:
         return AirConfig()
     p = Path(path)
-    data = load_mapping(p, "channel")
-    unknown = set(data) - {"path_loss_db", "seed", "channel"}
-    if unknown:
-        raise ValueError(f"channel file {p}: unknown keys {sorted(unknown)}; allowed: path_loss_db, seed, channel")
-    return AirConfig(path_loss_db=float(data.get("path_loss_db", 40.0)), seed=int(data.get("seed", 0)),
-                     channel=data.get("channel"))
+    try:
+        return from_section(AirConfig, load_mapping(p, "channel"), "air")
+    except ConfigError as e:
+        raise ConfigError(f"channel file {p}: {e}") from e
 
 
 class Bench:

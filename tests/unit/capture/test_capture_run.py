@@ -119,10 +119,15 @@ def test_sweep_file(tmp_path):
     s = SweepConfig.from_file(p)
     assert s.lo_hz == (1e9, 2e9) and s.sounder == {"seq_len": 61} and s.frames_total == 20
     p.write_text("lo = 1\n")
-    with pytest.raises(ConfigError, match="unknown keys"):
+    with pytest.raises(ConfigError, match=r"^\[sweep\]\.lo: unknown key; valid: sample_rate_hz, lo_hz"):
         SweepConfig.from_file(p)
     p.write_text("frames_per_step = 1\n")
-    with pytest.raises(ConfigError, match="frames_per_step"):
+    with pytest.raises(ConfigError, match=r"^\[sweep\]\.frames_per_step: out of range \(got 1\); valid: >= 2"):
+        SweepConfig.from_file(p)
+    p.write_text("lo_hz = 2.4e9\n")  # one LO may be given without a list
+    assert SweepConfig.from_file(p).lo_hz == (2.4e9,)
+    p.write_text('lo_hz = [1e9, "x"]\n')
+    with pytest.raises(ConfigError, match=r"^\[sweep\]\.lo_hz\[1\]: must be a number \(got 'x'\)"):
         SweepConfig.from_file(p)
 
 

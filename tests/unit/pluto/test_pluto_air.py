@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hil.errors import ConfigError
 from sim_fallback.pluto.air import Air, AirConfig
 from sim_fallback.pluto.model import PlutoModel
 from sim_fallback.pluto.serve import load_air_config
@@ -143,7 +144,10 @@ def test_channel_file_errors(tmp_path):
         load_air_config(tmp_path / "none.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("loss = 3\n")
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ConfigError, match=r"bad\.toml: \[air\]\.loss: unknown key; valid: path_loss_db, seed, channel"):
+        load_air_config(bad)
+    bad.write_text('path_loss_db = "40"\n')
+    with pytest.raises(ConfigError, match=r"\[air\]\.path_loss_db: must be a number \(got '40'\)"):
         load_air_config(bad)
     wrong = tmp_path / "wrong.toml"
     wrong.write_text("[channel]\nn_tx = 1\nn_rx = 1\n")

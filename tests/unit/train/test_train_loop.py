@@ -26,11 +26,20 @@ def test_packaged_configs_load_and_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "raw,match",
     [
-        ({"ota": {"snr": 3}}, r"unknown key\(s\) \['snr'\]"),
-        ({"otta": {}}, "unknown section"),
+        ({"ota": {"snr": 3}}, r"^\[ota\]\.snr: unknown key; valid: .*snr_db"),
+        ({"otta": {}}, r"^\[otta\]: unknown section; valid: data, model, ota, train, sweep"),
         ({"ota": {"gradient_mode": "exact", "transport": "zmq"}}, "exact.*ideal"),
         ({"data": {"name": "mnist"}}, "needs path"),
-        ({"ota": {"rho": 1.5}}, "rho=1.5"),
+        ({"ota": {"rho": 1.5}}, r"^\[ota\]\.rho: out of range \(got 1\.5\); valid: >= 0\.0 and <= 1\.0"),
+        # each of these ended in a traceback or a bare TypeError before the config dialect
+        ({"ota": {"snr_db": "ten"}}, r"^\[ota\]\.snr_db: must be a number \(got 'ten'\)"),
+        ({"train": {"lr": -1}}, r"^\[train\]\.lr: out of range \(got -1\); valid: > 0"),
+        ({"train": {"lr": float("nan")}}, r"^\[train\]\.lr: must be finite \(not NaN or Inf\) \(got nan\)"),
+        ({"model": {"hidden": 0}}, r"^\[model\]\.hidden: out of range \(got 0\); valid: >= 1"),
+        ({"ota": {"channel_uses": "16"}}, r"^\[ota\]\.channel_uses: must be an integer \(got '16'\)"),
+        ({"sweep": {"channel_uses": [8, "16"]}}, r"^\[sweep\]\.channel_uses\[1\]: must be an integer"),
+        ({"train": {"epochs": True}}, r"^\[train\]\.epochs: must be an integer \(got True\)"),
+        ({"train": []}, r"^\[train\]: must be a table"),
     ],
 )
 def test_bad_configs_are_named(raw, match):
