@@ -16,7 +16,7 @@ and, when ``/usr/bin/python3`` can import gnuradio, GNU Radio's ``channels.chann
 and ``channels.fading_model`` (single-antenna Rayleigh) in a flowgraph ``vector_source -> head(N) ->
 block -> null_sink`` timed in the same run, with the ratios.
 
-Must show (issue 2): 2x2 time-varying Rayleigh + AWGN + CFO >= 30 Msps and >= 4x GR fading_model;
+Targets: 2x2 time-varying Rayleigh + AWGN + CFO >= 30 Msps and >= 4x GR fading_model;
 1x1 AWGN + CFO >= 61.44 Msps.
 """
 
@@ -37,7 +37,7 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sim_fallback.launch import start_server  # noqa: E402
+from hil.radio.launch import start_server  # noqa: E402
 from sim_fallback.topology import two_node_config  # noqa: E402
 
 FS = 61.44e6  # nominal sample rate given to the channel specs (Pluto's top rate)

@@ -1,6 +1,6 @@
 """Why reciprocity training collapses on a drifting channel: docs/ota.md, "Time-varying channel".
 
-    python benchmarks/ota_drift.py [--rho 0.99] [--seeds 1,2,3] [--epochs 20] [--out docs/ota_drift.json]
+    python benchmarks/ota_drift.py [--rho 0.99] [--seeds 1,2,3] [--epochs 20] [--out docs/ota_drift.json]  (default: runs/ota_drift.json)
 
 Trains the digits MLP of benchmarks/ota_sweeps.py over the in-process ``ideal`` transport (Gauss-Markov
 ``rho`` per burst, 20 dB, 2x2, K = 16) with each gradient mode, and (for reciprocity) logs per step the
@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from hil.ota.link import OTALink, calibrate_reciprocity  # noqa: E402
+from hil.ota.link import OTALink, calibrate_reciprocity, watch_echo_cosine  # noqa: E402
 from hil.train import loop  # noqa: E402
 from hil.train.config import from_dict  # noqa: E402
 from hil.data import load_digits  # noqa: E402
@@ -49,24 +49,7 @@ def run(mode: str, rho: float, seed: int, epochs: int, lr_floor: float, data, ho
         t.reverse_advances = False
     try:
         link = OTALink(t, mode, calibrate_reciprocity(t, np.random.default_rng(0)) if mode == "reciprocity" else None, hold_channel=hold)
-        if mode == "reciprocity" and t.true_channel() is not None:
-            echo = link.echo_gradient
-            h_fwd = {}
-            send = t.send
-
-            def send_logged(x):
-                h_fwd["h"] = t.true_channel().copy()
-                return send(x)
-
-            def echo_logged(g):
-                r = echo(g)
-                # g is what the receiver sends back (already through its hold map, if any): the exact
-                # answer is H^H g with H the channel of the forward burst
-                ex = np.einsum("rt,brk->btk", np.conj(h_fwd["h"]), g)
-                cos.append(float(np.vdot(ex.ravel(), r.ravel()).real / (np.linalg.norm(ex) * np.linalg.norm(r) + 1e-30)))
-                return r
-
-            t.send, link.echo_gradient = send_logged, echo_logged
+        watch_echo_cosine(link, t, cos.append)  # cos(echo, exact H^H g) on the ideal transport
         torch.manual_seed(0)
         model = _build(cfg, data, True, link)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR
@@ -98,7 +81,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--lr-floor", type=float, default=0.003)
     ap.add_argument("--transport", default="ideal", help="ideal or loopback (loopback: no exact mode)")
-    ap.add_argument("--out", default="docs/ota_drift.json")
+    ap.add_argument("--out", default="runs/ota_drift.json", help="JSON results; docs/ota_drift.json is the tracked one")
     a = ap.parse_args()
     torch.set_num_threads(1)
     data = load_digits()

@@ -1,6 +1,6 @@
 """Over-the-air training sweeps behind docs/ota.md: accuracy vs SNR, gradient mode, rho, channel uses, CNN.
 
-    python benchmarks/ota_sweeps.py [--transport zmq] [--epochs 20] [--only snr,cnn,rho,uses] [--out docs]
+    python benchmarks/ota_sweeps.py [--transport zmq] [--epochs 20] [--only snr,cnn,rho,uses] [--out docs]  (default: runs/ota_sweeps)
 
 Every point trains the digits model from scratch with one over-the-air layer through ``--transport``
 (default: the ZMQ channel server with the full PHY; the receiver never sees the true channel) and
@@ -41,7 +41,8 @@ def main() -> None:
     ap.add_argument("--transport", default="zmq", help="zmq, loopback or ideal")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--only", default="snr,cnn,rho,uses", help="comma list of: snr, snr0, cnn, rho, rhohold, uses, cal")
-    ap.add_argument("--out", default="docs")
+    ap.add_argument("--out", default="runs/ota_sweeps", help="folder of ota_sweeps.json and the plots; --out docs "
+                    "updates the tracked ones")
     a = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(a.out)

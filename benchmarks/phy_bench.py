@@ -41,15 +41,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--trials", type=int, default=None)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "phy_bench")
+    ap.add_argument("--copy-plots", action="store_true", help="copy the plots to docs/img/ (tracked)")
     args = ap.parse_args()
     rep = run_phy_bench(quick=args.quick, seed=args.seed, n_trials=args.trials, progress=print)
     rep["machine"] = machine()
     write_report(rep, args.out)
     (args.out / "machine.json").write_text(json.dumps(rep["machine"], indent=2))
-    img = ROOT / "docs" / "img"
-    img.mkdir(parents=True, exist_ok=True)
-    shutil.copy(args.out / "phy_nmse.png", img / "phy_nmse.png")
-    shutil.copy(args.out / "phy_constellation.png", img / "phy_constellation.png")
+    if args.copy_plots:
+        img = ROOT / "docs" / "img"
+        img.mkdir(parents=True, exist_ok=True)
+        shutil.copy(args.out / "phy_nmse.png", img / "phy_nmse.png")
+        shutil.copy(args.out / "phy_constellation.png", img / "phy_constellation.png")
     full = json.loads((args.out / "report.json").read_text())
     print(markdown_table(full))
     print(json.dumps(rep["machine"]))

@@ -8,6 +8,7 @@ receiver processing) for docs/performance.md. Channel: 2x2 Rayleigh, 20 dB, CFO 
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
@@ -43,4 +44,6 @@ def main(reps: int = 20) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=20, help="bursts timed per case")
+    main(ap.parse_args().reps)

@@ -6,15 +6,17 @@ Run: OMP_NUM_THREADS=1 python benchmarks/placement.py
 3. Speed-up: VGG-16 and ResNet-18 (224x224, float32), mobile 10 GFLOP/s (source) and edge server
    1 TFLOP/s, one link of 1..100 Mbit/s with 5 ms latency; our plan vs all-mobile, all-server,
    Neurosurgeon (best single cut) and DADS (min cut); plus a three-node variant with an OTA hop.
-Prints markdown tables; writes docs/img/placement_speedup.png, docs/img/placement_plan_resnet18.png and
-benchmarks/results/placement.json.
+Prints markdown tables; writes placement.json and the plots into --out (default runs/placement);
+``--out benchmarks/results --copy-plots`` updates the tracked results and docs/img/placement_*.png.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
+import shutil
 import subprocess
 import time
 from importlib.resources import files
@@ -141,6 +143,11 @@ def plot(results: dict, path: Path) -> None:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "placement", help="folder of placement.json and "
+                    "the plots; benchmarks/results is the tracked one")
+    ap.add_argument("--copy-plots", action="store_true", help="also copy the plots to docs/img/ (tracked)")
+    args = ap.parse_args()
     cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout.split(":")[-1].strip()
     nproc = str(os.cpu_count())  # `nproc` would honour OMP_NUM_THREADS
     res = {"machine": cpu, "nproc": nproc, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -150,15 +157,18 @@ def main() -> None:
     print("MILP ResNet-18 x 3 nodes:", res["milp_resnet18_3"])
     res["two_node"] = speedups(two_node)
     res["three_node"] = speedups(three_node)
-    img = ROOT / "docs" / "img"
-    img.mkdir(parents=True, exist_ok=True)
-    plot(res, img / "placement_speedup.png")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot(res, out / "placement_speedup.png")
     prof = Profile.load(EX / "resnet18.json")
     pr = Problem(prof, three_node(10))
-    plot_plan(pr, solve(pr), img / "placement_plan_resnet18.png", title="ResNet-18, 3 nodes (OTA hop, 30 MB edge, 10 Mbit/s backhaul)")
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
+    plot_plan(pr, solve(pr), out / "placement_plan_resnet18.png", title="ResNet-18, 3 nodes (OTA hop, 30 MB edge, 10 Mbit/s backhaul)")
     (out / "placement.json").write_text(json.dumps(res, indent=1))
+    if args.copy_plots:
+        img = ROOT / "docs" / "img"
+        img.mkdir(parents=True, exist_ok=True)
+        for name in ("placement_speedup.png", "placement_plan_resnet18.png"):
+            shutil.copy(out / name, img / name)
     print(f"machine: {cpu}, nproc {nproc}, {res['date']}")
     for setup in ("two_node", "three_node"):
         for model in ("vgg16", "resnet18"):

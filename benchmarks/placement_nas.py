@@ -28,6 +28,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(ROOT / "runs" / "placement_nas"))
     ap.add_argument("--quick", action="store_true", help="population 4, 2 generations, 2 betas")
+    ap.add_argument("--copy-plots", action="store_true", help="copy the plots to docs/img/ (tracked)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     topo_path = str(files("hil.split.examples") / "nas_topology.json")
@@ -36,10 +37,11 @@ def main() -> None:
     t0 = time.time()
     res = run_jmsnas(cfg, topo, progress=print)
     out = write_nas_report(Path(args.out), cfg, topo_path, res, candidate_problem(cfg, topo, res.chosen.arch))
-    img = ROOT / "docs" / "img"
-    img.mkdir(parents=True, exist_ok=True)
-    shutil.copy(out / "pareto.png", img / "placement_pareto.png")
-    shutil.copy(out / "chosen_plan.png", img / "placement_nas_plan.png")
+    if args.copy_plots:
+        img = ROOT / "docs" / "img"
+        img.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out / "pareto.png", img / "placement_pareto.png")
+        shutil.copy(out / "chosen_plan.png", img / "placement_nas_plan.png")
     cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout.strip()
     print(f"machine: {cpu}; wall {time.time() - t0:.0f} s; {res.trained} trainings")
     print((out / "report.md").read_text())

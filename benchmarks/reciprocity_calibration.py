@@ -1,6 +1,6 @@
 """What unequal TX/RX chain gains do to reciprocity gradients, and what the calibration step restores.
 
-    python benchmarks/reciprocity_calibration.py [--out docs/ota_reciprocity_calibration.json]
+    python benchmarks/reciprocity_calibration.py [--out docs/ota_reciprocity_calibration.json]  (default: runs/...)
 
 For chain-gain spreads of 0, 1, 3, 6 dB (amplitude, log-normal) with and without random chain phases,
 over the in-process 2x2 channel (so the true H is known): the relative error and the cosine similarity
@@ -35,7 +35,8 @@ def measure(std_db: float, phase: bool, snr_db: float | None, seed: int) -> dict
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="docs/ota_reciprocity_calibration.json")
+    ap.add_argument("--out", default="runs/ota_reciprocity_calibration.json",
+                    help="JSON results; docs/ota_reciprocity_calibration.json is the tracked one")
     ap.add_argument("--draws", type=int, default=200)
     a = ap.parse_args()
     rows = []

@@ -1,6 +1,6 @@
 """Time per training step of the digits model: digital vs over the air (ideal, loopback+PHY, ZMQ+PHY).
 
-    python benchmarks/train_step.py [--steps 40] [--batch 64] [--channel-uses 16] [--out docs/ota_train_step.json]
+    python benchmarks/train_step.py [--steps 40] [--batch 64] [--channel-uses 16] [--out docs/ota_train_step.json]  (default: runs/ota_train_step.json)
 
 One step = forward (one frame), backward (reciprocity: a second frame over the reverse link), Adam
 update. Prints a markdown table and writes JSON with the machine and date.
@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--channel-uses", type=int, default=16)
-    ap.add_argument("--out", default="docs/ota_train_step.json")
+    ap.add_argument("--out", default="runs/ota_train_step.json", help="JSON results; docs/ota_train_step.json is the tracked one")
     a = ap.parse_args()
     torch.set_num_threads(1)
     data = load_digits()

@@ -76,6 +76,10 @@ TX_GAIN_DB = "hil:tx_gain_db"
 RX_GAIN_DB = "hil:rx_gain_db"
 RF_APPLIED = "hil:rf_applied"  # True: LO/gains were set on the radio; False: labels only (simulated radio)
 
+# per-antenna layout (single-channel copies tied by a collection, hil.capture.sigmf_io.write_per_antenna)
+ANTENNA = "hil:antenna"  # global: the receive antenna (0-based) a copy holds; collection: the list of them
+SOURCE = "hil:source"  # global and collection: the multi-channel recording the copies come from
+
 # annotation
 FRAME = "hil:frame"
 SLOT = "hil:slot"

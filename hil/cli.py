@@ -6,12 +6,14 @@ Each part owns one section below; heavy imports (torch, zmq, adi) happen inside 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # error messages name config sections like [train]: never rich markup
 
 app = typer.Typer(
     help="Hardware-in-the-loop testbed for over-the-air split deep learning through MIMO radios.",
@@ -41,12 +43,17 @@ def sim_serve(
     endpoints_file: Optional[Path] = typer.Option(None, "--endpoints-file", help="Also write the bound endpoints "
                                                   "(JSON) to this file."),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR (to stderr)."),
+    port_base: Optional[int] = typer.Option(None, "--port-base", metavar="P", min=0, max=65535,
+                                            help="Every default endpoint at tcp://host:P, P+1, ...: control, "
+                                            "events, then per node per antenna tx and rx (topology order). "
+                                            "Overrides [server] port_base."),
 ) -> None:
     """Run the ZMQ MIMO channel server until Ctrl-C (same as `python -m sim_fallback --config FILE`).
 
     Every antenna of every node gets a tx and an rx stream of raw cf32 (GNU Radio zeromq format) on its
-    own endpoint (ephemeral 127.0.0.1 ports unless fixed in the file); JSON metadata on the control
-    socket. Prints one JSON line with all endpoints when ready. See docs/zmq.md.
+    own endpoint (ephemeral 127.0.0.1 ports unless fixed in the file or --port-base is given); JSON
+    metadata on the control socket. Prints one JSON line with all endpoints to stdout when ready and
+    a table of them to stderr. See docs/zmq.md.
     """
     import sys
 
@@ -57,9 +64,9 @@ def sim_serve(
     if not logging.getLogger().handlers:
         logging.basicConfig(stream=sys.stderr)
     try:
-        rc = run(config, endpoints_file)
+        rc = run(config, endpoints_file, port_base=port_base)
     except ConfigError as e:
-        console.print(f"[red]config error[/]: {e}")
+        console.print(f"[red]config error[/]: {escape(str(e))}")
         raise typer.Exit(2) from e
     fast_exit(rc)  # the server is closed and the logs flushed; skip the interpreter teardown
 
@@ -89,13 +96,13 @@ def sim_probe(
     import json
 
     from hil.errors import ConfigError, HilError
-    from sim_fallback.probe import run_probe
+    from hil.capture.probe import run_probe
 
     try:
         rep = run_probe(config=str(config) if config else None, endpoint=endpoint, tx_node=tx, rx_node=rx,
                         bursts=bursts, seed=seed, out=str(out))
     except (HilError, ValueError) as e:
-        console.print(f"[red]{'config error' if isinstance(e, ConfigError) else 'probe failed'}[/]: {e}")
+        console.print(f"[red]{'config error' if isinstance(e, ConfigError) else 'probe failed'}[/]: {escape(str(e))}")
         raise typer.Exit(2) from e
     if as_json:
         print(json.dumps(rep, indent=1))
@@ -104,7 +111,7 @@ def sim_probe(
 
     t = Table(title=f"channel probe {rep['tx']} -> {rep['rx']} ({rep['sample_rate_hz'] / 1e6:g} Msps)")
     for col in ("burst", "delay (samples)", "CFO (Hz)", "SNR per rx antenna (dB)"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for i, b in enumerate(rep["bursts"]):
         delay = str(b["start_sample"]) + (f" (true {b['true_start_sample']})" if "true_start_sample" in b else "")
         t.add_row(str(i), delay, f"{b['cfo_hz']:.1f}", ", ".join(f"{v:.2f}" for v in b["snr_db"]))
@@ -149,7 +156,9 @@ def bench_phy(
     if snr_reference not in ("rx", "tx"):
         raise typer.BadParameter(f"--snr-reference {snr_reference!r}: use rx or tx")
     out = out or Path("runs") / f"bench_phy_{_time.strftime('%Y%m%d_%H%M%S')}"
-    say = (lambda m: None) if json_out else (lambda m: console.print(f"[dim]{m}[/dim]"))
+    # progress per SNR point; on stderr when --json owns stdout
+    shown = Console(stderr=True) if json_out else console
+    say = lambda m: shown.print(f"[dim]{m}[/dim]")  # noqa: E731
     report = run_phy_bench(quick=quick, seed=seed, n_trials=trials, n_noise=noise,
                            snr_reference=snr_reference, progress=say)
     write_report(report, out)
@@ -178,28 +187,51 @@ def _train_progress():
     return prog, hook
 
 
-def _run_training(cfg, out: Path) -> dict:
+def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool = False, single: bool = False,
+                  log_dir: Optional[Path] = None) -> dict:
+    """Run ``seeds`` seeds (a report over seeds), or with ``single`` one run in ``out`` itself."""
     from hil.train.run import run_experiment
+    from hil.train.seeds import run_seeds
 
-    from hil.errors import ConfigError
+    from hil.errors import CheckpointError, ConfigError
 
     prog, hook = _train_progress()
+
+    def fmt(v, spec: str, unit: str = "") -> str:
+        return "-" if v is None else f"{v:{spec}}{unit}"
+
+    def done(rep: dict) -> None:
+        console.print(f"seed {rep['seed']} (channel {rep['channel_seed']}): over the air "
+                      f"{fmt(rep['accuracy']['ota'], '.2f', '%')}  digital {fmt(rep['accuracy']['digital'], '.2f', '%')}"
+                      f"  measured SNR {fmt(rep.get('measured_snr_db'), '.2f', ' dB')}")
+
     try:
         with prog:
-            report = run_experiment(cfg, out, progress=hook)
-    except ConfigError as e:
-        console.print(f"[red]error[/]: {e}")
+            if single:  # one seed: the single-run folder (checkpoints/, report.json with numbers)
+                report = run_experiment(cfg, out, progress=hook, sweeps=sweeps, log_dir=log_dir)
+            else:
+                report = run_seeds(cfg, out, seeds, workers=workers, sweeps=sweeps, progress=hook, on_seed=done)
+    except (ConfigError, CheckpointError) as e:
+        from rich.markup import escape
+
+        console.print(f"[red]error[/]: {escape(str(e))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2)
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: finished epochs are checkpointed in {out}/checkpoints; "
+        console.print(f"[yellow]interrupted[/]: finished epochs are checkpointed in {out}/seed-*/checkpoints; "
                       "run the same command again to resume")
         raise typer.Exit(130)
-    acc = report["accuracy"]
-    dig = "-" if acc["digital"] is None else f"{acc['digital']:.2f}%"
+    if single:
+        done(report)
+        console.print(f"frames: {report['frames']} (+{report.get('calibration_frames', 0)} calibration)  "
+                      f"epochs: {report['epochs']}  ({report['seconds']:.1f} s)")
+        console.print(f"report: {out / 'report.md'}")
+        return report
+    g = report["gap_points"]
+    ci = "" if g.get("ci95") is None else f" [{g['ci95'][0]:+.2f}, {g['ci95'][1]:+.2f}] (95 %, {g['n']} seeds)"
     console.print(
-        f"over the air ({report['transport']}, {report['gradient_mode']}, {report['snr_db']} dB): "
-        f"[bold]{acc['ota']:.2f}%[/]  digital: [bold]{dig}[/]  frames: {report['frames']} "
-        f"(+{report.get('calibration_frames', 0)} calibration)  "
+        f"over the air ({report['transport']}, {report['gradient_mode']}, {report['snr_db']} dB configured, "
+        f"{fmt(report['measured_snr_db']['mean'], '.2f', ' dB')} measured): mean "
+        f"{fmt(report['accuracy_ota']['mean'], '.2f', '%')}  gap to digital: {fmt(g.get('mean'), '+.2f')} points{ci}  "
         f"epochs: {report['epochs']}  ({report['seconds']:.1f} s)"
     )
     console.print(f"report: {out / 'report.md'}")
@@ -227,6 +259,15 @@ def train_cmd(
     hold_channel: Optional[bool] = typer.Option(None, "--hold-channel/--no-hold-channel", help="Override "
                                                 "\\[ota] hold_channel: the receiver maps every burst onto its "
                                                 "first channel estimate (for drifting channels, docs/ota.md)."),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds to run: seed k trains with \\[train] seed + k over "
+                              "\\[ota] channel_seed + k, each in --out/seed-K; the report gives each, the mean and "
+                              "the 95 % interval of the OTA-digital gap (1: one run in --out itself)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Seeds trained at once (one process each)."),
+    sweeps: bool = typer.Option(False, "--sweeps", help="Also run the \\[sweep] points (accuracy vs SNR, rho, "
+                                "channel uses) over the same transport; off by default."),
+    log_dir: Optional[Path] = typer.Option(None, "--log-dir", help="Write TensorBoard event files here (loss, "
+                                           "accuracies, measured SNR, CFO, gradient cosine, frames, step time); "
+                                           "view with: tensorboard --logdir DIR. Needs the log extra."),
 ) -> None:
     """Train a split model with an over-the-air layer beside its digital baseline and write a report.
 
@@ -244,9 +285,13 @@ def train_cmd(
                if v is not None}
         cfg = validate(cfg.replace(ota=ota, train={"epochs": epochs} if epochs else {}))
     except (ConfigError, TypeError) as e:
-        console.print(f"[red]config error[/]: {e}")
+        console.print(f"[red]config error[/]: {escape(str(e))}")
         raise typer.Exit(2)
-    _run_training(cfg, out)
+    if log_dir is not None and seeds != 1:
+        console.print("error: --log-dir logs one run; use it with --seeds 1 (each seed's curves would overlap)",
+                      markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    _run_training(cfg, out, seeds=seeds, workers=workers, sweeps=sweeps, single=seeds == 1, log_dir=log_dir)
 
 
 @app.command("run")
@@ -291,29 +336,35 @@ def demo_cmd(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Report folder (resumes if it holds checkpoints)."),
     transport: str = typer.Option("zmq", help="zmq (starts the channel server itself), loopback or ideal."),
     gradient_mode: str = typer.Option("reciprocity", help="reciprocity, estimated (or exact with --transport ideal)."),
-    snr_db: float = typer.Option(10.0, help="SNR per receive antenna, dB."),
+    snr_db: float = typer.Option(10.0, help="SNR per receive antenna and sample, averaged over the fading, dB."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Seeds (train seed and channel draw both "
+                                        "vary); default 5, with --quick 2."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Seeds trained at once (one process each)."),
+    sweeps: bool = typer.Option(False, "--sweeps", help="Also run the accuracy vs SNR / rho / channel-use "
+                                "sweeps over the same transport."),
 ) -> None:
     """The main job: digits with one over-the-air layer over a 2x2 quasi-static channel at 10 dB.
 
     Starts the ZMQ channel server as a child process (python -m sim_fallback), trains through the full
     PHY (the receiver never sees the true channel) with reciprocity gradients beside the digital
-    baseline, and writes the report folder. Falls back to --transport loopback, then ideal, with a
-    warning when the server or the PHY is not available.
+    baseline, and writes the report folder.
     """
     from hil.train.config import load_config, validate
-    from hil.train.demo import demo_config, resolve_transport
+    from hil.train.demo import check_transport, demo_config, demo_seeds
 
-    cfg = load_config("demo")
-    got, why = resolve_transport(transport)
-    if got != transport:
-        console.print(f"[yellow]warning[/]: transport {transport!r} unavailable ({why}); using {got!r}")
-    cfg = validate(demo_config(cfg, quick=quick, transport=got, gradient_mode=gradient_mode, snr_db=snr_db))
-    _run_training(cfg, out)
+    try:
+        check_transport(transport)
+    except ValueError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from e
+    cfg = validate(demo_config(load_config("demo"), quick=quick, transport=transport, gradient_mode=gradient_mode,
+                               snr_db=snr_db))
+    _run_training(cfg, out, seeds=seeds or demo_seeds(quick), workers=workers, sweeps=sweeps)
 
 
 
 
-# ---------------------------------------------------------------- emu, pluto (issue 5)
+# ---------------------------------------------------------------- emu, pluto
 emu_app = typer.Typer(help="Emulated radios: the virtual Pluto (libiio network protocol).", no_args_is_help=True)
 app.add_typer(emu_app, name="emu")
 pluto_app = typer.Typer(help="ADALM-Pluto / AD9361 boards through pyadi-iio.", no_args_is_help=True)
@@ -331,6 +382,14 @@ def emu_pluto(
         None, "--peer-port", help="Serve a second board on this port: a two-node bench (A.tx->B.rx, B.tx->A.rx)."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address."),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Board: pluto, pluto-2r2t (AD9363), fmcomms2, fmcomms3 (AD9361); overrides --mode."
+    ),
+    snr_db: Optional[float] = typer.Option(
+        None, "--snr-db", help="SNR per RX antenna (signal averaged over fading) instead of the thermal noise floor."
+    ),
+    realtime: bool = typer.Option(False, "--realtime", help="RX accrues in wall time; a slow reader overflows."),
+    clean: bool = typer.Option(False, "--clean", help="Ideal receiver: no noise floor, DC offset or LO leakage."),
 ) -> None:
     """Run a virtual Pluto speaking libiio v0.24's network protocol until Ctrl-C.
 
@@ -341,41 +400,49 @@ def emu_pluto(
     from sim_fallback.pluto.serve import run
 
     try:
-        run([port] + ([peer_port] if peer_port is not None else []), mode, str(channel) if channel else None, host)
+        run([port] + ([peer_port] if peer_port is not None else []), mode, str(channel) if channel else None, host,
+            model, snr_db, realtime, clean)
     except ValueError as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(2) from e
 
 
 @pluto_app.command("check")
 def pluto_check(
     uri: str = typer.Option(..., "--uri", help="libiio URI of the board, e.g. ip:192.168.2.1 or usb:1.2.5."),
-    profile: str = typer.Option("pluto_1r1t", "--profile", help="Profile name in firmware_configs/ or a TOML path."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Profile name in firmware_configs/ or a TOML "
+                                          "path; default: the one matching the board's mode and model."),
 ) -> None:
-    """Read a board and say what differs from a profile (mode, LOs, rate, bandwidths, gains).
+    """Read a board (model, mode, channels) and say what differs from a profile (mode, LOs, rate, bandwidths, gains).
 
     Never writes to the board or its firmware; see firmware_configs/README.md for the fw_setenv steps.
     Exits 1 when something differs, 2 when the board cannot be read.
     """
     from hil.errors import HilError
-    from hil.radio.pluto import check_board
+    from hil.radio.pluto import PlutoRadio, check_board, read_board
 
     try:
-        diffs = check_board(uri, profile)
+        board = read_board(uri)
+        console.print(f"{uri}: {board.describe()}")
+        diffs = check_board(uri, profile, board=board)
+        name = profile or board.profile()
+        misfit = board.misfit(PlutoRadio._as_profile(name), name)
     except (HilError, ValueError) as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(2) from e
     if not diffs:
-        console.print(f"[green]{uri} matches profile {profile}[/green]")
+        console.print(f"[green]{uri} matches profile {name}[/green]")
         return
     from rich.table import Table
 
-    t = Table(title=f"{uri} vs profile {profile}")
+    t = Table(title=f"{uri} vs profile {name}")
     for col in ("setting", "profile", "board"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for row in diffs:
         t.add_row(*row)
     console.print(t)
+    if misfit:
+        console.print(misfit, overflow="fold")
     raise typer.Exit(1)
 
 
@@ -401,9 +468,14 @@ def capture_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (new): recordings and report."),
     tx_node: Optional[str] = typer.Option(None, "--tx-node", help="zmq: transmitting node (default: first node)."),
     rx_node: Optional[str] = typer.Option(None, "--rx-node", help="zmq: receiving node (default: its first peer)."),
-    profile: str = typer.Option("pluto_1r1t", "--profile", help="pluto: device profile name or TOML path."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="pluto: device profile name or TOML path "
+                                          "(default: the one matching the board's mode and model)."),
     rx_uri: Optional[str] = typer.Option(None, "--rx-uri", help="pluto: a second board that receives."),
     seed: int = typer.Option(0, "--seed", help="Seed of the generator (PHY sounder payloads)."),
+    layout: str = typer.Option("interleaved", "--layout", help="interleaved: one multi-channel SigMF recording "
+                               "per gain pair; per-antenna: also one single-channel recording per antenna in "
+                               "DIR/per-antenna/, tied by a .sigmf-collection (for inspectrum and other "
+                               "single-stream tools)."),
 ) -> None:
     """Sound the channel over a sweep (LO steps x gains x frames) and record it as SigMF.
 
@@ -418,44 +490,65 @@ def capture_cmd(
     if missing:
         console.print(f"[red]hil capture needs {', '.join(missing)}[/red] (or: hil capture inspect DIR); see --help")
         raise typer.Exit(2)
+    if layout not in ("interleaved", "per-antenna"):
+        console.print(f"[red]error[/red]: --layout {layout!r}: use interleaved or per-antenna")
+        raise typer.Exit(2)
     import numpy as np
     from rich.progress import Progress
 
     from hil.capture.report import fmt_value
-    from hil.capture.run import open_radio, run_capture
+    from hil.capture.run import run_capture
     from hil.capture.sweep import SweepConfig
     from hil.errors import HilError
+    from hil.radio.open import RadioSpec, open_radio
 
-    try:
-        sw = SweepConfig.from_file(sweep)
-        rad, info, hw = open_radio(radio, uri, tx_node=tx_node, rx_node=rx_node, profile=profile, rx_uri=rx_uri)
-    except (HilError, ValueError) as e:
-        console.print(f"[red]{e}[/red]")
-        raise typer.Exit(2) from e
-    try:
-        with rad, Progress(console=console, transient=True) as prog:
-            task = prog.add_task("sounding", total=sw.frames_total)
-            res = run_capture(rad, sw, out, rng=np.random.default_rng(seed), hw=hw, radio_info=info,
-                              on_frame=lambda done, total, s: prog.update(task, completed=done))
-    except (HilError, ValueError) as e:
-        console.print(f"[red]capture failed: {e}[/red]\nfinished recordings (valid) are in {out}")
-        raise typer.Exit(1) from e
-    except KeyboardInterrupt:
-        console.print(f"[yellow]aborted by a second signal[/yellow]: the unfinished recording was dropped; "
-                      f"finished recordings (valid) are in {out}")
-        raise typer.Exit(130)
-    console.print(f"{len(res.recordings)} recording(s), {res.frames} frames ({res.missed} missed) in {out} "
-                  f"({res.elapsed_s:.1f} s); report: {out / 'report.md'}")
-    for r in res.report.get("recordings", []):
-        st = r.get("stats")
-        if st:
-            console.print(f"  {r['name']}: SNR {fmt_value(st['snr']['mean_db'])} dB, rho "
-                          f"{fmt_value(st['gauss_markov_rho'])}, K {fmt_value(st['rician_k_db'])} dB, valid={r['valid']}")
-    if res.stopped is not None:
-        st = res.stopped
-        console.print(f"[yellow]stopped by signal at {st.get('recording')}, LO step {st.get('lo_step')}, "
-                      f"slot {st.get('slot')}[/yellow]; every recording in {out} is complete and valid")
-        raise typer.Exit(130)
+    with contextlib.ExitStack() as stack:
+        try:
+            sw = SweepConfig.from_file(sweep)
+            if radio not in ("zmq", "pluto"):
+                raise ValueError(f"--radio must be 'zmq' or 'pluto', got {radio!r}")
+            spec = (RadioSpec("zmq", endpoint=uri, tx_node=tx_node, rx_node=rx_node) if radio == "zmq"
+                    else RadioSpec("pluto", uri=uri, profile=profile, rx_uri=rx_uri))
+            opened = stack.enter_context(open_radio(spec))
+        except (HilError, ValueError) as e:
+            from rich.markup import escape
+
+            console.print(f"[red]error[/red]: {escape(str(e))}", soft_wrap=True, highlight=False)
+            raise typer.Exit(2) from e
+        try:
+            with Progress(console=console, transient=True) as prog:
+                task = prog.add_task("sounding", total=sw.frames_total)
+                res = run_capture(opened.radio, sw, out, rng=np.random.default_rng(seed), hw=opened.hw,
+                                  radio_info=opened.info,
+                                  on_frame=lambda done, total, s: prog.update(task, completed=done))
+        except (HilError, ValueError) as e:
+            console.print(f"[red]capture failed: {escape(str(e))}[/red]\nfinished recordings (valid) are in {out}")
+            raise typer.Exit(1) from e
+        except KeyboardInterrupt:
+            console.print(f"[yellow]aborted by a second signal[/yellow]: the unfinished recording was dropped; "
+                          f"finished recordings (valid) are in {out}")
+            raise typer.Exit(130)
+        if layout == "per-antenna":
+            from hil.capture.sigmf_io import write_per_antenna
+
+            try:
+                colls = [write_per_antenna(p, out / "per-antenna") for p in res.recordings]
+            except (HilError, ValueError, OSError) as e:
+                console.print(f"[red]error[/red]: writing the per-antenna recordings in {out / 'per-antenna'} failed: {e}")
+                raise typer.Exit(1) from e
+            console.print(f"per-antenna recordings: {len(colls)} collection(s) in {out / 'per-antenna'}")
+        console.print(f"{len(res.recordings)} recording(s), {res.frames} frames ({res.missed} missed) in {out} "
+                      f"({res.elapsed_s:.1f} s); report: {out / 'report.md'}")
+        for r in res.report.get("recordings", []):
+            st = r.get("stats")
+            if st:
+                console.print(f"  {r['name']}: SNR {fmt_value(st['snr']['mean_db'])} dB, rho "
+                              f"{fmt_value(st['gauss_markov_rho'])}, K {fmt_value(st['rician_k_db'])} dB, valid={r['valid']}")
+        if res.stopped is not None:
+            st = res.stopped
+            console.print(f"[yellow]stopped by signal at {st.get('recording')}, LO step {st.get('lo_step')}, "
+                          f"slot {st.get('slot')}[/yellow]; every recording in {out} is complete and valid")
+            raise typer.Exit(130)
 
 
 @capture_app.command("inspect")
@@ -475,11 +568,11 @@ def capture_inspect(
     try:
         rep = inspect_directory(directory, plots_dir=plots)
     except (HilError, ValueError) as e:
-        console.print(f"[red]{e}[/red]")
+        console.print(f"[red]{escape(str(e))}[/red]")
         raise typer.Exit(2) from e
     t = Table(title=f"recordings in {directory}")
     for col in ("recording", "valid", "frames", "LO (MHz)", "SNR (dB)", "rho", "K (dB)", "coherence (s)"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for r in rep["recordings"]:
         st = r.get("stats") or {}
         t.add_row(
@@ -548,7 +641,7 @@ def place_cmd(
         problem = Problem(prof, topo, objective, pins, respect_memory=not no_memory)
         rep = place(problem, solver)
     except (HilError, ValueError, KeyError, OSError) as e:
-        console.print(f"[red]place failed:[/red] {e}")
+        console.print(f"[red]place failed:[/red] {escape(str(e))}")
         raise typer.Exit(2) from e
     if as_json:
         typer.echo(json.dumps(rep.to_dict(), indent=1))
@@ -563,7 +656,7 @@ def place_cmd(
     p = rep.plan
     t = Table(title=f"{prof.name or 'model'}: {len(prof)} layers over {len(topo.nodes)} nodes ({objective})")
     for col in ("plan", "latency ms", "compute ms", "comm ms", "energy J", "transfers", "baseline/ours", "memory ok"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     t.add_row(f"{p.solver} (ours)", f"{p.latency_s*1e3:.4g}", f"{p.compute_s*1e3:.4g}", f"{p.comm_s*1e3:.4g}",
               f"{p.energy_j:.4g}", str(p.cuts), "1", str(p.feasible))
     for k, b in rep.baselines.items():
@@ -584,35 +677,24 @@ def nas_cmd(
     solver (latency on the topology); writes the Pareto front, the chosen model with its plan, and
     the comparison with "search first, split after" and "fixed model, best split".
     """
-    import json
     import time as _time
-    import tomllib
 
     from hil.errors import HilError
-    from hil.split.nas import NASConfig, candidate_problem, run_jmsnas
+    from hil.split.nas import candidate_problem, load_nas_file, run_jmsnas
     from hil.split.report import write_nas_report
-    from hil.split.topology import Topology
 
     try:
-        raw = tomllib.loads(config.read_text()) if config.suffix == ".toml" else json.loads(config.read_text())
-        raw = raw.get("nas", raw)
-        cfg = NASConfig.from_dict(raw)
-        topo_path = raw.get("topology")
-        if topo_path is None:
-            from importlib.resources import files
-
-            topo_path = str(files("hil.split.examples") / "nas_topology.json")
-        elif not Path(topo_path).is_absolute():
-            topo_path = str((config.parent / topo_path).resolve())
-        topo = Topology.load(topo_path)
-    except (HilError, ValueError, OSError, tomllib.TOMLDecodeError) as e:
-        console.print(f"[red]nas: bad config:[/red] {e}")
+        nas_file = load_nas_file(config)
+    except HilError as e:
+        console.print(f"[red]nas: bad config:[/red] {escape(str(e))}")
         raise typer.Exit(2) from e
+    cfg, topo, topo_path = nas_file.config, nas_file.topology, nas_file.topology_path
+
     import torch
 
     torch.set_num_threads(1)
     res = run_jmsnas(cfg, topo, progress=lambda s: console.print(s))
-    folder = out or Path(raw.get("out_dir") or Path("runs") / f"nas-{_time.strftime('%Y%m%d-%H%M%S')}")
+    folder = out or Path(nas_file.out_dir or Path("runs") / f"nas-{_time.strftime('%Y%m%d-%H%M%S')}")
     write_nas_report(folder, cfg, topo_path, res, candidate_problem(cfg, topo, res.chosen.arch))
     c = res.chosen
     console.print(f"chosen {c.arch.key()}: error {c.error*100:.1f} %, latency {c.latency_s*1e3:.3f} ms; "
@@ -647,9 +729,7 @@ def baim_cmd(
 
     from hil.baim.config import QUICK_OVERRIDES, load_config
     from hil.baim.experiment import CHECKPOINT, completed_strategies, run_experiment
-    from hil.errors import ConfigError
-
-    from rich.markup import escape
+    from hil.errors import CheckpointError, ConfigError
 
     try:
         cfg = load_config(config, **(QUICK_OVERRIDES if quick else {}))
@@ -660,6 +740,9 @@ def baim_cmd(
     try:
         report = run_experiment(cfg, out, progress=lambda msg: console.print(f"[cyan]baim[/cyan] {msg}"),
                                 resume=resume)
+    except CheckpointError as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from e
     except KeyboardInterrupt:
         done = completed_strategies(out)
         console.print(f"[yellow]interrupted[/yellow]: completed strategies {done or 'none'} are saved in "

@@ -44,3 +44,7 @@ class CaptureError(HilError):
 
 class NodeError(HilError):
     """A node of a cluster run failed: its actor died, its host was lost, or it could not open its radio."""
+
+
+class CheckpointError(HilError):
+    """A checkpoint file cannot be read (truncated, corrupt, or not a checkpoint of this package)."""

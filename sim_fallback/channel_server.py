@@ -26,6 +26,14 @@ touched) and counts the message as ``saturated``. The check costs nothing for or
 sum of squares computed for the NaN/Inf check bounds every value, and only when it exceeds the
 limit squared does a second pass look for the maximum.
 
+[Note: pacing]
+With ``[server] pace = true`` a stream-mode node's input is read no faster than ``sample_rate_hz``:
+after a column block of ``m`` samples, the node's sockets are not read until ``m / sample_rate_hz``
+seconds later (its ``pace_next``), so ZMQ back-pressures the sender (a GNU Radio flowgraph without a
+throttle block then runs at the radio's rate). The clock is the input's, not the output's, so held
+outputs never meet ``hold_s``. A stream idle for more than 50 ms restarts the clock instead of
+catching up; the loop wakes at the next ``pace_next`` (1 ms poll resolution, not accumulated).
+
 [Note: pipelining]
 With ``[server] apply_threads = 2`` (default 1: measured slower on 2 cores) a worker also splits blocks of >= 2^16 samples in two
 halves: it draws the coefficients of both halves in order (``generate`` stays sequential) and
@@ -47,6 +55,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
 import queue
 import threading
@@ -60,7 +69,7 @@ import numpy as np
 import zmq
 
 from hil.errors import ConfigError
-from sim_fallback.topology import LinkConfig, NodeConfig, Topology
+from sim_fallback.topology import LinkConfig, NodeConfig, Topology, endpoint_slots
 
 if TYPE_CHECKING:  # hil.channel (and scipy) load only when a link needs a channel model
     from hil.channel.base import ChannelModel
@@ -94,6 +103,8 @@ _POLL_MS = 100
 _PIPELINE_MIN_SAMPLES = 1 << 15
 #: Blocks queued per worker before the loop waits (back-pressure through the ZMQ high-water marks).
 _PIPELINE_DEPTH = 3
+#: Pacing: a stream idle this long or longer restarts its clock (it may not catch up more than this).
+_PACE_SLACK_S = 0.05
 #: Blocks of at least this many samples are split in two halves applied on two threads (pure models only).
 _SPLIT_MIN_SAMPLES = 1 << 16
 
@@ -544,6 +555,10 @@ class _NodeRt:
     out_bytes: int = 0  # bytes of the outputs in ``out``
     readers: list = field(default_factory=list)  # per antenna: peers connected to the rx socket
     c: dict = field(default_factory=dict)  # counters
+    requests: list = field(default_factory=list)  # reqrep, per antenna: a request waits for our reply (rx REP)
+    awaiting: list = field(default_factory=list)  # reqrep, per antenna: our request waits for samples (tx REQ)
+    pace_next: float = 0.0  # pace: monotonic time before which this stream node's input is not read
+    warned_headerless: bool = False
 
 
 _REJECT = object()  # placeholder of a rejected antenna message inside a pending burst
@@ -551,7 +566,8 @@ _REJECT = object()  # placeholder of a rejected antenna message inside a pending
 
 def _counters() -> dict:
     return {"messages_in": 0, "samples_in": 0, "samples_out": 0, "bursts_in": 0, "bursts_out": 0,
-            "rejected": 0, "dropped": 0, "dropped_queue_full": 0, "incomplete": 0, "saturated": 0, "seq": 0}
+            "rejected": 0, "dropped": 0, "dropped_queue_full": 0, "incomplete": 0, "saturated": 0, "seq": 0,
+            "headerless_burst": 0, "requests_in": 0, "requests_out": 0}
 
 
 class ChannelServer:
@@ -589,7 +605,8 @@ class ChannelServer:
         for n in topology.nodes:
             self.nodes[n.name] = _NodeRt(cfg=n, c=_counters(), auto_key=[0] * n.antennas, readers=[0] * n.antennas,
                                          stream_buf=[deque() for _ in range(n.antennas)],
-                                         stream_avail=[0] * n.antennas)
+                                         stream_avail=[0] * n.antennas, requests=[False] * n.antennas,
+                                         awaiting=[False] * n.antennas)
         s = self.cfg
         for link, rng in zip(topology.links, link_rngs):
             na, nb = self.nodes[link.a].cfg.antennas, self.nodes[link.b].cfg.antennas
@@ -602,12 +619,16 @@ class ChannelServer:
         self.control_endpoint = ""
         self.events_endpoint = ""
         self._monitors: dict[zmq.Socket, tuple[_NodeRt, int]] = {}  # rx socket monitors: reader counts
+        self._req_monitors: dict[zmq.Socket, tuple[_NodeRt, int]] = {}  # tx REQ monitors: a lost peer
+        self._slots = {tag: k for k, tag in enumerate(endpoint_slots(topology))}
         self._results: queue.Queue = queue.Queue()
 
     # ------------------------------------------------------------------ sockets
     def _default_endpoint(self, tag: str) -> str:
         if self.cfg.transport == "ipc":
             return f"ipc://{self.cfg.ipc_dir}/hil-chsrv-{os.getpid()}-{tag}"
+        if self.cfg.port_base:
+            return f"tcp://{self.cfg.host}:{self.cfg.port_base + self._slots[tag]}"
         return f"tcp://{self.cfg.host}:*"
 
     def _open(self, kind: int, bind: str, connect: str, tag: str) -> tuple[zmq.Socket, str]:
@@ -615,7 +636,11 @@ class ChannelServer:
         sock.setsockopt(zmq.LINGER, 0)
         if kind in (zmq.PULL, zmq.SUB, zmq.PUSH, zmq.PUB):
             sock.setsockopt(zmq.RCVHWM if kind in (zmq.PULL, zmq.SUB) else zmq.SNDHWM, self.limits["data_hwm"])
-        if kind in (zmq.PULL, zmq.SUB):
+        if kind == zmq.REQ and tag != "control":
+            # [Note: REQ/REP sample sockets]: one request in flight; after a lost peer, ask again
+            sock.setsockopt(zmq.REQ_RELAXED, 1)
+            sock.setsockopt(zmq.REQ_CORRELATE, 1)
+        if kind in (zmq.PULL, zmq.SUB, zmq.REQ):
             # Hard limit well above the soft one: above it ZMQ drops the connection (memory safety).
             sock.setsockopt(zmq.MAXMSGSIZE, 4 * self.cfg.max_message_bytes + MAX_JSON_BYTES)
         if kind == zmq.SUB:
@@ -644,16 +669,21 @@ class ChannelServer:
             self._wake.bind(self._wake_endpoint)
             for rt in self.nodes.values():
                 n = rt.cfg
-                rx_kind = zmq.SUB if n.pattern == "pubsub" else zmq.PULL
-                tx_kind = zmq.PUB if n.pattern == "pubsub" else zmq.PUSH
+                # (socket reading the node's tx stream, socket writing its rx stream) per pattern
+                in_kind, out_kind = {"pushpull": (zmq.PULL, zmq.PUSH), "pubsub": (zmq.SUB, zmq.PUB),
+                                     "reqrep": (zmq.REQ, zmq.REP)}[n.pattern]
                 for i in range(n.antennas):
-                    s, ep = self._open(rx_kind, n.tx_bind[i] if n.tx_bind else "",
-                                       n.tx_connect[i] if n.tx_connect else "", f"{n.name}-tx{i}")
+                    tag = f"{n.name}-tx{i}"
+                    s, ep = self._open(in_kind, n.tx_bind[i] if n.tx_bind else "", n.tx_connect[i] if n.tx_connect
+                                       else self._default_endpoint(tag) if n.tx_role == "connect" else "", tag)
                     rt.tx_socks.append(s)
                     rt.tx_endpoints.append(ep)
                     self._sock_owner[s] = (rt, i)
-                    s, ep = self._open(tx_kind, n.rx_bind[i] if n.rx_bind else "",
-                                       n.rx_connect[i] if n.rx_connect else "", f"{n.name}-rx{i}")
+                    if in_kind == zmq.REQ:
+                        self._req_monitors[s.get_monitor_socket(zmq.EVENT_DISCONNECTED)] = (rt, i)
+                    tag = f"{n.name}-rx{i}"
+                    s, ep = self._open(out_kind, n.rx_bind[i] if n.rx_bind else "", n.rx_connect[i] if n.rx_connect
+                                       else self._default_endpoint(tag) if n.rx_role == "connect" else "", tag)
                     rt.rx_socks.append(s)
                     rt.rx_endpoints.append(ep)
                     mon = s.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
@@ -676,12 +706,14 @@ class ChannelServer:
             "sample_rate_hz": s.sample_rate_hz,
             "max_message_bytes": s.max_message_bytes,
             "test_mode": s.test_mode,
+            "port_base": s.port_base or None,
+            "pace": s.pace,
             "limits": dict(self.limits),
             "nodes": {
                 name: {"antennas": rt.cfg.antennas, "mode": rt.cfg.mode, "pattern": rt.cfg.pattern,
                        "tx": list(rt.tx_endpoints), "rx": list(rt.rx_endpoints),
-                       "tx_role": "connect" if rt.cfg.tx_connect else "bind",
-                       "rx_role": "connect" if rt.cfg.rx_connect else "bind",
+                       "tx_role": "connect" if rt.cfg.tx_connect or rt.cfg.tx_role == "connect" else "bind",
+                       "rx_role": "connect" if rt.cfg.rx_connect or rt.cfg.rx_role == "connect" else "bind",
                        "peers": sorted(rt.directions)}
                 for name, rt in self.nodes.items()
             },
@@ -701,43 +733,33 @@ class ChannelServer:
         """Serve until :meth:`stop`; then close every socket. Returns within ~0.1 s of ``stop()``."""
         self.bind()
         poller = zmq.Poller()
-        poller.register(self._ctl, zmq.POLLIN)
-        poller.register(self._wake, zmq.POLLIN)
-        for rt in self.nodes.values():
-            for s in rt.tx_socks:
-                poller.register(s, zmq.POLLIN)
-        for m in self._monitors:
-            poller.register(m, zmq.POLLIN)
-        writing: set[zmq.Socket] = set()
-        paused: set[zmq.Socket] = set()
-        lim = self.limits["queued_out_bytes_per_node"]
-        rx_owner = {s: rt for rt in self.nodes.values() for s in rt.rx_socks}
+        for s in (self._ctl, self._wake, *self._monitors, *self._req_monitors):
+            poller.register(s, zmq.POLLIN)
+        flags: dict[zmq.Socket, int] = {}  # the data sockets' current poll flags
+        rx_owner = {s: (rt, i) for rt in self.nodes.values() for i, s in enumerate(rt.rx_socks)}
         log.info("channel server serving %d node(s), %d link(s); control %s",
                  len(self.nodes), len(self.topo.links), self.control_endpoint)
         try:
             while not self._stop:
-                # Sockets with queued output wait for POLLOUT (a receiver that can take data).
-                want = {rt.rx_socks[rt.out[0].next_antenna] for rt in self.nodes.values() if rt.out}
-                for s in writing - want:
+                now = time.monotonic()
+                want = self._poll_flags(now)
+                for s in set(flags) - set(want):
                     poller.unregister(s)
-                for s in want - writing:
-                    poller.register(s, zmq.POLLOUT)
-                writing = want
-                # Stream senders wait while a receiver they feed has a full output queue (lossless
-                # back-pressure through ZMQ); burst outputs beyond it are dropped (see _enqueue).
-                stop = {s for rt in self.nodes.values() if rt.cfg.mode == "stream"
-                        and any(self.nodes[d].out_bytes >= lim for d in rt.directions) for s in rt.tx_socks}
-                for s in paused - stop:
-                    poller.register(s, zmq.POLLIN)
-                for s in stop - paused:
-                    poller.unregister(s)
-                paused = stop
+                for s, f in want.items():
+                    if flags.get(s) != f:
+                        poller.register(s, f)  # registering again replaces the flags
+                flags = want
                 timeout = _POLL_MS
                 if not self._results.empty():
                     timeout = 0
-                if want:
+                if any(rt.out for rt in self.nodes.values()):
                     nearest = min(rt.out[0].deadline for rt in self.nodes.values() if rt.out)
-                    timeout = max(0, min(timeout, int((nearest - time.monotonic()) * 1000) + 1))
+                    timeout = max(0, min(timeout, int((nearest - now) * 1000) + 1))
+                if self.cfg.pace:
+                    waits = [rt.pace_next - now for rt in self.nodes.values()
+                             if rt.cfg.mode == "stream" and rt.pace_next > now]
+                    if waits:
+                        timeout = max(0, min(timeout, math.ceil(min(waits) * 1000)))
                 try:
                     ready = poller.poll(timeout)
                 except zmq.ZMQError as e:
@@ -753,25 +775,124 @@ class ChannelServer:
                         pass  # results are collected below
                     elif sock in self._monitors:
                         self._monitor_event(sock)
-                    elif ev & zmq.POLLIN and sock in self._sock_owner:
+                    elif sock in self._req_monitors:
+                        self._req_monitor_event(sock)
+                    elif sock in self._sock_owner:
                         rt, ant = self._sock_owner[sock]
-                        for _ in range(_DRAIN_PER_TURN):
-                            try:
-                                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-                            except zmq.Again:
-                                break
-                            try:
-                                self._handle_message(rt, ant, frames)
-                            except Exception as e:  # noqa: BLE001 - [Note: per-message guard]
-                                log.exception("node %r antenna %d: message not handled", rt.cfg.name, ant)
-                                self._reject(R_INTERNAL, f"node {rt.cfg.name!r} antenna {ant}: "
-                                                         f"{type(e).__name__}: {e}", rt)
-                    if ev & zmq.POLLOUT and sock in rx_owner:
-                        self._flush(rx_owner[sock])
+                        if rt.cfg.pattern == "reqrep":
+                            self._request_samples(rt, ant, sock, ev)
+                        elif ev & zmq.POLLIN:
+                            self._drain(rt, ant, sock)
+                    elif sock in rx_owner:
+                        rt, ant = rx_owner[sock]
+                        if ev & zmq.POLLIN and rt.cfg.pattern == "reqrep":
+                            self._take_request(rt, ant, sock)
+                        elif ev & zmq.POLLOUT:
+                            self._flush(rt)
                 self._collect()
                 self._expire()
         finally:
             self.close()
+
+    def _poll_flags(self, now: float) -> dict:
+        """What each data socket waits for this turn: ``{socket: zmq.POLLIN | zmq.POLLOUT}``.
+
+        Input sockets wait for samples (a REQ socket first for room to send its request), unless the
+        stream node is paused: a receiver it feeds has a full output queue (lossless back-pressure
+        through ZMQ; burst outputs beyond it are dropped, see _enqueue) or ``pace`` holds it back.
+        Output sockets with queued output wait for POLLOUT (a receiver that can take data); a REP
+        output socket always waits for the next request.
+        """
+        lim = self.limits["queued_out_bytes_per_node"]
+        want: dict[zmq.Socket, int] = {}
+        for rt in self.nodes.values():
+            stream = rt.cfg.mode == "stream"
+            paused = stream and (any(self.nodes[d].out_bytes >= lim for d in rt.directions)
+                                 or (self.cfg.pace and rt.pace_next > now))
+            reqrep = rt.cfg.pattern == "reqrep"
+            if not paused:
+                for i, s in enumerate(rt.tx_socks):
+                    want[s] = zmq.POLLOUT if reqrep and not rt.awaiting[i] else zmq.POLLIN
+            if reqrep:
+                for s in rt.rx_socks:
+                    want[s] = zmq.POLLIN
+            elif rt.out:
+                want[rt.rx_socks[rt.out[0].next_antenna]] = zmq.POLLOUT
+        return want
+
+    def _drain(self, rt: _NodeRt, ant: int, sock: zmq.Socket) -> None:
+        """Read up to _DRAIN_PER_TURN messages of one input socket, each inside the per-message guard."""
+        for _ in range(_DRAIN_PER_TURN):
+            if self.cfg.pace and rt.cfg.mode == "stream" and rt.pace_next > time.monotonic():
+                return
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._guarded_message(rt, ant, frames)
+
+    def _guarded_message(self, rt: _NodeRt, ant: int, frames: list) -> None:
+        try:
+            self._handle_message(rt, ant, frames)
+        except Exception as e:  # noqa: BLE001 - [Note: per-message guard]
+            log.exception("node %r antenna %d: message not handled", rt.cfg.name, ant)
+            self._reject(R_INTERNAL, f"node {rt.cfg.name!r} antenna {ant}: {type(e).__name__}: {e}", rt)
+
+    def _request_samples(self, rt: _NodeRt, ant: int, sock: zmq.Socket, ev: int) -> None:
+        """A REQ input socket: send the 1-byte request, or take the samples that answer it.
+
+        [Note: REQ/REP sample sockets]
+        srsRAN's ZMQ radio (lib/src/phy/rf/rf_zmq_imp_tx.c, rf_zmq_imp_rx.c) transmits on a REP socket
+        that it binds: it waits for a request (it reads one byte and ignores it) and answers with the
+        samples of its next transmit call, raw cf32. It receives on a REQ socket that connects: it sends
+        one byte (0xFF) and receives up to 3072000 cf32 samples. So a ``pattern = "reqrep"`` node reads
+        its tx stream through a REQ socket (one request in flight, 0xFF like srsRAN's) and writes its rx
+        stream through a REP socket (a request waits until an output is queued, which answers it; each
+        output answers exactly one request). The REQ socket is relaxed and correlated: when its peer
+        disconnects (monitor event) the server asks again, and a late answer to the old request is
+        dropped by ZMQ rather than taken as the next samples.
+        """
+        if not rt.awaiting[ant]:
+            if ev & zmq.POLLOUT:
+                try:
+                    sock.send(b"\xff", zmq.NOBLOCK)
+                except zmq.Again:
+                    return
+                rt.awaiting[ant] = True
+                rt.c["requests_out"] += 1
+                self.totals["requests_out"] += 1
+            return
+        if ev & zmq.POLLIN:
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            rt.awaiting[ant] = False
+            self._guarded_message(rt, ant, frames)
+
+    def _take_request(self, rt: _NodeRt, ant: int, sock: zmq.Socket) -> None:
+        """A request on a REP output socket (its content is ignored, as srsRAN's own REP does)."""
+        try:
+            sock.recv_multipart(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return
+        rt.requests[ant] = True
+        rt.c["requests_in"] += 1
+        self.totals["requests_in"] += 1
+        if rt.out:
+            self._flush(rt)
+
+    def _req_monitor_event(self, mon: zmq.Socket) -> None:
+        """A REQ input socket lost its peer: its request is gone with it, so ask again (REQ_RELAXED)."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        rt, ant = self._req_monitors[mon]
+        try:
+            while True:
+                if recv_monitor_message(mon, zmq.NOBLOCK)["event"] == zmq.EVENT_DISCONNECTED:
+                    rt.awaiting[ant] = False
+        except zmq.Again:
+            pass
 
     def _monitor_event(self, mon: zmq.Socket) -> None:
         """Count the peers connected to an rx socket (``readers`` in stats; two readers split the output)."""
@@ -808,7 +929,7 @@ class ChannelServer:
             w.join(timeout=0.5)
             if w.d.splitter is not None:
                 w.d.splitter.shutdown(wait=False, cancel_futures=True)
-        for m in self._monitors:
+        for m in (*self._monitors, *self._req_monitors):
             m.close(0)
         for rt in self.nodes.values():
             for s in rt.tx_socks + rt.rx_socks:
@@ -865,6 +986,8 @@ class ChannelServer:
                                        "send [samples] or [json header, samples]", rt)
             header = None
         x = None if header is None else self._samples(rt, ant, frames[-1])
+        if len(frames) == 1 and rt.cfg.mode == "burst":
+            self._headerless_burst(rt, ant)
         if rt.cfg.mode == "stream":
             if x is not None:
                 rt.stream_buf[ant].append(x)
@@ -890,6 +1013,19 @@ class ChannelServer:
             return  # incomplete, or an antenna's message was rejected (already counted)
         self._process_burst(rt, [s[0] for s in slots], slots[0][1] or {})
 
+    def _headerless_burst(self, rt: _NodeRt, ant: int) -> None:
+        """Count a headerless message on a burst-mode node; warn once per node (a GNU Radio stream needs
+        ``mode = "stream"``, else every message becomes a noise-padded burst)."""
+        rt.c["headerless_burst"] += 1
+        self.totals["headerless_burst"] += 1
+        if not rt.warned_headerless:
+            rt.warned_headerless = True
+            log.warning("node %r is in burst mode and antenna %d (%s) sends messages without a header: each "
+                        "message becomes one burst padded with %s noise samples. A continuous stream (GNU "
+                        "Radio, srsRAN) needs mode = \"stream\" on this node. (Warned once; counted as "
+                        "headerless_burst in stats.)", rt.cfg.name, ant, rt.tx_endpoints[ant],
+                        "lead/jitter/trail")
+
     def _samples(self, rt: _NodeRt, ant: int, frame: zmq.Frame) -> np.ndarray | None:
         """Validate one cf32 message; returns complex64 (n,) or None (rejected and counted)."""
         buf = frame.buffer
@@ -909,7 +1045,8 @@ class ChannelServer:
         # Fast check (BLAS): the sum of squares is non-finite if any value is; confirm exactly, as a
         # huge finite value may overflow it. The same sum says whether any value needs saturating.
         f = x.view(np.float32)
-        ss = np.dot(f, f)
+        with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN here is the answer, checked next
+            ss = np.dot(f, f)
         if not np.isfinite(ss) and not np.isfinite(f).all():
             bad = int(np.count_nonzero(~np.isfinite(f)))
             self._reject(R_NON_FINITE, f"{where}: {bad} NaN/Inf value(s) in {x.size} samples", rt)
@@ -1045,6 +1182,8 @@ class ChannelServer:
             rt.stream_avail[ant] -= m
             cols.append(parts[0] if len(parts) == 1 else np.concatenate(parts))
         x = cols[0][None, :] if len(cols) == 1 else np.stack(cols)  # [n_tx, m]
+        if self.cfg.pace:  # [Note: pacing]
+            rt.pace_next = max(rt.pace_next, time.monotonic() - _PACE_SLACK_S) + m / self.cfg.sample_rate_hz
         rt.c["bursts_in"] += 1
         self.totals["bursts_in"] += 1
         for d in rt.directions.values():
@@ -1080,10 +1219,14 @@ class ChannelServer:
             o = rt.out[0]
             while o.next_antenna < len(o.rows):
                 row = o.rows[o.next_antenna]
+                if rt.cfg.pattern == "reqrep" and not rt.requests[o.next_antenna]:
+                    return  # a REP socket answers requests only: wait for the next one
                 try:
                     rt.rx_socks[o.next_antenna].send(row, zmq.NOBLOCK, copy=row.nbytes < _ZERO_COPY_MIN_BYTES)
                 except zmq.Again:
                     return  # wait for POLLOUT
+                if rt.cfg.pattern == "reqrep":
+                    rt.requests[o.next_antenna] = False
                 o.next_antenna += 1
             rt.out.popleft()
             rt.out_bytes -= sum(r.nbytes for r in o.rows)

@@ -16,7 +16,7 @@ except ImportError:  # torch is a dependency, but keep collection working withou
 
 
 def pytest_addoption(parser):
-    """``--radio-uri``: run tests/hardware on a real board at this libiio URI (issue 5)."""
+    """``--radio-uri``: run tests/hardware on a real board at this libiio URI."""
     parser.addoption(
         "--radio-uri",
         default=None,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from hil._io import load_mapping
+from hil._io import check_fields, from_section, load_mapping
 from hil.errors import ConfigError
 
 STRATEGIES = ("fine-tune", "freeze", "scratch")
@@ -45,59 +45,45 @@ class BaimConfig:
         strategies: which BAIM strategies to run.
     """
 
-    seed: int = 0
-    n_nodes: int = 10
-    n_tasks: int = 2
-    classes_per_node: int = 2
-    test_fraction: float = 0.2
-    cloud_fraction: float = 0.15
-    widths: tuple[int, ...] = (32, 48, 64, 96)
-    depths: tuple[int, ...] = (1, 2, 3)
-    latent_dim: int = 8
-    top_k: int = 2
-    max_hop: int = 1
-    proj_penalty: float = 1e-3
+    seed: int = field(default=0, metadata={"ge": 0})
+    n_nodes: int = field(default=10, metadata={"ge": 1})
+    n_tasks: int = field(default=2, metadata={"ge": 1})
+    classes_per_node: int = field(default=2, metadata={"ge": 1})
+    test_fraction: float = field(default=0.2, metadata={"gt": 0.0, "lt": 1.0})
+    cloud_fraction: float = field(default=0.15, metadata={"gt": 0.0, "lt": 1.0})
+    widths: tuple[int, ...] = field(default=(32, 48, 64, 96), metadata={"ge": 1, "min_items": 1})
+    depths: tuple[int, ...] = field(default=(1, 2, 3), metadata={"ge": 1, "min_items": 1})
+    latent_dim: int = field(default=8, metadata={"ge": 1})
+    top_k: int = field(default=2, metadata={"ge": 1})
+    max_hop: int = field(default=1, metadata={"ge": 0})
+    proj_penalty: float = field(default=1e-3, metadata={"ge": 0.0})
     proj_score_init: float = -4.0
-    keep_fraction: float = 0.5
-    prune_epoch: int = 20
-    gate_warmup_epochs: int = 10
-    edge_epochs: int = 150
-    cloud_epochs: int = 30
-    fedavg_rounds: int = 30
-    fedavg_local_epochs: int = 5
-    fedavg_widths: tuple[int, ...] = (64, 64)
+    keep_fraction: float = field(default=0.5, metadata={"gt": 0.0, "le": 1.0})
+    prune_epoch: int = field(default=20, metadata={"ge": 0})
+    gate_warmup_epochs: int = field(default=10, metadata={"ge": 0})
+    edge_epochs: int = field(default=150, metadata={"ge": 1})
+    cloud_epochs: int = field(default=30, metadata={"ge": 1})
+    fedavg_rounds: int = field(default=30, metadata={"ge": 1})
+    fedavg_local_epochs: int = field(default=5, metadata={"ge": 1})
+    fedavg_widths: tuple[int, ...] = field(default=(64, 64), metadata={"ge": 1})
     fedavg_include_cloud_data: bool = True
-    batch_size: int = 32
-    lr: float = 1e-3
-    cloud_lr: float = 1e-3
-    n_fd_samples: int = 1000
-    strategies: tuple[str, ...] = STRATEGIES
-    classifier_epochs: int = 60
+    batch_size: int = field(default=32, metadata={"ge": 1})
+    lr: float = field(default=1e-3, metadata={"gt": 0.0})
+    cloud_lr: float = field(default=1e-3, metadata={"gt": 0.0})
+    n_fd_samples: int = field(default=1000, metadata={"ge": 1})
+    strategies: tuple[str, ...] = field(default=STRATEGIES, metadata={"choices": STRATEGIES})
+    classifier_epochs: int = field(default=60, metadata={"ge": 1})
 
     def __post_init__(self) -> None:
-        if self.n_tasks < 1 or self.n_nodes < self.n_tasks:
+        check_fields(self, "baim")  # types and ranges of each field (their metadata)
+        if self.n_nodes < self.n_tasks:
             raise ConfigError(f"n_nodes={self.n_nodes}, n_tasks={self.n_tasks}: need 1 <= n_tasks <= n_nodes")
         if 10 % self.n_tasks:
             raise ConfigError(f"n_tasks={self.n_tasks} must divide the 10 digit classes (1, 2, 5 or 10)")
         if not 1 <= self.classes_per_node <= 10 // self.n_tasks:
             raise ConfigError(f"classes_per_node={self.classes_per_node}; use 1..{10 // self.n_tasks}")
-        for name in ("test_fraction", "cloud_fraction", "keep_fraction"):
-            v = getattr(self, name)
-            if not 0.0 < v < 1.0 and not (name == "keep_fraction" and v == 1.0):
-                raise ConfigError(f"{name}={v} must lie in (0, 1)")
-        if self.top_k < 1 or self.max_hop < 0 or self.latent_dim < 1:
-            raise ConfigError(f"top_k={self.top_k} >= 1, max_hop={self.max_hop} >= 0, latent_dim >= 1 required")
-        if not self.widths or not self.depths or min(self.widths) < 1 or min(self.depths) < 1:
-            raise ConfigError(f"widths={self.widths}, depths={self.depths}: give non-empty lists of positives")
-        bad = [s for s in self.strategies if s not in STRATEGIES]
-        if bad:
-            raise ConfigError(f"unknown strategies {bad}; choose from {list(STRATEGIES)}")
         if not 0 <= self.gate_warmup_epochs <= self.cloud_epochs:
             raise ConfigError(f"gate_warmup_epochs={self.gate_warmup_epochs}; use 0..cloud_epochs={self.cloud_epochs}")
-        for name in ("edge_epochs", "cloud_epochs", "fedavg_rounds", "fedavg_local_epochs", "batch_size",
-                     "n_fd_samples", "classifier_epochs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
 
     def to_dict(self) -> dict:
         """Plain dict (tuples as lists), as written to the resolved config."""
@@ -105,9 +91,10 @@ class BaimConfig:
 
 
 def load_config(path: str | Path | None = None, **overrides) -> BaimConfig:
-    """Read a TOML file (keys at top level or under ``[baim]``); None gives the packaged default.
+    """Read a TOML/JSON file (keys under ``[baim]``, or at the top level); None gives the packaged default.
 
-    Unknown keys raise :class:`ConfigError` naming them.
+    ``overrides`` replace keys of the file. Any bad or unknown key raises :class:`ConfigError`
+    ``[baim].key: ...`` naming the file.
     """
     if path is None:
         data = tomllib.loads(resources.files("hil.baim.configs").joinpath("default.toml").read_text())
@@ -115,14 +102,17 @@ def load_config(path: str | Path | None = None, **overrides) -> BaimConfig:
     else:
         data = load_mapping(path, "BAIM config")
         source = str(path)
-    data = dict(data.get("baim", data))
-    data.update(overrides)
-    known = {f.name for f in dataclasses.fields(BaimConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{source}: unknown keys {unknown}; known keys: {sorted(known)}")
-    data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    return BaimConfig(**data)
+    if "baim" in data:
+        extra = sorted(set(data) - {"baim"})
+        if extra:
+            raise ConfigError(f"{source}: [{extra[0]}]: unknown section; valid: baim")
+        data = data["baim"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: [baim] must be a table, not {type(data).__name__}")
+    try:
+        return from_section(BaimConfig, {**data, **overrides}, "baim")
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from e
 
 
 def packaged_config(name: str) -> Path:

@@ -24,6 +24,7 @@ from hil.baim.learners import LearnerSpec, VaeLearner, draw_learner_specs, train
 from hil.baim.metrics import FrechetEvaluator, accuracy, train_classifier
 from hil.baim.wire import TrafficMeter, pack_state, unpack_state
 from hil.flops import count_flops
+from hil.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 
@@ -105,14 +106,20 @@ def completed_strategies(out_dir: Path) -> list[str]:
 
 
 def _load_checkpoint(out_dir: Path) -> dict | None:
+    """The checkpoint in ``out_dir`` or None; CheckpointError naming the file when it is unreadable."""
     path = out_dir / CHECKPOINT
     if not path.exists():
         return None
+    how = "delete it (or run with --no-resume) to redo the strategies, or put back an earlier copy"
     try:
-        return torch.load(path, weights_only=True)  # tensors and a JSON string: nothing is unpickled
-    except Exception as e:  # noqa: BLE001 - a bad checkpoint only costs the time to redo the strategies
-        logger.warning("ignoring unreadable checkpoint %s (%s); starting the strategies afresh", path, e)
-        return None
+        ck = torch.load(path, weights_only=True)  # tensors and a JSON string: nothing is unpickled
+        meta = json.loads(ck["meta"])
+        if not isinstance(meta.get("done"), (dict, list)) or "config" not in meta:
+            raise ValueError("its metadata lacks 'done' or 'config'")
+    except Exception as e:  # noqa: BLE001 - torch raises OSError, RuntimeError, UnpicklingError, EOFError, ...
+        raise CheckpointError(f"BAIM checkpoint {str(path)!r} is unreadable ({type(e).__name__}: {e}); it is "
+                              f"truncated or corrupt: {how}") from e
+    return ck
 
 
 def _save_checkpoint(out_dir: Path, cfg: BaimConfig, done: dict, samples: dict, rng: np.random.Generator,
@@ -418,7 +425,7 @@ def render_markdown(report: dict) -> str:
          "## Accounting (measured bytes; FLOPs counted by torch FlopCounterMode over the first epoch)", "",
          "| " + " | ".join(ACCOUNTING_HEADER) + " |", "|" + "---|" * len(ACCOUNTING_HEADER)]
     L += ["| " + " | ".join(r) + " |" for r in accounting_rows(report)]
-    L += ["", "## Must show", ""]
+    L += ["", "## Findings", ""]
     if ft is not None:
         if ft["fine_tune_lowest"]:
             L.append(f"- Fine-tune reaches the lowest final Frechet distance ({ft['fine_tune_final_fd']:.2f}; "

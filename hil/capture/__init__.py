@@ -1,13 +1,14 @@
 """hil.capture: channel sounding, SigMF recordings, statistics and reports (docs/capture.md).
 
-    radio, info, hw = open_radio("zmq", "tcp://127.0.0.1:PORT")
-    res = run_capture(radio, SweepConfig.from_file("sweep.toml"), "runs/cap", rng=np.random.default_rng(0))
+    with open_radio(RadioSpec("zmq", endpoint="tcp://127.0.0.1:PORT")) as o:   # hil.radio.open
+        res = run_capture(o.radio, SweepConfig.from_file("sweep.toml"), "runs/cap", rng=np.random.default_rng(0),
+                          hw=o.hw, radio_info=o.info)
     rec = load_recording(res.recordings[0])      # estimates [F, n_sc, n_rx, n_tx], frames, metadata
     stats = recording_stats(rec)                  # rho, coherence time, Rician K, SNR, delay spread
     # replay: hil.channel.build_channel("replay:runs/cap", rng) -> hil.channel.replay.ReplayChannel
 """
 
-from hil.capture.run import CaptureResult, configure_step, open_radio, run_capture, stop_on_signals
+from hil.capture.run import CaptureResult, run_capture, stop_on_signals
 from hil.capture.sigmf_io import (
     FrameTable,
     Recording,
@@ -35,11 +36,9 @@ __all__ = [
     "SweepConfig",
     "UndefinedStatistic",
     "channel_stats",
-    "configure_step",
     "list_recordings",
     "load_recording",
     "load_recordings",
-    "open_radio",
     "recording_stats",
     "remove_partials",
     "run_capture",

@@ -6,6 +6,7 @@ names them for the capture code.
 """
 
 from hil._sigmf import (
+    ANTENNA,
     CFO_HZ,
     CHANNEL_FILE,
     CHANNEL_SHA512,
@@ -27,6 +28,7 @@ from hil._sigmf import (
     SLOT,
     SNR_DB,
     SOUNDER,
+    SOURCE,
     STOPPED,
     SUBCARRIER_SPACING_HZ,
     T_S,
@@ -35,7 +37,7 @@ from hil._sigmf import (
 )
 
 __all__ = [
-    "CFO_HZ", "CHANNEL_FILE", "CHANNEL_SHA512", "CHANNEL_SHAPE", "CHANNEL_SUFFIX", "COMPLETE", "ESTIMATE_VAR",
+    "ANTENNA", "SOURCE", "CFO_HZ", "CHANNEL_FILE", "CHANNEL_SHA512", "CHANNEL_SHAPE", "CHANNEL_SUFFIX", "COMPLETE", "ESTIMATE_VAR",
     "EXTENSION_VERSION", "FRAME", "LO_STEP", "NAMESPACE", "NOISE_VAR", "N_RX", "N_SAMPLES", "N_TX", "RADIO",
     "RF_APPLIED", "RX_GAIN_DB", "SLOT", "SNR_DB", "SOUNDER", "STOPPED", "SUBCARRIER_SPACING_HZ", "T_S",
     "TIMING", "TX_GAIN_DB",

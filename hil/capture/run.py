@@ -71,70 +71,6 @@ def make_sounder(sweep: SweepConfig, radio: Radio, rng: np.random.Generator):
     return PilotSounder(PilotSounderConfig(n_tx=radio.caps.n_tx, sample_rate_hz=sweep.sample_rate_hz, **spec))
 
 
-def open_radio(
-    kind: str, uri: str, *, tx_node: str | None = None, rx_node: str | None = None,
-    profile: str = "pluto_1r1t", rx_uri: str | None = None, timeout_s: float = 5.0,
-) -> tuple[Radio, dict, str]:
-    """Open the radio of ``hil capture``: returns ``(radio, info for hil:radio, core:hw text)``.
-
-    Args:
-        kind: ``"zmq"`` (a client of a running channel server; ``uri`` its control endpoint) or
-            ``"pluto"`` (pyadi-iio; ``uri`` the libiio URI, ``profile`` a profile name or path).
-        tx_node, rx_node: zmq: the wiring; default the first node and its first peer.
-    """
-    if kind == "zmq":
-        from hil.radio.zmq import ZmqRadio, control_request
-
-        import zmq
-
-        ctx = zmq.Context.instance()
-        info = control_request(ctx, uri, {"cmd": "info"}, timeout_s)
-        nodes = info["nodes"]
-        if not nodes:
-            raise CaptureError(f"the channel server at {uri} has no nodes")
-        tx = tx_node or sorted(nodes)[0]
-        if tx not in nodes:
-            raise ValueError(f"--tx-node {tx!r} is not a node of the server; it has {sorted(nodes)}")
-        rx = rx_node or (nodes[tx]["peers"][0] if nodes[tx]["peers"] else None)
-        if rx is None:
-            raise ValueError(f"node {tx!r} has no linked peer; give --rx-node")
-        radio = ZmqRadio(info, tx, rx, timeout_s=timeout_s)
-        link = info["links"].get(f"{tx}->{rx}", {})
-        return radio, {"backend": "zmq", "uri": uri, "tx_node": tx, "rx_node": rx, "link": link}, \
-            f"hil ZMQ channel server {uri}, {tx} -> {rx} ({link.get('model', 'channel')})"
-    if kind == "pluto":
-        from hil.radio.pluto import PlutoRadio
-
-        radio = PlutoRadio(uri, profile=profile, rx_uri=rx_uri)
-        prof = radio.profile
-        return radio, {"backend": "pluto", "uri": uri, "rx_uri": rx_uri or uri, "profile": str(profile)}, \
-            f"{prof.board_class} {prof.mode} at {uri}" + (f" -> {rx_uri}" if rx_uri else "")
-    raise ValueError(f"--radio must be 'zmq' or 'pluto', got {kind!r}")
-
-
-def configure_step(radio: Radio, *, lo_hz: float, tx_gain_db: float, rx_gain_db: float,
-                   sample_rate_hz: float) -> bool:
-    """Tune the radio to one sweep step. Returns whether the settings were applied.
-
-    A Pluto/AD9361 radio (one with a ``PlutoProfile``) gets a new profile with the LO, the gains of
-    every enabled channel and the sample rate, which ``PlutoRadio.configure`` validates and reads
-    back. A simulated radio (ZMQ server, loopback) has no RF front end: the step's LO and gains are
-    recorded as labels only, and False is returned.
-    """
-    prof = getattr(radio, "profile", None)
-    if prof is None or type(prof).__name__ != "PlutoProfile":
-        return False
-    from dataclasses import replace
-
-    new = replace(
-        prof, rx_lo_hz=int(round(lo_hz)), tx_lo_hz=int(round(lo_hz)), sample_rate_hz=int(round(sample_rate_hz)),
-        rx_gain_db=tuple(float(rx_gain_db) for _ in prof.rx_enabled_channels),
-        tx_gain_db=tuple(float(tx_gain_db) for _ in prof.tx_enabled_channels),
-    )
-    radio.configure(new)
-    return True
-
-
 @contextlib.contextmanager
 def stop_on_signals(event: threading.Event):
     """Turn the first SIGINT/SIGTERM into ``event.set()``; a second one raises KeyboardInterrupt.
@@ -238,8 +174,8 @@ def run_capture(
                         for lo_step, lo in enumerate(sweep.lo_hz):
                             if stop_event.is_set():
                                 break
-                            applied = configure_step(radio, lo_hz=lo, tx_gain_db=tx_gain, rx_gain_db=rx_gain,
-                                                     sample_rate_hz=sweep.sample_rate_hz)
+                            applied = radio.tune(lo_hz=lo, tx_gain_db=tx_gain, rx_gain_db=rx_gain,
+                                                 sample_rate_hz=sweep.sample_rate_hz)
                             writer.begin_capture(lo_hz=lo, lo_step=lo_step, tx_gain_db=tx_gain, rx_gain_db=rx_gain,
                                                  rf_applied=applied)
                             step_missed = 0

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from hil import _sigmf as K
-from hil._io import atomic_write_bytes, atomic_write_json, fsync_dir, json_safe
+from hil._io import atomic_write_bytes, atomic_write_json, atomic_write_text, fsync_dir, json_safe
 from hil._sigmf import (  # the one reader of recordings lives below hil.channel, which replays them
     DATA_EXT,
     META_EXT,
@@ -47,8 +47,15 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "DATA_EXT", "META_EXT", "PARTIAL", "FrameTable", "Recording", "RecordingWriter", "list_recordings",
-    "load_recording", "load_recordings", "remove_partials", "validate_recording",
+    "load_recording", "load_recordings", "remove_partials", "validate_recording", "write_per_antenna",
 ]
+
+#: Keys of a frame annotation that describe the whole MIMO frame and stay valid on one antenna's
+#: copy (``hil:frame`` is dropped: it indexes the companion array, which only the multi-channel
+#: recording has).
+_PER_ANTENNA_ANN_KEYS = ("core:sample_start", "core:sample_count", "core:freq_lower_edge", "core:freq_upper_edge",
+                         "core:label", K.SLOT, K.T_S, K.SNR_DB, K.CFO_HZ, K.TIMING, K.NOISE_VAR, K.ESTIMATE_VAR)
+
 
 
 def utc_now_iso() -> str:
@@ -211,11 +218,18 @@ class RecordingWriter:
             raise ValueError(f"estimate shape {h.shape} differs from earlier frames' {self._estimates[0].shape}")
         fs = int(np.clip(frame_start, 0, max(x.shape[1] - 1, 0)))
         n = x.shape[1] - fs if frame_len is None else int(min(frame_len, x.shape[1] - fs))
+        # [Note: annotation frequency edges] the edges are the recorded band, LO +- sample rate / 2:
+        # the sounding frame lies inside it, and viewers (inspectrum, sigmf's) draw an annotation
+        # without edges with zero height
+        lo = self._captures[-1].get("core:frequency")
+        edges = {} if lo is None else {"core:freq_lower_edge": float(lo) - self.sample_rate_hz / 2,
+                                       "core:freq_upper_edge": float(lo) + self.sample_rate_hz / 2}
         self._annotations.append(
             json_safe(
                 {
                     "core:sample_start": start + fs,
                     "core:sample_count": max(n, 0),
+                    **edges,
                     "core:label": label,
                     K.FRAME: len(self._estimates),
                     K.SLOT: int(slot),
@@ -400,3 +414,62 @@ def validate_recording(path: str | Path) -> list[str]:
         msg = " ".join(str(e).split())
         problems.append(f"sigmf: {type(e).__name__}: {msg[:300]}")
     return problems
+
+
+def write_per_antenna(meta_path: str | Path, out_dir: str | Path) -> Path:
+    """Write one single-channel recording per receive antenna of a finished recording, tied by a
+    SigMF Collection; return the ``.sigmf-collection`` path.
+
+    [Note: per-antenna layout]
+    SigMF stores a multi-antenna recording interleaved (``core:num_channels`` > 1), which tools
+    that read one stream (inspectrum, many GNU Radio blocks) show as one stream at twice the rate
+    with annotations at twice their index. ``hil capture --layout per-antenna`` therefore also
+    writes, in ``out_dir``, ``NAME-rxK.sigmf-meta/-data`` (one antenna each, ``hil:antenna`` = K,
+    ``hil:source`` = NAME) and ``NAME.sigmf-collection`` whose ``core:streams`` lists them with the
+    sha512 of each metadata file (sigmf-python's ``SigMFCollection`` computes them). The capture
+    segments and the frame annotations are copied (they are per frame, not per antenna); the
+    channel-estimate companion stays with the multi-channel recording, which ``hil capture
+    inspect`` and ``replay:`` read. Files are written atomically, the collection last.
+    """
+    import warnings
+
+    from sigmf import SigMFCollection
+
+    src = meta_path_of(meta_path)
+    rec = load_recording(src)  # checked: sizes, checksums, every field
+    meta = rec.metadata
+    g = meta["global"]
+    n_ch = int(g.get("core:num_channels", 1))
+    name = src.name[: -len(META_EXT)]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    x = rec.samples()  # complex64 (n_rx, n)
+    names = []
+    keep_global = {k: v for k, v in g.items() if k.startswith("core:") and k not in ("core:sha512", "core:num_channels",
+                                                                                     "core:dataset")}
+    for k in range(n_ch):
+        stem = f"{name}-rx{k}"
+        data = np.ascontiguousarray(x[k]).astype(np.complex64).tobytes()
+        one = {
+            "global": {**keep_global, "core:num_channels": 1, "core:sha512": hashlib.sha512(data).hexdigest(),
+                       "core:description": f"{g.get('core:description', name)}; receive antenna {k} of {n_ch}",
+                       K.N_TX: g.get(K.N_TX), K.N_RX: g.get(K.N_RX), K.ANTENNA: k, K.SOURCE: name,
+                       K.N_SAMPLES: int(x.shape[1]), K.COMPLETE: g.get(K.COMPLETE, True)},
+            "captures": meta.get("captures", []),
+            "annotations": [{a: ann[a] for a in _PER_ANTENNA_ANN_KEYS if a in ann}
+                            for ann in meta.get("annotations", [])],
+        }
+        one = json_safe(one)
+        _validate_meta_dict(one)
+        atomic_write_bytes(out / f"{stem}{DATA_EXT}", data)
+        atomic_write_json(out / f"{stem}{META_EXT}", one)
+        names.append(f"{stem}{META_EXT}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        coll = SigMFCollection(metafiles=names, base_path=out, metadata={"collection": {
+            "core:description": f"{name}: one recording per receive antenna ({n_ch})",
+            "core:extensions": g.get("core:extensions", []),
+            K.ANTENNA: list(range(n_ch)), K.SOURCE: name}})
+    path = out / f"{name}.sigmf-collection"
+    atomic_write_text(path, coll.dumps(pretty=True) + "\n")
+    return path

@@ -31,12 +31,12 @@ samples follow. All antennas transmit during the whole pilot section, so the sig
    at once: ``mean_r sum_t |H[r, t]|^2 A^2 / N0`` (the pilot section is exactly such a signal).
 
 [Note: OFDM estimates as a replayable channel]
-``hil.phy``'s OFDM receiver starts each FFT window ``d0 = cp // 4 + (t0 - round(t0))`` samples before
-the symbol's nominal start (``t0`` the fractional frame timing), so its per-subcarrier estimate is
+``hil.phy``'s OFDM receiver starts each FFT window ``d0`` samples before the symbol's nominal start
+(``RxResult.fft_backoff``, from ``FrameReceiver.fft_backoff``), so its per-subcarrier estimate is
 ``H[k] exp(-2j pi k d0 / N)``: the channel delayed by ``d0`` samples. Replayed as it is, a flat channel
 would become a fractionally delayed pulse spread over several taps (and the IFFT's wrap puts part of
-it at the end of the tap vector). :func:`ofdm_to_fft_grid` removes that known ramp (``d0`` is
-computed from the PHY config stored under ``hil:sounder`` and the timing of each frame), and fills
+it at the end of the tap vector). :func:`ofdm_to_fft_grid` removes that known ramp (``d0`` is what
+the receiver reports for each frame), and fills
 the bins without an estimate (DC, phase pilots, guard band) by periodic linear interpolation, so the
 filled spectrum has no jump at the guard band: a flat channel stays flat and replays as one tap.
 The guard-band values are an extrapolation (no signal was there); an OFDM signal through the replay
@@ -268,7 +268,7 @@ def ofdm_to_fft_grid(
             e.g. -20..-1, 1..20 without the phase pilots), as the receiver estimated them.
         n_fft: FFT size.
         backoff_samples: how many samples before the detected frame timing the receiver's FFT window
-            started (``ofdm_cp // 4`` plus the timing's fractional part for ``hil.phy``); its phase
+            started (``RxResult.fft_backoff`` of ``hil.phy``); its phase
             ramp ``exp(-2j pi k d0 / n_fft)`` is removed, so the result is the channel referred to the
             frame timing (a flat channel at the detected timing becomes flat).
 
@@ -364,9 +364,8 @@ class PhySounder:
         if h.ndim == 2:
             h = h[None]
         elif self._data_signed is not None:
-            # the receiver's FFT window starts cp//4 + frac(timing) samples early (hil.phy.receiver)
-            d0 = self._cfg.ofdm_cp // 4 + (float(res.timing) - round(float(res.timing)))
-            h = ofdm_to_fft_grid(h, self._data_signed, self.n_sc, backoff_samples=d0)
+            # the delay the receiver's FFT windows put on its estimates (hil.phy FrameReceiver.fft_backoff)
+            h = ofdm_to_fft_grid(h, self._data_signed, self.n_sc, backoff_samples=res.fft_backoff)
         return Sounding(
             capture=self._tap.last_capture,
             estimate=h.astype(np.complex64),

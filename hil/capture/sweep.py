@@ -26,82 +26,36 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from hil.errors import ConfigError
-
-_TOP_KEYS = {
-    "sample_rate_hz", "lo_hz", "tx_gain_db", "rx_gain_db", "frames_per_step", "frame_interval_s",
-    "repeats", "max_missed", "sounder",
-}
-
-
-def _floats(v: Any, name: str) -> tuple[float, ...]:
-    if isinstance(v, (int, float)):
-        v = [v]
-    try:
-        out = tuple(float(x) for x in v)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"sweep: {name} must be a number or a list of numbers, got {v!r}") from e
-    if not out:
-        raise ConfigError(f"sweep: {name} must not be empty")
-    return out
+from hil._io import check_fields, config_error, from_section, load_mapping
 
 
 @dataclass(frozen=True)
 class SweepConfig:
     """A capture sweep. See the module docstring for the file format."""
 
-    sample_rate_hz: float = 1e6
-    lo_hz: tuple[float, ...] = (2.4e9,)
-    tx_gain_db: tuple[float, ...] = (0.0,)
-    rx_gain_db: tuple[float, ...] = (0.0,)
-    frames_per_step: int = 200
-    frame_interval_s: float = 0.0
-    repeats: int = 1
-    max_missed: float = 0.5
+    sample_rate_hz: float = field(default=1e6, metadata={"gt": 0.0})
+    lo_hz: tuple[float, ...] = field(default=(2.4e9,), metadata={"gt": 0.0, "min_items": 1, "scalar_ok": True})
+    tx_gain_db: tuple[float, ...] = field(default=(0.0,), metadata={"min_items": 1, "scalar_ok": True})
+    rx_gain_db: tuple[float, ...] = field(default=(0.0,), metadata={"min_items": 1, "scalar_ok": True})
+    frames_per_step: int = field(default=200, metadata={"ge": 2})
+    frame_interval_s: float = field(default=0.0, metadata={"ge": 0.0})
+    repeats: int = field(default=1, metadata={"ge": 1})
+    max_missed: float = field(default=0.5, metadata={"ge": 0.0, "le": 1.0})
     sounder: dict = field(default_factory=lambda: {"kind": "pilot"})
 
     def __post_init__(self):
-        if not self.sample_rate_hz > 0:
-            raise ConfigError(f"sweep: sample_rate_hz must be > 0, got {self.sample_rate_hz}")
-        if self.frames_per_step < 2:
-            raise ConfigError(f"sweep: frames_per_step must be >= 2, got {self.frames_per_step}")
-        if self.frame_interval_s < 0:
-            raise ConfigError(f"sweep: frame_interval_s must be >= 0, got {self.frame_interval_s}")
-        if self.repeats < 1:
-            raise ConfigError(f"sweep: repeats must be >= 1, got {self.repeats}")
-        if not 0 <= self.max_missed <= 1:
-            raise ConfigError(f"sweep: max_missed must be in [0, 1], got {self.max_missed}")
+        check_fields(self, "sweep")
         if self.sounder.get("kind", "pilot") not in ("pilot", "phy"):
-            raise ConfigError(f"sweep: sounder.kind must be 'pilot' or 'phy', got {self.sounder.get('kind')!r}")
+            raise config_error("[sweep].sounder.kind", "unknown sounder", self.sounder.get("kind"), "'pilot', 'phy'")
 
     @classmethod
     def from_dict(cls, d: dict) -> "SweepConfig":
-        unknown = set(d) - _TOP_KEYS
-        if unknown:
-            raise ConfigError(f"sweep: unknown keys {sorted(unknown)}; known: {sorted(_TOP_KEYS)}")
-        kw: dict[str, Any] = {}
-        for k in ("lo_hz", "tx_gain_db", "rx_gain_db"):
-            if k in d:
-                kw[k] = _floats(d[k], k)
-        for k, typ in (("sample_rate_hz", float), ("frame_interval_s", float), ("max_missed", float),
-                       ("frames_per_step", int), ("repeats", int)):
-            if k in d:
-                try:
-                    kw[k] = typ(d[k])
-                except (TypeError, ValueError) as e:
-                    raise ConfigError(f"sweep: {k} must be a {typ.__name__}, got {d[k]!r}") from e
-        if "sounder" in d:
-            if not isinstance(d["sounder"], dict):
-                raise ConfigError("sweep: [sounder] must be a table")
-            kw["sounder"] = dict(d["sounder"])
-        return cls(**kw)
+        """The sweep from the parsed file; ConfigError ``[sweep].key: ...`` on any bad or unknown key."""
+        return from_section(cls, d, "sweep")
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SweepConfig":
-        from hil._io import load_mapping
-
         return cls.from_dict(load_mapping(path, "sweep"))
 
     def to_dict(self) -> dict:

@@ -261,6 +261,32 @@ class OTALink:
         return _OverTheAir.apply(s, self)
 
 
+def watch_echo_cosine(link: OTALink, transport, sink) -> bool:
+    """Call ``sink(cos)`` after every reciprocity echo with the cosine similarity between the echoed
+    gradient and the exact ``H^H g`` (``H`` the true channel of the forward burst, ``g`` what the
+    receiver sent back). Only where the true channel is known (``transport.true_channel()`` not None,
+    the in-process ``ideal`` transport) and in ``reciprocity`` mode; returns whether it watches.
+    Wraps ``transport.send`` and ``link.echo_gradient`` of these objects.
+    """
+    if link.gradient_mode != "reciprocity" or transport.true_channel() is None:
+        return False
+    echo, send = link.echo_gradient, transport.send
+    h_fwd: dict = {}
+
+    def send_logged(x):
+        h_fwd["h"] = transport.true_channel().copy()
+        return send(x)
+
+    def echo_logged(g):
+        r = echo(g)
+        ex = np.einsum("rt,brk->btk", np.conj(h_fwd["h"]), g)
+        sink(float(np.vdot(ex.ravel(), r.ravel()).real / (np.linalg.norm(ex) * np.linalg.norm(r) + 1e-30)))
+        return r
+
+    transport.send, link.echo_gradient = send_logged, echo_logged
+    return True
+
+
 def _exact(link: OTALink, s: torch.Tensor) -> torch.Tensor:
     """Autograd through the in-process channel: the received signal is ``H s + (y - H s)`` with the
     noise part constant, so autograd sees exactly ``dy/ds = H`` of this burst."""

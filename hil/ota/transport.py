@@ -41,12 +41,14 @@ class Reception:
             of this burst (flat), or None when the transport has none.
         noise_var: estimated noise variance per receive antenna, in the units of ``payload``.
         snr_db: estimated SNR per receive antenna, dB.
+        cfo_hz: the receiver's carrier frequency offset estimate, Hz (NaN when the transport has no PHY).
     """
 
     payload: np.ndarray
     channel_estimate: np.ndarray | None
     noise_var: float
     snr_db: float
+    cfo_hz: float = float("nan")
 
 
 class Transport(abc.ABC):
@@ -56,6 +58,9 @@ class Transport(abc.ABC):
     name: str = "transport"
     n_tx: int
     n_rx: int
+    #: ``10 log10(samples per symbol)``: what a :class:`Reception`'s ``snr_db`` (per symbol, after the
+    #: matched filter) exceeds the per-sample SNR of docs/channels.md by (0 without a PHY)
+    symbol_gain_db: float = 0.0
 
     def __init__(self) -> None:
         #: number of bursts sent, forward and reverse together
@@ -413,6 +418,7 @@ class PhyTransport(Transport):
         opts = dict(phy_options or {})
         opts.setdefault("mode", "flat")
         self._fwd = PhyLink(radio, PhyConfig(n_tx=self.n_tx, n_rx=self.n_rx, **opts))
+        self.symbol_gain_db = float(10 * np.log10(self._fwd.cfg.sps))
         self._rev = None
         try:
             rev_radio = radio.reverse()
@@ -461,7 +467,8 @@ class PhyTransport(Transport):
             est = None if res.channel_estimate is None else np.asarray(res.channel_estimate, np.complex64)
             payload, est = self._derotate("forward" if link is self._fwd else "reverse",
                                           np.asarray(res.payload, np.complex64), est)
-            return Reception(payload, est, float(res.noise_var), float(res.snr_db))
+            return Reception(payload, est, float(res.noise_var), float(res.snr_db),
+                             float(getattr(res, "cfo_hz", float("nan"))))
         raise LinkError(f"{self.name}: {self.retries + 1} frames in a row were lost; last error: {last}") from last
 
     def send(self, symbols: np.ndarray) -> Reception:

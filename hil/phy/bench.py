@@ -328,7 +328,7 @@ def impairment_excess_db(extra: dict, mode: str, snr_db: float = 30.0, frames: i
 
 
 def check(report: dict) -> dict[str, bool]:
-    """The acceptance checks of issue 3 on a report."""
+    """The PHY's acceptance checks (docs/phy.md) on a report."""
     imp = {p["snr_db"]: p for p in report["impaired"]}
     cln = {p["snr_db"]: p for p in report["clean"]}
     out = {

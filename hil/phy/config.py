@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from hil._io import from_section
+
 MODES = ("single", "flat", "ofdm")
 POWER_NORMS = ("average", "peak", "fixed")
 ESTIMATORS = ("ls", "lmmse")
@@ -158,9 +160,6 @@ class PhyConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PhyConfig":
-        """Build from a dict; unknown keys raise ValueError naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"PhyConfig: unknown keys {sorted(unknown)}; known keys are {sorted(known)}")
-        return cls(**d)
+        """Build from a config table (e.g. a ``[phy]`` section); ConfigError ``[phy].key: ...`` on a bad
+        type, NaN/Inf, an unknown key, or a value :meth:`__post_init__` rejects."""
+        return from_section(cls, d, "phy")

@@ -92,6 +92,8 @@ class RxResult:
         phase_track: tracked payload phase per tracking block / OFDM symbol, radians.
         tx_scale: amplitude the transmitter applied to the payload symbols (from the header).
         tx_clipped: samples clipped at the transmitter (filled by PhyLink; -1 when unknown).
+        fft_backoff: ofdm: :meth:`FrameReceiver.fft_backoff` of this frame (the delay, in samples, that
+            the per-subcarrier estimates carry); 0.0 for flat and single-carrier frames.
         rx_clipped: samples of the frame at the ADC's full scale (``max(|I|, |Q|) >= 0.999``) over all
             receive antennas: the receive gain is too high when this is not 0.
     """
@@ -115,6 +117,7 @@ class RxResult:
     tx_scale: float
     tx_clipped: int = -1
     rx_clipped: int = 0
+    fft_backoff: float = 0.0
 
 
 def smooth_phase(c: np.ndarray, window: int) -> np.ndarray:
@@ -311,6 +314,14 @@ class FrameReceiver:
         head = self.head
         return timing + self.pulse.half + (head.pilot_start + head.n_pilots / 2) * self.cfg.sps
 
+    def fft_backoff(self, timing: float) -> float:
+        """OFDM: samples by which each FFT window starts before its symbol's nominal start, for a frame
+        at the fractional ``timing``: ``ofdm_cp // 4`` (inside the cyclic prefix, so a late timing
+        estimate does not reach into the next symbol) plus ``timing - round(timing)`` (the windows
+        start at whole samples). Each per-subcarrier estimate is therefore ``H[k] exp(-2j pi k d0 / N)``
+        with ``d0`` this value (see ``RxResult.fft_backoff``)."""
+        return float(self.cfg.ofdm_cp // 4 + (timing - np.round(timing)))
+
     # ------------------------------------------------------------------ decoding
     def _check_capture(self, capture: np.ndarray) -> np.ndarray:
         x = np.asarray(capture)
@@ -430,6 +441,7 @@ class FrameReceiver:
             detection_threshold=det.threshold,
             phase_track=track,
             tx_scale=g,
+            fft_backoff=self.fft_backoff(t0) if cfg.mode == "ofdm" else 0.0,
             rx_clipped=rx_clipped,
         )
 
@@ -610,7 +622,7 @@ class FrameReceiver:
                 axis=1,
             ).reshape(u, cfg.n_rx, cfg.n_tx)
         # LMMSE across subcarriers: exponential PDP prior, shifted by the FFT-window back-off
-        d0 = cpb + (t0 - ti)
+        d0 = self.fft_backoff(t0)
         kk = grid.used.astype(float)
         dk = kk[:, None] - kk[None, pos]
         dpp = kk[pos][:, None] - kk[pos][None, :]

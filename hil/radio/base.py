@@ -92,6 +92,18 @@ class Radio(abc.ABC):
     def configure(self, profile: dict) -> None:  # noqa: B027 - optional for simulated radios
         """Apply a device profile (sample rate, LO, gains, ...). Raises ValueError for a bad value."""
 
+    def tune(self, *, lo_hz: float, sample_rate_hz: float, tx_gain_db: float | None = None,
+             rx_gain_db: float | None = None) -> bool:
+        """Tune the RF front end: LO (TX and RX), sample rate and, when given, every enabled
+        channel's TX and RX gain. Returns whether the settings were applied.
+
+        [Note: tuning a simulated radio]
+        A simulated radio (loopback, the ZMQ channel server) has no RF front end: it applies
+        nothing and returns False, and the caller records the values as labels only. A hardware
+        backend overrides this, validates the values against the board and reads them back.
+        """
+        return False
+
     @abc.abstractmethod
     def transceive(self, tx_burst: np.ndarray, rx_samples: int | None = None) -> np.ndarray:
         """Send one burst and capture what arrives.

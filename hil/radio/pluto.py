@@ -87,6 +87,143 @@ def readback_tolerance(key: str, value: float) -> float:
 #: The shipped profiles, package data of ``hil.radio`` (see [Note: where profiles live]).
 PROFILE_DIR = resources.files("hil.radio") / "profiles"
 
+#: The u-boot steps that put a Pluto rev C/D into 2r2t mode (firmware_configs/README.md), on one line.
+FW_2R2T = ("fw_setenv attr_name compatible; fw_setenv attr_val ad9361; fw_setenv compatible ad9361; "
+           "fw_setenv mode 2r2t; reboot")
+FW_1R1T = "fw_setenv attr_val ad9363a; fw_setenv compatible ad9363a; fw_setenv mode 1r1t; reboot"
+
+
+@dataclass(frozen=True)
+class BoardInfo:
+    """What a board is, read from its IIO context before anything is written (see [Note: board detection]).
+
+    [Note: board detection]
+    ``read_board`` opens a plain libiio context (no pyadi-iio class, which would already assume a
+    channel count) and reads: the context attributes ``hw_model`` (a Pluto says ``PlutoSDR Rev.C``)
+    and ``ad9361-phy,model`` (``ad9363a``/``ad9361``/``ad9364``); the devices (two ``ad9361-phy*``
+    on an FMCOMMS5); the scan elements of ``cf-ad9361-lpc`` (ADC, one I and one Q per RX antenna) and
+    ``cf-ad9361-dds-core-lpc`` (DAC, per TX antenna); and the ``adi,2rx-2tx-mode-enable`` debug
+    attribute. The scan elements decide the channel count: they are what pyadi-iio will stream, and
+    a Pluto whose environment says 2r2t but whose driver exposes one pair still streams one.
+    A profile fits when every antenna it enables exists and, for ``FMComms5``, both chips exist; a
+    1r1t profile on a 2r2t board fits (it uses antenna 0). ``PlutoRadio`` with no profile takes
+    :meth:`BoardInfo.profile`.
+    """
+
+    uri: str
+    hw_model: str  # the context's hw_model ("" when the board does not say)
+    chip: str  # ad9361-phy,model: ad9363a, ad9361, ad9364 ("" when absent)
+    n_rx: int
+    n_tx: int
+    n_phy: int  # AD9361 chips (2 on an FMCOMMS5)
+    two_channel_env: str | None  # adi,2rx-2tx-mode-enable ("0"/"1"), None when the board has no such attribute
+
+    @property
+    def is_pluto(self) -> bool:
+        return "pluto" in self.hw_model.lower()
+
+    @property
+    def mode(self) -> str:
+        n = min(self.n_rx, self.n_tx)
+        return f"{n}r{n}t"
+
+    def describe(self) -> str:
+        """``an ADALM-Pluto (PlutoSDR Rev.C, ad9363a) in 1r1t mode (1 RX, 1 TX)``."""
+        if self.is_pluto:
+            name = "an ADALM-Pluto"
+        elif self.n_phy >= 2:
+            name = "an FMCOMMS5-style board (two AD9361)"
+        else:
+            name = "an AD9361 board (FMCOMMS2/3 or similar)"
+        detail = ", ".join(x for x in (self.hw_model, self.chip) if x)
+        return (f"{name}{f' ({detail})' if detail else ''} in {self.mode} mode "
+                f"({self.n_rx} RX, {self.n_tx} TX)")
+
+    def profile(self) -> str | None:
+        """The shipped profile matching this board, or None when none does."""
+        if self.n_phy >= 2 and min(self.n_rx, self.n_tx) >= 4:
+            return "fmcomms5"
+        n = min(self.n_rx, self.n_tx)
+        if self.is_pluto:
+            return {1: "pluto_1r1t", 2: "pluto_2r2t"}.get(n)
+        return "fmcomms2_3" if n >= 2 else None
+
+    def misfit(self, prof: "PlutoProfile", name: str = "", use: str | None = None) -> str | None:
+        """None when ``prof`` fits this board, else one line: what the board is, what the profile
+        needs, and how to switch the board's mode or which profile to use (``use``: that last
+        advice in the caller's terms, e.g. a config key)."""
+        need_rx = max(prof.rx_enabled_channels) + 1
+        need_tx = max(prof.tx_enabled_channels) + 1
+        fits = need_rx <= self.n_rx and need_tx <= self.n_tx and (prof.board_class != "FMComms5" or self.n_phy >= 2)
+        if fits:
+            return None
+        label = f"profile {name}" if name else f"the profile ({prof.name or prof.board_class})"
+        msg = (f"the board at {self.uri} is {self.describe()}, but {label} needs {prof.mode} "
+               f"({need_rx} RX, {need_tx} TX, pyadi-iio class {BOARD_CLASSES[prof.board_class][0]})")
+        fix = []
+        if self.is_pluto and prof.mode == "2r2t":
+            host = self.uri[3:].split(":")[0] if self.uri.startswith("ip:") else "192.168.2.1"
+            fix.append(f"switch a rev C/D Pluto to 2r2t: ssh root@{host}, then {FW_2R2T} "
+                       "(firmware_configs/README.md)")
+        match = self.profile()
+        if use:
+            fix.append(use)
+        elif match and match != name:
+            fix.append(f"use profile {match}")
+        return msg + ("; " + ", or ".join(fix) if fix else "; no shipped profile fits this board: "
+                      "write one (firmware_configs/README.md)")
+
+
+class BoardMismatch(ConfigError):
+    """A profile asks for channels (or chips) the board does not have; the message says how to fix it."""
+
+    def __init__(self, message: str, board: BoardInfo, profile_name: str = ""):
+        super().__init__(message)
+        self.board = board
+        self.profile_name = profile_name
+
+
+def read_board(uri: str, timeout_ms: int = 5000) -> BoardInfo:
+    """Read what the board at ``uri`` is, writing nothing (see [Note: board detection]).
+
+    Raises:
+        RadioError: no IIO context at ``uri``, or it has no AD9361 (names the devices found).
+    """
+    try:
+        import iio
+    except ImportError as e:
+        raise RadioError("pylibiio is not installed: pip install 'hil-ota[pluto]' (needs libiio)") from e
+    try:
+        ctx = iio.Context(uri)
+    except Exception as e:
+        raise RadioError(f"no IIO context at {uri}: {e}. Check the URI (iio_info -u {uri}), the cable and, "
+                         "for a virtual Pluto, that `hil emu pluto` is running") from e
+    try:
+        ctx.set_timeout(int(timeout_ms))
+        attrs = dict(ctx.attrs)
+        devs = {d.name or d.id: d for d in ctx.devices}
+        phys = [n for n in devs if n.startswith("ad9361-phy")]
+        adc = [d for n, d in devs.items() if n in ("cf-ad9361-lpc", "cf-ad9361-A", "cf-ad9361-B")]
+        dac = [d for n, d in devs.items() if n.startswith("cf-ad9361-dds-core")]
+        if not phys or not adc:
+            raise RadioError(f"{uri} has no AD9361 (devices: {', '.join(sorted(devs)) or 'none'}); "
+                             "is this an ADALM-Pluto or an FMCOMMS board?")
+        n_rx = sum(1 for d in adc for c in d.channels if c.scan_element and not c.output) // 2
+        n_tx = sum(1 for d in dac for c in d.channels if c.scan_element and c.output) // 2
+        env = None
+        phy = devs[phys[0]]
+        if "adi,2rx-2tx-mode-enable" in phy.debug_attrs:
+            env = phy.debug_attrs["adi,2rx-2tx-mode-enable"].value.strip()
+        return BoardInfo(uri=uri, hw_model=str(attrs.get("hw_model", "")).strip(),
+                         chip=str(attrs.get("ad9361-phy,model", "")).strip(), n_rx=n_rx, n_tx=n_tx,
+                         n_phy=len(phys), two_channel_env=env)
+    except RadioError:
+        raise
+    except Exception as e:
+        raise RadioError(f"reading the board at {uri} failed: {type(e).__name__}: {e}") from e
+    finally:
+        del ctx
+
 _RF_KEYS = {"sample_rate_hz", "rx_lo_hz", "tx_lo_hz", "rx_rf_bandwidth_hz", "tx_rf_bandwidth_hz",
             "gain_control_mode", "rx_gain_db", "tx_gain_db"}
 _BUF_KEYS = {"rx_enabled_channels", "tx_enabled_channels", "tx_scale", "guard_samples", "flush_captures",
@@ -247,7 +384,8 @@ class PlutoRadio(Radio):
         uri: libiio URI of the transmitting board (``ip:192.168.2.1``, ``usb:1.2.5``,
             ``ip:127.0.0.1:PORT`` for the virtual Pluto).
         profile: a profile dict (the TOML tables), a :class:`PlutoProfile`, a path or a name in
-            ``firmware_configs/``; default: ``pluto_1r1t``.
+            ``firmware_configs/``; default: the profile matching the board ([Note: board detection]).
+            A profile the board cannot run raises :class:`BoardMismatch` (one line with the fix).
         rx_uri: the receiving board for a two-board wiring; default: ``uri`` (its own RX, cabled).
 
     See [Note: Pluto profiles], [Note: settings are read back], [Note: transceive on a Pluto].
@@ -263,13 +401,30 @@ class PlutoRadio(Radio):
         self._broken = ""  # set when a call timed out: the boards' state is unknown
         self._worker: threading.Thread | None = None
         self._tx_dev = self._rx_dev = None
-        prof = self._as_profile(profile if profile is not None else "pluto_1r1t")
-        self.profile = prof
+        self.board: BoardInfo | None = None
         if _pair is not None:  # the reverse wiring shares the boards
+            self.profile = self._as_profile(profile if profile is not None else "pluto_1r1t")
             self._tx_dev, self._rx_dev = _pair
             self._owns = False
             return
         self._owns = True
+        # [Note: board detection] the board is read before any profile is applied
+        board = read_board(uri)
+        rx_board = board if self.rx_uri == uri else read_board(self.rx_uri)
+        if profile is None:
+            profile = board.profile()
+            if profile is None:
+                raise BoardMismatch(f"the board at {uri} is {board.describe()}; no shipped profile matches it: "
+                                    "give --profile with a TOML of your own (firmware_configs/README.md)", board)
+            log.info("%s is %s: using profile %s", uri, board.describe(), profile)
+        name = profile if isinstance(profile, str) else (Path(profile).stem if isinstance(profile, Path) else "")
+        prof = self._as_profile(profile)
+        self.profile = prof
+        self.board = board
+        for b in (board, rx_board):
+            why = b.misfit(prof, name)
+            if why:
+                raise BoardMismatch(why, b, name)
         try:
             self._tx_dev = self._open(uri, prof)
             self._rx_dev = self._tx_dev if self.rx_uri == uri else self._open(self.rx_uri, prof)
@@ -369,6 +524,22 @@ class PlutoRadio(Radio):
         if p.gain_control_mode not in r["gain_control_mode"]:
             raise ValueError(f"gain_control_mode = {p.gain_control_mode!r} is not one of "
                              f"{r['gain_control_mode']} (ad9361-phy in voltage gain_control_mode_available)")
+
+    def tune(self, *, lo_hz: float, sample_rate_hz: float, tx_gain_db: float | None = None,
+             rx_gain_db: float | None = None) -> bool:
+        """A new profile with the LO (TX and RX), the sample rate and, when given, the gain of every
+        enabled channel, applied by :meth:`configure` (validated, written, read back). Returns True."""
+        from dataclasses import replace
+
+        p = self.profile
+        changes: dict = {"rx_lo_hz": int(round(lo_hz)), "tx_lo_hz": int(round(lo_hz)),
+                         "sample_rate_hz": int(round(sample_rate_hz))}
+        if rx_gain_db is not None:
+            changes["rx_gain_db"] = tuple(float(rx_gain_db) for _ in p.rx_enabled_channels)
+        if tx_gain_db is not None:
+            changes["tx_gain_db"] = tuple(float(tx_gain_db) for _ in p.tx_enabled_channels)
+        self.configure(replace(p, **changes))
+        return True
 
     def configure(self, profile: dict | PlutoProfile | str | Path) -> None:
         """Validate ``profile`` against the boards' ranges, write it, read it back.
@@ -615,17 +786,31 @@ def _clear_frames(e: BaseException) -> None:
         e = e.__cause__ or e.__context__
 
 
-def check_board(uri: str, profile: dict | str | Path = "pluto_1r1t") -> list[tuple[str, str, str]]:
+def _fmt(x: float) -> str:
+    """One number format for ``hil pluto check``: integers in full (``2500000``), others with ``:g``."""
+    x = float(x)
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+def check_board(uri: str, profile: dict | str | Path | None = None,
+                board: BoardInfo | None = None) -> list[tuple[str, str, str]]:
     """Read a board and list what differs from ``profile`` (never writes anything).
+
+    ``profile`` None: the one matching the board ([Note: board detection]). ``board``: a
+    :func:`read_board` result to reuse.
 
     Returns:
         ``[(setting, expected, found)]``; empty when the board matches.
     """
+    board = board or read_board(uri)
+    if profile is None:
+        profile = board.profile()
+        if profile is None:
+            raise BoardMismatch(f"the board at {uri} is {board.describe()}; no shipped profile matches it: "
+                                "give --profile with a TOML of your own", board)
     prof = PlutoRadio._as_profile(profile)
-    try:
-        import iio
-    except ImportError as e:
-        raise RadioError("pylibiio is not installed: pip install 'hil-ota[pluto]'") from e
+    import iio
+
     try:
         ctx = iio.Context(uri)
     except Exception as e:
@@ -634,20 +819,12 @@ def check_board(uri: str, profile: dict | str | Path = "pluto_1r1t") -> list[tup
     try:
         ctx.set_timeout(int(prof.timeout_ms))
         phy = ctx.find_device("ad9361-phy")
-        adc = ctx.find_device("cf-ad9361-lpc")
-        if phy is None or adc is None:
-            found = sorted(d.name or d.id for d in ctx.devices)
-            return [("devices", "ad9361-phy, cf-ad9361-lpc", ", ".join(found))]
-        n_scan = sum(1 for c in adc.channels if c.scan_element)
-        n_ant = n_scan // 2
-        want_ant = BOARD_MODES[prof.mode]
-        if n_ant != want_ant:
-            diffs.append(("mode (ADC channel pairs)", prof.mode, f"{n_ant}r{n_ant}t"))
-        if "adi,2rx-2tx-mode-enable" in phy.debug_attrs:
-            v = phy.debug_attrs["adi,2rx-2tx-mode-enable"].value.strip()
-            want = "1" if want_ant >= 2 else "0"
-            if v != want:
-                diffs.append(("debug adi,2rx-2tx-mode-enable", want, v))
+        if board.mode != prof.mode:
+            diffs.append(("mode (ADC/DAC channel pairs)", prof.mode, board.mode))
+        if board.two_channel_env is not None:
+            want = "1" if BOARD_MODES[prof.mode] >= 2 else "0"
+            if board.two_channel_env != want:
+                diffs.append(("debug adi,2rx-2tx-mode-enable", want, board.two_channel_env))
 
         def ch(cid, out):
             return phy.find_channel(cid, out)
@@ -680,7 +857,7 @@ def check_board(uri: str, profile: dict | str | Path = "pluto_1r1t") -> list[tup
                     reads.append((f"rx_gain_db[{c}]", "rx_gain_db", g, r.attrs["hardwaregain"].value))
         for name, key, want, text in reads:
             if abs(num(text) - float(want)) > readback_tolerance(key, want):
-                diffs.append((name, f"{want:g}", text.strip()))
+                diffs.append((name, _fmt(want), _fmt(num(text))))
     except RadioError:
         raise
     except Exception as e:

@@ -31,6 +31,9 @@ class TapRadio(Radio):
     def configure(self, profile: dict) -> None:
         self.inner.configure(profile)
 
+    def tune(self, **settings) -> bool:
+        return self.inner.tune(**settings)
+
     def transceive(self, tx_burst: np.ndarray, rx_samples: int | None = None) -> np.ndarray:
         y = self.inner.transceive(tx_burst) if rx_samples is None else self.inner.transceive(tx_burst, rx_samples)
         self.last_capture = np.asarray(y, dtype=np.complex64)

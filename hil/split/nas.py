@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from hil._io import config_error, from_section, load_mapping
 from hil.split.plan import Plan, Problem
 from hil.split.solvers import solve
 from hil.split.topology import Topology
@@ -40,9 +41,14 @@ log = logging.getLogger(__name__)
 class Arch:
     """One architecture of the space: per block width, depth (convs) and kernel size."""
 
-    widths: tuple[int, ...]
-    depths: tuple[int, ...]
-    kernels: tuple[int, ...]
+    widths: tuple[int, ...] = field(metadata={"ge": 1, "min_items": 1})
+    depths: tuple[int, ...] = field(metadata={"ge": 1, "min_items": 1})
+    kernels: tuple[int, ...] = field(metadata={"ge": 1, "min_items": 1})
+
+    def __post_init__(self) -> None:
+        if not len(self.widths) == len(self.depths) == len(self.kernels):
+            raise ValueError(f"widths, depths and kernels need one entry per block; got {len(self.widths)}, "
+                             f"{len(self.depths)}, {len(self.kernels)}")
 
     def key(self) -> str:
         return "w" + "-".join(map(str, self.widths)) + "_d" + "-".join(map(str, self.depths)) + \
@@ -56,11 +62,15 @@ class Arch:
 class SearchSpace:
     """Choices per block; ``pool_after``: blocks followed by a 2x2 max-pool."""
 
-    n_blocks: int = 3
-    widths: tuple[int, ...] = (4, 8, 16, 32)
-    depths: tuple[int, ...] = (1, 2)
-    kernels: tuple[int, ...] = (3, 5)
-    pool_after: tuple[int, ...] = (1,)
+    n_blocks: int = field(default=3, metadata={"ge": 1})
+    widths: tuple[int, ...] = field(default=(4, 8, 16, 32), metadata={"ge": 1, "min_items": 1})
+    depths: tuple[int, ...] = field(default=(1, 2), metadata={"ge": 1, "min_items": 1})
+    kernels: tuple[int, ...] = field(default=(3, 5), metadata={"ge": 1, "min_items": 1})
+    pool_after: tuple[int, ...] = field(default=(1,), metadata={"ge": 0})
+
+    def __post_init__(self) -> None:
+        if any(b >= self.n_blocks for b in self.pool_after):
+            raise ValueError(f"pool_after={list(self.pool_after)}: block indices must be < n_blocks={self.n_blocks}")
 
     def sample(self, rng: np.random.Generator) -> Arch:
         pick = lambda opts: tuple(int(opts[i]) for i in rng.integers(0, len(opts), self.n_blocks))  # noqa: E731
@@ -85,12 +95,12 @@ class SearchSpace:
 class TrainConfig:
     """Short training on sklearn digits (1797 8x8 images; ``n_test`` held out, fixed by ``seed``)."""
 
-    epochs: int = 4
-    lr: float = 1e-2
-    batch_size: int = 128
-    n_test: int = 500
-    n_train: int | None = None
-    seed: int = 0
+    epochs: int = field(default=4, metadata={"ge": 1})
+    lr: float = field(default=1e-2, metadata={"gt": 0.0})
+    batch_size: int = field(default=128, metadata={"ge": 1})
+    n_test: int = field(default=500, metadata={"ge": 1, "le": 1000})
+    n_train: int | None = field(default=None, metadata={"ge": 1})
+    seed: int = field(default=0, metadata={"ge": 0})
 
 
 @dataclass(frozen=True)
@@ -101,29 +111,62 @@ class NASConfig:
 
     space: SearchSpace = field(default_factory=SearchSpace)
     train: TrainConfig = field(default_factory=TrainConfig)
-    population: int = 8
-    generations: int = 5
-    betas: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.5)
-    alpha: float = 1.0
-    beta: float = 0.1
-    seed: int = 0
+    population: int = field(default=8, metadata={"ge": 2})
+    generations: int = field(default=5, metadata={"ge": 0})
+    betas: tuple[float, ...] = field(default=(0.02, 0.05, 0.1, 0.2, 0.5), metadata={"ge": 0.0, "min_items": 1})
+    alpha: float = field(default=1.0, metadata={"ge": 0.0})
+    beta: float = field(default=0.1, metadata={"ge": 0.0})
+    seed: int = field(default=0, metadata={"ge": 0})
     reference: Arch = Arch((32, 32, 32), (1, 1, 1), (3, 3, 3))
     pin_first: bool = True
     cache_dir: str = "~/.cache/hil/jmsnas"
 
+    def __post_init__(self) -> None:
+        if len(self.reference.widths) != self.space.n_blocks:
+            raise ValueError(f"reference has {len(self.reference.widths)} blocks but space.n_blocks is "
+                             f"{self.space.n_blocks}; give one width, depth and kernel per block")
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "NASConfig":
-        d = dict(d)
-        space = SearchSpace(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("space", {}).items()})
-        train = TrainConfig(**d.pop("train", {}))
-        ref = d.pop("reference", None)
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__}
-        unknown = set(d) - set(cls.__dataclass_fields__) - {"topology", "out_dir"}
-        if unknown:
-            raise ValueError(f"unknown NAS config keys {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        if ref is not None:
-            kw["reference"] = Arch(tuple(ref["widths"]), tuple(ref["depths"]), tuple(ref["kernels"]))
-        return cls(space=space, train=train, **kw)
+        """From the ``[nas]`` table (``topology`` and ``out_dir`` are read by :func:`load_nas_file`)."""
+        return from_section(cls, d, "nas", ignore=("topology", "out_dir"))
+
+
+@dataclass(frozen=True)
+class NASFile:
+    """What ``hil nas --config FILE`` reads: the search config, its topology and the report folder."""
+
+    config: NASConfig
+    topology: Topology
+    topology_path: str
+    out_dir: str | None
+
+
+def load_nas_file(path: str | Path) -> NASFile:
+    """Read a JMSNAS file (TOML/JSON, keys under ``[nas]`` or at the top level).
+
+    ``topology``: a placement topology file, relative to this file (default: the packaged
+    ``nas_topology.json``); ``out_dir``: default report folder. ConfigError on anything wrong.
+    """
+    path = Path(path)
+    raw = load_mapping(path, "JMSNAS config")
+    if "nas" in raw:
+        extra = sorted(set(raw) - {"nas"})
+        if extra:
+            raise config_error(f"{path}: [{extra[0]}]", "unknown section", valid="nas")
+        raw = raw["nas"]
+    cfg = NASConfig.from_dict(raw)
+    for key in ("topology", "out_dir"):
+        if key in raw and not isinstance(raw[key], str):
+            raise config_error(f"[nas].{key}", "must be a string (a path)", raw[key])
+    topo_path = raw.get("topology")
+    if topo_path is None:
+        from importlib.resources import files
+
+        topo_path = str(files("hil.split.examples") / "nas_topology.json")
+    elif not Path(topo_path).expanduser().is_absolute():
+        topo_path = str((path.parent / Path(topo_path).expanduser()).resolve())
+    return NASFile(cfg, Topology.load(topo_path), topo_path, raw.get("out_dir"))
 
 
 @dataclass(frozen=True)

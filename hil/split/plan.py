@@ -227,7 +227,7 @@ _TRANSFER_KEYS = ("layer", "src", "dst", "nbytes", "time_s", "route")
 
 @dataclass(frozen=True)
 class Plan:
-    """An assignment of layers to nodes with its cost (JSON: shared/DESIGN.md "plan").
+    """An assignment of layers to nodes with its cost (JSON: the "plan" format of docs/architecture.md).
 
     Attributes:
         assignment: layer name -> node name, in the profile's order.

@@ -1,6 +1,6 @@
 """A model's layer graph with its per-layer cost profile (no torch needed).
 
-The JSON form is the one of ``shared/DESIGN.md`` ("Placement input files")::
+The JSON form (docs/architecture.md, "Placement input files")::
 
     {"layers": [{"name", "flops", "out_bytes", "params_bytes", "deps": [names]}], "input_bytes"}
 

@@ -5,8 +5,8 @@ A digital link moves ``nbytes`` in ``latency_s + nbytes / bytes_per_s`` seconds.
 
 An over-the-air (OTA) link does not move bytes: it carries the activation vector itself as analog
 symbols, the precoder/channel/combiner acting as one linear layer (W = sum_k C_k^H H P_k over K
-channel uses; Yang et al., "Over-the-air split ML in wireless MIMO networks", arXiv 2210.04742, and
-shared/DESIGN.md). A flat MIMO link with ``n_tx`` transmit antennas sends ``n_tx`` complex symbols,
+channel uses; Yang et al., "Over-the-air split ML in wireless MIMO networks", arXiv 2210.04742).
+A flat MIMO link with ``n_tx`` transmit antennas sends ``n_tx`` complex symbols,
 i.e. ``2 * n_tx`` real values, per channel use, so a vector of ``d`` real values needs
 ``K = ceil(d / (2 * n_tx))`` channel uses. At ``sample_rate_hz`` channel uses per second (one
 complex sample per antenna per channel use) and a framing overhead ``overhead`` (preamble, pilots,
@@ -32,13 +32,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from hil._io import load_mapping
+from hil._io import config_error, from_section, load_mapping
+from hil.bench import LINK_KEYS, NODE_KEYS, LinkConfig, NodeConfig, ServerConfig, tables
 from hil.errors import ConfigError, PlacementError
 
 log = logging.getLogger(__name__)
@@ -283,7 +284,7 @@ class Topology:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Topology":
-        """Build from the JSON/TOML mapping; accepts extra keys and the bench TOML's aliases.
+        """Build from the JSON/TOML mapping; unknown keys are a ConfigError ``[[nodes]] #i.key: ...``.
 
         Node keys: ``name`` (or ``id``); ``flops_per_s`` (or ``gflops``/``tflops``); ``mem_bytes``
         (or ``mem_gb``, missing/null = unlimited); ``source``; ``compute_w``; ``use_measured``.
@@ -291,14 +292,20 @@ class Topology:
         ``bytes_per_s`` (or ``mbit_per_s``), or ``snr_db`` with ``bandwidth_hz`` (or
         ``sample_rate_hz``), ``gap_db``, ``n_streams`` for a Shannon rate; ``latency_s``; ``ota``;
         ``n_tx`` (or ``antennas``); ``sample_rate_hz``; ``overhead``; ``bytes_per_value``; ``tx_w``.
+        The keys of the channel server's bench file (``antennas``, ``channel``, ``[server]``, ...;
+        :mod:`hil.bench`) are allowed too and checked as the channel server checks them.
         """
         if not isinstance(data, Mapping) or "nodes" not in data:
             raise ConfigError("a topology has a 'nodes' list (and usually a 'links' list)")
-        nodes = [_node_from(raw, i) for i, raw in enumerate(data["nodes"])]
+        for key in data:
+            if key not in ("nodes", "links", "server"):
+                raise config_error(f"[{key}]", "unknown section", valid="nodes, links, server, bench")
+        from_section(ServerConfig, data.get("server", {}), "server")
+        nodes = [_node_from(raw, i) for i, raw in enumerate(tables(data, "nodes", "one per compute node"))]
         if nodes and not any(n.source for n in nodes):
             log.warning("no node has source = true; taking the first node %r as the source", nodes[0].name)
             nodes[0] = Node(**{**nodes[0].__dict__, "source": True})
-        links = [_link_from(raw, i) for i, raw in enumerate(data.get("links", []))]
+        links = [_link_from(raw, i) for i, raw in enumerate(tables(data, "links", "one per pair of nodes"))]
         return cls(tuple(nodes), tuple(links))
 
     def save(self, path: str | Path) -> None:
@@ -324,10 +331,20 @@ class Topology:
 
 def _read_mapping(p: Path, depth: int = 0) -> dict[str, Any]:
     data = load_mapping(p, "topology")
-    data = dict(data.get("topology", data))
+    if "topology" in data:
+        data = data["topology"]
+        if not isinstance(data, Mapping):
+            raise config_error("[topology]", "must be a table", data)
+    data = dict(data)
     bench = data.pop("bench", None)
+    for key in ("nodes", "links"):
+        tables(data, key, "a list of tables")
+    if not isinstance(data.get("server", {}), Mapping):
+        raise config_error("[server]", "must be a table", data["server"])
     if bench is None:
         return _bench_defaults(data)
+    if not isinstance(bench, str):
+        raise config_error(f"{p}: bench", "must be a string (the path of the channel server's topology)", bench)
     if depth > 3:
         raise ConfigError(f"{p}: 'bench' files nest too deep; point 'bench' at the channel server's file")
     bp = Path(bench).expanduser()
@@ -341,7 +358,8 @@ def _read_mapping(p: Path, depth: int = 0) -> dict[str, Any]:
         ends = _ends(raw)
         key = frozenset(ends) if ends else frozenset((len(links),))
         links[key] = {**links.get(key, {}), **raw}
-    return _bench_defaults({"nodes": list(nodes.values()), "links": list(links.values()),
+    extra = {k: v for k, v in data.items() if k not in ("nodes", "links", "server")}
+    return _bench_defaults({**extra, "nodes": list(nodes.values()), "links": list(links.values()),
                             "server": {**base.get("server", {}), **data.get("server", {})}})
 
 
@@ -355,12 +373,12 @@ def _bench_defaults(data: dict[str, Any]) -> dict[str, Any]:
         has_rate = any(k in raw for k in ("bytes_per_s", "mbit_per_s", "snr_db"))
         if "channel" in raw and "ota" not in raw and not has_rate:
             raw["ota"] = True
-        if raw.get("ota"):
+        if raw.get("ota") is True:
             ends = _ends(raw)
-            if "n_tx" not in raw and "antennas" not in raw and ends and antennas.get(ends[0]) is not None:
-                a = antennas[ends[0]]
-                raw["n_tx"] = len(a) if isinstance(a, (list, tuple)) else int(a)
-            if "sample_rate_hz" not in raw and rate_hz is not None:
+            a = antennas.get(ends[0]) if ends else None
+            if "n_tx" not in raw and "antennas" not in raw and isinstance(a, int) and not isinstance(a, bool):
+                raw["n_tx"] = a
+            if "sample_rate_hz" not in raw and isinstance(rate_hz, (int, float)) and not isinstance(rate_hz, bool):
                 raw["sample_rate_hz"] = float(rate_hz)
         elif "snr_db" not in raw and isinstance(raw.get("channel"), Mapping) and "snr_db" in raw["channel"] \
                 and "bandwidth_hz" in raw and not has_rate:
@@ -369,8 +387,11 @@ def _bench_defaults(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "links": links}
 
 
+_END_KEYS = (("a", "b"), ("tx", "rx"), ("src", "dst"), ("from", "to"))
+
+
 def _ends(raw: Mapping[str, Any]) -> tuple[str, str] | None:
-    for ka, kb in (("a", "b"), ("tx", "rx"), ("src", "dst"), ("from", "to")):
+    for ka, kb in _END_KEYS:
         if ka in raw and kb in raw:
             return str(raw[ka]), str(raw[kb])
     return None
@@ -383,59 +404,116 @@ def _first(raw: Mapping[str, Any], *keys: str, default: Any = None) -> Any:
     return default
 
 
+_POS = {"gt": 0.0}
+_NONNEG = {"ge": 0.0}
+
+
+@dataclass(frozen=True)
+class _NodeKeys:
+    """The keys of a placement ``[[nodes]]`` table (aliases: ``id``, ``gflops``/``tflops``, ``mem_gb``);
+    the bench keys (``antennas``, ``mode``, ...) are read by :class:`hil.bench.NodeConfig`."""
+
+    name: str | None = None
+    id: str | None = None
+    flops_per_s: float | None = field(default=None, metadata=_POS)
+    gflops: float | None = field(default=None, metadata=_POS)
+    tflops: float | None = field(default=None, metadata=_POS)
+    mem_bytes: float | None = field(default=None, metadata={"ge": 0.0, "finite": False})
+    mem_gb: float | None = field(default=None, metadata=_NONNEG)
+    source: bool = False
+    compute_w: float = field(default=1.0, metadata=_NONNEG)
+    use_measured: bool = False
+
+
+@dataclass(frozen=True)
+class _LinkKeys:
+    """The keys of a placement ``[[links]]`` table besides its ends (see :meth:`Topology.from_dict`);
+    the bench keys (``channel``, ``reciprocal``, ...) are read by :class:`hil.bench.LinkConfig`."""
+
+    bytes_per_s: float | None = field(default=None, metadata={"gt": 0.0, "finite": False})
+    mbit_per_s: float | None = field(default=None, metadata=_POS)
+    snr_db: float | None = None
+    bandwidth_hz: float | None = field(default=None, metadata=_POS)
+    gap_db: float = DEFAULT_GAP_DB
+    n_streams: int = field(default=1, metadata={"ge": 1})
+    latency_s: float = field(default=0.0, metadata=_NONNEG)
+    ota: bool = False
+    n_tx: int | None = field(default=None, metadata={"ge": 1})
+    antennas: int | tuple[str, ...] | None = field(default=None, metadata={"ge": 1})
+    sample_rate_hz: float = field(default=1e6, metadata=_POS)
+    overhead: float = field(default=0.0, metadata=_NONNEG)
+    bytes_per_value: float = field(default=4.0, metadata=_POS)
+    tx_w: float = field(default=1.0, metadata=_NONNEG)
+
+
+def _split(raw: Mapping[str, Any], bench_keys: tuple[str, ...]) -> tuple[dict, dict]:
+    """``raw`` as (placement keys, bench keys)."""
+    own = {k: v for k, v in raw.items() if k not in bench_keys}
+    return own, {k: v for k, v in raw.items() if k in bench_keys}
+
+
 def _node_from(raw: Mapping[str, Any], i: int) -> Node:
-    name = _first(raw, "name", "id")
+    where = f"[[nodes]] #{i}"
+    own, radio = _split(raw, tuple(k for k in NODE_KEYS if k != "name"))
+    k = from_section(_NodeKeys, own, where)
+    name = k.name if k.name is not None else k.id
     if name is None:
-        raise ConfigError(f"node #{i} has no 'name'")
-    flops = _first(raw, "flops_per_s")
-    if flops is None and _first(raw, "gflops") is not None:
-        flops = float(raw["gflops"]) * 1e9
-    if flops is None and _first(raw, "tflops") is not None:
-        flops = float(raw["tflops"]) * 1e12
+        raise config_error(f"{where}.name", "missing; give the node a name")
+    if radio:
+        from_section(NodeConfig, {"name": name, **radio}, where)  # the bench keys, as the channel server reads them
+    flops = _first(own, "flops_per_s")
+    if flops is None and k.gflops is not None:
+        flops = k.gflops * 1e9
+    if flops is None and k.tflops is not None:
+        flops = k.tflops * 1e12
     if flops is None:
         raise ConfigError(f"node {name!r} has no compute speed; give 'flops_per_s' (or 'gflops')")
-    mem = _first(raw, "mem_bytes")
-    if mem is None and _first(raw, "mem_gb") is not None:
-        mem = float(raw["mem_gb"]) * 1e9
-    return Node(
-        name=str(name),
-        flops_per_s=float(flops),
-        mem_bytes=math.inf if mem is None else float(mem),
-        source=bool(raw.get("source", False)),
-        compute_w=float(raw.get("compute_w", 1.0)),
-        use_measured=bool(raw.get("use_measured", False)),
-    )
+    mem = k.mem_bytes
+    if mem is None and k.mem_gb is not None:
+        mem = k.mem_gb * 1e9
+    try:
+        return Node(name=name, flops_per_s=float(flops), mem_bytes=math.inf if mem is None else float(mem),
+                    source=k.source, compute_w=k.compute_w, use_measured=k.use_measured)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from e
 
 
 def _link_from(raw: Mapping[str, Any], i: int) -> Link:
+    where = f"[[links]] #{i}"
     ends = _ends(raw)
     if ends is None:
-        raise ConfigError(f"link #{i} has no ends; give 'a' and 'b' (or 'tx'/'rx')")
-    ota = bool(raw.get("ota", False))
-    rate = _first(raw, "bytes_per_s")
-    if rate is None and _first(raw, "mbit_per_s") is not None:
-        rate = float(raw["mbit_per_s"]) * 1e6 / 8
-    if rate is None and _first(raw, "snr_db") is not None:
-        bw = _first(raw, "bandwidth_hz", "sample_rate_hz")
+        raise config_error(where, "has no ends; give 'a' and 'b' (or 'tx'/'rx')", dict(raw))
+    end_keys = next((ka, kb) for ka, kb in _END_KEYS if ka in raw and kb in raw)
+    for key in end_keys:
+        if not isinstance(raw[key], str):
+            raise config_error(f"{where}.{key}", "must be a string (a node name)", raw[key])
+    other_ends = [x for pair in _END_KEYS if pair != end_keys for x in pair if x in raw]
+    if other_ends:
+        raise config_error(f"{where}.{other_ends[0]}", f"give the ends once, as {end_keys[0]}/{end_keys[1]}",
+                           raw[other_ends[0]])
+    own, radio = _split({k: v for k, v in raw.items() if k not in end_keys},
+                        tuple(k for k in LINK_KEYS if k not in ("a", "b")))
+    k = from_section(_LinkKeys, own, where)
+    if radio:
+        from_section(LinkConfig, {"a": ends[0], "b": ends[1], **radio}, where)
+    rate = k.bytes_per_s
+    if rate is None and k.mbit_per_s is not None:
+        rate = k.mbit_per_s * 1e6 / 8
+    if rate is None and k.snr_db is not None:
+        bw = k.bandwidth_hz if k.bandwidth_hz is not None else own.get("sample_rate_hz")
         if bw is None:
             raise ConfigError(f"link {ends[0]}-{ends[1]} has snr_db but no 'bandwidth_hz' for the Shannon rate")
-        rate = shannon_bytes_per_s(float(raw["snr_db"]), float(bw), float(raw.get("gap_db", DEFAULT_GAP_DB)),
-                                   int(raw.get("n_streams", 1)))
-    if rate is None and not ota:
+        rate = shannon_bytes_per_s(k.snr_db, float(bw), k.gap_db, k.n_streams)
+    if rate is None and not k.ota:
         raise ConfigError(
             f"link {ends[0]}-{ends[1]} has no rate; give 'bytes_per_s', 'mbit_per_s', or 'snr_db' + 'bandwidth_hz'"
         )
-    n_tx = _first(raw, "n_tx", "antennas", default=1)
-    if isinstance(n_tx, (list, tuple)):
+    n_tx = k.n_tx if k.n_tx is not None else k.antennas if k.antennas is not None else 1
+    if isinstance(n_tx, tuple):
         n_tx = len(n_tx)
-    return Link(
-        a=ends[0], b=ends[1],
-        bytes_per_s=math.inf if rate is None else float(rate),
-        latency_s=float(raw.get("latency_s", 0.0)),
-        ota=ota,
-        n_tx=int(n_tx),
-        sample_rate_hz=float(raw.get("sample_rate_hz", 1e6)),
-        overhead=float(raw.get("overhead", 0.0)),
-        bytes_per_value=float(raw.get("bytes_per_value", 4.0)),
-        tx_w=float(raw.get("tx_w", 1.0)),
-    )
+    try:
+        return Link(a=ends[0], b=ends[1], bytes_per_s=math.inf if rate is None else float(rate),
+                    latency_s=k.latency_s, ota=k.ota, n_tx=int(n_tx), sample_rate_hz=k.sample_rate_hz,
+                    overhead=k.overhead, bytes_per_value=k.bytes_per_value, tx_w=k.tx_w)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from e

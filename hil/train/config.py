@@ -12,15 +12,15 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Mapping
 
-from hil._io import load_mapping
-from hil.errors import ConfigError
+from hil._io import config_error, from_section, load_mapping
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 MODELS = ("mlp", "cnn")
 TRANSPORTS = ("ideal", "loopback", "zmq", "pluto")
 GRADIENT_MODES = ("reciprocity", "estimated", "exact")
+POWER_MODES = ("batch", "sample")  # hil.ota.layers.POWER_MODES, kept here so that reading a config needs no torch
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,11 @@ class DataConfig:
     test_fraction: digits only (the others ship a test split); limit_train/limit_test: keep the first N
     samples (0: all)."""
 
-    name: str = "digits"
+    name: str = field(default="digits", metadata={"choices": DATASETS})
     path: str = ""
-    test_fraction: float = 0.2
-    limit_train: int = 0
-    limit_test: int = 0
+    test_fraction: float = field(default=0.2, metadata={"gt": 0.0, "lt": 1.0})
+    limit_train: int = field(default=0, metadata={"ge": 0})
+    limit_test: int = field(default=0, metadata={"ge": 0})
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,12 @@ class ModelConfig:
     bias); power: the transmitter's power normalisation in training, "batch" or "sample" (per vector:
     no batch statistic anywhere when normalize is false, see hil.ota.layers.OTALinear)."""
 
-    kind: str = "mlp"
-    hidden: int = 32
-    cut_out: int = 32
-    kernel_size: int = 1
+    kind: str = field(default="mlp", metadata={"choices": MODELS})
+    hidden: int = field(default=32, metadata={"ge": 1})
+    cut_out: int = field(default=32, metadata={"ge": 1})
+    kernel_size: int = field(default=1, metadata={"ge": 1})
     normalize: bool = True
-    power: str = "batch"
+    power: str = field(default="batch", metadata={"choices": POWER_MODES})
 
 
 @dataclass(frozen=True)
@@ -73,24 +73,24 @@ class OTAConfig:
     snr_db, rho, cfo_hz and the chain gains.
     """
 
-    transport: str = "ideal"
-    gradient_mode: str = "reciprocity"
-    n_tx: int = 2
-    n_rx: int = 2
-    channel_uses: int = 16
+    transport: str = field(default="ideal", metadata={"choices": TRANSPORTS})
+    gradient_mode: str = field(default="reciprocity", metadata={"choices": GRADIENT_MODES})
+    n_tx: int = field(default=2, metadata={"ge": 1})
+    n_rx: int = field(default=2, metadata={"ge": 1})
+    channel_uses: int = field(default=16, metadata={"ge": 1})
     snr_db: float = 10.0
-    rho: float = 1.0
-    chain_gain_std_db: float = 0.0
+    rho: float = field(default=1.0, metadata={"ge": 0.0, "le": 1.0})
+    chain_gain_std_db: float = field(default=0.0, metadata={"ge": 0.0})
     chain_phase: bool = False
     calibrate: bool = True
-    channel_seed: int = 1
+    channel_seed: int = field(default=1, metadata={"ge": 0})
     server_config: str = ""
     endpoint: str = ""
     uri: str = ""
-    sample_rate_hz: float = 1e6
+    sample_rate_hz: float = field(default=1e6, metadata={"gt": 0.0})
     cfo_hz: float = 0.0
     track_phase: bool = True
-    recalibrate_every: int = 0
+    recalibrate_every: int = field(default=0, metadata={"ge": 0})
     hold_channel: bool = False
     channel: str = ""
 
@@ -100,22 +100,23 @@ class TrainConfig:
     """epochs, batch_size, lr (Adam, cosine decay to 0), seed; digital: also train the digital twin
     baseline (same architecture, nn.Linear/nn.Conv2d at the cut)."""
 
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-2
-    seed: int = 0
+    epochs: int = field(default=30, metadata={"ge": 1})
+    batch_size: int = field(default=64, metadata={"ge": 2})  # batch normalisation needs two samples
+    lr: float = field(default=1e-2, metadata={"gt": 0.0})
+    seed: int = field(default=0, metadata={"ge": 0})
     digital: bool = True
 
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """Short trainings over the in-process transport for the report's sweep plots (empty: none)."""
+    """Trainings for the report's accuracy-vs-SNR / rho / channel-use plots (empty: none), run only on
+    request (``hil train --sweeps``); transport "" (default): the run's own ``[ota] transport``."""
 
     snr_db: tuple[float, ...] = ()
-    rho: tuple[float, ...] = ()
-    channel_uses: tuple[int, ...] = ()
-    epochs: int = 10
-    transport: str = "ideal"
+    rho: tuple[float, ...] = field(default=(), metadata={"ge": 0.0, "le": 1.0})
+    channel_uses: tuple[int, ...] = field(default=(), metadata={"ge": 1})
+    epochs: int = field(default=10, metadata={"ge": 1})
+    transport: str = field(default="", metadata={"choices": ("",) + TRANSPORTS})
 
 
 @dataclass(frozen=True)
@@ -140,66 +141,37 @@ class RunConfig:
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "ota": OTAConfig, "train": TrainConfig, "sweep": SweepConfig}
 
 
-def _build(cls, raw: dict, section: str):
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(raw) - set(names)
-    if unknown:
-        raise ConfigError(f"[{section}]: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
-    vals: dict[str, Any] = {}
-    for k, v in raw.items():
-        if isinstance(v, list):
-            v = tuple(v)
-        vals[k] = v
-    return cls(**vals)
-
-
-def validate(cfg: RunConfig) -> RunConfig:
-    """Raise ConfigError naming the bad value; return ``cfg``."""
-    if cfg.data.name not in DATASETS:
-        raise ConfigError(f"[data] name={cfg.data.name!r}: must be one of {DATASETS}")
+def _check_together(cfg: RunConfig) -> RunConfig:
+    """The checks that involve more than one field (each field is checked by from_section)."""
     if cfg.data.name != "digits" and not cfg.data.path:
-        raise ConfigError(f"[data] name={cfg.data.name!r} needs path= (a folder with the dataset's files)")
-    if cfg.model.kind not in MODELS:
-        raise ConfigError(f"[model] kind={cfg.model.kind!r}: must be one of {MODELS}")
-    from hil.ota.layers import POWER_MODES
-
-    if cfg.model.power not in POWER_MODES:
-        raise ConfigError(f"[model] power={cfg.model.power!r}: must be one of {POWER_MODES}")
-    if cfg.ota.transport not in TRANSPORTS:
-        raise ConfigError(f"[ota] transport={cfg.ota.transport!r}: must be one of {TRANSPORTS}")
-    if cfg.sweep.transport not in TRANSPORTS:
-        raise ConfigError(f"[sweep] transport={cfg.sweep.transport!r}: must be one of {TRANSPORTS}")
-    if cfg.ota.gradient_mode not in GRADIENT_MODES:
-        raise ConfigError(f"[ota] gradient_mode={cfg.ota.gradient_mode!r}: must be one of {GRADIENT_MODES}")
+        raise config_error("[data].path", f"missing; name={cfg.data.name!r} needs path= (the folder with the "
+                           "dataset's files)")
     if cfg.ota.gradient_mode == "exact" and cfg.ota.transport != "ideal":
-        raise ConfigError("[ota] gradient_mode='exact' needs transport='ideal' (the channel simulated in process)")
+        raise config_error("[ota].gradient_mode", "'exact' needs transport='ideal' (the channel simulated in "
+                           "process)", cfg.ota.gradient_mode, "reciprocity, estimated")
     if cfg.ota.channel and cfg.ota.transport not in ("loopback", "zmq"):
-        raise ConfigError(f"[ota] channel={cfg.ota.channel!r} needs transport 'loopback' or 'zmq' (a simulated "
-                          f"radio channel), got transport={cfg.ota.transport!r}")
+        raise config_error("[ota].channel", f"needs transport 'loopback' or 'zmq' (a simulated radio channel), "
+                           f"not transport={cfg.ota.transport!r}", cfg.ota.channel)
     if cfg.ota.channel and cfg.ota.transport == "zmq" and cfg.ota.server_config:
-        raise ConfigError("[ota] give channel= or server_config=, not both (server_config holds its own channel)")
-    if not 0.0 <= cfg.ota.rho <= 1.0:
-        raise ConfigError(f"[ota] rho={cfg.ota.rho}: must be in [0, 1]")
-    for name in ("epochs", "batch_size"):
-        if getattr(cfg.train, name) < 1:
-            raise ConfigError(f"[train] {name}={getattr(cfg.train, name)}: must be >= 1")
-    if cfg.train.batch_size < 2:
-        raise ConfigError("[train] batch_size must be >= 2 (batch normalisation)")
-    for name in ("n_tx", "n_rx", "channel_uses"):
-        if getattr(cfg.ota, name) < 1:
-            raise ConfigError(f"[ota] {name}={getattr(cfg.ota, name)}: must be >= 1")
+        raise config_error("[ota].channel", "give channel= or server_config=, not both (server_config holds its "
+                           "own channel)", cfg.ota.channel)
     return cfg
 
 
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check every field of ``cfg`` (e.g. after :meth:`RunConfig.replace`); ConfigError naming the bad value."""
+    return from_dict(cfg.to_dict())
+
+
 def from_dict(raw: dict) -> RunConfig:
-    unknown = set(raw) - set(_SECTIONS)
-    if unknown:
-        raise ConfigError(f"unknown section(s) {sorted(unknown)}; known: {sorted(_SECTIONS)}")
-    try:
-        parts = {name: _build(cls, raw.get(name, {}), name) for name, cls in _SECTIONS.items()}
-    except TypeError as e:
-        raise ConfigError(f"bad config: {e}") from e
-    return validate(RunConfig(**parts))
+    """A RunConfig from the parsed file; ConfigError ``[section].key: ...`` on any bad or unknown key."""
+    if not isinstance(raw, Mapping):
+        raise config_error("training config", f"must be a table, not {type(raw).__name__}", raw)
+    for k in raw:
+        if k not in _SECTIONS:
+            raise config_error(f"[{k}]", "unknown section", valid=", ".join(_SECTIONS))
+    parts = {name: from_section(cls, raw.get(name, {}), name) for name, cls in _SECTIONS.items()}
+    return _check_together(RunConfig(**parts))
 
 
 def load_config(path: str | Path) -> RunConfig:

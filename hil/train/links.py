@@ -3,21 +3,22 @@
 - "ideal": :class:`hil.ota.IdealTransport` over the same ``hil.channel`` spec and Generator as the others
   (:func:`channel_spec`, :func:`hil.channel.link_generator`), in process, no PHY; the only one for
   gradient_mode "exact".
-- "loopback": :class:`hil.radio.loopback.LoopbackRadio` over the reciprocal channel pair of
-  ``hil.channel.build_reciprocal_link``, through the PHY.
-- "zmq": the ZMQ channel server (started here as ``python -m sim_fallback --config FILE`` unless
-  ``endpoint`` names a running one), :class:`hil.radio.zmq.ZmqRadio` edge -> server, through the PHY.
-- "pluto": :mod:`hil.radio.pluto` (a real board or the virtual Pluto at ``uri``), through the PHY.
+- "loopback", "zmq", "pluto": the radio opened by :func:`hil.radio.open.open_radio` from
+  :func:`radio_spec` (for "zmq" it starts the channel server unless ``endpoint`` names a running one),
+  through the PHY (:class:`hil.ota.transport.PhyTransport`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import numpy as np
 
-from hil.errors import CaptureError, ConfigError
+from hil.errors import ConfigError
 from hil.ota.transport import IdealTransport, PhyTransport, Transport
+from hil.radio.open import RadioSpec, open_radio
+from hil.radio.pluto import BoardMismatch
 from hil.train.config import OTAConfig
 
 log = logging.getLogger(__name__)
@@ -92,118 +93,74 @@ def server_topology(cfg: OTAConfig, vectors_per_burst: int = DEFAULT_VECTORS_PER
     }
 
 
-def _close_quietly(*things) -> None:
-    """Close what was opened before a failure; the failure is what the caller sees."""
-    for t in things:
-        if t is None:
-            continue
-        try:
-            t.close()
-        except Exception:  # noqa: BLE001
-            log.exception("closing %r after a failed open", t)
+def radio_spec(cfg: OTAConfig, seed: int | None = None,
+               vectors_per_burst: int = DEFAULT_VECTORS_PER_BURST) -> RadioSpec:
+    """The :class:`hil.radio.open.RadioSpec` of a radio transport (loopback, zmq, pluto).
 
-
-class _Stopper:
-    """Stops a :class:`sim_fallback.launch.ServerProcess` on ``close()``."""
-
-    def __init__(self, server):
-        self.server = server
-
-    def close(self) -> None:
-        self.server.stop()
-
-
-class _OwnedTransport:
-    """Closes the extra resources (the server process) with the transport."""
-
-    def __init__(self, transport: Transport, *others):
-        self.transport = transport
-        self.others = others
-
-    def close(self) -> None:
-        try:
-            self.transport.close()
-        finally:
-            for o in self.others:
-                o.close()
-
-
-def _phy_transport(radio, name: str, phy: dict, cfg: OTAConfig, *others) -> tuple[Transport, _OwnedTransport]:
-    """A :class:`PhyTransport` over ``radio``; if it cannot be built, close the radio, then ``others``."""
-    try:
-        t = PhyTransport(radio, name, phy, track_phase=cfg.track_phase)
-    except BaseException:
-        _close_quietly(radio, *others)  # the radio first: it may talk to the server in ``others``
-        raise
-    return t, _OwnedTransport(t, *others)
-
-
-def open_transport(
-    cfg: OTAConfig, seed: int | None = None, vectors_per_burst: int = DEFAULT_VECTORS_PER_BURST
-) -> tuple[Transport, _OwnedTransport]:
-    """Open the link described by ``cfg``. Returns ``(transport, closer)``; call ``closer.close()``.
-
-    ``vectors_per_burst``: activation vectors in one training burst (the batch size for an MLP);
-    it sets the Gauss-Markov block of simulated radio channels to one burst (see :func:`channel_spec`).
-    If the transport cannot be built, everything opened so far (radio, server) is closed before the
-    error propagates.
+    zmq: the server at ``endpoint``, or one started on ``server_config`` or on :func:`server_topology`;
+    the wiring is the opener's default (the first link, ``edge -> server`` on the training topology).
+    pluto: one board, TX cabled to its own RX, with the profile of the OTA layer's antenna count.
     """
-    from hil.channel import link_generator
-
-    # link 0 of the seed, as on the channel server: the same channel on every transport
-    rng = link_generator(cfg.channel_seed if seed is None else seed)
-    phy = {"sample_rate_hz": float(cfg.sample_rate_hz)}
-    if cfg.transport == "ideal":
-        spec = {"n_tx": cfg.n_tx, "n_rx": cfg.n_rx, **channel_spec(cfg, vectors_per_burst)}
-        spec.pop("cfo_hz", None)  # a CFO is the PHY's to correct; the ideal transport has none
-        try:
-            t = IdealTransport.from_spec(spec, rng, burst_samples=burst_samples(cfg, vectors_per_burst))
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"[ota] transport='ideal', channel spec {spec!r}: {e}") from e
-        return t, _OwnedTransport(t)
     if cfg.transport == "loopback":
-        try:
-            from hil.channel import build_reciprocal_link
-        except ImportError as e:
-            raise ConfigError("transport 'loopback' needs hil.channel.build_reciprocal_link (not available)") from e
-        from hil.radio.loopback import LoopbackRadio
-
-        spec = {"n_tx": cfg.n_tx, "n_rx": cfg.n_rx, **channel_spec(cfg, vectors_per_burst)}
-        try:
-            pair = build_reciprocal_link(spec, rng)
-        except (ValueError, TypeError, CaptureError) as e:  # CaptureError: replay:DIR is not a recording
-            raise ConfigError(f"[ota] channel spec {spec!r}: {e}") from e
-        radio = LoopbackRadio(pair.forward, pair.reverse, sample_rate_hz=cfg.sample_rate_hz)
-        return _phy_transport(radio, "loopback", phy, cfg)
+        return RadioSpec("loopback", channel={"n_tx": cfg.n_tx, "n_rx": cfg.n_rx, **channel_spec(cfg, vectors_per_burst)},
+                         seed=int(cfg.channel_seed if seed is None else seed), sample_rate_hz=float(cfg.sample_rate_hz))
     if cfg.transport == "zmq":
-        from hil.radio.zmq import ZmqRadio
-
-        server = None
         if cfg.endpoint:
-            control: str | dict = cfg.endpoint
-        else:
-            topo: dict | str = cfg.server_config or server_topology(cfg, vectors_per_burst)
-            from sim_fallback.launch import start_server  # the server helper's launcher (issue 2)
-
-            server = _Stopper(start_server(topo, log_level="WARNING"))
-            control = server.server.info
-        try:
-            radio = ZmqRadio(control, "edge", "server")
-        except BaseException:
-            _close_quietly(server)
-            raise
-        return _phy_transport(radio, "zmq", phy, cfg, *([server] if server else []))
+            return RadioSpec("zmq", endpoint=cfg.endpoint)
+        return RadioSpec("zmq", server_config=cfg.server_config or server_topology(cfg, vectors_per_burst))
     if cfg.transport == "pluto":
-        try:
-            from hil.radio.pluto import PlutoRadio  # type: ignore[import-not-found]
-        except ImportError as e:
-            raise ConfigError("transport 'pluto' needs hil.radio.pluto (pyadi-iio); not available here") from e
         if not cfg.uri:
             raise ConfigError("[ota] transport='pluto' needs uri= (e.g. 'ip:192.168.2.1')")
-        # one board, TX cabled to its own RX: the profile with the OTA layer's antenna count
         profiles = {1: "pluto_1r1t", 2: "pluto_2r2t"}
         if cfg.n_tx != cfg.n_rx or cfg.n_tx not in profiles:
             raise ConfigError(f"[ota] transport='pluto' needs n_tx = n_rx = 1 (pluto_1r1t) or 2 (pluto_2r2t), "
                               f"got n_tx={cfg.n_tx}, n_rx={cfg.n_rx}")
-        return _phy_transport(PlutoRadio(cfg.uri, profiles[cfg.n_tx]), "pluto", phy, cfg)
+        return RadioSpec("pluto", uri=cfg.uri, profile=profiles[cfg.n_tx])
     raise ConfigError(f"unknown transport {cfg.transport!r}; known: ideal, loopback, zmq, pluto")
+
+
+def _in_config_terms(e: BoardMismatch, cfg: OTAConfig) -> BoardMismatch:
+    """A board/profile mismatch restated as the [ota] antenna counts the board can run."""
+    from hil.radio.pluto import PlutoRadio
+
+    profiles = {1: "pluto_1r1t", 2: "pluto_2r2t"}
+    name = profiles.get(cfg.n_tx, e.profile_name)
+    n = min(e.board.n_rx, e.board.n_tx, 2)
+    use = f"train with [ota] n_tx = n_rx = {n} (profile {profiles[n]})" if n in profiles else None
+    why = e.board.misfit(PlutoRadio._as_profile(name), name, use=use) or str(e)
+    return BoardMismatch(f"[ota] n_tx = n_rx = {cfg.n_tx}: {why}", e.board, name)
+
+
+def open_transport(
+    cfg: OTAConfig, seed: int | None = None, vectors_per_burst: int = DEFAULT_VECTORS_PER_BURST
+) -> tuple[Transport, contextlib.ExitStack]:
+    """Open the link described by ``cfg``. Returns ``(transport, closer)``; call ``closer.close()``.
+
+    ``vectors_per_burst``: activation vectors in one training burst (the batch size for an MLP);
+    it sets the Gauss-Markov block of simulated radio channels to one burst (see :func:`channel_spec`).
+    Radio transports are opened by :func:`hil.radio.open.open_radio`; the closer closes the transport,
+    the radio and what was started for it (the channel server). If the transport cannot be built,
+    everything opened so far is closed before the error propagates.
+    """
+    with contextlib.ExitStack() as stack:
+        if cfg.transport == "ideal":
+            from hil.channel import link_generator
+
+            # link 0 of the seed, as on the channel server: the same channel on every transport
+            rng = link_generator(cfg.channel_seed if seed is None else seed)
+            spec = {"n_tx": cfg.n_tx, "n_rx": cfg.n_rx, **channel_spec(cfg, vectors_per_burst)}
+            spec.pop("cfo_hz", None)  # a CFO is the PHY's to correct; the ideal transport has none
+            try:
+                t: Transport = IdealTransport.from_spec(spec, rng, burst_samples=burst_samples(cfg, vectors_per_burst))
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"[ota] transport='ideal', channel spec {spec!r}: {e}") from e
+        else:
+            spec = radio_spec(cfg, seed, vectors_per_burst)
+            try:
+                opened = stack.enter_context(open_radio(spec))
+            except BoardMismatch as e:  # say it in the config's terms: which n_tx/n_rx the board can run
+                raise _in_config_terms(e, cfg) from e
+            t = PhyTransport(opened.radio, cfg.transport, {"sample_rate_hz": float(cfg.sample_rate_hz)},
+                             track_phase=cfg.track_phase)
+        stack.callback(t.close)
+        return t, stack.pop_all()

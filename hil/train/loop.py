@@ -27,6 +27,7 @@ from torch import nn
 
 from hil._io import atomic_write
 from hil.data import Dataset
+from hil.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,25 @@ def atomic_save(obj, path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict | None:
-    """The checkpoint at ``path`` or None when there is none (tensors and plain values only)."""
+    """The checkpoint at ``path`` or None when there is none (tensors and plain values only).
+
+    Raises:
+        CheckpointError: the file exists but cannot be read; the message names it and how to recover.
+    """
     path = Path(path)
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises OSError, RuntimeError, UnpicklingError, EOFError, ...
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is unreadable ({type(e).__name__}: {e}); it is truncated or corrupt: "
+            "delete it to start that run afresh, or put back a copy of an earlier checkpoint"
+        ) from e
+    if not isinstance(ck, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(ck).__name__}, not a checkpoint of this "
+                              "package; delete it to start that run afresh")
+    return ck
 
 
 @torch.no_grad()

@@ -99,9 +99,18 @@ def _markdown(r: dict) -> str:
         "",
         f"- transport: **{r['transport']}**, gradient mode: **{r['gradient_mode']}**, "
         f"{r['n_tx']}x{r['n_rx']} antennas, {r['channel_uses']} channel uses per vector",
-        f"- configured SNR {r['snr_db']} dB (measured by the receiver: {_db(r.get('measured_snr_db'))}), rho {r['rho']}",
+        f"- configured SNR {r['snr_db']} dB per sample per receive antenna, averaged over the fading; the "
+        f"receiver measured {_db(r.get('measured_snr_db'))} on this channel draw (same definition: its Es/N0 "
+        f"{_db(r.get('measured_es_n0_db'))} per symbol minus 10 log10(sps)), rho {r['rho']}",
         f"- epochs: {r['epochs']}, training frames over the link: {r['frames']}, calibration frames: "
         f"{r.get('calibration_frames', 0)}, wall time {r['seconds']:.1f} s",
+    ]
+    sessions = r.get("sessions") or []
+    if len(sessions) > 1:
+        lines.append(f"- resumed: {len(sessions)} sessions in this folder; wall time and measurements cover all of "
+                     "them (" + ", ".join(f"{s['seconds']:.1f} s" if s.get("seconds") is not None else "unknown"
+                                          for s in sessions) + ")")
+    lines += [
         "",
         "| model | test accuracy (%) |",
         "|---|---|",
@@ -116,7 +125,91 @@ def _markdown(r: dict) -> str:
     for key, pts in r.get("sweeps", {}).items():
         if not pts:
             continue
-        lines += ["", f"## accuracy vs {key} ({pts[0].get('transport')}, {pts[0].get('epochs')} epochs per point)", "", f"| {key} | gradient mode | accuracy (%) |", "|---|---|---|"]
+        lines += ["", f"## accuracy vs {key} ({pts[0].get('transport')}, {pts[0].get('epochs')} epochs per point, "
+                  "SNR per sample per receive antenna averaged over the fading)", "",
+                  f"| {key} | gradient mode | accuracy (%) |", "|---|---|---|"]
+        for p in sorted(pts, key=lambda p: (p.get("gradient_mode", ""), p[key])):
+            lines.append(f"| {p[key]} | {p.get('gradient_mode', '')} | {p['accuracy']:.2f} |")
+    lines += [""] + [f"![{p}]({p})" for p in r.get("plots", [])] + [""]
+    return "\n".join(lines)
+
+
+def _ci(s: dict | None, unit: str = "", sign: str = "+") -> str:
+    """``mean, 95 % interval [lo, hi]`` of a :func:`hil.stats.mean_ci95` summary, for a person."""
+    if not s or s.get("mean") is None:
+        return "n/a"
+    f = f"{sign}.2f"
+    if s.get("ci95") is None:
+        return f"{s['mean']:{f}}{unit} (one seed: no interval)"
+    lo, hi = s["ci95"]
+    return f"{s['mean']:{f}}{unit}, 95 % interval [{lo:{f}}, {hi:{f}}]{unit} (Student t, {s['n']} seeds)"
+
+
+def write_seeds_report(out: Path, report: dict) -> list[str]:
+    """Write report.json, report.md and the sweep plots of a run over seeds (hil.train.seeds)."""
+    out.mkdir(parents=True, exist_ok=True)
+    pngs = []
+    dig = report.get("accuracy_digital") or {}
+    labels = {"snr_db": ("accuracy vs SNR", False), "rho": ("accuracy vs Gauss-Markov rho", True),
+              "channel_uses": ("accuracy vs channel uses", False)}
+    for key, pts in (report.get("sweeps") or {}).items():
+        if pts:
+            title, logx = labels.get(key, (key, False))
+            title += f" ({pts[0].get('transport', '?')}, {pts[0].get('epochs', '?')} epochs)"
+            plot_sweep(pts, key, out / f"accuracy_vs_{key}.png", title, dig.get("mean"), logx)
+            pngs.append(f"accuracy_vs_{key}.png")
+    report["plots"] = pngs
+    write_json(out / "report.json", report)
+    atomic_write_text(out / "report.md", _seeds_markdown(report))
+    return pngs
+
+
+def _seeds_markdown(r: dict) -> str:
+    acc, m = r["accuracy"], r["measured_snr_db"]
+    n = len(r["seeds"])
+    gain = r.get("symbol_gain_db")
+    lines = [
+        f"# Over-the-air split training over {n} seed{'s' if n != 1 else ''}: {r['dataset']} / {r['model']}",
+        "",
+        f"- transport: **{r['transport']}**, gradient mode: **{r['gradient_mode']}**, {r['n_tx']}x{r['n_rx']} "
+        f"antennas, {r['channel_uses']} channel uses per vector, rho {r['rho']}, {r['epochs']} epochs",
+        f"- seed k trains with train seed {r['seeds'][0]}+k over channel draw {r['channel_seeds'][0]}+k "
+        f"(one folder per seed: {', '.join(r.get('folders', []))})",
+        f"- configured SNR {r['snr_db']} dB per sample per receive antenna, averaged over the fading "
+        f"(docs/channels.md); the receiver measured {_db(m.get('mean'))} on average over the seeds' draws",
+        f"- wall time {r['seconds']:.1f} s",
+        "",
+        "| train seed | channel seed | OTA (%) | digital (%) | gap (points) | measured SNR | draw vs average |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    gaps = r["gap_points"]["per_seed"] or [None] * n
+    for i in range(n):
+        d = acc["digital"][i]
+        g = gaps[i]
+        off = m["draw_offset_db"][i]
+        lines.append(
+            f"| {r['seeds'][i]} | {r['channel_seeds'][i]} | {acc['ota'][i]:.2f} | "
+            f"{'-' if d is None else f'{d:.2f}'} | {'-' if g is None else f'{g:+.2f}'} | "
+            f"{_db(m['per_seed'][i])} | {'n/a' if off is None else f'{off:+.2f} dB'} |"
+        )
+    lines += ["", f"OTA accuracy: {_ci(r.get('accuracy_ota'), ' %', '')}.", ""]
+    if r.get("accuracy_digital"):
+        lines += [f"Digital accuracy: {_ci(r['accuracy_digital'], ' %', '')}.", ""]
+    lines += [f"Gap OTA - digital: {_ci(r['gap_points'], ' points')}.", ""]
+    lines += [
+        "Why a seed's measured SNR differs from the configured one: the noise is set from the SNR averaged "
+        "over the fading, so each channel draw's power gain moves that draw's SNR (the 'draw vs average' "
+        "column; a 2x2 Rayleigh draw spreads by a few dB). The receiver measures Es/N0 per symbol after "
+        f"its matched filter, 10 log10(sps) = {'n/a' if gain is None else f'{gain:.2f}'} dB above the "
+        "per-sample SNR; the table has that subtracted, and the mean is taken in linear power.",
+        "",
+    ]
+    for key, pts in (r.get("sweeps") or {}).items():
+        if not pts:
+            continue
+        lines += ["", f"## accuracy vs {key} ({pts[0].get('transport')}, {pts[0].get('epochs')} epochs per point, "
+                  f"train seed {r['seeds'][0]}, SNR per sample per receive antenna averaged over the fading)", "",
+                  f"| {key} | gradient mode | accuracy (%) |", "|---|---|---|"]
         for p in sorted(pts, key=lambda p: (p.get("gradient_mode", ""), p[key])):
             lines.append(f"| {p[key]} | {p.get('gradient_mode', '')} | {p['accuracy']:.2f} |")
     lines += [""] + [f"![{p}]({p})" for p in r.get("plots", [])] + [""]

@@ -1,7 +1,7 @@
-"""One experiment: train the over-the-air model and the digital baseline, run the sweeps, write the report.
+"""One experiment: train the over-the-air model and the digital baseline (optionally the sweeps), write the report.
 
 Output folder: ``config.toml`` (resolved), ``checkpoints/{ota,digital}.pt`` (every epoch; a rerun
-resumes), ``sweeps.json`` (finished sweep points, reused on resume), ``report.json``, ``report.md``,
+resumes), ``sweeps.json`` (finished sweep points, reused on resume; only with ``sweeps=True``), ``report.json``, ``report.md``,
 ``history.png`` and ``accuracy_vs_*.png``.
 """
 
@@ -18,7 +18,7 @@ import torch
 
 from hil._io import atomic_write_text, load_mapping
 from hil.errors import ConfigError
-from hil.ota.link import OTALink, ReciprocityCalibration, calibrate_reciprocity
+from hil.ota.link import OTALink, ReciprocityCalibration, calibrate_reciprocity, watch_echo_cosine
 from hil.train.config import RunConfig, to_toml
 from hil.data import Dataset, load_dataset
 from hil.train.links import open_transport
@@ -61,6 +61,7 @@ def train_ota(
     progress: ProgressHook | None = None,
     tag: str = "ota",
     epochs: int | None = None,
+    log_dir: str | Path | None = None,
 ) -> dict:
     """Train the over-the-air model of ``cfg`` on ``data``. Returns a dict of results (history,
     accuracy, training frames, calibration frames, measured SNR, calibration, seconds).
@@ -72,13 +73,21 @@ def train_ota(
     ``ideal`` transport, the channel's state: resuming a finished run calibrates nothing; resuming over
     ``ideal`` restores channel and calibration and continues exactly; over a radio (whose channel and
     phase references restart) an unfinished run calibrates again.
+
+    ``log_dir``: write TensorBoard scalars to ``log_dir/<tag>`` (see [Note: run logging] in
+    :mod:`hil.train.runlog`).
     """
     epochs = epochs or cfg.train.epochs
     ck = load_checkpoint(checkpoint) if checkpoint is not None else None
     extra = (ck or {}).get("extra") or {}
     complete = ck is not None and int(ck["epoch"]) >= epochs
+    runlog = None
     transport, closer = open_transport(cfg.ota, vectors_per_burst=_vectors_per_burst(cfg, data))
     try:
+        if log_dir is not None:
+            from hil.train.runlog import RunLog
+
+            runlog = RunLog(log_dir, tag)
         cal_rng = np.random.default_rng(cfg.train.seed)
         cal = None
         cal_frames = int(extra.get("calibration_frames", 0))
@@ -107,13 +116,30 @@ def train_ota(
             link.reference = extra["reference"].numpy().astype(np.complex64)
         torch.manual_seed(cfg.train.seed)
         model = _build(cfg, data, True, link)
-        snrs: list[float] = []
+        # the receiver's SNR per training burst, linear, summed (kept in the checkpoint, so a resumed
+        # run reports the mean over all its bursts); see [Note: measured SNR]
+        snr = {"sum": float(extra.get("snr_linear_sum", 0.0)), "n": int(extra.get("snr_count", 0))}
 
         steps_done = [0]
+        cosines: list[float] = []
+        steps_per_epoch = [1]
+        if runlog is not None:
+            watch_echo_cosine(link, transport, cosines.append)
+            runlog.step_time()
 
         def on_step(ep, st, n):
             if link.last is not None and np.isfinite(link.last.snr_db):
-                snrs.append(link.last.snr_db)
+                snr["sum"] += 10.0 ** (link.last.snr_db / 10.0)
+                snr["n"] += 1
+            if runlog is not None:
+                steps_per_epoch[0] = n
+                last = link.last
+                runlog.scalars((ep - 1) * n + st, {
+                    "link/snr_db": None if last is None else last.snr_db - transport.symbol_gain_db,
+                    "link/cfo_hz": None if last is None else last.cfo_hz,
+                    "link/grad_cosine": float(np.mean(cosines)) if cosines else None,
+                    "time/step_s": runlog.step_time()})
+                cosines.clear()
             steps_done[0] += 1
             every = cfg.ota.recalibrate_every
             if link.calibration is not None and every > 0 and steps_done[0] % every == 0:
@@ -123,7 +149,7 @@ def train_ota(
 
         def extra_state() -> dict:
             st = {"calibration": _cal_state(link.calibration), "calibration_frames": cal_frames + new_cal[0],
-                  "cal_rng": cal_rng.bit_generator.state}
+                  "cal_rng": cal_rng.bit_generator.state, "snr_linear_sum": snr["sum"], "snr_count": snr["n"]}
             if hasattr(transport, "state_dict"):
                 st["transport"] = transport.state_dict()
                 if link.reference is not None:
@@ -135,6 +161,7 @@ def train_ota(
             model, data, epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.seed,
             checkpoint=checkpoint, frames=lambda: transport.frames - base - new_cal[0], on_step=on_step,
             extra_state=extra_state,
+            on_epoch=None if runlog is None else (lambda rec: runlog.epoch(rec.epoch * steps_per_epoch[0], rec)),
         )
         seconds = time.perf_counter() - t0
         cal = link.calibration
@@ -143,13 +170,33 @@ def train_ota(
             "accuracy": hist[-1].test_accuracy,
             "frames": hist[-1].frames,
             "calibration_frames": cal_frames + new_cal[0],
-            "measured_snr_db": float(np.mean(snrs)) if snrs else None,
+            "measured_snr_db": _measured_snr_db(snr, transport.symbol_gain_db),
+            "measured_es_n0_db": _measured_snr_db(snr, 0.0),
             "calibration": None if cal is None else {"residual": cal.residual, "cb": _c(cal.cb), "ca": _c(cal.ca)},
             "seconds": seconds,
             "model": model,
         }
     finally:
         closer.close()
+        if runlog is not None:
+            runlog.close()
+
+
+def _measured_snr_db(snr: dict, symbol_gain_db: float) -> float | None:
+    """The receiver's mean SNR over the training bursts in the definition of ``[ota] snr_db``.
+
+    [Note: measured SNR]
+    The receiver estimates, per burst, the SNR per receive antenna and *symbol* after its matched
+    filter for the channel of that burst: ``Es/N0 = per-sample SNR + 10 log10(sps)`` (docs/channels.md;
+    ``Transport.symbol_gain_db``, 0 on ``ideal`` where a sample is a symbol). The configured ``snr_db``
+    is per sample and averaged over the fading, i.e. over the *linear* power gain of the draws, so the
+    bursts are averaged in linear units (a mean of dB values would sit below it by Jensen's
+    inequality: -0.57 dB for a 2x2 Rayleigh draw) and ``symbol_gain_db`` is subtracted. What remains
+    between this and ``snr_db`` is the power gain of the channel draw(s) the run saw: on a quasi-static
+    channel one draw, whose gain in dB spreads by several dB around 0; over seeds it averages out."""
+    if snr["n"] == 0:
+        return None
+    return float(10 * np.log10(snr["sum"] / snr["n"]) - symbol_gain_db)
 
 
 def _vectors_per_burst(cfg: RunConfig, data: Dataset) -> int:
@@ -166,42 +213,68 @@ def _c(z: np.ndarray) -> list:
     return [[float(v.real), float(v.imag)] for v in np.asarray(z).ravel()]
 
 
-def train_digital(cfg: RunConfig, data: Dataset, checkpoint: Path | None = None, progress: ProgressHook | None = None) -> dict:
+def train_digital(cfg: RunConfig, data: Dataset, checkpoint: Path | None = None, progress: ProgressHook | None = None,
+                  log_dir: str | Path | None = None) -> dict:
     torch.manual_seed(cfg.train.seed)
     model = _build(cfg, data, False, None)
+    runlog = None
+    if log_dir is not None:
+        from hil.train.runlog import RunLog
+
+        runlog = RunLog(log_dir, "digital")
+    steps_per_epoch = [1]
+
+    def on_step(ep, st, n):
+        steps_per_epoch[0] = n
+        if runlog is not None:
+            runlog.scalars((ep - 1) * n + st, {"time/step_s": runlog.step_time()})
+        if progress:
+            progress("digital", ep, cfg.train.epochs, st, n)
+
     t0 = time.perf_counter()
-    hist = train_model(
-        model, data, cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.seed, checkpoint=checkpoint,
-        on_step=(lambda ep, st, n: progress("digital", ep, cfg.train.epochs, st, n)) if progress else None,
-    )
+    try:
+        hist = train_model(
+            model, data, cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.seed, checkpoint=checkpoint,
+            on_step=on_step,
+            on_epoch=None if runlog is None else (lambda rec: runlog.epoch(rec.epoch * steps_per_epoch[0], rec)),
+        )
+    finally:
+        if runlog is not None:
+            runlog.close()
     return {"history": [asdict(r) for r in hist], "accuracy": hist[-1].test_accuracy,
             "seconds": time.perf_counter() - t0, "model": model}
 
 
 def run_sweeps(cfg: RunConfig, data: Dataset, out: Path, progress: ProgressHook | None = None) -> dict:
-    """Short trainings over ``cfg.sweep.transport`` for each configured SNR, rho and channel-use count.
-    Finished points are kept in ``out/sweeps.json`` and not redone on resume."""
+    """Trainings of ``cfg.sweep.epochs`` epochs for each configured SNR, rho and channel-use count, over
+    the run's own transport (``[ota] transport``) unless ``[sweep] transport`` names another. Every
+    point states its transport, epochs and SNR (per sample per receive antenna, averaged over the
+    fading: docs/channels.md). Finished points are kept in ``out/sweeps.json`` and not redone on resume."""
     path = out / "sweeps.json"
     done: dict = load_mapping(path, "sweep results") if path.is_file() else {}
     sw = cfg.sweep
+    transport = sw.transport or cfg.ota.transport
     plan = [("snr_db", v) for v in sw.snr_db] + [("rho", v) for v in sw.rho] + [("channel_uses", v) for v in sw.channel_uses]
     result: dict = {"snr_db": [], "rho": [], "channel_uses": []}
     for key, value in plan:
-        name = f"{key}={value}/{cfg.ota.gradient_mode}"
+        name = f"{key}={value}/{cfg.ota.gradient_mode}/{transport}/{sw.epochs}"
         if name not in done:
-            c = cfg.replace(ota={key: value, "transport": sw.transport})
+            c = cfg.replace(ota={key: value, "transport": transport})
             r = train_ota(c, data, checkpoint=None, progress=progress, tag=f"sweep {key}={value}", epochs=sw.epochs)
             done[name] = {key: value, "gradient_mode": cfg.ota.gradient_mode, "accuracy": r["accuracy"],
                           "frames": r["frames"], "calibration_frames": r["calibration_frames"],
-                          "epochs": sw.epochs, "transport": sw.transport}
+                          "epochs": sw.epochs, "transport": transport, "snr_db_configured": c.ota.snr_db,
+                          "measured_snr_db": r["measured_snr_db"]}
             write_json(path, done)
         result[key].append(done[name])
     return result
 
 
-def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | None = None) -> dict:
-    """Train OTA and digital models (resuming from ``out``'s checkpoints), run sweeps, write the report.
-    Returns the report dict (also in ``out/report.json``)."""
+def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | None = None, sweeps: bool = False,
+                   log_dir: str | Path | None = None) -> dict:
+    """Train OTA and digital models of one seed (resuming from ``out``'s checkpoints), run the
+    ``[sweep]`` points when ``sweeps``, write the report. Returns the report dict (also in
+    ``out/report.json``). ``log_dir``: TensorBoard event files (:mod:`hil.train.runlog`). Several seeds: :func:`hil.train.seeds.run_seeds`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     resolved = to_toml(cfg)
@@ -213,16 +286,20 @@ def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | Non
         )
     atomic_write_text(old, resolved)  # decides whether a later run may resume: fsync'ed, never half-written
     t0 = time.perf_counter()
+    prev = _previous_session(out)
     d = cfg.data
     data = load_dataset(d.name, d.path, d.test_fraction, cfg.train.seed, d.limit_train, d.limit_test)
     ck = out / "checkpoints"
-    ota = train_ota(cfg, data, ck / "ota.pt", progress)
-    dig = train_digital(cfg, data, ck / "digital.pt", progress) if cfg.train.digital else None
-    sweeps = run_sweeps(cfg, data, out, progress)
+    ota = train_ota(cfg, data, ck / "ota.pt", progress, log_dir=log_dir)
+    dig = train_digital(cfg, data, ck / "digital.pt", progress, log_dir=log_dir) if cfg.train.digital else None
+    sweep_points = run_sweeps(cfg, data, out, progress) if sweeps else {}
     report = {
         "accuracy": {"ota": ota["accuracy"], "digital": None if dig is None else dig["accuracy"]},
         "snr_db": cfg.ota.snr_db,
         "measured_snr_db": ota["measured_snr_db"],
+        "measured_es_n0_db": ota["measured_es_n0_db"],
+        "seed": cfg.train.seed,
+        "channel_seed": cfg.ota.channel_seed,
         "gradient_mode": cfg.ota.gradient_mode,
         "transport": cfg.ota.transport,
         "frames": ota["frames"],
@@ -241,12 +318,49 @@ def run_experiment(cfg: RunConfig, out: str | Path, progress: ProgressHook | Non
         "calibration": ota["calibration"],
         "seconds": time.perf_counter() - t0,
         "train_seconds": {"ota": ota["seconds"], "digital": None if dig is None else dig["seconds"]},
+        "sessions": [],
         "history": {"ota": ota["history"], "digital": [] if dig is None else dig["history"]},
-        "sweeps": sweeps,
+        "sweeps": sweep_points,
         "config": cfg.to_dict(),
     }
+    _merge_sessions(report, prev)
     write_report(out, report)
     return report
+
+
+def _previous_session(out: Path) -> dict | None:
+    """What earlier sessions in ``out`` left: their report (a finished run) or, after a crash, a marker
+    that checkpoints exist. None for a fresh folder. See [Note: resumed reports]."""
+    path = out / "report.json"
+    if path.is_file():
+        try:
+            return load_mapping(path, "previous report")
+        except ConfigError as e:  # a damaged report: the checkpoints still hold the training state
+            log.warning("ignoring the previous report %s: %s", path, e)
+    if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.pt")):
+        return {}
+    return None
+
+
+def _merge_sessions(report: dict, prev: dict | None) -> None:
+    """[Note: resumed reports]
+    Rerunning ``hil train`` with the same ``--out`` resumes. The report then describes the whole
+    run, not the last session: the wall and training times are summed over sessions, the measured
+    SNR is the mean over every training step of every session (its sum and count travel in the
+    checkpoint, so a crash loses only the unfinished epoch), and ``sessions`` lists each session's
+    wall time; report.md says the run was resumed. Rerunning a finished run sends no frame and
+    changes nothing but the session list."""
+    if prev is None:
+        report["sessions"] = [{"seconds": report["seconds"]}]
+        return
+    old = prev.get("sessions") or ([{"seconds": prev["seconds"]}] if "seconds" in prev else [{"seconds": None}])
+    report["sessions"] = list(old) + [{"seconds": report["seconds"], "resumed": True}]
+    report["seconds"] = sum(s["seconds"] or 0.0 for s in report["sessions"])
+    for k, v in (prev.get("train_seconds") or {}).items():
+        if v is not None and report["train_seconds"].get(k) is not None:
+            report["train_seconds"][k] += v
+    if report.get("measured_snr_db") is None:
+        report["measured_snr_db"] = prev.get("measured_snr_db")
 
 
 __all__ = ["EpochRecord", "evaluate", "run_experiment", "run_sweeps", "train_digital", "train_ota", "ReciprocityCalibration"]

@@ -17,6 +17,23 @@ Modes: ``1r1t`` is a stock Pluto (one RX and one TX; ad9361-phy still exposes th
 channels' shared files, as the AD9363 driver does), ``2r2t`` is a Pluto rev C/D with the firmware
 environment set for two channels (``adi,2rx-2tx-mode-enable`` = 1): four ADC and four DAC scan
 channels, the layout ``adi.ad9361`` expects.
+
+Boards (``--model``): ``pluto`` (= mode ``1r1t``) and ``pluto-2r2t`` (= ``2r2t``) carry an AD9363A
+(LOs 325 MHz-3.8 GHz); ``fmcomms2`` and ``fmcomms3`` carry an AD9361 with two channels (LOs
+70 MHz-6 GHz) and report the context attributes of an FMCOMMS2/3 on a Zynq carrier (no ``hw_model``;
+``local,kernel`` and ``ip,ip-addr``), as in the ``fmcomms2-3.xml`` recording pytest-libiio ships. The
+carrier's other devices of that recording (``ad7291``, the optional ``adf4351`` PMODs) are not modelled.
+
+[Note: registers]
+``direct_reg_access`` (debug attribute of ad9361-phy and of both DMA cores) works as in the kernel:
+writing ``"0xADDR"`` selects a register, ``"0xADDR 0xVALUE"`` writes one, reading returns the selected
+register as ``"0x%X"``. Addresses with bit 31 set (``0x80000000 | offset``) are the HDL core's registers.
+Offset 0x88 is the DMA status (register 0x22 of ADI HDL's ``library/common/up_adc_common.v`` and
+``up_dac_common.v``): on cf-ad9361-lpc bit 2 = RX overflow (``{29'd0, up_status_ovf, 2'b0}``), on
+cf-ad9361-dds-core-lpc bit 0 = TX underflow; writing a 1 to a set bit clears it (write-one-to-clear),
+as libiio's ``tests/iio_adi_xflow_check.c`` (v0.24) does (it clears with 0x6 and tests 4 for RX, 1
+for TX). The DAC's bit 4 (interface busy) reads 0 here. Other addresses are plain storage (0 until written), except
+the AD9361's product id (SPI 0x037 = 0x0A).
 """
 
 from __future__ import annotations
@@ -34,6 +51,15 @@ RATE_MIN_FIR_HZ = 520833
 RATE_MAX_HZ = 61440000
 
 MODES = ("1r1t", "2r2t")
+#: boards of ``--model``: (channels, part)
+BOARDS = {"pluto": (1, "ad9363a"), "pluto-2r2t": (2, "ad9363a"), "fmcomms2": (2, "ad9361"),
+          "fmcomms3": (2, "ad9361")}
+#: LO range of each part, the ``frequency_available`` text
+LO_RANGE = {"ad9363a": "[325000000 1 3800000000]", "ad9361": "[70000000 1 6000000000]"}
+#: the HDL cores' DMA status register (offset 0x88 with the core-register bit 31) and its bits
+REG_DMA_STATUS = 0x80000088
+RX_OVERFLOW_BIT = 0x4
+TX_UNDERFLOW_BIT = 0x1
 
 
 @dataclass(frozen=True)
@@ -137,14 +163,22 @@ class PlutoModel:
     Args:
         mode: ``"1r1t"`` or ``"2r2t"`` (see [Note: the device model]).
         serial: the ``hw_serial`` context attribute (lets two virtual Plutos be told apart).
+        board: one of :data:`BOARDS`; overrides ``mode`` when given (``pluto-2r2t`` is mode 2r2t).
     """
 
-    def __init__(self, mode: str = "1r1t", serial: str = "vpluto0"):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.mode = mode
-        self.n_chan = 2 if mode == "2r2t" else 1
+    def __init__(self, mode: str = "1r1t", serial: str = "vpluto0", board: str | None = None):
+        if board is None:
+            if mode not in MODES:
+                raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+            board = "pluto-2r2t" if mode == "2r2t" else "pluto"
+        if board not in BOARDS:
+            raise ValueError(f"board must be one of {sorted(BOARDS)}, got {board!r}")
+        self.board = board
+        self.n_chan, self.part = BOARDS[board]
+        self.mode = "2r2t" if self.n_chan == 2 else "1r1t"
         self.serial = serial
+        self.regs: dict[str, dict[int, int]] = {}  # per device id: address -> value (see [Note: registers])
+        self._reg_sel: dict[str, int] = {}
         self.lock = threading.RLock()
         self.devices = self._declare()
         self.values: dict[tuple[str, str], str] = {}
@@ -204,7 +238,7 @@ class PlutoModel:
             v.update({(P, s + "external"): "0", (P, s + "fastlock_load"): "0",
                       (P, s + "fastlock_save"): "0 " + ",".join([cal] * 16),
                       (P, s + "fastlock_store"): "0", (P, s + "frequency"): f,
-                      (P, s + "frequency_available"): "[325000000 1 3800000000]",
+                      (P, s + "frequency_available"): LO_RANGE[self.part],
                       (P, s + "powerdown"): "0"})
         v[(P, "in_temp0_input")] = "36842"
         v[(P, "in_out_voltage_filter_fir_en")] = "0"
@@ -365,6 +399,8 @@ class PlutoModel:
                 return key
             if any(key[1].endswith(s) for s in _READ_FAILS) and key not in self.values:
                 return -errno.EINVAL
+            if key[1] == "debug:direct_reg_access":
+                return f"0x{self.reg_read(dev.id, self._reg_sel.get(dev.id, 0)):X}"
             return self.values.get(key, "0")
 
     def write(self, dev_id: str, kind: str, chn: tuple[str, bool] | None, attr: str, value: str) -> int:
@@ -379,11 +415,79 @@ class PlutoModel:
             if isinstance(key, int):
                 return key
             f = key[1]
+            if f == "debug:direct_reg_access":
+                ret = self._reg_access(dev.id, value)
+                return ret if ret < 0 else nbytes
             if (f.endswith(_READ_ONLY_SUFFIXES) or (f.startswith("in_") and f.endswith(_READ_ONLY_INPUT_SUFFIXES))) \
                     and not f.startswith("debug:"):
                 return -errno.EACCES
             ret = self._store(dev, key, value)
             return ret if ret < 0 else nbytes
+
+    # ------------------------------------------------------------------ registers
+    def _reg_access(self, dev_id: str, text: str) -> int:
+        """``"0xADDR"`` selects, ``"0xADDR 0xVALUE"`` writes (see [Note: registers])."""
+        words = text.split()
+        try:
+            nums = [int(w, 0) for w in words]
+        except ValueError:
+            return -errno.EINVAL
+        if len(nums) not in (1, 2) or not all(0 <= x <= 0xFFFFFFFF for x in nums):
+            return -errno.EINVAL
+        self._reg_sel[dev_id] = nums[0]
+        if len(nums) == 2:
+            self.reg_write(dev_id, nums[0], nums[1])
+        return 0
+
+    def reg_read(self, dev_id: str, addr: int) -> int:
+        with self.lock:
+            if dev_id == self.devices[0].id and addr == 0x037:
+                return 0x0A  # AD9361 PRODUCT_ID
+            return self.regs.get(dev_id, {}).get(addr, 0)
+
+    def reg_write(self, dev_id: str, addr: int, value: int) -> None:
+        with self.lock:
+            r = self.regs.setdefault(dev_id, {})
+            if addr == REG_DMA_STATUS and dev_id != self.devices[0].id:
+                r[addr] = r.get(addr, 0) & ~value  # write-one-to-clear
+            else:
+                r[addr] = value
+
+    def set_status(self, dev_name: str, bit: int) -> None:
+        """Raise a DMA status bit (the RF path calls this on overflow/underflow)."""
+        dev = self.device(dev_name)
+        with self.lock:
+            r = self.regs.setdefault(dev.id, {})
+            r[REG_DMA_STATUS] = r.get(REG_DMA_STATUS, 0) | bit
+
+    def debug_int(self, name: str) -> int:
+        """An integer debug attribute of ad9361-phy (``loopback``), 0 if it does not parse."""
+        with self.lock:
+            try:
+                return int(self.values.get((self.devices[0].id, "debug:" + name), "0"), 0)
+            except ValueError:
+                return 0
+
+    def flag(self, filename: str) -> bool:
+        """A 0/1 file of ad9361-phy, e.g. ``in_voltage_bb_dc_offset_tracking_en``."""
+        with self.lock:
+            return self.values.get((self.devices[0].id, filename), "0").strip() == "1"
+
+    def set_rssi(self, chan: int, rssi_db: float) -> None:
+        with self.lock:
+            self.values[(self.devices[0].id, f"in_voltage{chan}_rssi")] = f"{rssi_db:.2f} dB"
+
+    def dds_tones(self, tx: int) -> list[tuple[str, float, float, float]]:
+        """The DDS tones of TX channel ``tx`` if the DDS is on: ``(I|Q, frequency Hz, scale, phase deg)``."""
+        D = self.device("cf-ad9361-dds-core-lpc").id
+        out, on = [], False
+        with self.lock:
+            for k, (iq, f) in enumerate([("I", 1), ("I", 2), ("Q", 1), ("Q", 2)]):
+                s = f"out_altvoltage{4 * tx + k}_TX{tx + 1}_{iq}_F{f}_"
+                on |= self.values.get((D, s + "raw"), "0").strip() == "1"
+                out.append((iq, float(self.values[(D, s + "frequency")]), float(self.values[(D, s + "scale")]),
+                            float(self.values[(D, s + "phase")]) / 1000.0))
+        return out if on else []
 
     def _available(self, key: tuple[str, str]) -> str | None:
         dev, f = key
@@ -520,13 +624,16 @@ class PlutoModel:
                '<!ATTLIST attribute name CDATA #REQUIRED filename CDATA #IMPLIED value CDATA #IMPLIED>'
                '<!ATTLIST debug-attribute name CDATA #REQUIRED value CDATA #IMPLIED><!ATTLIST '
                'buffer-attribute name CDATA #REQUIRED value CDATA #IMPLIED>]>')
-        model = "ad9363a"
-        hw = f"Analog Devices PlutoSDR Rev.C (Z7010-AD9363A) virtual {self.mode}"
-        out = [dtd, '<context name="network" description="virtual Pluto (hil sim_fallback)" >']
-        for k, val in (("hw_model", hw), ("hw_model_variant", "1" if self.n_chan == 2 else "0"),
-                       ("hw_serial", self.serial), ("fw_version", "v0.38-virtual"),
-                       ("ad9361-phy,xo_correction", "40000000"), ("ad9361-phy,model", model),
-                       ("local,kernel", "virtual"), ("ip,ip-addr", "127.0.0.1")):
+        out = [dtd, f'<context name="network" description="virtual {self.board} (hil sim_fallback)" >']
+        if self.part == "ad9363a":
+            hw = f"Analog Devices PlutoSDR Rev.C (Z7010-AD9363A) virtual {self.mode}"
+            ctx = (("hw_model", hw), ("hw_model_variant", "1" if self.n_chan == 2 else "0"),
+                   ("hw_serial", self.serial), ("fw_version", "v0.38-virtual"),
+                   ("ad9361-phy,xo_correction", "40000000"), ("ad9361-phy,model", self.part),
+                   ("local,kernel", "virtual"), ("ip,ip-addr", "127.0.0.1"))
+        else:  # an FMCOMMS2/3 on a Zynq carrier reports only these (fmcomms2-3.xml)
+            ctx = (("local,kernel", f"virtual-{self.board}"), ("ip,ip-addr", "127.0.0.1"))
+        for k, val in ctx:
             out.append(f"<context-attribute name={quoteattr(k)} value={quoteattr(val)} />")
         with self.lock:
             for dev in self.devices:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import selectors
@@ -20,10 +21,11 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from hil._io import load_mapping
+from hil._io import from_section, load_mapping
+from hil.errors import ConfigError
 from sim_fallback.pluto.air import Air, AirConfig
 from sim_fallback.pluto.iiod import IiodServer
-from sim_fallback.pluto.model import MODES, PlutoModel
+from sim_fallback.pluto.model import BOARDS, MODES, PlutoModel
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +35,25 @@ def load_air_config(path: str | Path | None) -> AirConfig:
     if path is None:
         return AirConfig()
     p = Path(path)
-    data = load_mapping(p, "channel")
-    unknown = set(data) - {"path_loss_db", "seed", "channel"}
-    if unknown:
-        raise ValueError(f"channel file {p}: unknown keys {sorted(unknown)}; allowed: path_loss_db, seed, channel")
-    return AirConfig(path_loss_db=float(data.get("path_loss_db", 40.0)), seed=int(data.get("seed", 0)),
-                     channel=data.get("channel"))
+    try:
+        return from_section(AirConfig, load_mapping(p, "channel"), "air")
+    except ConfigError as e:
+        raise ConfigError(f"channel file {p}: {e}") from e
 
 
 class Bench:
-    """Virtual Plutos on ``ports`` (0: pick a free port) sharing one :class:`Air`."""
+    """Virtual Plutos on ``ports`` (0: pick a free port) sharing one :class:`Air`.
+
+    ``board`` (one of :data:`~sim_fallback.pluto.model.BOARDS`) overrides ``mode`` when given.
+    """
 
     def __init__(self, ports: list[int], mode: str = "1r1t", config: AirConfig = AirConfig(),
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", board: str | None = None):
         if mode not in MODES:
             raise ValueError(f"--mode must be one of {MODES}, got {mode!r}")
-        models = [PlutoModel(mode, serial=f"vpluto{i}") for i in range(len(ports))]
+        if board is not None and board not in BOARDS:
+            raise ValueError(f"--model must be one of {sorted(BOARDS)}, got {board!r}")
+        models = [PlutoModel(mode, serial=f"vpluto{i}", board=board) for i in range(len(ports))]
         self.air = Air(models, config)
         self.servers = [IiodServer(node, host, port) for node, port in zip(self.air.nodes, ports)]
 
@@ -66,11 +71,20 @@ class Bench:
             s.shutdown()
 
 
-def run(ports: list[int], mode: str = "1r1t", channel_file: str | None = None, host: str = "127.0.0.1") -> None:
-    """Serve until SIGINT/SIGTERM; prints the URI of each board (flushed) first."""
-    bench = Bench(ports, mode, load_air_config(channel_file), host).start()
+def run(ports: list[int], mode: str = "1r1t", channel_file: str | None = None, host: str = "127.0.0.1",
+        board: str | None = None, snr_db: float | None = None, realtime: bool = False,
+        clean: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM; prints the URI of each board (flushed) first.
+
+    ``snr_db``, ``realtime`` and ``clean`` (no front-end noise, DC or LO leakage) set the
+    :class:`AirConfig` fields of the same meaning on top of the channel file.
+    """
+    config = dataclasses.replace(load_air_config(channel_file), snr_db=snr_db, realtime=realtime,
+                                 front_end=not clean)
+    bench = Bench(ports, mode, config, host, board).start()
+    label = board or mode
     for i, uri in enumerate(bench.uris):
-        print(f"virtual Pluto {i} ({mode}) listening on {uri}", flush=True)
+        print(f"virtual Pluto {i} ({label}) listening on {uri}", flush=True)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
@@ -86,9 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=MODES, default="1r1t")
     ap.add_argument("--channel", default=None, help="TOML/JSON with path_loss_db, seed, [channel]")
     ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--model", choices=sorted(BOARDS), default=None, help="board (overrides --mode)")
+    ap.add_argument("--snr-db", type=float, default=None, help="SNR per RX antenna instead of the thermal floor")
+    ap.add_argument("--realtime", action="store_true", help="RX accrues in wall time; a slow reader overflows")
+    ap.add_argument("--clean", action="store_true", help="ideal receiver: no noise, DC offset or LO leakage")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    run(a.port or [30431], a.mode, a.channel, a.host)
+    run(a.port or [30431], a.mode, a.channel, a.host, a.model, a.snr_db, a.realtime, a.clean)
     return 0
 
 
@@ -136,7 +154,7 @@ class VirtualPlutoProcess:
 
 @contextlib.contextmanager
 def spawn(mode: str = "1r1t", boards: int = 1, channel_file: str | None = None,
-          timeout_s: float = 20.0) -> Iterator[VirtualPlutoProcess]:
+          timeout_s: float = 20.0, extra_args: tuple[str, ...] = ()) -> Iterator[VirtualPlutoProcess]:
     """Start ``hil emu pluto`` on free ports and yield it once every board listens.
 
     Reads the 'listening on URI' lines with a deadline (no sleeping); stops the process on exit.
@@ -152,6 +170,7 @@ def spawn(mode: str = "1r1t", boards: int = 1, channel_file: str | None = None,
         cmd += ["--peer-port", "0"]
     if channel_file:
         cmd += ["--channel", str(channel_file)]
+    cmd += list(extra_args)  # e.g. ("--realtime",), ("--model", "fmcomms2"), ("--clean",)
     with spawn_command(cmd, boards, timeout_s) as vp:
         yield vp
 

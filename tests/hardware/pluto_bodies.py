@@ -1,6 +1,6 @@
 """Test bodies shared by tests/sim (virtual Pluto) and tests/hardware (a real board on --radio-uri).
 
-Each body takes a libiio URI and checks one promise of issue 5 through the real driver stack
+Each body takes a libiio URI and checks one promise of docs/bench.md through the real driver stack
 (pyadi-iio -> libiio -> TCP/USB -> iiod). Level checks need a known path loss, so they take the
 expected level as an argument (None on hardware: the cable and attenuator are not known).
 """

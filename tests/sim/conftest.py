@@ -1,7 +1,7 @@
 """Fixtures that start real channel-server processes on ephemeral ports and always stop them.
 
     def test_x(channel_server):
-        srv = channel_server(two_node_config())      # sim_fallback.launch.ServerProcess
+        srv = channel_server(two_node_config())      # hil.radio.launch.ServerProcess
         radio = ZmqRadio(srv.control, "edge", "server")
         ...
         srv = channel_server.restart(srv)            # same endpoints, new process
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim_fallback.launch import ServerProcess, start_server
+from hil.radio.launch import ServerProcess, start_server
 
 
 class ServerFactory:
@@ -60,3 +60,26 @@ def channel_server_module(tmp_path_factory):
     f = ServerFactory(tmp_path_factory)
     yield f
     f.stop_all()
+
+
+def find_port_base(n: int, host: str = "127.0.0.1", tries: int = 50) -> int:
+    """A port P such that P .. P+n-1 could all be bound on ``host`` just now (for ``--port-base P``)."""
+    import random
+    import socket
+
+    rng = random.Random()
+    for _ in range(tries):
+        p = rng.randrange(20000, 60000 - n)
+        socks = []
+        try:
+            for k in range(n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind((host, p + k))
+            return p
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports found on {host} in {tries} tries")

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hil.capture.run import open_radio, run_capture
+from hil.capture.run import run_capture
 from hil.capture.sigmf_io import list_recordings, load_recording, validate_recording
 from hil.capture.stats import recording_stats
 from hil.capture.sweep import SweepConfig
+from hil.radio.open import RadioSpec, open_radio
 
 pytestmark = pytest.mark.sim
 
@@ -51,11 +52,12 @@ CONFIGURED = {
 
 
 def _capture(srv, out: Path, frames: int):
-    radio, info, hw = open_radio("zmq", srv.control)
-    with radio:
+    with open_radio(RadioSpec("zmq", endpoint=srv.control)) as opened:
+        radio = opened.radio
+        assert (radio.tx_node, radio.rx_node) == ("edge", "server")  # the default wiring: the first link
         assert radio.capture_samples(FRAME_LEN) == BURST
         res = run_capture(radio, SweepConfig(frames_per_step=frames, sounder=SOUNDER), out,
-                          rng=np.random.default_rng(0), hw=hw, radio_info=info, handle_signals=False,
+                          rng=np.random.default_rng(0), hw=opened.hw, radio_info=opened.info, handle_signals=False,
                           write_report=False)  # the report is exercised by the SIGINT test and unit tests
     assert res.stopped is None and res.missed == 0
     assert all(validate_recording(p) == [] for p in res.recordings)

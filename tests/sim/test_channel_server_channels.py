@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hil.radio.zmq import ZmqRadio
-from sim_fallback.probe import run_probe
+from hil.capture.probe import run_probe
 
 pytestmark = pytest.mark.sim
 

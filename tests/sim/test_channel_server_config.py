@@ -23,21 +23,26 @@ def cfg(**over):
 
 
 @pytest.mark.parametrize("config, match", [
-    (cfg(server__colour="red"), r"unknown key\(s\) \['colour'\]"),
-    (cfg(nodes__1__name="edge"), "appears twice"),
-    (cfg(nodes__0__antennas=0), "antennas must be an integer >= 1"),
-    (cfg(nodes__0__mode="bursty"), "mode must be one of"),
-    (cfg(nodes__0__pattern="dealer"), "pattern must be one of"),
+    (cfg(server__colour="red"), r"^\[server\]\.colour: unknown key; valid: host, transport"),
+    (cfg(nodes__1__name="edge"), r"^\[\[nodes\]\] #1\.name: appears twice"),
+    (cfg(nodes__0__antennas=0), r"^\[\[nodes\]\] #0\.antennas: out of range \(got 0\); valid: >= 1"),
+    (cfg(nodes__0__mode="bursty"), r"^\[\[nodes\]\] #0\.mode: not an allowed value \(got 'bursty'\); valid: one of 'burst', 'stream'"),
+    (cfg(nodes__0__pattern="dealer"), r"^\[\[nodes\]\] #0\.pattern: not an allowed value"),
     (cfg(nodes__0__tx_bind=["tcp://127.0.0.1:5000"]), "has 1 endpoint"),
     (cfg(nodes__0__tx_bind=["x", "y"]), "is not a ZMQ endpoint"),
     (cfg(nodes__0__rx_bind=["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"],
-         nodes__0__rx_connect=["tcp://127.0.0.1:3", "tcp://127.0.0.1:4"]), "either rx_bind or rx_connect"),
-    (cfg(links__0__b="ghost"), "unknown node 'ghost'"),
+         nodes__0__rx_connect=["tcp://127.0.0.1:3", "tcp://127.0.0.1:4"]), r"^\[\[nodes\]\] #0: give either rx_bind or rx_connect"),
+    (cfg(links__0__b="ghost"), r"^\[\[links\]\] #0\.b: unknown node \(got 'ghost'\); valid: edge, server"),
     (cfg(links__0__b="edge"), "two different nodes"),
     (cfg(links__0__reverse_channel={"snr_db": 3}), "reverse_channel needs reciprocal = false"),
-    (cfg(server__lead_samples=-1), "lead_samples must be an integer >= 0"),
-    (cfg(server__transport="udp"), "transport must be one of"),
+    (cfg(server__lead_samples=-1), r"^\[server\]\.lead_samples: out of range \(got -1\); valid: >= 0"),
+    (cfg(server__transport="udp"), r"^\[server\]\.transport: not an allowed value \(got 'udp'\)"),
     ({"nodes": []}, "at least one"),
+    (cfg(server__seed="1"), r"^\[server\]\.seed: must be an integer \(got '1'\)"),
+    (cfg(server__hold_s=float("nan")), r"^\[server\]\.hold_s: must be finite"),
+    (cfg(nodes__0__antennas=True), r"^\[\[nodes\]\] #0\.antennas: must be an integer \(got True\)"),
+    ({"nodes": [{"name": "x"}], "link": []}, r"^\[link\]: unknown section; valid: server, nodes, links"),
+    ({"nodes": "x"}, r"^\[\[nodes\]\]: must be a list of tables"),
 ])
 def test_invalid_topologies_name_the_problem(config, match):
     with pytest.raises(ConfigError, match=match):

@@ -1,4 +1,4 @@
-"""The PHY over the real ZMQ channel server process with all impairments on (issue 3)."""
+"""The PHY over the real ZMQ channel server process with all impairments on."""
 
 from __future__ import annotations
 

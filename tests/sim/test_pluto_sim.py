@@ -295,3 +295,191 @@ def test_hil_pluto_check_cli(vp):
     diff = subprocess.run([sys.executable, "-m", "hil.cli", "pluto", "check", "--uri", vp.uri, "--profile", "pluto_2r2t"],
                           capture_output=True, text=True, timeout=60)
     assert diff.returncode == 1 and "2r2t" in diff.stdout and "1r1t" in diff.stdout
+
+
+# ---------------------------------------------------------------- the board's behaviour, pyadi-iio as the client
+def _adi_manual(uri: str, rx_gain: float, tx_gain: float = -10.0, fs: int = 30_720_000, n: int = 16384):
+    import adi
+
+    sdr = adi.Pluto(uri)
+    sdr.sample_rate = fs
+    sdr.rx_lo = sdr.tx_lo = 2_400_000_000
+    sdr.gain_control_mode_chan0 = "manual"
+    sdr.rx_hardwaregain_chan0 = rx_gain
+    sdr.tx_hardwaregain_chan0 = tx_gain
+    sdr.rx_buffer_size = n
+    return sdr
+
+
+def _power_dbfs(rx: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.abs(rx / 2048.0) ** 2)))
+
+
+def test_rx_without_tx_is_noise_that_follows_the_gain_table(vp):
+    """No TX: never all zeros; power = thermal noise of the gain table (NF 3 dB above the 40 dB knee,
+    +10 dBm full scale) plus the 12-bit ADC's noise, within 1 dB at each gain."""
+    fs = 30_720_000
+    sdr = _adi_manual(vp.uri, 71.0, fs=fs)
+    try:
+        for g in (71.0, 60.0, 50.0, 45.0):
+            sdr.rx_hardwaregain_chan0 = g
+            sdr.rx()  # the first buffer after a change
+            rx = sdr.rx()
+            assert np.count_nonzero(rx) > 0.9 * rx.size
+            thermal = -174 + 3 + max(0.0, 40 - g) + 10 * np.log10(fs) - 10 + g
+            want = 10 * np.log10(10 ** (thermal / 10) + 2 * (1 / 2048) ** 2 / 12)
+            assert abs(_power_dbfs(rx) - want) < 1.0, (g, _power_dbfs(rx), want)
+    finally:
+        sdr.rx_destroy_buffer()
+
+
+def test_loopback_1_returns_the_tx_buffer_bit_exact(vp):
+    """Digital loopback: RX codes are the TX words >> 4 (the DAC's 12 MSBs), no gain, no noise."""
+    sdr = _adi_manual(vp.uri, 10.0, n=4096)
+    sdr._ctrl.debug_attrs["loopback"].value = "1"
+    try:
+        k = np.arange(1024)
+        words = (16 * (k - 512)).astype(np.int16)  # a ramp: every sample unique
+        sdr.tx_cyclic_buffer = True
+        sdr.tx((words - 1j * words[::-1]).astype(np.complex64))
+        rx = sdr.rx()
+        i, q = rx.real.astype(np.int64), rx.imag.astype(np.int64)
+        shift = int(np.flatnonzero(words >> 4 == i[0])[0])  # a cyclic buffer starts anywhere in its cycle
+        idx = (shift + np.arange(rx.size)) % 1024
+        assert np.array_equal(i, (words >> 4)[idx]) and np.array_equal(q, (-(words[::-1]) >> 4)[idx])
+    finally:
+        sdr._ctrl.debug_attrs["loopback"].value = "0"
+        sdr.tx_destroy_buffer()
+        sdr.rx_destroy_buffer()
+
+
+def test_dds_tone_at_its_frequency_and_scale(vp):
+    """dds_single_tone: the tone arrives at 20 log10(scale) + tx - 40 + rx dBFS (+-0.5 dB)."""
+    fs, n = 30_720_000, 16384
+    sdr = _adi_manual(vp.uri, 30.0, fs=fs, n=n)
+    try:
+        f0 = 533 * fs / n  # on an FFT bin
+        sdr.dds_single_tone(int(f0), 0.5, 0)
+        sdr.rx()
+        spec = np.fft.fft(sdr.rx() / 2048.0) / n
+        kmax = int(np.argmax(np.abs(spec)))
+        assert abs(kmax - 533) <= 1
+        level = 20 * np.log10(np.abs(spec[kmax]))
+        assert abs(level - (20 * np.log10(0.5) - 10 - 40 + 30)) < 0.5, level
+    finally:
+        sdr.disable_dds()
+        sdr.rx_destroy_buffer()
+
+
+def test_rssi_tracks_received_power(vp):
+    sdr = _adi_manual(vp.uri, 30.0, n=8192)
+    try:
+        sdr.tx_cyclic_buffer = True
+        sdr.tx((2**14 * np.exp(2j * np.pi * 0.01 * np.arange(1000))).astype(np.complex64))
+        seen = []
+        for tx in (-10.0, -30.0):
+            sdr.tx_hardwaregain_chan0 = tx
+            sdr.rx()
+            rx = sdr.rx()
+            rssi = float(sdr._ctrl.find_channel("voltage0").attrs["rssi"].value.split()[0])
+            want = 30.0 - _power_dbfs(rx)  # the received power referred to the input, as the driver reports
+            assert abs(rssi - want) < 1.0, (tx, rssi, want)
+            seen.append(rssi)
+        assert abs(seen[1] - seen[0] - 20) < 1.0  # 20 dB weaker: RSSI 20 dB larger
+    finally:
+        sdr.tx_destroy_buffer()
+        sdr.rx_destroy_buffer()
+
+
+def test_realtime_slow_reader_overflows_and_the_bit_clears():
+    """--realtime: a reader that sleeps longer than the ring (4 x 65536 samples at 2.5 MS/s = 105 ms)
+    sees bit 2 of 0x80000088 set; writing it back clears it (libiio's iio_adi_xflow_check)."""
+    with spawn("1r1t", extra_args=("--realtime",)) as p:
+        sdr = _adi_manual(p.uri, 30.0, fs=2_500_000, n=65536)
+        try:
+            sdr.rx()
+            sdr.rx()
+            st = sdr._rxadc.reg_read(0x80000088)
+            if st & 4:  # the first reads may lag behind on a loaded machine: clear once
+                sdr._rxadc.reg_write(0x80000088, st)
+            time.sleep(0.5)
+            sdr.rx()
+            st = sdr._rxadc.reg_read(0x80000088)
+            assert st & 4, hex(st)
+            sdr._rxadc.reg_write(0x80000088, st)  # write one to clear
+            assert sdr._rxadc.reg_read(0x80000088) & 4 == 0
+        finally:
+            sdr.rx_destroy_buffer()
+
+
+def test_fmcomms2_model_has_the_ad9361_ranges():
+    import adi
+
+    with spawn("1r1t", extra_args=("--model", "fmcomms2")) as p:
+        sdr = adi.ad9361(p.uri)
+        sdr.rx_lo = 5_800_000_000  # beyond the AD9363's 3.8 GHz
+        assert sdr.rx_lo == 5_800_000_000
+        assert len([c for c in sdr._rxadc.channels if c.scan_element]) == 4
+        assert "hw_model" not in sdr.ctx.attrs and "ip,ip-addr" in sdr.ctx.attrs
+    with spawn("1r1t") as p, pytest.raises(Exception):  # the Pluto (AD9363) refuses it
+        adi.Pluto(p.uri).rx_lo = 5_800_000_000
+
+
+def _vm_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+#: resident memory bound of the virtual Pluto under the soak (docs/bench.md)
+SOAK_RSS_BOUND_MB = 250
+
+
+def test_soak_hostile_commands_then_pyadi_iio_still_works():
+    """Hostile commands of every kind over raw TCP (bounded: 40 rounds), then pyadi-iio gets its
+    tone at the right level and the server's VmRSS stays under SOAK_RSS_BOUND_MB."""
+    hostile = [
+        b"READBUF iio:device3 9223372036854775807\r\n",
+        b"OPEN iio:device3 99999999999 3\r\n",
+        b"OPEN iio:device3 1024 3\r\nREADBUF iio:device3 99999999999\r\n",
+        b"WRITE iio:device0 DEBUG loopback -1\r\n",
+        b"OPEN iio:device2 64 3\r\nWRITEBUF iio:device2 -1\r\n",
+        b"WRITEBUF iio:device2 999999999\r\n",
+        b"OPEN iio:device2 x y\r\n", b"READ\r\n", b"WRITE\r\n", b"SET a b c d e\r\n", b"\xff\xfe\x00garbage\r\n",
+        b"A" * 20000 + b"\r\n", b"TIMEOUT nan\r\n", b"CLOSE iio:device2\r\n", b"GETTRIG\r\n",
+        b"WRITE iio:device0 DEBUG direct_reg_access 10\r\n0xzz 0xqq\r",
+    ]
+    with spawn("1r1t") as p:
+        host, port = _hostport(p.uri)
+        base = _vm_rss_kb(p.proc.pid)
+        holder = socket.create_connection((host, port), timeout=10)  # holds the TX buffer meanwhile
+        hf = holder.makefile("rb")
+        assert _cmd(hf, holder, b"OPEN iio:device2 64 3 CYCLIC\r\n") == b"0\n"
+        for _ in range(40):
+            with socket.create_connection((host, port), timeout=10) as s:
+                f = s.makefile("rb")
+                for msg in hostile:
+                    s.sendall(msg)
+                assert _cmd(f, s, b"OPEN iio:device2 64 3\r\n") is not None
+                s.sendall(b"VERSION\r\n")
+                deadline = time.monotonic() + 10
+                while f.readline() != b"0.24.hilemu0\n":  # every answer before it, then ours
+                    assert time.monotonic() < deadline
+                f.close()  # else the file object keeps the socket open
+        hf.close()
+        holder.close()  # the server frees the TX buffer when it sees the connection end
+        deadline = time.monotonic() + 10
+        with socket.create_connection((host, port), timeout=10) as s:
+            f = s.makefile("rb")
+            while _cmd(f, s, b"OPEN iio:device2 64 3\r\n") != b"0\n":
+                assert time.monotonic() < deadline, "the TX buffer stayed busy after its holder left"
+                time.sleep(0.05)
+            assert _cmd(f, s, b"CLOSE iio:device2\r\n") == b"0\n"
+            f.close()
+        peak = _vm_rss_kb(p.proc.pid)
+        assert p.proc.poll() is None
+        b.body_tone_through_adi_pluto(p.uri, expected_level_dbfs=20 * np.log10(0.5) - 20.0)
+        assert peak / 1024 < SOAK_RSS_BOUND_MB, (base, peak)
+        print(f"soak: VmRSS {base / 1024:.0f} MB before, {peak / 1024:.0f} MB after 40 rounds")

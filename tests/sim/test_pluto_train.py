@@ -54,7 +54,7 @@ def test_hil_train_over_the_virtual_pluto(tmp_path: Path):
     ch.write_text('path_loss_db = 40\nseed = 1\n[channel]\nfading = "none"\nsnr_db = 10.0\n')
     with spawn("1r1t", channel_file=str(ch)) as vp:
         cfg = tmp_path / "train.toml"
-        cfg.write_text(CONFIG)  # no transport, no uri: both come from the command line (issue 5)
+        cfg.write_text(CONFIG)  # no transport, no uri: both come from the command line
         out = tmp_path / "run"
         res = CliRunner().invoke(app, ["train", "--config", str(cfg), "--out", str(out),
                                        "--radio", "pluto", "--uri", vp.uri])

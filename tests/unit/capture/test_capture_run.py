@@ -119,10 +119,15 @@ def test_sweep_file(tmp_path):
     s = SweepConfig.from_file(p)
     assert s.lo_hz == (1e9, 2e9) and s.sounder == {"seq_len": 61} and s.frames_total == 20
     p.write_text("lo = 1\n")
-    with pytest.raises(ConfigError, match="unknown keys"):
+    with pytest.raises(ConfigError, match=r"^\[sweep\]\.lo: unknown key; valid: sample_rate_hz, lo_hz"):
         SweepConfig.from_file(p)
     p.write_text("frames_per_step = 1\n")
-    with pytest.raises(ConfigError, match="frames_per_step"):
+    with pytest.raises(ConfigError, match=r"^\[sweep\]\.frames_per_step: out of range \(got 1\); valid: >= 2"):
+        SweepConfig.from_file(p)
+    p.write_text("lo_hz = 2.4e9\n")  # one LO may be given without a list
+    assert SweepConfig.from_file(p).lo_hz == (2.4e9,)
+    p.write_text('lo_hz = [1e9, "x"]\n')
+    with pytest.raises(ConfigError, match=r"^\[sweep\]\.lo_hz\[1\]: must be a number \(got 'x'\)"):
         SweepConfig.from_file(p)
 
 
@@ -143,24 +148,21 @@ def test_cli_inspect(tmp_path, gm_channel):
     assert r.exit_code == 2 and "--uri" in r.output
 
 
-def test_configure_step_tunes_a_pluto_profile(gm_channel):
-    from hil.capture.run import configure_step
-    from hil.radio.pluto import PlutoProfile
+def test_tune_applies_a_pluto_profile_and_a_simulated_radio_only_labels(gm_channel):
+    from hil.radio.pluto import PlutoProfile, PlutoRadio
 
-    class FakePluto(LoopbackRadio):
-        profile = PlutoProfile(rx_enabled_channels=(0,), tx_enabled_channels=(0,))
-        applied: list = []
-
-        def configure(self, profile):
-            self.applied.append(profile)
-
-    r = FakePluto(gm_channel(1, 1, np.random.default_rng(46)))
-    assert configure_step(r, lo_hz=2.45e9, tx_gain_db=-5.0, rx_gain_db=40.0, sample_rate_hz=2e6) is True
-    p = r.applied[-1]
+    r = PlutoRadio.__new__(PlutoRadio)  # no board: configure() is replaced by a recorder
+    r.profile = PlutoProfile(rx_enabled_channels=(0,), tx_enabled_channels=(0,))
+    applied: list = []
+    r.configure = applied.append
+    assert r.tune(lo_hz=2.45e9, tx_gain_db=-5.0, rx_gain_db=40.0, sample_rate_hz=2e6) is True
+    p = applied[-1]
     assert (p.rx_lo_hz, p.tx_lo_hz, p.tx_gain_db, p.rx_gain_db, p.sample_rate_hz) == (
         2_450_000_000, 2_450_000_000, (-5.0,), (40.0,), 2_000_000)
-    assert configure_step(LoopbackRadio(gm_channel(1, 1, np.random.default_rng(0))), lo_hz=1e9, tx_gain_db=0,
-                          rx_gain_db=0, sample_rate_hz=1e6) is False
+    assert r.tune(lo_hz=1e9, sample_rate_hz=1e6) is True  # gains not given: the profile's stay
+    assert applied[-1].rx_lo_hz == 1_000_000_000 and applied[-1].rx_gain_db == r.profile.rx_gain_db
+    assert LoopbackRadio(gm_channel(1, 1, np.random.default_rng(0))).tune(
+        lo_hz=1e9, tx_gain_db=0, rx_gain_db=0, sample_rate_hz=1e6) is False
 
 
 def test_signals_set_the_stop_flag_then_abort():

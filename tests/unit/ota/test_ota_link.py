@@ -211,3 +211,23 @@ def test_layer_parameter_gradients_match_exact_mode_when_noiseless():
     for mode in ("reciprocity", "estimated"):
         for got, want in zip(grads[mode], grads["exact"]):
             torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-5)
+
+
+def test_per_sample_power_normalisation_has_no_batch_statistic():
+    """power="sample": every vector leaves at unit RMS power, and a batch precoded in pieces gives the same
+    symbols (power="batch" does not: its RMS is the whole batch's)."""
+    from hil.ota.layers import POWER_MODES, OTALinear
+    from hil.train.config import POWER_MODES as CONFIG_POWER_MODES
+
+    assert POWER_MODES == CONFIG_POWER_MODES
+    torch.manual_seed(0)
+    a = torch.randn(8, 6) * torch.linspace(0.1, 10.0, 8)[:, None]  # vectors of very different power
+    layer = OTALinear(6, 4, 2, 2, 3, power="sample").train()
+    s = layer.precode(a)
+    torch.testing.assert_close((s.abs() ** 2).mean(dim=(1, 2)), torch.ones(8), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(torch.cat([layer.precode(a[:4]), layer.precode(a[4:])]), s)
+    batch = OTALinear(6, 4, 2, 2, 3, power="batch").train()
+    batch.load_state_dict(layer.state_dict())
+    assert not torch.allclose(torch.cat([batch.precode(a[:4]), batch.precode(a[4:])]), batch.precode(a))
+    with pytest.raises(ValueError, match="power"):
+        OTALinear(6, 4, 2, 2, 3, power="vector")

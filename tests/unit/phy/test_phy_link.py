@@ -89,7 +89,7 @@ def test_power_normalisation_and_clipping_reported(rng):
 
 
 def test_short_benchmark_meets_the_targets():
-    """The short version of `hil bench phy` (seed 3): every acceptance check of issue 3 holds.
+    """The short version of `hil bench phy` (seed 3): every acceptance check of docs/phy.md holds.
 
     Tolerances are the issue's: Pd >= 0.999 at >= 0 dB (here: all 25 impaired frames per point),
     no false alarm in 150 noise captures, LS NMSE within 1 dB of theory at 0 and 30 dB (80 clean

@@ -6,6 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from hil.errors import ConfigError
+
 from hil.phy import FrameLayout, PhyConfig, real_to_symbols, symbols_to_real
 from hil.phy.frame import FrameTransmitter
 from hil.phy.waveform import HEADER_BITS, Header
@@ -96,6 +98,10 @@ def test_config_validation_names_the_field():
         PhyConfig(mode="qam")
     with pytest.raises(ValueError, match="max_cfo_hz"):
         PhyConfig(max_cfo_hz=4e5)
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ConfigError, match=r"^\[phy\]\.bogus: unknown key; valid: n_tx, n_rx"):
         PhyConfig.from_dict({"n_tx": 1, "bogus": 3})
+    with pytest.raises(ConfigError, match=r"^\[phy\]\.n_rx: must be an integer \(got '2'\)"):
+        PhyConfig.from_dict({"n_rx": "2"})
+    with pytest.raises(ConfigError, match=r"^\[phy\]: PhyConfig\.n_tx=5: must be 1\.\.4"):
+        PhyConfig.from_dict({"n_tx": 5})
     assert PhyConfig.from_dict(PhyConfig(n_tx=2).to_dict()) == PhyConfig(n_tx=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hil.errors import ConfigError
 from sim_fallback.pluto.air import Air, AirConfig
 from sim_fallback.pluto.model import PlutoModel
 from sim_fallback.pluto.serve import load_air_config
@@ -62,9 +63,12 @@ def test_lo_difference_is_a_phase_continuous_frequency_offset():
     w = np.angle(prod.sum())  # rad/sample, averaged over 6143 lags
     assert abs(w * fs / (2 * np.pi) - 60_000) < 100
     assert abs(np.angle(prod[n - 1]) - w) < 0.01  # no phase jump between two DMA reads
-    # beyond half the RX bandwidth (18 MHz / 2): nothing arrives
+    # beyond half the RX bandwidth (18 MHz / 2): attenuated by the RX filter (3rd order Butterworth
+    # at 9 MHz: 1 / sqrt(1 + (20 / 9)^6) = -20.8 dB at 20 MHz), not removed
     assert m.write(PHY, "dev", ("altvoltage1", True), "frequency", str(2_400_000_000 + 20_000_000)) > 0
-    assert np.abs(_rx(node, 256, [0, 1])).max() <= 1 / 2048
+    want = 0.25 * 10 ** ((-10 - 20 + 30) / 20) / np.sqrt(1 + (20 / 9) ** 6)
+    got = np.sqrt(np.mean(np.abs(_rx(node, 4096, [0, 1])) ** 2))
+    assert abs(20 * np.log10(got / want)) < 0.5, (got, want)  # noise floor ~ -66 dBFS, tone at -33
 
 
 def test_agc_brings_the_peak_near_minus_12_dbfs_and_reports_its_gain():
@@ -82,7 +86,7 @@ def test_agc_brings_the_peak_near_minus_12_dbfs_and_reports_its_gain():
 def test_non_cyclic_push_is_received_once_and_tx_stop_silences():
     m = PlutoModel()
     _manual(m, 40, 0)
-    node = Air([m], AirConfig(path_loss_db=40.0)).nodes[0]
+    node = Air([m], AirConfig(path_loss_db=40.0, front_end=False)).nodes[0]  # clean: silence is exact zeros
     node.tx_dma([0, 1], _tone_words(500, 5, 16384), cyclic=False)
     y = _rx(node, 1000, [0, 1])[0]
     assert np.abs(y[:500]).min() > 0.4 and np.abs(y[500:]).max() <= 1 / 2048
@@ -95,7 +99,7 @@ def test_two_nodes_cross_wired():
     ma, mb = PlutoModel(serial="a"), PlutoModel(serial="b")
     for m in (ma, mb):
         _manual(m, 30, 0)
-    air = Air([ma, mb], AirConfig(path_loss_db=30.0))
+    air = Air([ma, mb], AirConfig(path_loss_db=30.0, front_end=False))  # clean: silence is exact zeros
     a, b = air.nodes
     a.tx_dma([0, 1], _tone_words(400, 3, 16384), cyclic=True)
     assert np.abs(_rx(b, 400, [0, 1])).max() > 0.3  # A -> B
@@ -140,7 +144,10 @@ def test_channel_file_errors(tmp_path):
         load_air_config(tmp_path / "none.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("loss = 3\n")
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ConfigError, match=r"bad\.toml: \[air\]\.loss: unknown key; valid: path_loss_db, seed, channel"):
+        load_air_config(bad)
+    bad.write_text('path_loss_db = "40"\n')
+    with pytest.raises(ConfigError, match=r"\[air\]\.path_loss_db: must be a number \(got '40'\)"):
         load_air_config(bad)
     wrong = tmp_path / "wrong.toml"
     wrong.write_text("[channel]\nn_tx = 1\nn_rx = 1\n")
@@ -179,3 +186,55 @@ def test_spawn_keeps_a_chatty_server_running(tmp_path):
         assert vp.stderr_text().endswith("last log line")
         vp.stderr.seek(0, 2)
         assert vp.stderr.tell() == 256 * 1024 + len("last log line\n")
+
+
+def test_snr_db_sets_the_noise_at_the_receiver():
+    """AirConfig(snr_db=10): tone power over the noise left after removing it is 10 dB (+-0.3 dB,
+    seed 0, 65536 samples: the estimate's spread is ~0.02 dB)."""
+    m = PlutoModel()
+    _manual(m, rx_db=40, tx_db=-10)  # tone at -16 dBFS, noise at -26: the ADC's -74 does not matter
+    node = Air([m], AirConfig(path_loss_db=30.0, seed=0, snr_db=10.0)).nodes[0]
+    n = 65536
+    node.tx_dma([0, 1], _tone_words(1024, 16, 16384), cyclic=True)
+    y = _rx(node, n, [0, 1])[0]
+    spec = np.fft.fft(y) / n
+    k = int(np.argmax(np.abs(spec)))
+    p_sig = np.abs(spec[k]) ** 2
+    p_noise = np.mean(np.abs(y) ** 2) - p_sig
+    assert abs(10 * np.log10(p_sig / p_noise) - 10.0) < 0.3
+
+
+def test_stream_running_dry_sets_tx_underflow_and_register_is_write_one_to_clear():
+    m = PlutoModel()
+    _manual(m, 30, -10)
+    node = Air([m], AirConfig(front_end=False)).nodes[0]
+    dds = "cf-ad9361-dds-core-lpc"
+    assert m.write(dds, "debug", None, "direct_reg_access", "0x80000088") > 0
+    assert m.read(dds, "debug", None, "direct_reg_access") == "0x0"
+    node.tx_dma([0, 1], _tone_words(100, 1, 8192), cyclic=False)
+    _rx(node, 300, [0, 1])  # 100 samples pushed, 300 on air: the stream ran dry
+    assert m.read(dds, "debug", None, "direct_reg_access") == "0x1"
+    assert m.write(dds, "debug", None, "direct_reg_access", "0x80000088 0x1") > 0  # write one to clear
+    assert m.read(dds, "debug", None, "direct_reg_access") == "0x0"
+    assert m.write(PHY, "debug", None, "direct_reg_access", "0x37") > 0
+    assert m.read(PHY, "debug", None, "direct_reg_access") == "0xA"  # AD9361 product id
+    assert m.write(PHY, "debug", None, "direct_reg_access", "0xzz") == -22
+
+
+def test_front_end_far_lo_loopback_2_and_dc_tracking():
+    m = PlutoModel()
+    _manual(m, 60, -10)
+    node = Air([m], AirConfig(path_loss_db=40.0, seed=0)).nodes[0]
+    y = _rx(node, 8192, [0, 1])  # nothing transmitted: noise, never zeros
+    assert np.count_nonzero(y) > 0.9 * y.size
+    dc_on = abs(np.mean(y))
+    assert m.write(PHY, "dev", ("voltage0", False), "bb_dc_offset_tracking_en", "0") > 0
+    dc_off = abs(np.mean(_rx(node, 8192, [0, 1])))
+    assert 20 * np.log10(dc_off) > -42 and dc_off > 10 * dc_on  # -40 dBFS without tracking
+    # RF loopback (2): the node's own TX through 30 dB of coupling instead of the 40 dB path
+    node.tx_dma([0, 1], _tone_words(1024, 8, 4096), cyclic=True)
+    assert m.write(PHY, "debug", None, "loopback", "2") > 0
+    assert m.write(PHY, "dev", ("voltage0", False), "hardwaregain", "40") > 0
+    spec = np.abs(np.fft.fft(_rx(node, 4096, [0, 1])[0])) / 4096
+    level = 20 * np.log10(spec.max())
+    assert abs(level - (20 * np.log10(4096 / 32768) - 10 - 30 + 40)) < 0.5, level

@@ -154,3 +154,41 @@ def test_read_only_missing_and_failing_files():
 def test_bad_mode():
     with pytest.raises(ValueError, match="mode must be one of"):
         PlutoModel("3r3t")
+
+
+def test_fmcomms2_context_matches_the_recorded_fmcomms2_3_xml():
+    import re
+
+    real = (DEVICES / "fmcomms2-3.xml").read_text()
+    m = PlutoModel(board="fmcomms2")
+    xml = m.xml()
+    names = set(re.findall(r'<device id="[^"]*" name="([^"]*)"', xml))
+    assert names <= set(re.findall(r'<device id="[^"]*" name="([^"]*)"', real))
+    ctx = set(re.findall(r'<context-attribute name="([^"]*)"', xml))
+    assert ctx <= set(re.findall(r'<context-attribute name="([^"]*)"', real)) and "hw_model" not in ctx
+    assert m.read("ad9361-phy", "dev", ("altvoltage0", True), "frequency_available") == "[70000000 1 6000000000]"
+    assert m.write("ad9361-phy", "dev", ("altvoltage0", True), "frequency", "5800000000") > 0
+    assert PlutoModel(board="pluto").write("ad9361-phy", "dev", ("altvoltage0", True), "frequency",
+                                           "5800000000") == -errno.EINVAL
+    assert m.n_chan == 2 and PlutoModel(board="pluto-2r2t").part == "ad9363a"
+    with pytest.raises(ValueError, match="board must be one of"):
+        PlutoModel(board="hackrf")
+
+
+def test_dma_status_register_bits_and_write_one_to_clear_as_the_hdl():
+    """0x80000088 is register 0x22 of ADI HDL's library/common/up_adc_common.v / up_dac_common.v
+    (bit 31 selects the core's registers, 0x22 x 4 = 0x88): the ADC reads {29'd0, ovf, 2'b0} and
+    clears ovf on a write with bit 2 set; the DAC reads unf in bit 0 and clears it on bit 0.
+    libiio's tests/iio_adi_xflow_check.c clears with 0x6 and tests RX bit 2 (4), TX bit 0 (1)."""
+    from sim_fallback.pluto.model import RX_OVERFLOW_BIT, TX_UNDERFLOW_BIT
+
+    assert (RX_OVERFLOW_BIT, TX_UNDERFLOW_BIT) == (0x4, 0x1)
+    m = PlutoModel()
+    for dev, bit in (("cf-ad9361-lpc", 0x4), ("cf-ad9361-dds-core-lpc", 0x1)):
+        m.set_status(dev, bit)
+        assert m.write(dev, "debug", None, "direct_reg_access", "0x80000088") > 0
+        assert m.read(dev, "debug", None, "direct_reg_access") == "0x%X" % bit
+        m.write(dev, "debug", None, "direct_reg_access", "0x80000088 0x%x" % (0x6 & ~bit))
+        assert m.read(dev, "debug", None, "direct_reg_access") == "0x%X" % bit  # other bits: no effect
+        m.write(dev, "debug", None, "direct_reg_access", "0x80000088 0x%x" % bit)
+        assert m.read(dev, "debug", None, "direct_reg_access") == "0x0"  # write one to clear

@@ -47,7 +47,7 @@ def test_hil_train_takes_radio_and_uri(monkeypatch, tmp_path):
     import hil.cli as cli
 
     seen = {}
-    monkeypatch.setattr(cli, "_run_training", lambda cfg, out: seen.setdefault("ota", cfg.ota))
+    monkeypatch.setattr(cli, "_run_training", lambda cfg, out, *a, **k: seen.setdefault("ota", cfg.ota))
     cfg = tmp_path / "t.toml"
     cfg.write_text('[data]\nname = "digits"\n[ota]\nn_tx = 1\nn_rx = 1\n')
     res = CliRunner().invoke(cli.app, ["train", "-c", str(cfg), "--radio", "pluto", "--uri", "ip:10.0.0.2"])

@@ -26,11 +26,20 @@ def test_packaged_configs_load_and_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "raw,match",
     [
-        ({"ota": {"snr": 3}}, r"unknown key\(s\) \['snr'\]"),
-        ({"otta": {}}, "unknown section"),
+        ({"ota": {"snr": 3}}, r"^\[ota\]\.snr: unknown key; valid: .*snr_db"),
+        ({"otta": {}}, r"^\[otta\]: unknown section; valid: data, model, ota, train, sweep"),
         ({"ota": {"gradient_mode": "exact", "transport": "zmq"}}, "exact.*ideal"),
         ({"data": {"name": "mnist"}}, "needs path"),
-        ({"ota": {"rho": 1.5}}, "rho=1.5"),
+        ({"ota": {"rho": 1.5}}, r"^\[ota\]\.rho: out of range \(got 1\.5\); valid: >= 0\.0 and <= 1\.0"),
+        # each of these ended in a traceback or a bare TypeError before the config dialect
+        ({"ota": {"snr_db": "ten"}}, r"^\[ota\]\.snr_db: must be a number \(got 'ten'\)"),
+        ({"train": {"lr": -1}}, r"^\[train\]\.lr: out of range \(got -1\); valid: > 0"),
+        ({"train": {"lr": float("nan")}}, r"^\[train\]\.lr: must be finite \(not NaN or Inf\) \(got nan\)"),
+        ({"model": {"hidden": 0}}, r"^\[model\]\.hidden: out of range \(got 0\); valid: >= 1"),
+        ({"ota": {"channel_uses": "16"}}, r"^\[ota\]\.channel_uses: must be an integer \(got '16'\)"),
+        ({"sweep": {"channel_uses": [8, "16"]}}, r"^\[sweep\]\.channel_uses\[1\]: must be an integer"),
+        ({"train": {"epochs": True}}, r"^\[train\]\.epochs: must be an integer \(got True\)"),
+        ({"train": []}, r"^\[train\]: must be a table"),
     ],
 )
 def test_bad_configs_are_named(raw, match):
@@ -88,7 +97,7 @@ def test_experiment_writes_report(tmp_path):
         "train": {"epochs": 2},
         "sweep": {"snr_db": [0.0, 20.0], "epochs": 1},
     })
-    rep = run_experiment(cfg, tmp_path)
+    rep = run_experiment(cfg, tmp_path, sweeps=True)
     on_disk = json.loads((tmp_path / "report.json").read_text())
     for key in ("snr_db", "gradient_mode", "transport", "frames", "epochs"):
         assert on_disk[key] == rep[key]
@@ -131,13 +140,12 @@ def test_resuming_with_a_different_config_is_refused(tmp_path):
         run_experiment(changed, tmp_path)
 
 
-def test_demo_transport_resolution_and_quick_config():
-    from hil.train.demo import demo_config, resolve_transport
+def test_demo_transport_check_and_quick_config():
+    from hil.train.demo import check_transport, demo_config
 
-    assert resolve_transport("ideal") == ("ideal", "")
-    assert resolve_transport("zmq")[0] == "zmq"  # server, radio and PHY are importable in this tree
-    with pytest.raises(ValueError, match="demo transport"):
-        resolve_transport("carrier-pigeon")
+    assert [check_transport(t) for t in ("ideal", "loopback", "zmq")] == ["ideal", "loopback", "zmq"]
+    with pytest.raises(ValueError, match="demo transport must be one of"):
+        check_transport("carrier-pigeon")
     cfg = demo_config(load_config("demo"), quick=True, transport="loopback", gradient_mode="estimated", snr_db=0.0)
     assert (cfg.ota.transport, cfg.ota.gradient_mode, cfg.ota.snr_db) == ("loopback", "estimated", 0.0)
     assert cfg.train.epochs < load_config("demo").train.epochs

@@ -136,8 +136,9 @@ def run_probe(*, config: str | None = None, endpoint: str | None = None, tx_node
     Args:
         config: a topology file: start a server on it for the probe (stopped afterwards).
         endpoint: the control endpoint of a running server (instead of ``config``).
-            Neither: the shipped default topology (sim_fallback/configs/edge_server.toml).
-        tx_node, rx_node: the wiring to sound (default: the first link, a -> b).
+            Neither: the shipped default topology (:func:`hil.radio.launch.default_topology_path`).
+        tx_node, rx_node: the wiring to sound (default: the opener's, see [Note: default wiring] in
+            ``hil/radio/open.py``: the first link, a -> b).
         bursts: sounding bursts to send.
         seed: seed of the probe frames' random payload.
         out: report folder (report.json, report.md, probe.png, server_info.json); None: no files.
@@ -150,56 +151,36 @@ def run_probe(*, config: str | None = None, endpoint: str | None = None, tx_node
     import json
     from pathlib import Path
 
-    from hil.radio.zmq import ZmqRadio
-    from sim_fallback.launch import start_server
-    from sim_fallback.topology import default_config_path
+    from hil.radio.launch import default_topology_path
+    from hil.radio.open import RadioSpec, open_radio
 
     if bursts < 1:
         raise ValueError(f"bursts must be >= 1, got {bursts}")
     if config is not None and endpoint is not None:
         raise ValueError("give --config (start a server) or --endpoint (use a running one), not both")
-    srv = None
-    if endpoint is None:
-        srv = start_server(config or default_config_path(), log_level="WARNING")
-        control: str | dict = srv.info
-    else:
-        control = endpoint
+    started = endpoint is None
+    spec = RadioSpec("zmq", endpoint=endpoint, server_config=None if endpoint else (config or default_topology_path()),
+                     tx_node=tx_node, rx_node=rx_node, timeout_s=timeout_s)
     rng = np.random.default_rng(seed)
-    try:
-        import zmq
-
-        from hil.radio.zmq import control_request
-
-        if isinstance(control, str):
-            ctx = zmq.Context.instance()
-            info = control_request(ctx, control, {"cmd": "info"}, timeout_s)
-        else:
-            info = control
-        if tx_node is None or rx_node is None:
-            first = next(iter(info["links"].values()), None)
-            if first is None:
-                raise ValueError("the server has no links to probe")
-            tx_node = tx_node or first["src"]
-            rx_node = rx_node or (first["dst"] if tx_node == first["src"] else info["nodes"][tx_node]["peers"][0])
+    results, captures = [], []
+    with open_radio(spec) as opened:
+        radio, info = opened.radio, opened.server
+        topology = opened.started[0].config if opened.started else None
+        tx_node, rx_node = radio.tx_node, radio.rx_node
         fs = float(info["sample_rate_hz"])
-        results, captures = [], []
-        with ZmqRadio(info, tx_node, rx_node, timeout_s=timeout_s) as radio:
-            prober = Prober(radio, rng, fs)
-            for _ in range(bursts):
-                res, cap = prober.probe()
-                d = res.to_dict(fs)
-                ev = radio.last_burst()
-                if ev is not None and "start" in ev:
-                    d["true_start_sample"] = ev["start"]
-                results.append(d)
-                captures.append((cap, res))
-    finally:
-        if srv is not None:
-            srv.stop()
+        prober = Prober(radio, rng, fs)
+        for _ in range(bursts):
+            res, cap = prober.probe()
+            d = res.to_dict(fs)
+            ev = radio.last_burst()
+            if ev is not None and "start" in ev:
+                d["true_start_sample"] = ev["start"]
+            results.append(d)
+            captures.append((cap, res))
     snr = np.array([r["snr_db"] for r in results])
     report = {
         "tx": tx_node, "rx": rx_node, "sample_rate_hz": fs, "control": info["control"],
-        "started_server": srv is not None, "config": str(config) if config else None, "seed": seed,
+        "started_server": started, "config": str(config) if config else None, "seed": seed,
         "bursts": results,
         "mean_snr_db": float(10 * np.log10(np.mean(10 ** (snr / 10)))),
         "mean_cfo_hz": float(np.mean([r["cfo_hz"] for r in results])),
@@ -209,11 +190,8 @@ def run_probe(*, config: str | None = None, endpoint: str | None = None, tx_node
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "report.json").write_text(json.dumps(report, indent=1))
         (folder / "server_info.json").write_text(json.dumps(info, indent=1))
-        if config is not None or endpoint is None:
-            from sim_fallback.topology import load_topology
-
-            (folder / "topology.json").write_text(
-                json.dumps(load_topology(config or default_config_path()).to_dict(), indent=1))
+        if topology is not None:
+            (folder / "topology.json").write_text(json.dumps(topology, indent=1))
         (folder / "report.md").write_text(_report_md(report))
         _plot(captures, folder / "probe.png", fs)
         report["out"] = str(folder)
