@@ -3,9 +3,10 @@
 1. Overhead: the digits split (digits_mlp) over the ZMQ channel server, the same steps with
    ``--cluster none`` (one process) and ``--cluster local`` (a private Ray instance on 127.0.0.1, one
    actor process per node); median step time of each and their ratio (target: local <= 1.2 x none).
-2. Pipelining: a two-stage split whose stages cost about the same (a wide MLP on the ideal transport:
-   Linear(64->W) + precoder on the edge, combiner + Linear(W->W) + Linear(W->10) on the server),
-   ``--cluster local``, throughput with ``--microbatches M`` against ``M = 1`` (target: >= 1.5 x).
+2. Pipelining: a two-stage split whose stages cost about the same (a wide MLP on the ideal transport,
+   batch 512, no batch statistics: Linear(64->W) + precoder on the edge, combiner to W + Linear(W->10)
+   on the server; the report's busy seconds per node show the balance), ``--cluster local``,
+   throughput with ``--microbatches M`` against ``M = 1`` (target: >= 1.5 x).
 
 Run: ``python benchmarks/cluster.py [--steps 40] [--out benchmarks/results/cluster.json]``.
 Prints a markdown table; writes JSON only with ``--out``. The machine is shared: report one run's
@@ -51,9 +52,9 @@ def pipelining(steps: int, width: int, microbatches: tuple[int, ...]) -> dict:
 
     cfg = load_config("digits_mlp").replace(
         model={"hidden": width, "cut_out": width, "normalize": False, "power": "sample"},
-        ota={"transport": "ideal", "channel_uses": 4}, train={"epochs": 100, "digital": False, "batch_size": 256},
+        ota={"transport": "ideal", "channel_uses": 4}, train={"epochs": 100, "digital": False, "batch_size": 512},
         data={"limit_train": 0})
-    out: dict = {"width": width, "batch_size": 256}
+    out: dict = {"width": width, "batch_size": 512}
     with tempfile.TemporaryDirectory() as tmp:
         for m in microbatches:
             r = run_split(cfg, Path(tmp) / str(m), cluster="local", microbatches=m, max_steps=steps, write=False)
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--steps", type=int, default=40, help="training steps per measurement (default 40)")
-    ap.add_argument("--width", type=int, default=1024, help="MLP width of the pipelining model (default 1024)")
+    ap.add_argument("--width", type=int, default=2048, help="MLP width of the pipelining model (default 2048)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here (default: print only)")
     ap.add_argument("--only", choices=("overhead", "pipelining"), default=None, help="run one part")
     a = ap.parse_args(argv)

@@ -188,12 +188,12 @@ def _train_progress():
 
 
 def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool = False, single: bool = False,
-                  log_dir: Optional[Path] = None) -> dict:
+                  log_dir: Optional[Path] = None, cluster: str = "none") -> dict:
     """Run ``seeds`` seeds (a report over seeds), or with ``single`` one run in ``out`` itself."""
     from hil.train.run import run_experiment
     from hil.train.seeds import run_seeds
 
-    from hil.errors import CheckpointError, ConfigError
+    from hil.errors import CheckpointError, ConfigError, NodeError
 
     prog, hook = _train_progress()
 
@@ -210,8 +210,9 @@ def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool
             if single:  # one seed: the single-run folder (checkpoints/, report.json with numbers)
                 report = run_experiment(cfg, out, progress=hook, sweeps=sweeps, log_dir=log_dir)
             else:
-                report = run_seeds(cfg, out, seeds, workers=workers, sweeps=sweeps, progress=hook, on_seed=done)
-    except (ConfigError, CheckpointError) as e:
+                report = run_seeds(cfg, out, seeds, workers=workers, sweeps=sweeps, progress=hook, on_seed=done,
+                                   cluster=cluster)
+    except (ConfigError, CheckpointError, NodeError) as e:
         from rich.markup import escape
 
         console.print(f"[red]error[/]: {escape(str(e))}", soft_wrap=True, highlight=False)
@@ -263,6 +264,9 @@ def train_cmd(
                               "\\[ota] channel_seed + k, each in --out/seed-K; the report gives each, the mean and "
                               "the 95 % interval of the OTA-digital gap (1: one run in --out itself)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Seeds trained at once (one process each)."),
+    cluster: str = typer.Option("none", "--cluster", help="With --seeds: none (this machine's processes, "
+                                "--workers), local (a private Ray instance on 127.0.0.1) or a Ray address: one "
+                                "Ray task per seed (docs/cluster.md)."),
     sweeps: bool = typer.Option(False, "--sweeps", help="Also run the \\[sweep] points (accuracy vs SNR, rho, "
                                 "channel uses) over the same transport; off by default."),
     log_dir: Optional[Path] = typer.Option(None, "--log-dir", help="Write TensorBoard event files here (loss, "
@@ -291,7 +295,8 @@ def train_cmd(
         console.print("error: --log-dir logs one run; use it with --seeds 1 (each seed's curves would overlap)",
                       markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
-    _run_training(cfg, out, seeds=seeds, workers=workers, sweeps=sweeps, single=seeds == 1, log_dir=log_dir)
+    _run_training(cfg, out, seeds=seeds, workers=workers, sweeps=sweeps, single=seeds == 1, log_dir=log_dir,
+                  cluster=cluster)
 
 
 @app.command("run")

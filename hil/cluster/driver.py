@@ -187,8 +187,11 @@ class Cluster:
         return default
 
     def get(self, h: NodeHandle, ref: Any, timeout_s: float | None = None) -> Any:
-        """The value of ``ref`` (a call on node ``h``); a dead or failed node raises NodeError in one line."""
+        """The value of ``ref`` (a call on node ``h``, or a list of them: their values); a dead or failed node
+        raises NodeError in one line."""
         if not h.remote:
+            if isinstance(ref, list):
+                return [r.value if isinstance(r, _Done) else r for r in ref]
             return ref.value if isinstance(ref, _Done) else ref
         import ray
         from ray import exceptions as rx

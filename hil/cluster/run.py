@@ -53,14 +53,12 @@ def train_step(cluster: Cluster, edge: NodeHandle, server: NodeHandle, x: torch.
     outs = [server.call("forward_backward", step * 1000 + j, s, y[p], len(p) / len(x), num_returns=3)
             for j, (s, p) in enumerate(zip(syms, parts))]
     done = [edge.call("backward", step * 1000 + j, o[2]) for j, o in enumerate(outs)]
-    for d in done:
-        cluster.get(edge, d)
-    loss, correct = 0.0, 0
-    for o, p in zip(outs, parts):
-        loss += cluster.get(server, o[0]) * len(p)
-        correct += cluster.get(server, o[1])
-    for h in (edge, server):
-        cluster.get(h, h.call("update"))
+    # the updates queue behind the backward calls on each node; one wait for everything (fewer round trips)
+    upd = [h.call("update") for h in (edge, server)]
+    cluster.get(edge, done + upd[:1])
+    got = cluster.get(server, [v for o in outs for v in o[:2]] + upd[1:])
+    loss = sum(got[2 * j] * len(p) for j, p in enumerate(parts))
+    correct = sum(got[2 * j + 1] for j in range(len(parts)))
     return loss / len(x), correct
 
 

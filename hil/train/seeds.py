@@ -10,6 +10,15 @@ pilots) over ``[ota] channel_seed = base + i`` (the channel draw, its noise, cha
 interval covers both the training's and the channel's randomness. The OTA-digital gap is paired per
 seed (both models share the seed's data order and initial weights), and its 95 % interval is
 Student's t over the per-seed gaps: with few seeds it is wide, as it should be.
+
+[Note: seeds on a Ray cluster]
+With ``cluster`` (``"local"`` or a Ray address, as ``hil run --cluster``) every seed is one Ray task
+with one CPU and one torch thread, instead of a local process pool: a cluster of several hosts runs
+as many seeds at once as it has CPUs. A seed over a real board (``[ota] transport = "pluto"``) must
+run on the host that has it: its task asks for the resource ``hil_node:edge`` (the bench's
+transmitter, whose board ``[ota] uri`` names); simulated transports run anywhere. Each task writes
+its seed's folder on its own host, so the run folder must be shared between the hosts (or be a path
+every host can write).
 """
 
 from __future__ import annotations
@@ -56,6 +65,7 @@ def run_seeds(
     sweeps: bool = False,
     progress: Callable | None = None,
     on_seed: Callable[[dict], None] | None = None,
+    cluster: str | None = None,
 ) -> dict:
     """Run ``cfg`` for ``n_seeds`` seeds into ``out/seed-K`` and write the report over seeds.
 
@@ -64,6 +74,8 @@ def run_seeds(
             process, with ``progress``).
         sweeps: also run the ``[sweep]`` points (once, with the first seed, over the run's transport).
         on_seed: called with each finished seed's report.
+        cluster: None or ``"none"``: this machine's processes (``workers``); ``"local"`` or a Ray
+            address: one Ray task per seed (see [Note: seeds on a Ray cluster]; ``workers`` unused).
 
     Returns the report dict (also ``out/report.json``).
     """
@@ -80,7 +92,12 @@ def run_seeds(
     reports: dict[int, dict] = {}
     folders = {c.train.seed: out / f"seed-{c.train.seed}" for c in cfgs}
     n_workers = min(workers, len(cfgs))
-    if n_workers == 1:
+    if cluster not in (None, "none"):
+        for seed, rep in _run_on_ray(cfgs, folders, cluster):
+            reports[seed] = rep
+            if on_seed:
+                on_seed(rep)
+    elif n_workers == 1:
         from hil.train.run import run_experiment
 
         for c in cfgs:
@@ -113,6 +130,37 @@ def run_seeds(
 
     write_seeds_report(out, report)
     return report
+
+
+def _run_on_ray(cfgs: list[RunConfig], folders: dict[int, Path], cluster: str):
+    """Yield ``(seed, report)`` as each seed's Ray task finishes (see [Note: seeds on a Ray cluster])."""
+    from hil.cluster.driver import Cluster, resource_name
+    from hil.errors import NodeError
+
+    with Cluster(cluster, ("edge", "server")):
+        import ray
+        from ray import exceptions as rx
+
+        task = ray.remote(_run_one)
+        refs = {}
+        for c in cfgs:
+            res = {resource_name("edge"): 1} if c.ota.transport == "pluto" else {}
+            refs[task.options(num_cpus=1, resources=res, max_retries=0).remote(c, str(folders[c.train.seed]), 1)] = \
+                c.train.seed
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            seed = refs[done[0]]
+            try:
+                yield seed, ray.get(done[0])
+            except rx.RayTaskError as e:
+                cause = e.cause if getattr(e, "cause", None) is not None else e
+                text = str(cause).strip().splitlines()
+                raise NodeError(f"seed {seed} on the cluster ({cluster}): {type(cause).__name__}: "
+                                f"{text[-1] if text else ''}") from e
+            except rx.RayError as e:
+                raise NodeError(f"seed {seed} on the cluster ({cluster}): its worker was lost ({type(e).__name__}); "
+                                "rerun the same command: finished seeds resume from their folders") from e
 
 
 def summarize(reports: list[dict], cfg: RunConfig) -> dict:

@@ -162,3 +162,22 @@ def test_node_that_cannot_open_its_radio_fails_deployment(tmp_path):
     cfg = small("ideal").replace(ota={"transport": "pluto", "uri": ""})
     with pytest.raises(NodeError, match=r"node 'server'.*pluto.*uri"):
         run_split(cfg, tmp_path, cluster="none", write=False)
+
+
+def test_seeds_fan_out_as_ray_tasks(ray_local, tmp_path):
+    """run_seeds(cluster="local"): one Ray task per seed, each in a worker process, the same numbers as the
+    seeds trained one after the other in this process (one torch thread in both)."""
+    from hil.train.seeds import run_seeds
+
+    cfg = load_config("digits_mlp").replace(data={"limit_train": 128, "limit_test": 64},
+                                            ota={"transport": "ideal", "channel_uses": 2}, train={"epochs": 1})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ref = run_seeds(cfg, tmp_path / "in_process", 2, workers=1)
+    finally:
+        torch.set_num_threads(threads)
+    got = run_seeds(cfg, tmp_path / "ray", 2, cluster="local")
+    assert got["seeds"] == [0, 1]
+    assert got["accuracy"] == ref["accuracy"]
+    assert all((tmp_path / "ray" / f"seed-{k}" / "report.json").is_file() for k in (0, 1))
