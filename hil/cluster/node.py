@@ -160,19 +160,24 @@ class Node:
         self._timed("forward", t0)
         return out
 
-    def backward(self, step: int, g_s: np.ndarray) -> None:
-        """Edge: back-propagate ``dL/ds`` of micro-batch ``step`` through the precoder and the edge layers."""
+    def backward(self, step: int, g_s: np.ndarray, update: bool = False) -> None:
+        """Edge: back-propagate ``dL/ds`` of micro-batch ``step`` through the precoder and the edge layers;
+        ``update``: then the optimiser step (the batch's last micro-batch; one call less per step)."""
         t0 = time.perf_counter()
         s = self._pending.pop(step)
         s.backward(torch.from_numpy(np.asarray(g_s)))
+        if update:
+            self.update()
         self._timed("backward", t0)
 
     # -- server ----------------------------------------------------------------------------
-    def forward_backward(self, step: int, s: np.ndarray, y: torch.Tensor, weight: float = 1.0) -> tuple[float, int, np.ndarray]:
+    def forward_backward(self, step: int, s: np.ndarray, y: torch.Tensor, weight: float = 1.0,
+                         update: bool = False) -> tuple[float, int, np.ndarray]:
         """Server: symbols over the air, combiner, server layers, loss; backward to ``dL/ds``.
 
         ``weight`` scales the loss (``len(micro-batch) / len(batch)`` when micro-batching, so the
-        accumulated gradients are those of the whole batch). Returns ``(loss, correct, dL/ds)``.
+        accumulated gradients are those of the whole batch); ``update``: then the optimiser step (the
+        batch's last micro-batch). Returns ``(loss, correct, dL/ds)``.
         """
         t0 = time.perf_counter()
         self.layers.train(True)
@@ -182,6 +187,8 @@ class Node:
         loss = nn.functional.cross_entropy(out, y)
         (loss * weight if weight != 1.0 else loss).backward()
         correct = int((out.argmax(1) == y).sum())
+        if update:
+            self.update()
         self._timed("forward_backward", t0)
         return float(loss.detach()), correct, s_t.grad.numpy()
 
