@@ -2,7 +2,8 @@
 
 1. Overhead: the digits split (digits_mlp) over the ZMQ channel server, the same steps with
    ``--cluster none`` (one process) and ``--cluster local`` (a private Ray instance on 127.0.0.1, one
-   actor process per node); median step time of each and their ratio (target: local <= 1.2 x none).
+   actor process per node); median step time of each, in alternating rounds, and the median of the
+   rounds' ratios (target: local <= 1.2 x none).
 2. Pipelining: a two-stage split whose stages cost about the same (a wide MLP on the ideal transport,
    batch 512, no batch statistics: Linear(64->W) + precoder on the edge, combiner to W + Linear(W->10)
    on the server; the report's busy seconds per node show the balance), ``--cluster local``,
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -31,18 +33,23 @@ def _load() -> str:
         return "?"
 
 
-def overhead(steps: int) -> dict:
+def overhead(steps: int, rounds: int) -> dict:
     from hil.cluster.run import run_split
     from hil.train.config import load_config
 
     cfg = load_config("digits_mlp").replace(ota={"transport": "zmq"}, train={"epochs": 100, "digital": False})
-    out = {}
+    out: dict = {"rounds": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in ("none", "local"):
-            r = run_split(cfg, Path(tmp) / mode, cluster=mode, max_steps=steps, write=False)
-            out[mode] = {"median_step_s": r["step_seconds"]["median"], "p95_step_s": r["step_seconds"]["p95"],
-                         "steps": r["steps"]}
-    out["ratio_local_over_none"] = out["local"]["median_step_s"] / out["none"]["median_step_s"]
+        for k in range(rounds):  # none, local, none, local, ...: a drifting load hits both alike
+            row = {}
+            for mode in ("none", "local"):
+                r = run_split(cfg, Path(tmp) / f"{mode}{k}", cluster=mode, max_steps=steps, write=False)
+                row[mode] = r["step_seconds"]["median"]
+            row["ratio"] = row["local"] / row["none"]
+            out["rounds"].append(row)
+    out["ratio_local_over_none"] = statistics.median(r["ratio"] for r in out["rounds"])
+    for mode in ("none", "local"):
+        out[mode] = {"median_step_s": statistics.median(r[mode] for r in out["rounds"])}
     return out
 
 
@@ -68,6 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--steps", type=int, default=40, help="training steps per measurement (default 40)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating none/local rounds of the overhead "
+                    "measurement; the ratio reported is the median of the rounds' ratios (default 3)")
     ap.add_argument("--width", type=int, default=2048, help="MLP width of the pipelining model (default 2048)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here (default: print only)")
     ap.add_argument("--only", choices=("overhead", "pipelining"), default=None, help="run one part")
@@ -75,10 +84,11 @@ def main(argv: list[str] | None = None) -> dict:
     res: dict = {"machine": f"{platform.node()} {os.cpu_count()} cores {platform.machine()}",
                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": _load()}
     if a.only in (None, "overhead"):
-        res["overhead"] = overhead(a.steps)
+        res["overhead"] = overhead(a.steps, a.rounds)
         o = res["overhead"]
         print(f"| digits over zmq | none {o['none']['median_step_s'] * 1e3:.1f} ms | local "
-              f"{o['local']['median_step_s'] * 1e3:.1f} ms | local/none {o['ratio_local_over_none']:.2f} |")
+              f"{o['local']['median_step_s'] * 1e3:.1f} ms | local/none {o['ratio_local_over_none']:.2f} (rounds: "
+              + ", ".join(f"{r['ratio']:.2f}" for r in o["rounds"]) + ") |")
     if a.only in (None, "pipelining"):
         res["pipelining"] = p = pipelining(a.steps, a.width, (1, 2, 4))
         print("| microbatches | median step | speed-up |")

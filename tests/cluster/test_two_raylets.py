@@ -17,13 +17,14 @@ pytestmark = pytest.mark.cluster
 
 def test_hil_run_on_two_raylets_over_the_zmq_channel_server(tmp_path):
     """`hil run --cluster 127.0.0.1:P`: each node an actor on its own raylet, the cut over the ZMQ channel
-    server; the split model ends within 2 points of the digital baseline (both trained from seed 0)."""
+    server; the split model ends within 2 points of the digital baseline (both trained from seed 0, 12 epochs:
+    the gap was 1.4 points in one process, digital 99.2 %)."""
     with Raylets() as raylets:
         address = raylets.head({"hil_node:edge": 1}, num_cpus=1)
         raylets.join({"hil_node:server": 1}, num_cpus=1)
         env = dict(os.environ, **raylets.env)
         p = subprocess.run([sys.executable, "-m", "hil.cli", "run", "--config", "digits_mlp", "--cluster", address,
-                            "--transport", "zmq", "--out", str(tmp_path)], env=env, capture_output=True, text=True,
+                            "--transport", "zmq", "--epochs", "12", "--out", str(tmp_path)], env=env, capture_output=True, text=True,
                            timeout=600)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     rep = json.loads((tmp_path / "report.json").read_text())
@@ -36,4 +37,4 @@ def test_hil_run_on_two_raylets_over_the_zmq_channel_server(tmp_path):
     assert [r["transport"] for r in nodes["server"]["radios"]] == ["zmq"]
     acc = rep["accuracy"]
     assert acc["digital"] - acc["split"] <= 2.0, acc
-    assert rep["frames"] > 0
+    assert rep["frames"] > 0 and rep["epochs"] == 12
