@@ -123,6 +123,7 @@ class Cluster:
                            include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
                            runtime_env=env if env["env_vars"]["PYTHONPATH"] else None)
         else:
+            _check_reachable(self.mode)
             try:
                 ctx = ray.init(address=self.mode, log_to_driver=False,
                                runtime_env=env if env["env_vars"]["PYTHONPATH"] else None)
@@ -215,3 +216,22 @@ class Cluster:
             cause = e.cause if getattr(e, "cause", None) is not None else e
             raise NodeError(f"node {h.name!r} ({h.info.get('host', '?')}): {type(cause).__name__}: "
                             f"{str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}") from e
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """ConfigError unless something listens at ``address`` (``host:port``; ``ray://`` and ``auto`` are left
+    to Ray). Ray itself retries a missing cluster for minutes before it gives up."""
+    import socket
+
+    if "://" in address or address == "auto":
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"--cluster {address!r}: expected none, local or a Ray address HOST:PORT (the head's "
+                          "`ray start --head --port PORT`)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ConfigError(f"--cluster {address}: nothing answers there ({e.strerror or e}); start the head with "
+                          "`ray start --head --port PORT --resources '{\"hil_node:edge\": 1}'` on that host, or use "
+                          "--cluster local") from e

@@ -181,3 +181,18 @@ def test_seeds_fan_out_as_ray_tasks(ray_local, tmp_path):
     assert got["seeds"] == [0, 1]
     assert got["accuracy"] == ref["accuracy"]
     assert all((tmp_path / "ray" / f"seed-{k}" / "report.json").is_file() for k in (0, 1))
+
+
+def test_an_address_where_nothing_listens_fails_in_seconds(tmp_path):
+    """Ray would retry a missing head for minutes; --cluster HOST:PORT with nothing there is one ConfigError."""
+    import time
+
+    from hil.cluster.raylet import free_port
+    from hil.errors import ConfigError
+
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"--cluster 127\.0\.0\.1:\d+: nothing answers there.*--cluster local"):
+        run_split(small("ideal"), tmp_path, cluster=f"127.0.0.1:{free_port()}", write=False)
+    assert time.perf_counter() - t0 < 10
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        run_split(small("ideal"), tmp_path, cluster="nonsense", write=False)
