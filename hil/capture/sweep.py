@@ -11,12 +11,12 @@ Example (every key optional, defaults shown)::
     repeats = 1                # passes over the LO list within one recording (time)
     max_missed = 0.5           # fraction of missed frames per step above which the capture fails
 
-    [sounder]                  # the built-in pilot sounder (hil.capture.sounder.PilotSounderConfig)
-    kind = "pilot"             # or "phy": the project PHY (hil.phy.PhyLink)
-    seq_len = 127
-    n_periods = 8
-    n_quiet = 128
-    amplitude = 0.35
+    [sounder]                  # the sounding frame: hil.phy frames (hil.capture.sounder.PhySounder)
+    mode = "flat"              # or "ofdm"; any hil.phy.PhyConfig field (n_tx/n_rx from the radio)
+    pilot_len = 512            # pilot symbols per transmit antenna
+    quiet_len = 256            # silent symbols (noise estimate)
+    amplitude = 0.35           # RMS per transmit antenna, full scale 1.0 (sets backoff_db)
+    channel_uses = 8           # payload symbols per antenna
 
 On a Pluto the LO and gains of each step are applied to the board (and read back); on a simulated
 radio (ZMQ server, loopback) they are labels in the recording only.
@@ -60,7 +60,7 @@ class SweepConfig:
     frame_interval_s: float = 0.0
     repeats: int = 1
     max_missed: float = 0.5
-    sounder: dict = field(default_factory=lambda: {"kind": "pilot"})
+    sounder: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.sample_rate_hz > 0:
@@ -73,8 +73,9 @@ class SweepConfig:
             raise ConfigError(f"sweep: repeats must be >= 1, got {self.repeats}")
         if not 0 <= self.max_missed <= 1:
             raise ConfigError(f"sweep: max_missed must be in [0, 1], got {self.max_missed}")
-        if self.sounder.get("kind", "pilot") not in ("pilot", "phy"):
-            raise ConfigError(f"sweep: sounder.kind must be 'pilot' or 'phy', got {self.sounder.get('kind')!r}")
+        from hil.capture.sounder import sounder_settings
+
+        sounder_settings(self.sounder)  # ConfigError naming a removed, unknown or bad [sounder] key
 
     @classmethod
     def from_dict(cls, d: dict) -> "SweepConfig":
