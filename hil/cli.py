@@ -483,7 +483,9 @@ def capture_cmd(
                     else RadioSpec("pluto", uri=uri, profile=profile, rx_uri=rx_uri))
             opened = stack.enter_context(open_radio(spec))
         except (HilError, ValueError) as e:
-            console.print(f"[red]{e}[/red]")
+            from rich.markup import escape  # "[sounder].key" is not markup
+
+            console.print(f"[red]{escape(str(e))}[/red]")
             raise typer.Exit(2) from e
         try:
             with Progress(console=console, transient=True) as prog:
