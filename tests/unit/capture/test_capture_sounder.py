@@ -35,8 +35,9 @@ def test_ls_error_snr_and_cfo_match_theory(gm_channel):
         ev.append(s.estimate_var)
         assert s.frame_start == 150
     # LS error variance N0 / (sps n_tx pilot_len A^2) (every pilot sample carries A^2): measured within
-    # 15 % (150 frames x 4 coefficients)
-    assert np.mean(err) == pytest.approx(np.mean(ev), rel=0.15)
+    # 15 % (150 frames x 4 coefficients). Removing the common phase above fits one of the 8 real degrees
+    # of freedom of the 4 coefficients, so the residual error is 7/8 of it (measured: 0.86).
+    assert np.mean(err) == pytest.approx(7 / 8 * np.mean(ev), rel=0.15)
     cfg = sd.cfg
     assert np.mean(ev) == pytest.approx(n0 / (cfg.sps * cfg.n_tx * cfg.pilot_len * A**2), rel=0.05)
     # SNR per sample unbiased within 0.2 dB; CFO within 5 Hz of 1200 Hz
