@@ -408,17 +408,15 @@ def study_continual(d: Deployed, mcfg: MaintainConfig) -> dict:
 
 
 def draw_shots(d: Deployed, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """k images per class of the new task from its nodes' shards (the new task's own data): (x, y)."""
-    data = d.data
-    new_nodes = [n for n in range(d.cfg.n_nodes) if data.node_task[n] == d.new_task]
-    x = torch.cat([data.x_nodes[n] for n in new_nodes])
-    y = torch.cat([data.y_nodes[n] for n in new_nodes])
+    """k images per class of the new task, drawn from the cloud proxy set (the only place that holds every
+    class of the task; a node may hold only some): (x, y)."""
+    x, y = d.data.x_cloud, d.data.y_cloud
     group = N_CLASSES // d.cfg.n_tasks
     idx = []
     for c in range(d.new_task * group, (d.new_task + 1) * group):
         rows = np.flatnonzero((y == c).numpy())
         if len(rows) < k:
-            raise ConfigError(f"few-shot k={k}: class {c} has only {len(rows)} images at the new task's nodes; "
+            raise ConfigError(f"few-shot k={k}: class {c} has only {len(rows)} images in the cloud proxy set; "
                               "use smaller shots")
         idx.append(d.rng.choice(rows, size=k, replace=False))
     sel = torch.from_numpy(np.concatenate(idx))
