@@ -100,3 +100,29 @@ def test_maintain_config_validation(tmp_path):
     bad.write_text("n_nodes = 4\n")
     with pytest.raises(ConfigError, match=r"\[baim\]"):
         load_maintain_config(bad)
+
+
+def test_cli_baim_maintain_writes_tables_with_intervals(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from hil.cli import app
+
+    cfg = tmp_path / "m.toml"
+    cfg.write_text("[baim]\n" + "".join(f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}\n"
+                                         for k, v in TINY.items())
+                   + "[maintain]\nfinetune_epochs = 2\nabsorb_epochs = 2\nshots = [1, 2]\nfewshot_epochs = 2\n"
+                     "prune_ratios = [0.0, 0.5]\n")
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["baim-maintain", "--config", str(cfg), "--out", str(out), "--seeds", "0,1"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((out / "report.json").read_text())
+    assert [s["fewshot"]["2"]["n_shots"] for s in rep["per_seed"]] == [10, 10]
+    ci = rep["summary"]["finetune"]["deployed_local_after"]
+    assert ci["n"] == 2 and ci["ci95"][0] <= ci["mean"] <= ci["ci95"][1]
+    md = (out / "report.md").read_text()
+    for title in ("Local fine-tuning", "Continual learning", "Few-shot", "Pruning"):
+        assert title in md
+    bad = CliRunner().invoke(app, ["baim-maintain", "--config", str(cfg), "--out", str(out), "--seeds", "a"])
+    assert bad.exit_code == 2 and "comma-separated integers" in bad.output
