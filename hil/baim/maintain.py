@@ -475,11 +475,11 @@ def study_pruning(d: Deployed, mcfg: MaintainConfig) -> dict:
 # ---------------------------------------------------------------- over seeds, and the report
 
 
-def _summaries(per_seed: list, path: tuple = ()) -> dict:
+def _summaries(per_seed: list) -> dict:
     """mean_ci95 of every numeric leaf across the per-seed dicts (same structure in each)."""
     first = per_seed[0]
     if isinstance(first, dict):
-        return {k: _summaries([s[k] for s in per_seed], (*path, k)) for k in first}
+        return {k: _summaries([s[k] for s in per_seed]) for k in first}
     if isinstance(first, (int, float)) and not isinstance(first, bool):
         return mean_ci95(per_seed)
     return {"values": per_seed}
