@@ -756,6 +756,38 @@ def baim_cmd(
     console.print(f"report: {Path(out) / 'report.md'}")
 
 
+@app.command("baim-maintain")
+def baim_maintain_cmd(
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="TOML with a 'baim' and a 'maintain' table; default: the packaged maintain.toml."),
+    out: Path = typer.Option(Path("runs/baim_maintain"), "--out", help="Output folder for report.json, report.md."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2 (overrides the config's maintain.seeds)."),
+) -> None:
+    """The big model after deployment: local fine-tuning, continual learning (replay vs none vs retrain),
+    few-shot (k per class) and pruning, each over seeds with 95 % intervals (see docs/baim.md)."""
+    import torch
+
+    from hil.baim.maintain import load_maintain_config, run_maintenance
+    from hil.errors import HilError
+
+    try:
+        try:
+            over = {"seeds": [int(s) for s in seeds.split(",")]} if seeds else {}
+        except ValueError as e:
+            raise ValueError(f"--seeds {seeds!r}: give comma-separated integers, e.g. 0,1,2") from e
+        cfg, mcfg = load_maintain_config(config, **over)
+    except (HilError, ValueError, TypeError) as e:
+        console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from e
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    try:
+        run_maintenance(cfg, mcfg, out, progress=lambda msg: console.print(f"[cyan]baim-maintain[/cyan] {msg}"))
+    except (HilError, ValueError) as e:
+        console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from e
+    console.print(f"report: {Path(out) / 'report.md'}")
+
+
 
 def main() -> None:
     app()
