@@ -37,9 +37,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from hil._io import atomic_write_json, atomic_write_text, load_mapping
+from hil._io import atomic_write_json, atomic_write_text, from_section, load_mapping
 from hil.baim.assembly import BigModel, VaeSquad, assemble, parse_projection_key, projection_key
-from hil.baim.config import BaimConfig, load_config
+from hil.baim.config import BaimConfig
 from hil.baim.data import N_CLASSES, DigitsSplit, batches, load_digits_split
 from hil.baim.deploy import n_params, pack_task_model, unpack_task_model
 from hil.baim.learners import VaeLearner, draw_learner_specs
@@ -105,14 +105,17 @@ def load_maintain_config(path: str | Path | None = None, **overrides) -> tuple[B
     if "baim" not in data:
         raise ConfigError(f"{path}: no [baim] table; put the base experiment's keys under [baim] and the "
                           "maintenance keys under [maintain] (see hil/baim/configs/maintain.toml)")
-    cfg = load_config(path)
-    m = dict(data.get("maintain", {}))
-    m.update(overrides)
-    known = {f.name for f in dataclasses.fields(MaintainConfig)}
-    unknown = sorted(set(m) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown [maintain] keys {unknown}; known keys: {sorted(known)}")
-    mcfg = MaintainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in m.items()})
+    try:
+        cfg = from_section(BaimConfig, data["baim"], "baim")
+        m = data.get("maintain", {})
+        if not isinstance(m, dict):
+            raise ConfigError(f"[maintain]: must be a table, not {type(m).__name__}")
+        extra = sorted(set(data) - {"baim", "maintain"})
+        if extra:
+            raise ConfigError(f"[{extra[0]}]: unknown section; valid: baim, maintain")
+        mcfg = from_section(MaintainConfig, {**m, **overrides}, "maintain")
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from e
     if cfg.n_tasks < 2:
         raise ConfigError(f"{path}: n_tasks={cfg.n_tasks}; maintenance needs >= 2 tasks (the last one is the new task)")
     return cfg, mcfg
