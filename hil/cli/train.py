@@ -40,7 +40,8 @@ def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool
         return "-" if v is None else f"{v:{spec}}{unit}"
 
     def done(rep: dict) -> None:
-        console.print(f"seed {rep['seed']} (channel {rep['channel_seed']}): over the air "
+        console.print(f"seed {rep['seed']} (channel {rep['channel_seed']}): over the air ({rep['transport']}, "
+                      f"{rep['gradient_mode']}, {rep['snr_db']} dB configured) "
                       f"{fmt(rep['accuracy']['ota'], '.2f', '%')}  digital {fmt(rep['accuracy']['digital'], '.2f', '%')}"
                       f"  measured SNR {fmt(rep.get('measured_snr_db'), '.2f', ' dB')}")
 
