@@ -218,6 +218,59 @@ def end_to_end(n_ant: int, spec: dict, chunk: int, seconds: float, transport: st
         srv.stop()
 
 
+def end_to_end_shm(n_ant: int, spec: dict, chunk: int, seconds: float, slots: int = 4) -> dict:
+    """The same link through the same-host shared-memory data plane (hil.radio.shm): Msps per antenna.
+
+    The client copies its chunk into a free input slot (what a producer writing its samples there
+    would cost at most), rings the doorbell and takes the outputs in order; ``slots`` chunks in flight.
+    """
+    from hil.radio.shm import ShmClient
+
+    cfg = two_node_config(spec, a="a", b="b", n_a=n_ant, n_b=n_ant, mode="stream", reciprocal=False,
+                          sample_rate_hz=FS, max_message_bytes=max(1 << 27, 16 * chunk), hwm=8)
+    srv = start_server(cfg, log_level="WARNING")
+    ctx = zmq.Context(io_threads=1)
+    c = None
+    try:
+        c = ShmClient(ctx, srv.control, "a", "b", slot_samples=chunk, slots=slots)
+        rng = np.random.default_rng(1)
+        x = (rng.standard_normal((n_ant, chunk)) * 0.3 + 1j * rng.standard_normal((n_ant, chunk)) * 0.3
+             ).astype(np.complex64)
+
+        def run(k: int) -> None:
+            inflight = 0
+            for i in range(k):
+                if inflight == slots:
+                    j, y = c.result()
+                    if y is None:
+                        raise RuntimeError("the server rejected a chunk")
+                    inflight -= 1
+                else:
+                    j = i
+                np.copyto(c.input_slot(j, chunk), x)
+                c.submit(j, chunk)
+                inflight += 1
+            for _ in range(inflight):
+                c.result()
+
+        run(2 * slots)  # warm-up (kernel load, first model calls)
+        t = time.perf_counter()
+        run(2 * slots)
+        rough = 2 * slots * chunk / (time.perf_counter() - t)
+        k = max(4 * slots, int(rough * seconds / chunk))
+        (srv_cpu0, _), t0 = proc_stat(srv.proc.pid), time.perf_counter()
+        run(k)
+        dt = time.perf_counter() - t0
+        srv_cpu = proc_stat(srv.proc.pid)[0] - srv_cpu0
+        return {"msps": k * chunk / dt / 1e6, "server_cpu_cores": srv_cpu / dt,
+                "server_msps_per_cpu_s": k * chunk / max(srv_cpu, 1e-9) / 1e6}
+    finally:
+        if c is not None:
+            c.close()
+        ctx.destroy(0)
+        srv.stop()
+
+
 def machine() -> dict:
     model = ""
     try:
@@ -239,6 +292,8 @@ def main() -> int:
     p.add_argument("--cases", default="", help="comma-separated case numbers (1-based) to run; default all")
     p.add_argument("--gr-samples", type=int, default=20_000_000, help="samples per GNU Radio flowgraph run")
     p.add_argument("--no-gnuradio", action="store_true", help="skip the GNU Radio comparison")
+    p.add_argument("--no-shm", action="store_true", help="skip the same-host shared-memory data plane")
+    p.add_argument("--no-tcp", action="store_true", help="skip the TCP (ZMQ streams) data plane")
     p.add_argument("--json", default=None, help="write the results to this JSON file")
     a = p.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -248,11 +303,21 @@ def main() -> int:
     results = []
     for i in sel:
         name, n, spec = CASES[i]
-        e2e = end_to_end(n, spec, a.chunk, a.seconds, a.transport)
         alone, alone_cpu = model_rate(n, spec, a.chunk, min(a.seconds, 2.0))
-        results.append({"case": name, "antennas": n, "spec": spec, "end_to_end_msps": e2e["msps"],
-                        "model_alone_msps": alone, "model_alone_msps_per_cpu_s": alone_cpu,
-                        **{k: v for k, v in e2e.items() if k != "msps"}})
+        r = {"case": name, "antennas": n, "spec": spec, "model_alone_msps": alone,
+             "model_alone_msps_per_cpu_s": alone_cpu}
+        if not a.no_shm:
+            sh = end_to_end_shm(n, spec, a.chunk, a.seconds)
+            r.update(shm_msps=sh["msps"], shm_server_cpu_cores=sh["server_cpu_cores"],
+                     shm_server_msps_per_cpu_s=sh["server_msps_per_cpu_s"], shm_vs_model_alone=sh["msps"] / alone)
+            print(f"{name[:60]:60s} shared memory {sh['msps']:6.1f} Msps = {sh['msps'] / alone:.2f}x the model "
+                  f"alone ({alone:.1f} Msps; server {sh['server_cpu_cores']:.2f} cores, "
+                  f"{sh['server_msps_per_cpu_s']:.1f} Msps per server CPU-s)", flush=True)
+        results.append(r)
+        if a.no_tcp:
+            continue
+        e2e = end_to_end(n, spec, a.chunk, a.seconds, a.transport)
+        r.update(end_to_end_msps=e2e["msps"], **{k: v for k, v in e2e.items() if k != "msps"})
         print(f"{name[:60]:60s} end to end {e2e['msps']:6.1f} Msps (server got {e2e['server_cpu_cores']:.2f} cores, "
               f"{e2e['server_msps_per_cpu_s']:.1f} Msps per server CPU-s; client {e2e['client_cpu_cores']:.2f} cores); "
               f"model alone {alone:.1f} Msps ({alone_cpu:.1f} per CPU-s); server in the model "
@@ -265,6 +330,8 @@ def main() -> int:
               f"fading_model (Rayleigh, 1 antenna) {gr['fading_model_rayleigh']:.1f} Msps, "
               f"copy {gr['copy_baseline']:.1f} Msps")
         for r in results:
+            if "end_to_end_msps" not in r:
+                continue
             r["vs_gr_fading_model"] = r["end_to_end_msps"] / gr["fading_model_rayleigh"]
             r["vs_gr_channel_model"] = r["end_to_end_msps"] / gr["channel_model_awgn_cfo"]
             print(f"  {r['case'][:60]:60s} {r['vs_gr_fading_model']:6.1f}x fading_model, "
@@ -286,12 +353,24 @@ def markdown(out: dict) -> str:
     m, gr = out["machine"], out["gnuradio"]
     lines = [f"`{out['command']}` on {m['cpu']}, {m['nproc']} CPUs, {m['date_utc']}; load average (1/5/15 min) "
              f"{', '.join(f'{v:.1f}' for v in m['load_avg_1_5_15'])} before and "
-             f"{', '.join(f'{v:.1f}' for v in m['load_avg_after'])} after the run.", "",
-             "| case | end to end (Msps) | server CPU cores used | end to end per server CPU-second (Msps) | "
-             "channel model alone (Msps; per CPU-s) | server's model thread: busy, on CPU, Msps per its CPU-s | "
-             "vs GR fading_model | vs GR channel_model |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"{', '.join(f'{v:.1f}' for v in m['load_avg_after'])} after the run.", ""]
+    if any("shm_msps" in r for r in out["results"]):
+        lines += ["| case | same host, shared memory (Msps) | / model alone | server CPU cores used | "
+                  "per server CPU-second (Msps) | TCP end to end (Msps) | model alone (Msps; per CPU-s) |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in out["results"]:
+            tcp = f"{r['end_to_end_msps']:.1f}" if "end_to_end_msps" in r else "-"
+            lines.append(f"| {r['case']} | {r['shm_msps']:.1f} | {r['shm_vs_model_alone']:.2f}x | "
+                         f"{r['shm_server_cpu_cores']:.2f} | {r['shm_server_msps_per_cpu_s']:.1f} | {tcp} | "
+                         f"{r['model_alone_msps']:.1f}; {r['model_alone_msps_per_cpu_s']:.1f} |")
+        lines += ["", "TCP (ZMQ streams, GNU Radio's path):", ""]
+    lines += ["| case | end to end (Msps) | server CPU cores used | end to end per server CPU-second (Msps) | "
+              "channel model alone (Msps; per CPU-s) | server's model thread: busy, on CPU, Msps per its CPU-s | "
+              "vs GR fading_model | vs GR channel_model |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in out["results"]:
+        if "end_to_end_msps" not in r:
+            continue
         vf = f"{r['vs_gr_fading_model']:.1f}x" if "vs_gr_fading_model" in r else "-"
         vc = f"{r['vs_gr_channel_model']:.1f}x" if "vs_gr_channel_model" in r else "-"
         mt = (f"{100 * r['server_model_share']:.0f}%, {100 * r['server_model_on_cpu']:.0f}%, "

@@ -58,6 +58,8 @@ import logging
 import math
 import os
 import queue
+import secrets
+import struct
 import threading
 import time
 from collections import deque
@@ -491,6 +493,7 @@ class _Direction:
     worker: "_Worker | None" = None
     outstanding: int = 0  # blocks handed to the worker whose output has not come back
     splitter: ThreadPoolExecutor | None = None  # second thread for the other half of a block (pure models)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one model call at a time (TCP and shm paths)
 
 
 class _Worker(threading.Thread):
@@ -526,6 +529,108 @@ class _Worker(threading.Thread):
             return
         finally:
             wake.close(0)
+
+
+_MAX_SHM_SESSIONS = 8
+
+
+class _ShmSession(threading.Thread):
+    """One shared-memory session of a link direction (see [Note: shared-memory data plane] in hil.radio.shm).
+
+    Each doorbell ``(j, n)`` names input slot ``j`` holding ``[n_in, n]`` packed samples; the slot is
+    validated as a TCP message is (NaN/Inf rejected, huge values saturated in place), the model runs
+    from it into output slot ``j`` (packed ``[n_out, n]``) and the doorbell answers ``(j, n)``, or
+    ``(j, -1)`` for a rejected chunk. Counters and model times go to the same stats as the TCP path.
+    """
+
+    def __init__(self, server: "ChannelServer", d: _Direction, slot_samples: int, slots: int):
+        super().__init__(name=f"chsrv-shm-{d.name}", daemon=True)
+        from hil.radio.shm import SHM_PREFIX, ShmRing
+
+        self.server, self.d = server, d
+        self.id = f"{os.getpid()}-{secrets.token_hex(6)}"
+        self.inp = ShmRing.create(f"{SHM_PREFIX}{self.id}-in", slots, d.model.n_in, slot_samples)
+        try:
+            self.out = ShmRing.create(f"{SHM_PREFIX}{self.id}-out", slots, d.model.n_out, slot_samples)
+        except Exception:
+            self.inp.close()
+            raise
+        self.sock = server.ctx.socket(zmq.PAIR)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, 64)
+        self.sock.bind("tcp://127.0.0.1:*")
+        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._halt = False
+
+    def stop(self) -> None:
+        self._halt = True
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=2.0)
+        if not self.is_alive():
+            self.sock.close(0)
+            self.inp.close()
+            self.out.close()
+
+    def run(self) -> None:
+        from hil.radio.shm import DOORBELL
+
+        srv, d = self.server, self.d
+        src, dst = srv.nodes[d.src], srv.nodes[d.dst]
+        try:
+            while not self._halt:
+                if not self.sock.poll(_POLL_MS):
+                    continue
+                msg = self.sock.recv()
+                try:
+                    j, n = DOORBELL.unpack(msg)
+                except struct.error:
+                    srv._reject(R_BAD_HEADER, f"shm {d.name}: doorbell of {len(msg)} bytes, expected 16", src)
+                    continue
+                ok = self._chunk(j, n, src, dst)
+                self.sock.send(DOORBELL.pack(j, n if ok else -1))
+        except zmq.ZMQError:  # context terminated while stopping
+            return
+
+    def _chunk(self, j: int, n: int, src: _NodeRt, dst: _NodeRt) -> bool:
+        srv, d = self.server, self.d
+        where = f"shm {d.name} slot {j}"
+        if not (0 <= j < self.inp.slots and 0 < n <= self.inp.slot_samples):
+            srv._reject(R_TOO_LARGE, f"{where}: slot must be in [0, {self.inp.slots}) and samples in "
+                                     f"[1, {self.inp.slot_samples}], got ({j}, {n})", src)
+            return False
+        x, y = self.inp.packed(j, n), self.out.packed(j, n)
+        f = x.reshape(-1).view(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ss = np.dot(f, f)
+        if not np.isfinite(ss) and not np.isfinite(f).all():
+            srv._reject(R_NON_FINITE, f"{where}: {int(np.count_nonzero(~np.isfinite(f)))} NaN/Inf value(s)", src)
+            return False
+        if not ss <= INPUT_FULL_SCALE_LIMIT ** 2:  # [Note: saturation], in place in the client's slot
+            lim = np.float32(INPUT_FULL_SCALE_LIMIT)
+            if np.abs(f).max() > lim:
+                np.clip(f, -lim, lim, out=f)
+                src.c["saturated"] += 1
+                srv.totals["saturated"] += 1
+        t, tc = time.perf_counter(), time.thread_time()
+        try:
+            with d.lock:
+                c = d.model.generate(n)
+                if hasattr(d.model, "apply_into"):
+                    d.model.apply_into(x, c, y)
+                else:
+                    y[...] = d.model.apply(x, c)
+        except Exception:  # noqa: BLE001 - a broken model must not stop the server
+            log.exception("channel %s failed on a shared-memory chunk of %d samples", d.name, n)
+            srv.totals["model_errors"] += 1
+            return False
+        finally:
+            d.model_s += time.perf_counter() - t
+            d.model_cpu_s += time.thread_time() - tc
+        d.bursts += 1
+        for rt, k in ((src, "samples_in"), (dst, "samples_out")):
+            rt.c[k] += n
+            srv.totals[k] += n
+        return True
 
 
 @dataclass
@@ -622,6 +727,7 @@ class ChannelServer:
         self._req_monitors: dict[zmq.Socket, tuple[_NodeRt, int]] = {}  # tx REQ monitors: a lost peer
         self._slots = {tag: k for k, tag in enumerate(endpoint_slots(topology))}
         self._results: queue.Queue = queue.Queue()
+        self._shm: dict[str, _ShmSession] = {}
 
     # ------------------------------------------------------------------ sockets
     def _default_endpoint(self, tag: str) -> str:
@@ -914,6 +1020,9 @@ class ChannelServer:
         if self._closed:
             return
         self._closed = True
+        for sess in list(self._shm.values()):
+            sess.stop()
+        self._shm.clear()
         workers = [d.worker for rt in self.nodes.values() for d in rt.directions.values() if d.worker]
         for w in workers:
             while True:  # make room for the stop sentinel: queued blocks are dropped on stop
@@ -1073,6 +1182,10 @@ class ChannelServer:
         Returns (None, None) if the model raised (logged and counted: a broken model must not stop the server).
         """
         n = x.shape[1]
+        with d.lock:
+            return self._compute_locked(d, x, n)
+
+    def _compute_locked(self, d: _Direction, x: np.ndarray, n: int) -> tuple[np.ndarray | None, dict | None]:
         t, tc = time.perf_counter(), time.thread_time()
         try:
             if d.splitter is not None and n >= _SPLIT_MIN_SAMPLES:
@@ -1281,8 +1394,10 @@ class ChannelServer:
                       for rt in self.nodes.values() for d in rt.directions.values()},
         }
 
-    def _request(self, req: dict) -> dict:
+    def _request(self, req: dict, peer: str | None = None) -> dict:
         cmd = req["cmd"]
+        if cmd in ("shm_open", "shm_close"):
+            return self._shm_request(req, peer)
         if cmd == "ping":
             return {"ok": True, "pid": os.getpid()}
         if cmd == "info":
@@ -1311,7 +1426,47 @@ class ChannelServer:
             self.stop()
             return {"ok": True}
         self._reject(R_BAD_REQUEST, f"unknown control command {cmd!r:.64}")
-        return {"ok": False, "error": f"unknown cmd {cmd!r:.64}; use ping, info, stats, last, state, stop"}
+        return {"ok": False, "error": f"unknown cmd {cmd!r:.64}; use ping, info, stats, last, state, stop, shm_open, shm_close"}
+
+    def _peer_is_local(self, peer: str | None) -> bool:
+        if self.control_endpoint.startswith(("ipc://", "inproc://")):
+            return True
+        return peer in ("127.0.0.1", "::1", "[::1]", "::ffff:127.0.0.1")
+
+    def _shm_request(self, req: dict, peer: str | None) -> dict:
+        """``shm_open`` / ``shm_close`` (see [Note: shared-memory data plane] in ``hil.radio.shm``)."""
+        if req["cmd"] == "shm_close":
+            sess = self._shm.pop(str(req.get("session")), None)
+            if sess is None:
+                return {"ok": False, "error": f"no shared-memory session {req.get('session')!r:.64}"}
+            sess.stop()
+            return {"ok": True}
+        if not self._peer_is_local(peer):
+            return {"ok": False, "error": f"shared memory is offered to peers on this host only (you are "
+                                          f"{peer or 'unknown'}); use the TCP streams"}
+        src, dst = req.get("src"), req.get("dst")
+        if src not in self.nodes or dst not in self.nodes[src].directions:
+            return {"ok": False, "error": f"no link {src!r:.64} -> {dst!r:.64}; links are "
+                                          f"{sorted(d.name for rt in self.nodes.values() for d in rt.directions.values())}"}
+        if self.nodes[src].cfg.mode != "stream":
+            return {"ok": False, "error": f"node {src!r} is in burst mode; shared memory serves stream-mode nodes"}
+        slot, slots = req.get("slot_samples"), req.get("slots", 4)
+        max_slot = self.cfg.max_message_bytes // 8
+        for k, v, hi in (("slot_samples", slot, max_slot), ("slots", slots, 64)):
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+                return {"ok": False, "error": f"shm_open: {k} must be an integer in [1, {hi}], got {v!r:.64}"}
+        if len(self._shm) >= _MAX_SHM_SESSIONS:
+            return {"ok": False, "error": f"{_MAX_SHM_SESSIONS} shared-memory sessions are open; close one"}
+        d = self.nodes[src].directions[dst]
+        try:
+            sess = _ShmSession(self, d, slot, slots)
+        except (ValueError, OSError) as e:
+            return {"ok": False, "error": f"shm_open: cannot create the rings: {e}"}
+        self._shm[sess.id] = sess
+        sess.start()
+        return {"ok": True, "session": sess.id, "input": sess.inp.shm.name, "output": sess.out.shm.name,
+                "doorbell": sess.endpoint, "slots": slots, "slot_samples": slot,
+                "n_in": d.model.n_in, "n_out": d.model.n_out}
 
     def _handle_control(self) -> None:
         """Answer one control request; whatever it holds, the reply is JSON with ``ok``.
@@ -1324,11 +1479,16 @@ class ChannelServer:
         request, so the reply is always allowed (a two-frame request is refused, not left half-read).
         """
         try:
-            frames = self._ctl.recv_multipart(zmq.NOBLOCK)
+            zframes = self._ctl.recv_multipart(zmq.NOBLOCK, copy=False)
         except zmq.Again:
             return
+        frames = [f.bytes for f in zframes]
         try:
-            reply = self._request(parse_request(frames))
+            peer = zframes[0].get("Peer-Address")
+        except (zmq.ZMQError, IndexError, TypeError):
+            peer = None
+        try:
+            reply = self._request(parse_request(frames), peer)
         except BadMessage as e:
             self._reject(e.reason, str(e))
             reply = {"ok": False, "error": str(e)}

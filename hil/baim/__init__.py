@@ -9,4 +9,6 @@ Public API (import from the submodules; this package imports nothing heavy):
   ``check_exact``, ``task_model_profile``, ``place_task_models``
 - ``hil.baim.wire``: ``pack_state``, ``unpack_state``, ``TrafficMeter``
 - ``hil.baim.fedavg``: ``run_fedavg``;  ``hil.baim.metrics``: ``frechet_distance``, ``FrechetEvaluator``
+- ``hil.baim.maintain``: ``load_maintain_config``, ``run_maintenance`` (after deployment: local fine-tuning,
+  continual learning, few-shot, pruning), ``prune_big``, ``prune_experts``, ``extend_with_squad``
 """

@@ -19,7 +19,7 @@ from hil.capture.sigmf_io import (
     remove_partials,
     validate_recording,
 )
-from hil.capture.sounder import PhySounder, PilotSounder, PilotSounderConfig, Sounding
+from hil.capture.sounder import PhySounder, Sounding, sounder_settings
 from hil.capture.stats import ChannelStats, UndefinedStatistic, channel_stats, recording_stats
 from hil.capture.sweep import SweepConfig
 
@@ -28,8 +28,6 @@ __all__ = [
     "ChannelStats",
     "FrameTable",
     "PhySounder",
-    "PilotSounder",
-    "PilotSounderConfig",
     "Recording",
     "RecordingWriter",
     "Sounding",
@@ -42,6 +40,7 @@ __all__ = [
     "recording_stats",
     "remove_partials",
     "run_capture",
+    "sounder_settings",
     "stop_on_signals",
     "validate_recording",
 ]

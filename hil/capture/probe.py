@@ -1,30 +1,17 @@
-"""``hil sim probe``: sound a link of the channel server through the project PHY (``hil.phy.PhyLink``).
+"""``hil sim probe``: sound a link of the channel server with the capture sounder and report what it saw.
 
-The probe has no synchroniser or estimator of its own: each burst is one ``PhyLink.transceive`` of
-a small payload (:data:`PROBE_PHY` sets the frame), and what it reports is what the PHY receiver
-estimated (detection over +-``max_cfo_hz``, fractional timing, CFO, LS channel matrix, noise power
-per receive antenna from the frame's quiet interval). See [Note: probe numbers from the PHY].
+The probe has no synchroniser or estimator of its own, and no sounder either: each burst is one
+:meth:`hil.capture.sounder.PhySounder.sound` (one ``hil.phy`` frame; :data:`PROBE_PHY` makes it longer
+than a capture's), and what it reports is what the PHY receiver estimated, with the per-sample SNR of
+[Note: sounding numbers] in ``hil/capture/sounder.py``: ``start_sample`` (the frame's first sample in
+the capture), ``timing`` (its fraction), ``cfo_cycles_per_sample`` (``cfo_hz / fs``), ``channel`` (the
+LS channel matrix), ``noise_power``/``signal_power``/``snr_db`` per receive antenna, per sample (the
+channel server's ``snr_reference = "rx"``), and ``phy_snr_db`` (the PHY's per-symbol SNR, mean over
+antennas, ``10 log10(sps)`` dB higher).
 
-[Note: probe numbers from the PHY]
-- ``start_sample``: the PHY's ``RxResult.timing`` (fractional index of the frame's first sample in
-  the capture; the RRC pulse delay is inside the frame, the burst's first sample is the frame's
-  first sample) minus :data:`TIMING_OFFSET_SAMPLES` (0), rounded. ``timing`` keeps the fraction.
-- ``cfo_cycles_per_sample`` = ``RxResult.cfo_hz / fs``.
-- ``channel``: ``RxResult.channel_estimate`` with ``estimator="ls"`` (unbiased; phase referred to
-  the centre of the pilot block, i.e. after the CFO rotation up to there).
-- ``noise_power[r]``: noise power per sample at receive antenna ``r`` (full scale 1.0 units):
-  ``RxResult.noise_power * noise_var_rx[r] / noise_var`` (the PHY's per-antenna split).
-- ``signal_power[r] = a^2 sum_t max(|H[r, t]|^2 - e_r, 0)`` with ``a^2`` the PHY's average power per
-  transmit antenna and sample (``PhyConfig.avg_power``; the RRC pulse has energy ``sps``, so a
-  sample carries the symbol power) and ``e_r`` the LS error variance of row ``r``
-  (``RxResult.estimate_error_var`` split like the noise): the per-antenna form of the PHY's own
-  ``snr_db``.
-- ``snr_db[r] = signal_power[r] / noise_power[r]``: the SNR *per sample* at antenna ``r``, the
-  channel server's definition (``snr_reference="rx"``). The PHY's ``RxResult.snr_db`` is per symbol
-  after the matched filter (the mean over antennas), ``10 log10(sps)`` dB higher; it is kept as
-  ``phy_snr_db``.
 :data:`PROBE_PHY` makes the pilot block (``pilot_len`` symbols per antenna) and the quiet interval
-long so the estimates are precise (about 4000 noise samples and 2048 pilot symbols per burst).
+long so one burst is precise (about 4000 noise samples and 2048 pilot symbols per burst), and sends
+at the PHY's default back-off (12 dB below full scale).
 """
 
 from __future__ import annotations
@@ -33,21 +20,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from hil.channel.random import complex_normal
+from hil.capture.sounder import PhySounder, Sounding
+from hil.errors import SyncError
 from hil.radio.base import Radio
-from hil.radio.tap import TapRadio
 
-#: PhyConfig fields of the probe's frame (``n_tx``/``n_rx``/``sample_rate_hz`` come from the link).
-PROBE_PHY = {"mode": "flat", "estimator": "ls", "pilot_len": 1024, "quiet_len": 2048}
-#: samples between the PHY's frame timing and the burst's first sample (the frame starts the burst).
-TIMING_OFFSET_SAMPLES = 0.0
-#: payload symbols per antenna of a probe frame (the payload is not the point).
-PROBE_CHANNEL_USES = 8
+#: PhyConfig fields of the probe's frame, over the sounder's defaults (``hil.capture.sounder.SOUNDER_PHY``).
+PROBE_PHY = {"pilot_len": 1024, "quiet_len": 2048, "backoff_db": 12.0}
 
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What one sounding measured (see [Note: probe numbers from the PHY]).
+    """What one sounding measured, as the probe reports it (see the module docstring).
 
     Attributes:
         start_sample: index of the burst's first sample in the capture.
@@ -71,6 +54,13 @@ class ProbeResult:
     tx_amplitude: float
     phy_snr_db: float
 
+    @classmethod
+    def from_sounding(cls, s: Sounding, sample_rate_hz: float, tx_amplitude: float) -> "ProbeResult":
+        """The probe's view of a flat :class:`Sounding` (one that found its frame)."""
+        return cls(start_sample=s.frame_start, timing=s.timing, cfo_cycles_per_sample=s.cfo_hz / sample_rate_hz,
+                   channel=np.asarray(s.estimate[0], np.complex128), snr_db=s.snr_db_rx, noise_power=s.noise_var_rx,
+                   signal_power=s.signal_power_rx, tx_amplitude=tx_amplitude, phy_snr_db=s.phy_snr_db)
+
     def to_dict(self, sample_rate_hz: float | None = None) -> dict:
         d = asdict(self)
         d["channel"] = {"re": self.channel.real.tolist(), "im": self.channel.imag.tolist()}
@@ -81,51 +71,22 @@ class ProbeResult:
         return d
 
 
-class Prober:
-    """Sounds ``radio`` with PHY frames (``hil.phy.PhyLink`` with :data:`PROBE_PHY`).
+def probe_sounder(radio: Radio, rng: np.random.Generator, sample_rate_hz: float = 1e6, **phy) -> PhySounder:
+    """The probe's sounder: :class:`PhySounder` with :data:`PROBE_PHY` (``phy`` overrides it)."""
+    return PhySounder(radio, rng, sample_rate_hz=sample_rate_hz, **{**PROBE_PHY, **phy})
 
-    Args:
-        radio: the link to sound.
-        rng: generator of the payload symbols.
-        sample_rate_hz: the link's sample rate (CFO in Hz; the CFO search is +-min(120 kHz, 0.12 fs)).
-        **phy: overrides of :data:`PROBE_PHY` (``hil.phy.PhyConfig`` fields).
-    """
 
-    def __init__(self, radio: Radio, rng: np.random.Generator, sample_rate_hz: float = 1e6, **phy):
-        from hil.phy import PhyConfig, PhyLink
-
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng: expected a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
-        self.rng = rng
-        self.tap = TapRadio(radio, close_inner=False)  # the caller owns the radio
-        fs = float(sample_rate_hz)
-        kw = {**PROBE_PHY, "max_cfo_hz": min(120e3, 0.12 * fs), **phy}
-        self.cfg = PhyConfig(n_tx=radio.caps.n_tx, n_rx=radio.caps.n_rx, sample_rate_hz=fs, **kw)
-        self.link = PhyLink(self.tap, self.cfg)
-
-    def probe(self) -> tuple[ProbeResult, np.ndarray]:
-        """One burst: ``(ProbeResult, capture complex64 [n_rx, m])``. Raises SyncError if the frame is lost."""
-        cfg = self.cfg
-        shape = (1, cfg.n_tx, PROBE_CHANNEL_USES)
-        sym = complex_normal(self.rng, shape)
-        res = self.link.transceive(sym.astype(np.complex64))
-        split = np.asarray(res.noise_var_rx, float) / max(float(res.noise_var), 1e-300)  # per-antenna share
-        noise = float(res.noise_power) * split  # [n_rx]
-        err = float(res.estimate_error_var) * split  # [n_rx]
-        h = np.asarray(res.channel_estimate, np.complex128)  # [n_rx, n_tx]
-        sig = cfg.avg_power * np.sum(np.maximum(np.abs(h) ** 2 - err[:, None], 0.0), axis=1)
-        snr = 10 * np.log10(np.maximum(sig, 1e-30) / np.maximum(noise, 1e-30))
-        timing = float(res.timing)
-        out = ProbeResult(start_sample=round(timing - TIMING_OFFSET_SAMPLES), timing=timing,
-                          cfo_cycles_per_sample=float(res.cfo_hz) / cfg.sample_rate_hz, channel=h, snr_db=snr,
-                          noise_power=noise, signal_power=sig, tx_amplitude=cfg.amplitude,
-                          phy_snr_db=float(res.snr_db))
-        return out, self.tap.last_capture
+def probe_once(sounder: PhySounder) -> tuple[ProbeResult, np.ndarray]:
+    """One burst: ``(ProbeResult, capture complex64 [n_rx, m])``. Raises SyncError if the frame is lost."""
+    s = sounder.sound()
+    if s.estimate is None:
+        raise SyncError(s.error)
+    return ProbeResult.from_sounding(s, sounder.cfg.sample_rate_hz, sounder.cfg.amplitude), s.capture
 
 
 def probe(radio: Radio, rng: np.random.Generator, sample_rate_hz: float = 1e6, **phy) -> ProbeResult:
-    """Send one PHY sounding frame through ``radio`` and return what the PHY measured."""
-    return Prober(radio, rng, sample_rate_hz, **phy).probe()[0]
+    """Send one probe frame through ``radio`` and return what the PHY measured."""
+    return probe_once(probe_sounder(radio, rng, sample_rate_hz, **phy))[0]
 
 
 def run_probe(*, config: str | None = None, endpoint: str | None = None, tx_node: str | None = None,
@@ -168,9 +129,9 @@ def run_probe(*, config: str | None = None, endpoint: str | None = None, tx_node
         topology = opened.started[0].config if opened.started else None
         tx_node, rx_node = radio.tx_node, radio.rx_node
         fs = float(info["sample_rate_hz"])
-        prober = Prober(radio, rng, fs)
+        sounder = probe_sounder(radio, rng, fs)
         for _ in range(bursts):
-            res, cap = prober.probe()
+            res, cap = probe_once(sounder)
             d = res.to_dict(fs)
             ev = radio.last_burst()
             if ev is not None and "start" in ev:

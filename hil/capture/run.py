@@ -26,9 +26,9 @@ import numpy as np
 
 from hil._io import atomic_write_json
 from hil.capture.sigmf_io import RecordingWriter, remove_partials
-from hil.capture.sounder import PilotSounder, PilotSounderConfig, Sounding
+from hil.capture.sounder import PhySounder, Sounding, sounder_settings
 from hil.capture.sweep import SweepConfig
-from hil.errors import CaptureError
+from hil.errors import CaptureError, ConfigError
 from hil.radio.base import Radio
 
 log = logging.getLogger(__name__)
@@ -56,19 +56,17 @@ class CaptureResult:
     report: dict = field(default_factory=dict, repr=False)
 
 
-def make_sounder(sweep: SweepConfig, radio: Radio, rng: np.random.Generator):
-    """The sounder the sweep asks for, sized to the radio's antennas."""
-    spec = dict(sweep.sounder)
-    kind = spec.pop("kind", "pilot")
-    if kind == "phy":
-        from hil.capture.sounder import PhySounder
+def make_sounder(sweep: SweepConfig, radio: Radio, rng: np.random.Generator) -> PhySounder:
+    """The sounder the sweep's ``[sounder]`` table asks for, sized to the radio's antennas.
 
-        return PhySounder(radio, rng=rng, sample_rate_hz=sweep.sample_rate_hz, **spec)
-    known = set(PilotSounderConfig.__dataclass_fields__) - {"n_tx", "sample_rate_hz"}
-    bad = set(spec) - known
-    if bad:
-        raise CaptureError(f"sweep [sounder]: unknown keys {sorted(bad)} for the pilot sounder; known: {sorted(known)}")
-    return PilotSounder(PilotSounderConfig(n_tx=radio.caps.n_tx, sample_rate_hz=sweep.sample_rate_hz, **spec))
+    Raises:
+        ConfigError: a key or value of ``[sounder]`` is wrong (the message names it).
+    """
+    kw = sounder_settings(sweep.sounder)
+    try:
+        return PhySounder(radio, rng=rng, sample_rate_hz=sweep.sample_rate_hz, **kw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"[sounder]: {e}; see docs/capture.md for the keys") from e
 
 
 @contextlib.contextmanager
@@ -119,7 +117,7 @@ def run_capture(
         radio: the radio to sound through (``transceive`` per frame).
         sweep: the sweep.
         out_dir: output directory; must not already hold recordings.
-        rng: generator (PHY sounder payloads).
+        rng: generator of the sounding frames' payloads.
         hw: ``core:hw`` text.
         radio_info: what to record about the radio (backend, URI, ...), stored under ``hil:radio``.
         stop_event: set it to stop after the current frame (see [Note: stopping a capture]).
@@ -164,7 +162,7 @@ def run_capture(
                     hw=hw, description=f"hil channel sounding, tx_gain {tx_gain} dB, rx_gain {rx_gain} dB",
                     sounder={**sounder.params(), "frame_interval_s": sweep.frame_interval_s or None},
                     extra_global={"hil:radio": config["radio"],
-                                  "hil:subcarrier_spacing_hz": getattr(sounder, "subcarrier_spacing_hz", None)},
+                                  "hil:subcarrier_spacing_hz": sounder.subcarrier_spacing_hz},
                 )
                 slot = 0
                 where: dict = {"recording": name}
@@ -187,7 +185,7 @@ def run_capture(
                                     if wait > 0 and stop_event.wait(wait):
                                         break
                                 t_s = time.monotonic() - t0
-                                s = sounder.sound(radio)
+                                s = sounder.sound()
                                 writer.add_burst(
                                     s.capture, s.estimate, frame_start=s.frame_start, frame_len=s.frame_len or None,
                                     slot=slot, t_s=t_s, snr_db=s.snr_db, cfo_hz=s.cfo_hz, noise_var=s.noise_var,

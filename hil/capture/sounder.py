@@ -1,34 +1,37 @@
-"""Channel sounders: send one sounding frame through a Radio, estimate the MIMO channel from the capture.
+"""Channel sounding through the project PHY: one ``hil.phy`` frame per burst, and what its receiver estimated.
 
-Two sounders share one result type (:class:`Sounding`):
+There is one sounder, :class:`PhySounder`; capture sweeps (``hil capture``) and the channel probe
+(``hil sim probe``) both use it. It has no synchroniser or estimator of its own: detection and timing,
+CFO, the channel estimate and the noise power are ``hil.phy.FrameReceiver``'s (docs/phy.md). What is
+sounding-specific stays here: the frame's settings (:data:`SOUNDER_PHY`: long pilots, a long quiet
+interval, least squares), the per-sample SNR a recording stores (see [Note: sounding numbers]), the
+mapping of a sweep's ``[sounder]`` table (:func:`sounder_settings`), and the conversion of OFDM
+estimates to a replayable grid (:func:`ofdm_to_fft_grid`).
 
-- :class:`PilotSounder`, built in and self-contained (flat MIMO channel, one subcarrier): it needs
-  nothing but a :class:`hil.radio.base.Radio`. See [Note: pilot sounding frame].
-- :class:`PhySounder`: the project PHY (``hil.phy.PhyLink``) with a small payload; it gives what the
-  PHY estimates (per subcarrier for OFDM) and its SNR/CFO/timing.
+[Note: sounding numbers]
+Each burst is one ``PhyLink.transceive`` of ``channel_uses`` random payload symbols (the payload is
+not the point). From the receiver's ``RxResult``:
 
-[Note: pilot sounding frame]
-The pilot section is ``n_blocks`` blocks of ``L`` samples. Block ``b`` carries a Zadoff-Chu sequence
-``p_b`` of its own root (so the timing metric has one clean peak), sent from every transmit antenna
-``t`` at once with the orthogonal cover ``c[t, b mod n_slots]`` (rows of a Hadamard matrix,
-``n_slots`` = the next power of two >= ``n_tx``), amplitude ``A`` per antenna. ``n_quiet`` silent
-samples follow. All antennas transmit during the whole pilot section, so the signal power is constant
-(a channel model or a meter that measures "active" power sees ``A^2`` per antenna). The receiver:
+- ``frame_start = round(timing)`` (the frame starts the burst, so this is the burst's first sample in
+  the capture); ``timing`` keeps the fraction.
+- ``estimate``: ``channel_estimate`` (least squares by default: unbiased; phase referred to the centre
+  of the pilot block), ``[1, n_rx, n_tx]`` flat, or for ``mode = "ofdm"`` on the full FFT grid (see
+  [Note: OFDM estimates as a replayable channel]).
+- ``noise_var_rx[r]``: noise power per sample at receive antenna ``r`` (full scale 1.0):
+  ``noise_power * noise_var_rx[r] / noise_var`` (the PHY's per-antenna split); ``noise_var`` is their mean.
+- ``estimate_var``: ``estimate_error_var``, the LS error variance of one coefficient; ``e_r`` is its
+  share at antenna ``r`` (split like the noise).
+- ``signal_power_rx[r] = P mean_k sum_t max(|H_k[r, t]|^2 - e_r, 0)`` with ``P`` the frame's average
+  power per transmit antenna and sample (``PhyConfig.avg_power``, ``amplitude**2``) and ``k`` over the
+  estimated subcarriers (one for flat): the received power per sample of a transmitter sending at ``P``
+  from all its antennas at once, with the estimation error's bias removed.
+- ``snr_db_rx[r] = signal_power_rx[r] / noise_var_rx[r]``: SNR *per sample* at antenna ``r`` (the
+  channel server's ``snr_reference = "rx"``); ``snr_db = mean_r signal / mean_r noise``, the SNR per
+  receive antenna that a recording stores. The PHY's own ``RxResult.snr_db`` is per symbol after the
+  matched filter, ``10 log10(sps)`` dB higher for single carrier; it is kept as ``phy_snr_db``.
 
-1. timing: the matched filter, non-coherently summed over blocks and receive antennas,
-   ``M[k] = sum_{r,b} |sum_n y_r[k + b L + n] p_b*[n]|^2``, at its maximum ``k``; a frame is
-   declared when ``M[k] / (L E[k]) >= threshold`` with ``E[k]`` the energy under the pilot window
-   (1 without noise, ``snr / (1 + snr)`` at a per-sample SNR, about ``1/L`` for noise alone);
-2. CFO: blocks ``n_slots`` apart carry the same cover, so with ``z_b`` the block correlations,
-   ``f = angle(sum_b z_{b + n_slots} z_b*) fs / (2 pi n_slots L)``, unambiguous for
-   ``|f| < fs / (2 n_slots L)`` (about 2 kHz for 2 antennas, L = 127, 1 MS/s; use the PHY sounder for
-   larger offsets);
-3. after de-rotation about the centre of the pilots, the LS estimate per pair
-   ``H[r, t] = sum_b c[t, b] z_b[r] / (n_blocks L A)`` (error variance ``N0 / (n_blocks L A^2)``);
-4. ``N0``, the noise power per sample, from the quiet interval (after a guard) pooled with the LS
-   residual of the pilot section;
-5. SNR per receive antenna for a transmitter sending ``A``-amplitude signals from all its antennas
-   at once: ``mean_r sum_t |H[r, t]|^2 A^2 / N0`` (the pilot section is exactly such a signal).
+The sounder transmits at amplitude :data:`SOUNDER_AMPLITUDE` per antenna by default (a back-off of
+9.1 dB), so "SNR" in a recording is the SNR of a transmitter at that amplitude on all its antennas.
 
 [Note: OFDM estimates as a replayable channel]
 ``hil.phy``'s OFDM receiver starts each FFT window ``d0`` samples before the symbol's nominal start
@@ -46,31 +49,103 @@ does not see them.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from hil.errors import SyncError
+from hil.channel.random import complex_normal
+from hil.errors import ConfigError, SyncError
 from hil.radio.base import Radio
 from hil.radio.tap import TapRadio
 
 log = logging.getLogger(__name__)
+
+#: default RMS amplitude of the sounding frame per transmit antenna (full scale 1.0)
+SOUNDER_AMPLITUDE = 0.35
+
+#: ``hil.phy.PhyConfig`` fields of a sounding frame unless overridden (``n_tx``/``n_rx`` come from the
+#: radio, ``max_cfo_hz`` defaults to min(120 kHz, 0.12 fs)). 512 pilot symbols per transmit antenna at
+#: 2 samples per symbol give each channel coefficient 1024 n_tx pilot samples of energy.
+SOUNDER_PHY = {
+    "mode": "flat",
+    "estimator": "ls",
+    "pilot_len": 512,
+    "quiet_len": 256,
+    "backoff_db": -20.0 * math.log10(SOUNDER_AMPLITUDE),
+}
+
+#: ``[sounder]`` keys of the earlier Zadoff-Chu pilot sounder and what replaces each
+REMOVED_SOUNDER_KEYS = {
+    "seq_len": "pilot_len (pilot symbols per transmit antenna; a coefficient gets sps * n_tx * pilot_len "
+               "pilot samples, as it got n_periods * n_slots * seq_len before)",
+    "n_periods": "pilot_len (pilot symbols per transmit antenna; a coefficient gets sps * n_tx * pilot_len "
+                 "pilot samples, as it got n_periods * n_slots * seq_len before)",
+    "n_quiet": "quiet_len (silent symbols of sps samples each)",
+    "threshold": "p_fa (false-alarm probability per capture of noise only)",
+}
+
+
+def _phy_keys() -> set[str]:
+    from hil.phy import PhyConfig
+
+    return {f.name for f in fields(PhyConfig)} - {"n_tx", "n_rx", "sample_rate_hz"}
+
+
+def sounder_settings(table: dict) -> dict:
+    """A sweep's ``[sounder]`` table -> keyword arguments of :class:`PhySounder`.
+
+    Keys: ``hil.phy.PhyConfig`` fields (``mode``, ``pilot_len``, ``quiet_len``, ``max_cfo_hz``, ...),
+    ``channel_uses``, ``amplitude`` (RMS per transmit antenna, full scale 1.0; becomes ``backoff_db``)
+    and ``kind = "phy"`` (optional, the only kind).
+
+    Raises:
+        ConfigError: ``[sounder].KEY: what is wrong``, for a key of the removed pilot sounder (naming
+            its replacement), an unknown key, or a bad ``kind``/``amplitude``.
+    """
+    d = dict(table)
+    kind = d.pop("kind", "phy")
+    if kind != "phy":
+        hint = (" (the Zadoff-Chu pilot sounder was replaced by hil.phy frames: remove the key; see "
+                "docs/capture.md)") if kind == "pilot" else ""
+        raise ConfigError(f"[sounder].kind = {kind!r}: the only sounder is 'phy'{hint}")
+    for k in sorted(set(d) & set(REMOVED_SOUNDER_KEYS)):
+        raise ConfigError(f"[sounder].{k}: removed (the sounder sends hil.phy frames); use {REMOVED_SOUNDER_KEYS[k]}")
+    valid = _phy_keys() | {"channel_uses", "amplitude"}
+    unknown = set(d) - valid
+    if unknown:
+        raise ConfigError(f"[sounder]: unknown keys {sorted(unknown)}; valid: {sorted(valid | {'kind'})}")
+    if "amplitude" in d:
+        if "backoff_db" in d:
+            raise ConfigError("[sounder]: give amplitude or backoff_db, not both (amplitude = 10^(-backoff_db/20))")
+        a = d.pop("amplitude")
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a <= 1:
+            raise ConfigError(f"[sounder].amplitude = {a!r}: must be a number in (0, 1] (RMS per antenna, full scale 1.0)")
+        d["backoff_db"] = -20.0 * math.log10(a)
+    return d
 
 
 @dataclass(frozen=True, eq=False)
 class Sounding:
     """One sounding: the raw capture and, when a frame was found, what was estimated from it.
 
+    See [Note: sounding numbers] for each value's definition.
+
     Attributes:
         capture: complex64 ``(n_rx, m)``, the raw received burst.
         estimate: complex64 ``[n_sc, n_rx, n_tx]`` or ``None`` when no frame was detected.
-        frame_start: sample index of the frame inside ``capture``.
+        frame_start: sample index of the frame inside ``capture`` (rounded ``timing``).
         frame_len: frame length in samples.
-        snr_db: SNR per receive antenna (see the sounder's definition), dB.
+        snr_db: SNR per sample per receive antenna (mean signal over mean noise), dB.
         cfo_hz: carrier frequency offset, Hz.
-        noise_var: noise power per sample per receive antenna (full-scale units).
+        noise_var: noise power per sample per receive antenna (full-scale units, mean over antennas).
         estimate_var: error variance of each channel coefficient.
         error: why no frame was detected (``None`` when one was).
+        timing: the PHY's fractional frame timing, samples.
+        snr_db_rx: float ``[n_rx]`` SNR per sample per receive antenna, dB.
+        noise_var_rx: float ``[n_rx]`` noise power per sample per receive antenna.
+        signal_power_rx: float ``[n_rx]`` received signal power per sample per receive antenna.
+        phy_snr_db: the PHY's ``RxResult.snr_db`` (per symbol, mean over receive antennas).
     """
 
     capture: np.ndarray
@@ -82,178 +157,11 @@ class Sounding:
     noise_var: float = float("nan")
     estimate_var: float = 0.0
     error: str | None = None
-
-
-@dataclass(frozen=True)
-class PilotSounderConfig:
-    """Parameters of the built-in pilot sounder (see [Note: pilot sounding frame]).
-
-    Attributes:
-        n_tx: transmit antennas.
-        seq_len: Zadoff-Chu length ``L`` per block (a prime is best: 61, 127, ...).
-        n_periods: pilot periods; ``n_blocks = n_periods * n_slots`` (>= 2 periods for the CFO).
-        n_quiet: silent samples after the pilots (noise estimate).
-        amplitude: pilot amplitude ``A`` per antenna (full scale 1.0 per antenna).
-        threshold: detection threshold on the normalised matched-filter metric, in (0, 1): 0.2
-            detects down to about -6 dB per-sample SNR; noise alone scores about ``1 / seq_len``.
-        sample_rate_hz: sample rate, Hz (for the CFO in Hz).
-    """
-
-    n_tx: int = 1
-    seq_len: int = 127
-    n_periods: int = 8
-    n_quiet: int = 128
-    amplitude: float = 0.35
-    threshold: float = 0.2
-    sample_rate_hz: float = 1e6
-
-    def __post_init__(self):
-        if self.n_tx < 1:
-            raise ValueError(f"n_tx must be >= 1, got {self.n_tx}")
-        if self.seq_len < 16:
-            raise ValueError(f"seq_len must be >= 16 (noise alone scores 1/seq_len), got {self.seq_len}")
-        if not 0 < self.threshold < 1:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
-        if self.n_periods < 2:
-            raise ValueError(f"n_periods must be >= 2 (the CFO needs two), got {self.n_periods}")
-        if self.n_quiet < 16:
-            raise ValueError(f"n_quiet must be >= 16 (noise estimate), got {self.n_quiet}")
-        if not 0 < self.amplitude <= 1:
-            raise ValueError(f"amplitude must be in (0, 1] (full scale), got {self.amplitude}")
-        if not self.sample_rate_hz > 0:
-            raise ValueError(f"sample_rate_hz must be > 0, got {self.sample_rate_hz}")
-
-
-def zadoff_chu(root: int, length: int) -> np.ndarray:
-    """Unit-modulus Zadoff-Chu sequence, complex128 ``[length]``."""
-    n = np.arange(length)
-    cf = length % 2
-    return np.exp(-1j * np.pi * root * n * (n + cf) / length)
-
-
-class PilotSounder:
-    """The built-in flat MIMO sounder (see [Note: pilot sounding frame])."""
-
-    subcarrier_spacing_hz = None
-    n_sc = 1
-
-    def __init__(self, cfg: PilotSounderConfig):
-        from scipy.linalg import hadamard
-
-        self.cfg = cfg
-        L = cfg.seq_len
-        self.n_slots = 1 << max(0, (cfg.n_tx - 1).bit_length())
-        self.n_blocks = cfg.n_periods * self.n_slots
-        roots = [r for r in range(1, L) if np.gcd(r, L) == 1]
-        if len(roots) < self.n_blocks:
-            raise ValueError(f"seq_len {L} has {len(roots)} usable roots, need {self.n_blocks}; use a prime seq_len")
-        step = max(1, len(roots) // self.n_blocks)
-        self._seqs = np.stack([zadoff_chu(roots[b * step], L) for b in range(self.n_blocks)])  # [n_blocks, L]
-        self._cover = hadamard(self.n_slots)[: cfg.n_tx].astype(np.float64)  # [n_tx, n_slots]
-        self._codes = self._cover[:, np.arange(self.n_blocks) % self.n_slots]  # [n_tx, n_blocks]
-        self.n_pilot = self.n_blocks * L
-        self.frame_len = self.n_pilot + cfg.n_quiet
-        frame = np.zeros((cfg.n_tx, self.frame_len), np.complex128)
-        for b in range(self.n_blocks):
-            frame[:, b * L : (b + 1) * L] = cfg.amplitude * self._codes[:, b : b + 1] * self._seqs[b][None]
-        self._frame = frame.astype(np.complex64)
-
-    @property
-    def n_tx(self) -> int:
-        return self.cfg.n_tx
-
-    def params(self) -> dict:
-        return {"kind": "pilot", **asdict(self.cfg), "frame_len": self.frame_len, "n_blocks": self.n_blocks,
-                "n_slots": self.n_slots}
-
-    def frame(self) -> np.ndarray:
-        """The sounding frame, complex64 ``(n_tx, frame_len)``."""
-        return self._frame.copy()
-
-    def sound(self, radio: Radio) -> Sounding:
-        """Send one frame through ``radio`` and estimate. A missed frame gives ``estimate=None``."""
-        cap = np.asarray(radio.transceive(self._frame), dtype=np.complex64)
-        try:
-            return self.estimate(cap)
-        except SyncError as e:
-            log.debug("no frame: %s", e)
-            return Sounding(capture=cap, estimate=None, frame_len=self.frame_len, error=str(e))
-
-    def estimate(self, cap: np.ndarray) -> Sounding:
-        """Find the frame in ``cap`` (complex64 ``(n_rx, m)``) and estimate. Raises SyncError if none."""
-        cfg, L, nb = self.cfg, self.cfg.seq_len, self.n_blocks
-        y = np.asarray(cap, dtype=np.complex64)
-        if y.ndim != 2:
-            raise ValueError(f"capture: expected (n_rx, samples), got {y.shape}")
-        n_rx, m = y.shape
-        if m < self.frame_len:
-            raise SyncError(f"capture of {m} samples is shorter than the {self.frame_len}-sample sounding frame")
-        n_k = m - self.frame_len + 1  # candidate starts
-        import scipy.fft
-
-        Pf = {}
-
-        def pfft(nfft):
-            if nfft not in Pf:
-                Pf[nfft] = np.conj(scipy.fft.fft(self._seqs, nfft, axis=-1))  # [n_blocks, nfft]
-            return Pf[nfft]
-
-        if n_k <= 2 * self.n_pilot:
-            # block b needs its correlation only at lags k + bL, k < n_k: correlate just that stretch
-            seg_len = n_k + L - 1
-            idx = (np.arange(nb) * L)[:, None] + np.arange(seg_len)[None, :]  # [n_blocks, seg_len]
-            nfft = scipy.fft.next_fast_len(seg_len + L - 1)
-            Ys = scipy.fft.fft(y[:, idx], nfft, axis=-1)  # [n_rx, n_blocks, nfft]
-            c = scipy.fft.ifft(Ys * pfft(nfft)[None], axis=-1)[..., :n_k]  # [n_rx, n_blocks, n_k]
-            metric = np.sum(c.real**2 + c.imag**2, axis=(0, 1))  # [n_k]
-        else:  # a long capture: one FFT of the whole capture per block
-            nfft = scipy.fft.next_fast_len(m + L)
-            Y = scipy.fft.fft(y, nfft, axis=1)  # [n_rx, nfft]
-            P = pfft(nfft)
-            metric = np.zeros(n_k)
-            for b in range(nb):
-                c = scipy.fft.ifft(Y * P[b][None], axis=1)[:, b * L : b * L + n_k]
-                metric += np.sum(c.real**2 + c.imag**2, axis=0)
-        k = int(np.argmax(metric))
-        # normalise by the energy under the pilot window: |sum y p*|^2 <= L sum |y|^2 (Cauchy-Schwarz)
-        energy = float(np.sum(np.abs(y[:, k : k + self.n_pilot].astype(np.complex128)) ** 2))
-        score = float(metric[k]) / (L * energy + 1e-30)
-        if score < cfg.threshold:
-            raise SyncError(
-                f"no sounding frame: the best normalised matched-filter metric is {score:.3f}, below the "
-                f"threshold {cfg.threshold} (noise alone gives about 1/L = {1 / L:.3f}); raise the TX "
-                "power/gain or check the wiring"
-            )
-        seg = y[:, k : k + self.frame_len].astype(np.complex128)  # [n_rx, frame_len]
-        blocks = seg[:, : self.n_pilot].reshape(n_rx, nb, L)
-        z = np.einsum("rbn,bn->rb", blocks, np.conj(self._seqs))  # [n_rx, n_blocks]
-        ns = self.n_slots
-        cfo_hz = float(np.angle(np.sum(z[:, ns:] * np.conj(z[:, :-ns]))) * cfg.sample_rate_hz / (2 * np.pi * ns * L))
-        centre = self.n_pilot / 2
-        rot = np.exp(-2j * np.pi * cfo_hz / cfg.sample_rate_hz * (np.arange(self.frame_len) - centre))
-        seg = seg * rot[None]
-        blocks = seg[:, : self.n_pilot].reshape(n_rx, nb, L)
-        z = np.einsum("rbn,bn->rb", blocks, np.conj(self._seqs))
-        h = z @ self._codes.T / (nb * L * cfg.amplitude)  # [n_rx, n_tx]
-        model = cfg.amplitude * np.einsum("rt,tb,bn->rbn", h, self._codes, self._seqs)
-        resid = float(np.sum(np.abs(blocks - model) ** 2))
-        guard = min(16, cfg.n_quiet // 4)
-        quiet = seg[:, self.n_pilot + guard :]
-        dof = quiet.size + n_rx * (self.n_pilot - cfg.n_tx)
-        n0 = (float(np.sum(np.abs(quiet) ** 2)) + resid) / dof
-        ep = nb * L * cfg.amplitude**2
-        sig = float(np.mean(np.sum(np.abs(h) ** 2, axis=1))) * cfg.amplitude**2
-        snr_db = float(10 * np.log10(max(sig, 1e-30) / max(n0, 1e-30)))
-        return Sounding(
-            capture=y,
-            estimate=h[None].astype(np.complex64),
-            frame_start=k,
-            frame_len=self.frame_len,
-            snr_db=snr_db,
-            cfo_hz=cfo_hz,
-            noise_var=n0,
-            estimate_var=n0 / ep,
-        )
+    timing: float = float("nan")
+    snr_db_rx: np.ndarray | None = None
+    noise_var_rx: np.ndarray | None = None
+    signal_power_rx: np.ndarray | None = None
+    phy_snr_db: float = float("nan")
 
 
 def ofdm_to_fft_grid(
@@ -295,43 +203,47 @@ def ofdm_to_fft_grid(
 
 
 class PhySounder:
-    """Sounding through the project PHY (``hil.phy.PhyLink``): one transceive of a small payload.
+    """Sounding through the project PHY (``hil.phy.PhyLink``): one transceive of a small payload per burst.
 
     The estimate is the PHY's ``channel_estimate``: flat ``[1, n_rx, n_tx]``, or for ``mode="ofdm"``
     the data subcarriers' estimates put on the full FFT grid in FFT order by
     :func:`ofdm_to_fft_grid` (``[ofdm_fft, n_rx, n_tx]``, subcarrier spacing ``fs / ofdm_fft``),
-    referred to the frame timing (see [Note: OFDM estimates as a replayable channel]).
-    SNR, CFO, timing, the noise power per sample and the estimate's error variance are the PHY's;
-    the raw IQ is the capture of that transceive. The PHY searches CFO over +-``max_cfo_hz``
-    (120 kHz by default), so this is the sounder for real boards.
+    referred to the frame timing (see [Note: OFDM estimates as a replayable channel]). Timing, CFO,
+    noise power and the estimate's error variance are the PHY's; the SNR is per sample (see
+    [Note: sounding numbers]); the raw IQ is the capture of that transceive. The PHY searches CFO over
+    +-``max_cfo_hz`` (min(120 kHz, 0.12 fs) by default), so this sounder also works between two boards.
 
     Args:
-        radio: the radio to sound through (wrapped to keep the raw capture).
+        radio: the radio to sound through (the caller owns it; it is wrapped to keep the raw capture).
         rng: generator of the payload (required: one Generator passed in).
         channel_uses: payload symbols per antenna (small: the payload is not the point).
-        **phy: ``hil.phy.PhyConfig`` fields (``n_tx``/``n_rx`` come from the radio).
+        sample_rate_hz: the link's sample rate (CFO in Hz, CFO search range).
+        **phy: ``hil.phy.PhyConfig`` fields overriding :data:`SOUNDER_PHY` (``n_tx``/``n_rx`` come
+            from the radio).
     """
 
     def __init__(self, radio: Radio, rng: np.random.Generator, channel_uses: int = 8,
-                 sample_rate_hz: float | None = None, **phy):
+                 sample_rate_hz: float = 1e6, **phy):
         from hil.phy import OfdmGrid, PhyConfig, PhyLink  # another part; imported only when used
 
-        self._tap = TapRadio(radio)
-        caps = radio.caps
-        if sample_rate_hz is not None:
-            phy.setdefault("sample_rate_hz", float(sample_rate_hz))
-        self._cfg = PhyConfig(n_tx=caps.n_tx, n_rx=caps.n_rx, **phy)
-        self._link = PhyLink(self._tap, self._cfg)
-        self.channel_uses = int(channel_uses)
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng: expected a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
         self.rng = rng
+        self._tap = TapRadio(radio, close_inner=False)
+        caps = radio.caps
+        fs = float(sample_rate_hz)
+        kw = {**SOUNDER_PHY, "max_cfo_hz": min(120e3, 0.12 * fs), **phy}
+        self.cfg = PhyConfig(n_tx=caps.n_tx, n_rx=caps.n_rx, sample_rate_hz=fs, **kw)
+        self._link = PhyLink(self._tap, self.cfg)
+        self.channel_uses = int(channel_uses)
+        if self.channel_uses < 1:
+            raise ValueError(f"channel_uses must be >= 1, got {channel_uses}")
         self.frame_len = self._link.burst_samples(1, self.channel_uses)
-        if self._cfg.mode == "ofdm":
-            g = OfdmGrid(self._cfg)
+        if self.cfg.mode == "ofdm":
+            g = OfdmGrid(self.cfg)
             self._data_signed = g.used[g.data_pos]
             self.n_sc = g.n_fft
-            self.subcarrier_spacing_hz = self._cfg.sample_rate_hz / g.n_fft
+            self.subcarrier_spacing_hz = fs / g.n_fft
         else:
             self._data_signed = None
             self.n_sc = 1
@@ -339,27 +251,50 @@ class PhySounder:
 
     @property
     def n_tx(self) -> int:
-        return self._cfg.n_tx
+        return self.cfg.n_tx
 
     def params(self) -> dict:
-        p = {"kind": "phy", "channel_uses": self.channel_uses, "frame_len": self.frame_len, "phy": asdict(self._cfg)}
-        if self._cfg.mode == "ofdm":  # how the stored estimates relate to the receiver's (see the Note)
+        """What a recording stores about the sounder (``hil:sounder``)."""
+        p = {"kind": "phy", "channel_uses": self.channel_uses, "frame_len": self.frame_len,
+             "amplitude": self.cfg.amplitude, "snr": "per sample per receive antenna, transmitter at amplitude",
+             "phy": self.cfg.to_dict()}
+        if self.cfg.mode == "ofdm":  # how the stored estimates relate to the receiver's (see the Note)
             p["ofdm_estimate"] = {"delay_reference": "frame timing (FFT back-off cp//4 + frac(timing) removed)",
                                   "guard_fill": "periodic linear interpolation"}
         return p
 
-    def sound(self, radio: Radio | None = None) -> Sounding:
+    def sound(self) -> Sounding:
         """One PHY transceive; a lost frame (SyncError) gives ``estimate=None`` with the reason."""
-        sym = (self.rng.standard_normal((1, self.n_tx, self.channel_uses))
-               + 1j * self.rng.standard_normal((1, self.n_tx, self.channel_uses))) / np.sqrt(2)
+        sym = complex_normal(self.rng, (1, self.n_tx, self.channel_uses), dtype=np.complex64)
         self._tap.last_capture = None
         try:
-            res = self._link.transceive(sym.astype(np.complex64))
+            res = self._link.transceive(sym)
         except SyncError as e:
             cap = self._tap.last_capture
             if cap is None:
                 raise
+            log.debug("no frame: %s", e)
             return Sounding(capture=cap, estimate=None, frame_len=self.frame_len, error=str(e))
+        return self._sounding(self._tap.last_capture, res)
+
+    def estimate(self, capture: np.ndarray) -> Sounding:
+        """Find a sounding frame in ``capture`` (complex ``(n_rx, m)``) and estimate; SyncError if none."""
+        y = np.asarray(capture, dtype=np.complex64)
+        if y.ndim != 2:
+            raise ValueError(f"capture: expected (n_rx, samples), got shape {y.shape}")
+        return self._sounding(y, self._link.receiver.receive(y))
+
+    def _sounding(self, capture: np.ndarray, res) -> Sounding:
+        """``RxResult`` -> :class:`Sounding` (see [Note: sounding numbers])."""
+        split = np.asarray(res.noise_var_rx, np.float64) / max(float(res.noise_var), 1e-300)  # per-antenna share
+        noise = float(res.noise_power) * split  # [n_rx]
+        err = float(res.estimate_error_var) * split  # [n_rx]
+        h_ls = np.asarray(res.channel_estimate_ls, np.complex128)
+        if h_ls.ndim == 2:
+            h_ls = h_ls[None]  # [n_sc, n_rx, n_tx]
+        sig = self.cfg.avg_power * np.mean(
+            np.sum(np.maximum(np.abs(h_ls) ** 2 - err[None, :, None], 0.0), axis=2), axis=0)  # [n_rx]
+        tiny = 1e-30
         h = np.asarray(res.channel_estimate)
         if h.ndim == 2:
             h = h[None]
@@ -367,12 +302,17 @@ class PhySounder:
             # the delay the receiver's FFT windows put on its estimates (hil.phy FrameReceiver.fft_backoff)
             h = ofdm_to_fft_grid(h, self._data_signed, self.n_sc, backoff_samples=res.fft_backoff)
         return Sounding(
-            capture=self._tap.last_capture,
+            capture=capture,
             estimate=h.astype(np.complex64),
-            frame_start=int(np.floor(res.timing)),
+            frame_start=int(round(float(res.timing))),
             frame_len=self.frame_len,
-            snr_db=float(res.snr_db),
+            snr_db=float(10 * np.log10(max(float(np.mean(sig)), tiny) / max(float(np.mean(noise)), tiny))),
             cfo_hz=float(res.cfo_hz),
             noise_var=float(res.noise_power),
             estimate_var=float(res.estimate_error_var),
+            timing=float(res.timing),
+            snr_db_rx=10 * np.log10(np.maximum(sig, tiny) / np.maximum(noise, tiny)),
+            noise_var_rx=noise,
+            signal_power_rx=sig,
+            phy_snr_db=float(res.snr_db),
         )

@@ -11,12 +11,12 @@ Example (every key optional, defaults shown)::
     repeats = 1                # passes over the LO list within one recording (time)
     max_missed = 0.5           # fraction of missed frames per step above which the capture fails
 
-    [sounder]                  # the built-in pilot sounder (hil.capture.sounder.PilotSounderConfig)
-    kind = "pilot"             # or "phy": the project PHY (hil.phy.PhyLink)
-    seq_len = 127
-    n_periods = 8
-    n_quiet = 128
-    amplitude = 0.35
+    [sounder]                  # the sounding frame: hil.phy frames (hil.capture.sounder.PhySounder)
+    mode = "flat"              # or "ofdm"; any hil.phy.PhyConfig field (n_tx/n_rx from the radio)
+    pilot_len = 512            # pilot symbols per transmit antenna
+    quiet_len = 256            # silent symbols (noise estimate)
+    amplitude = 0.35           # RMS per transmit antenna, full scale 1.0 (sets backoff_db)
+    channel_uses = 8           # payload symbols per antenna
 
 On a Pluto the LO and gains of each step are applied to the board (and read back); on a simulated
 radio (ZMQ server, loopback) they are labels in the recording only.
@@ -42,12 +42,13 @@ class SweepConfig:
     frame_interval_s: float = field(default=0.0, metadata={"ge": 0.0})
     repeats: int = field(default=1, metadata={"ge": 1})
     max_missed: float = field(default=0.5, metadata={"ge": 0.0, "le": 1.0})
-    sounder: dict = field(default_factory=lambda: {"kind": "pilot"})
+    sounder: dict = field(default_factory=dict)
 
     def __post_init__(self):
         check_fields(self, "sweep")
-        if self.sounder.get("kind", "pilot") not in ("pilot", "phy"):
-            raise config_error("[sweep].sounder.kind", "unknown sounder", self.sounder.get("kind"), "'pilot', 'phy'")
+        from hil.capture.sounder import sounder_settings
+
+        sounder_settings(self.sounder)  # ConfigError naming a removed, unknown or bad [sounder] key
 
     @classmethod
     def from_dict(cls, d: dict) -> "SweepConfig":

@@ -366,10 +366,19 @@ class Chain(Cascade):
                     self._rx_pre.append(i)
                 else:
                     self._chunkable = False
+        from hil.channel import fast
+
+        self._fused = fast.plan_for(self.stages)  # see [Note: fused chain] in hil.channel.fast
 
     CHUNK = 1 << 20
 
     def apply(self, x: np.ndarray, coeffs: list) -> np.ndarray:
+        return self.apply_into(x, coeffs, None)
+
+    def apply_into(self, x: np.ndarray, coeffs: list, out: np.ndarray | None) -> np.ndarray:
+        """As :meth:`apply`; the fused path (see [Note: fused chain] in ``hil.channel.fast``) writes
+        into ``out`` (complex64 ``[n_out, n]``, e.g. a shared-memory slot) when given; the reference
+        path copies its result there."""
         # the signal powers measured here go into local copies of the AWGN coefficients: the
         # caller's coefficient objects are never written (see [Note: generate/apply])
         coeffs = list(coeffs)
@@ -381,6 +390,17 @@ class Chain(Cascade):
             for i, (s, c, g) in enumerate(zip(self.stages, coeffs, self._gains)):
                 if isinstance(s, AWGN) and s.reference == "tx" and c.signal_power is None:
                     coeffs[i] = dataclasses.replace(c, signal_power=g @ p_tx)
+        if self._fused is not None:
+            from hil.channel.fast import fused_apply
+
+            return fused_apply(self._fused, x, coeffs, out)
+        y = self._apply_reference(x, coeffs)
+        if out is not None:
+            out[...] = y
+            return out
+        return y
+
+    def _apply_reference(self, x: np.ndarray, coeffs: list) -> np.ndarray:
         n = x.shape[1]
         if not self._chunkable or n < 2 * self.CHUNK:
             return run_stages(self.stages, x, coeffs)

@@ -111,6 +111,8 @@ class Cluster:
         from hil.cluster.raylet import LOOPBACK, keep_loopback
 
         os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+        if self.mode != "local":
+            _check_reachable(self.mode)
         if self.mode == "local" or self.mode.split("://")[-1].startswith(LOOPBACK + ":"):
             keep_loopback()  # [Note: Ray and 127.0.0.1] in hil/cluster/raylet.py
         if ray.is_initialized():
@@ -123,7 +125,6 @@ class Cluster:
                            include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
                            runtime_env=env if env["env_vars"]["PYTHONPATH"] else None)
         else:
-            _check_reachable(self.mode)
             try:
                 ctx = ray.init(address=self.mode, log_to_driver=False,
                                runtime_env=env if env["env_vars"]["PYTHONPATH"] else None)

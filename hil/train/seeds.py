@@ -11,14 +11,9 @@ interval covers both the training's and the channel's randomness. The OTA-digita
 seed (both models share the seed's data order and initial weights), and its 95 % interval is
 Student's t over the per-seed gaps: with few seeds it is wide, as it should be.
 
-[Note: seeds on a Ray cluster]
-With ``cluster`` (``"local"`` or a Ray address, as ``hil run --cluster``) every seed is one Ray task
-with one CPU and one torch thread, instead of a local process pool: a cluster of several hosts runs
-as many seeds at once as it has CPUs. A seed over a real board (``[ota] transport = "pluto"``) must
-run on the host that has it: its task asks for the resource ``hil_node:edge`` (the bench's
-transmitter, whose board ``[ota] uri`` names); simulated transports run anywhere. Each task writes
-its seed's folder on its own host, so the run folder must be shared between the hosts (or be a path
-every host can write).
+Seeds may also run elsewhere than in this machine's processes: ``runner`` (e.g.
+:func:`hil.cluster.seeds.ray_runner`, one Ray task per seed) is given each seed's config and folder
+and yields the reports as they finish.
 """
 
 from __future__ import annotations
@@ -28,7 +23,7 @@ import logging
 import multiprocessing as mp
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from hil._io import atomic_write_text
 from hil.errors import ConfigError
@@ -46,8 +41,8 @@ def seed_configs(cfg: RunConfig, n_seeds: int) -> list[RunConfig]:
             for i in range(n_seeds)]
 
 
-def _run_one(cfg: RunConfig, out: str, threads: int) -> dict:
-    """One seed in a worker process (no progress display)."""
+def run_one(cfg: RunConfig, out: str, threads: int) -> dict:
+    """One seed in a worker process or a Ray task (no progress display); ``threads`` > 0 sets torch's."""
     import torch
 
     from hil.train.run import run_experiment
@@ -65,7 +60,7 @@ def run_seeds(
     sweeps: bool = False,
     progress: Callable | None = None,
     on_seed: Callable[[dict], None] | None = None,
-    cluster: str | None = None,
+    runner: Callable[[list[tuple[RunConfig, Path]]], Iterable[tuple[int, dict]]] | None = None,
 ) -> dict:
     """Run ``cfg`` for ``n_seeds`` seeds into ``out/seed-K`` and write the report over seeds.
 
@@ -74,8 +69,8 @@ def run_seeds(
             process, with ``progress``).
         sweeps: also run the ``[sweep]`` points (once, with the first seed, over the run's transport).
         on_seed: called with each finished seed's report.
-        cluster: None or ``"none"``: this machine's processes (``workers``); ``"local"`` or a Ray
-            address: one Ray task per seed (see [Note: seeds on a Ray cluster]; ``workers`` unused).
+        runner: runs the seeds instead of this machine's processes (``workers`` unused): called with
+            ``[(config, folder), ...]``, yields ``(train seed, report)`` as each finishes.
 
     Returns the report dict (also ``out/report.json``).
     """
@@ -92,8 +87,8 @@ def run_seeds(
     reports: dict[int, dict] = {}
     folders = {c.train.seed: out / f"seed-{c.train.seed}" for c in cfgs}
     n_workers = min(workers, len(cfgs))
-    if cluster not in (None, "none"):
-        for seed, rep in _run_on_ray(cfgs, folders, cluster):
+    if runner is not None:
+        for seed, rep in runner([(c, folders[c.train.seed]) for c in cfgs]):
             reports[seed] = rep
             if on_seed:
                 on_seed(rep)
@@ -108,7 +103,7 @@ def run_seeds(
     else:
         # spawn: a fresh interpreter per worker (no forked torch/ZMQ state); one torch thread each
         with cf.ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool:
-            futs = {pool.submit(_run_one, c, str(folders[c.train.seed]), 1): c.train.seed for c in cfgs}
+            futs = {pool.submit(run_one, c, str(folders[c.train.seed]), 1): c.train.seed for c in cfgs}
             for f in cf.as_completed(futs):
                 rep = f.result()
                 reports[futs[f]] = rep
@@ -130,37 +125,6 @@ def run_seeds(
 
     write_seeds_report(out, report)
     return report
-
-
-def _run_on_ray(cfgs: list[RunConfig], folders: dict[int, Path], cluster: str):
-    """Yield ``(seed, report)`` as each seed's Ray task finishes (see [Note: seeds on a Ray cluster])."""
-    from hil.cluster.driver import Cluster, resource_name
-    from hil.errors import NodeError
-
-    with Cluster(cluster, ("edge", "server")):
-        import ray
-        from ray import exceptions as rx
-
-        task = ray.remote(_run_one)
-        refs = {}
-        for c in cfgs:
-            res = {resource_name("edge"): 1} if c.ota.transport == "pluto" else {}
-            refs[task.options(num_cpus=1, resources=res, max_retries=0).remote(c, str(folders[c.train.seed]), 1)] = \
-                c.train.seed
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            seed = refs[done[0]]
-            try:
-                yield seed, ray.get(done[0])
-            except rx.RayTaskError as e:
-                cause = e.cause if getattr(e, "cause", None) is not None else e
-                text = str(cause).strip().splitlines()
-                raise NodeError(f"seed {seed} on the cluster ({cluster}): {type(cause).__name__}: "
-                                f"{text[-1] if text else ''}") from e
-            except rx.RayError as e:
-                raise NodeError(f"seed {seed} on the cluster ({cluster}): its worker was lost ({type(e).__name__}); "
-                                "rerun the same command: finished seeds resume from their folders") from e
 
 
 def summarize(reports: list[dict], cfg: RunConfig) -> dict:

@@ -122,8 +122,9 @@ def test_node_killed_mid_run_stops_it_in_one_line_and_the_run_resumes(ray_local,
     def kill_after_4(step, cl):
         if step == 4 and not killer:
             target = cl.handles["server"].target
-            killer.append(threading.Thread(target=lambda: (time.sleep(0.05), ray.kill(target))))
+            killer.append(threading.Thread(target=ray.kill, args=(target,)))
             killer[0].start()
+            killer[0].join()  # the kill is asked for before step 5 (the actor dies while the run goes on)
 
     t0 = time.perf_counter()
     with pytest.raises(NodeError) as e:
@@ -167,6 +168,7 @@ def test_node_that_cannot_open_its_radio_fails_deployment(tmp_path):
 def test_seeds_fan_out_as_ray_tasks(ray_local, tmp_path):
     """run_seeds(cluster="local"): one Ray task per seed, each in a worker process, the same numbers as the
     seeds trained one after the other in this process (one torch thread in both)."""
+    from hil.cluster.seeds import ray_runner
     from hil.train.seeds import run_seeds
 
     cfg = load_config("digits_mlp").replace(data={"limit_train": 128, "limit_test": 64},
@@ -177,7 +179,7 @@ def test_seeds_fan_out_as_ray_tasks(ray_local, tmp_path):
         ref = run_seeds(cfg, tmp_path / "in_process", 2, workers=1)
     finally:
         torch.set_num_threads(threads)
-    got = run_seeds(cfg, tmp_path / "ray", 2, cluster="local")
+    got = run_seeds(cfg, tmp_path / "ray", 2, runner=ray_runner("local"))
     assert got["seeds"] == [0, 1]
     assert got["accuracy"] == ref["accuracy"]
     assert all((tmp_path / "ray" / f"seed-{k}" / "report.json").is_file() for k in (0, 1))

@@ -30,7 +30,7 @@ def test_per_antenna_layout_opens_in_sigmf_as_one_stream_per_antenna(channel_ser
     })
     sweep = tmp_path / "sweep.toml"
     sweep.write_text("lo_hz = [2.40e9, 2.45e9]\nframes_per_step = 2\n"
-                     "[sounder]\nkind = \"pilot\"\nseq_len = 63\nn_periods = 2\nn_quiet = 64\n")
+                     "[sounder]\npilot_len = 64\nquiet_len = 64\n")
     out = tmp_path / "cap"
     r = subprocess.run([sys.executable, "-m", "hil.cli", "capture", "--radio", "zmq", "--uri", srv.control,
                         "--sweep", str(sweep), "--out", str(out), "--layout", "per-antenna"],

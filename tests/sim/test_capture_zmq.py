@@ -17,17 +17,21 @@ import numpy as np
 import pytest
 
 from hil.capture.run import run_capture
+from hil.capture.sounder import SOUNDER_AMPLITUDE, SOUNDER_PHY
 from hil.capture.sigmf_io import list_recordings, load_recording, validate_recording
 from hil.capture.stats import recording_stats
 from hil.capture.sweep import SweepConfig
+from hil.phy import FrameLayout, PhyConfig
 from hil.radio.open import RadioSpec, open_radio
 
 pytestmark = pytest.mark.sim
 
-A = 0.35  # pilot amplitude per antenna (the sounder's default)
+A = SOUNDER_AMPLITUDE  # 0.35: the sounding frame's RMS amplitude per antenna (the sounder's default)
 N_ANT = 4  # 4x4: 16 antenna pairs per frame, so few frames give many channel samples
-SOUNDER = {"kind": "pilot", "seq_len": 63, "n_periods": 2, "n_quiet": 64}  # 4 slots x 2 periods x 63 + 64
-FRAME_LEN = 4 * 2 * 63 + 64
+# a short hil.phy sounding frame: 63 pilot symbols per antenna (2 samples each, 4 antennas: 504 pilot
+# samples per coefficient, as the earlier 4 slots x 2 periods x 63-sample Zadoff-Chu blocks), 64 quiet symbols
+SOUNDER = {"pilot_len": 63, "quiet_len": 64}
+FRAME_LEN = FrameLayout(PhyConfig(n_tx=N_ANT, n_rx=N_ANT, **{**SOUNDER_PHY, **SOUNDER}), 1, 8).n_samples
 LEAD, JITTER, TRAIL = 64, 16, 64
 BURST = LEAD + JITTER + FRAME_LEN + TRAIL  # what the server passes through the channel per burst
 SNR_DB, RHO, K_DB = 15.0, 0.8, 5.0
@@ -96,7 +100,7 @@ def test_sigint_leaves_only_complete_valid_recordings(configured_server, tmp_pat
     sweep = tmp_path / "sweep.toml"
     sweep.write_text(
         "lo_hz = [2.40e9, 2.45e9]\ntx_gain_db = [0.0, 5.0]\nframes_per_step = 100000\n"
-        "[sounder]\nseq_len = 63\nn_periods = 2\nn_quiet = 64\n"
+        "[sounder]\npilot_len = 63\nquiet_len = 64\n"
     )
     out = tmp_path / "cap"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

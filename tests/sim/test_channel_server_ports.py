@@ -24,13 +24,13 @@ def _cfg(**node_over):
 
 @pytest.mark.parametrize("change, match", [
     (lambda c: c["nodes"][0].update(tx_role="connect"), "needs \\[server\\] port_base"),
-    (lambda c: c["nodes"][0].update(tx_role="sideways"), "tx_role must be"),
+    (lambda c: c["nodes"][0].update(tx_role="sideways"), "tx_role: not an allowed value"),
     (lambda c: c["nodes"][0].update(rx_role="connect", rx_bind=["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"]),
      "contradicts rx_bind"),
     (lambda c: c["nodes"][0].update(pattern="reqrep", mode="burst"), 'set mode = "stream"'),
     (lambda c: c["server"].update(port_base=5550, transport="ipc"), 'needs transport = "tcp"'),
     (lambda c: c["server"].update(port_base=65530), "passes port 65535"),
-    (lambda c: c["server"].update(pace="yes"), "pace must be true or false"),
+    (lambda c: c["server"].update(pace="yes"), "pace: must be true or false"),
 ])
 def test_bad_port_role_and_pattern_settings_name_the_fix(change, match):
     c = _cfg()

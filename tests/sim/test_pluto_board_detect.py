@@ -53,8 +53,8 @@ def test_2x2_config_on_a_1r1t_board_stops_with_one_line_naming_the_fix(tmp_path:
         r = _hil("train", "--radio", "pluto", "--uri", vp.uri, "--config", "digits_mlp", "--out", str(tmp_path / "run"))
     assert r.returncode == 2, r.stdout + r.stderr
     assert "Traceback" not in r.stderr and "Traceback" not in r.stdout, r.stderr
-    lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stdout
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]  # errors are one line on stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     line = lines[0]
     # what the board is, what the config/profile needs, how to switch modes, which 1x1 setting runs
     assert "1r1t mode (1 RX, 1 TX)" in line and "pluto_2r2t needs 2r2t" in line, line
@@ -95,5 +95,5 @@ def test_capture_with_a_2r2t_profile_on_a_1r1t_board_is_one_line(tmp_path: Path)
                  "--out", str(tmp_path / "c"))
     assert r.returncode == 2, r.stdout + r.stderr
     assert "Traceback" not in r.stderr, r.stderr
-    text = " ".join(r.stdout.split())
-    assert "1r1t mode" in text and "fw_setenv mode 2r2t" in text and "use profile pluto_1r1t" in text, r.stdout
+    text = " ".join(r.stderr.split())
+    assert "1r1t mode" in text and "fw_setenv mode 2r2t" in text and "use profile pluto_1r1t" in text, r.stderr

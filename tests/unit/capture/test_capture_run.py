@@ -18,7 +18,9 @@ from hil.errors import CaptureError, ConfigError, RadioError
 from hil.radio.loopback import LoopbackRadio
 
 A = 0.35
-FAST = {"kind": "pilot", "seq_len": 31, "n_periods": 4, "n_quiet": 64}
+# a short sounding frame: 64 pilot symbols per antenna (2x2: 256 pilot samples per coefficient, as the
+# earlier 8 x 31-sample Zadoff-Chu blocks gave 248), 32 quiet symbols
+FAST = {"pilot_len": 64, "quiet_len": 32}
 
 
 def test_capture_recovers_the_channel_and_writes_a_report(tmp_path, gm_channel):
@@ -115,9 +117,12 @@ def test_too_many_missed_frames_fail(tmp_path, noise_channel):
 
 def test_sweep_file(tmp_path):
     p = tmp_path / "s.toml"
-    p.write_text('lo_hz = [1e9, 2e9]\nframes_per_step = 10\n[sounder]\nseq_len = 61\n')
+    p.write_text('lo_hz = [1e9, 2e9]\nframes_per_step = 10\n[sounder]\npilot_len = 61\n')
     s = SweepConfig.from_file(p)
-    assert s.lo_hz == (1e9, 2e9) and s.sounder == {"seq_len": 61} and s.frames_total == 20
+    assert s.lo_hz == (1e9, 2e9) and s.sounder == {"pilot_len": 61} and s.frames_total == 20
+    p.write_text("[sounder]\nseq_len = 61\n")  # a key of the earlier pilot sounder: refused at load, says what replaces it
+    with pytest.raises(ConfigError, match=r"\[sounder\]\.seq_len: removed.*pilot_len"):
+        SweepConfig.from_file(p)
     p.write_text("lo = 1\n")
     with pytest.raises(ConfigError, match=r"^\[sweep\]\.lo: unknown key; valid: sample_rate_hz, lo_hz"):
         SweepConfig.from_file(p)

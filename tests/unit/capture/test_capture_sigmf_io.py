@@ -28,7 +28,7 @@ def _cn(rng, shape, scale=0.1):
 
 def _write(tmp_path, rng, n_rx=2, n_tx=2, n_sc=1, frames=6, name="rec000"):
     w = RecordingWriter(tmp_path, name, sample_rate_hz=1e6, n_rx=n_rx, n_tx=n_tx, hw="unit test",
-                        sounder={"kind": "pilot", "frame_interval_s": 1e-3})
+                        sounder={"kind": "phy", "frame_interval_s": 1e-3})
     bursts, ests = [], []
     for step, lo in enumerate((2.4e9, 2.45e9)):
         w.begin_capture(lo_hz=lo, lo_step=step, tx_gain_db=-10.0, rx_gain_db=30.0)
@@ -361,7 +361,7 @@ def test_double_sigint_on_a_capture_process_leaves_no_partial_file(tmp_path):
                 print("frame", flush=True)
         rng = np.random.default_rng(0)
         sweep = SweepConfig(frames_per_step=10_000, frame_interval_s=0.01,
-                            sounder={{"kind": "pilot", "seq_len": 31, "n_periods": 4, "n_quiet": 64}})
+                            sounder={{"pilot_len": 32, "quiet_len": 32}})
         run_capture(LoopbackRadio(AWGN(1, rng, noise_power=1e-3)), sweep, {str(tmp_path)!r}, rng=rng,
                     on_frame=on_frame, write_report=False)
     """)

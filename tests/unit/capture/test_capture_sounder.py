@@ -1,4 +1,5 @@
-"""The built-in pilot sounder through LoopbackRadio: timing, CFO, LS error vs theory, SNR, misses."""
+"""The capture sounder (hil.phy frames) through LoopbackRadio: timing, CFO, LS error vs theory, per-sample
+SNR, misses, the [sounder] keys, flat vs OFDM."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hil.capture.sounder import PilotSounder, PilotSounderConfig
-from hil.errors import SyncError
+from hil.capture.sounder import SOUNDER_AMPLITUDE, PhySounder, sounder_settings
+from hil.errors import ConfigError, SyncError
 from hil.radio.loopback import LoopbackRadio
 
-A = 0.35  # default pilot amplitude
+A = SOUNDER_AMPLITUDE  # 0.35: the sounder's RMS amplitude per transmit antenna
 
 
 def test_ls_error_snr_and_cfo_match_theory(gm_channel):
@@ -19,11 +20,11 @@ def test_ls_error_snr_and_cfo_match_theory(gm_channel):
     rng = np.random.default_rng(20)
     n0 = 2 * A**2 / 10 ** (10 / 10)
     ch = gm_channel(2, 2, rng, rho=1.0, k_db=None, n0=n0, cfo_hz=1200.0)
-    sd = PilotSounder(PilotSounderConfig(n_tx=2))
     radio = LoopbackRadio(ch, lead_samples=150, trail_samples=60)
+    sd = PhySounder(radio, np.random.default_rng(0))
     err, snr, cfo, ev = [], [], [], []
     for _ in range(150):
-        s = sd.sound(radio)
+        s = sd.sound()
         h_true = ch.history[-1]
         # under CFO the estimate carries a common phase (the oscillator's phase at the frame): remove it
         e = s.estimate[0]
@@ -33,10 +34,13 @@ def test_ls_error_snr_and_cfo_match_theory(gm_channel):
         cfo.append(s.cfo_hz)
         ev.append(s.estimate_var)
         assert s.frame_start == 150
-    # LS error variance N0 / (n_blocks L A^2): measured within 15 % (150 frames x 4 coefficients)
-    assert np.mean(err) == pytest.approx(np.mean(ev), rel=0.15)
-    assert np.mean(ev) == pytest.approx(n0 / (sd.n_blocks * 127 * A**2), rel=0.05)
-    # SNR estimate unbiased within 0.2 dB; CFO within 5 Hz of 1200 Hz
+    # LS error variance N0 / (sps n_tx pilot_len A^2) (every pilot sample carries A^2): measured within
+    # 15 % (150 frames x 4 coefficients). Removing the common phase above fits one of the 8 real degrees
+    # of freedom of the 4 coefficients, so the residual error is 7/8 of it (measured: 0.86).
+    assert np.mean(err) == pytest.approx(7 / 8 * np.mean(ev), rel=0.15)
+    cfg = sd.cfg
+    assert np.mean(ev) == pytest.approx(n0 / (cfg.sps * cfg.n_tx * cfg.pilot_len * A**2), rel=0.05)
+    # SNR per sample unbiased within 0.2 dB; CFO within 5 Hz of 1200 Hz
     assert abs(np.mean(snr)) < 0.2
     assert abs(np.mean(cfo) - 1200.0) < 5.0
 
@@ -54,19 +58,22 @@ def test_one_antenna_and_noise_power():
         def apply(self, x, w):
             return (0.5j * x + w).astype(np.complex64)
 
-    sd = PilotSounder(PilotSounderConfig(n_tx=1, seq_len=61, n_periods=4))
-    s = sd.sound(LoopbackRadio(Gain(), lead_samples=33))
-    assert s.estimate.shape == (1, 1, 1)
+    sd = PhySounder(LoopbackRadio(Gain(), lead_samples=33), np.random.default_rng(1), pilot_len=64)
+    s = sd.sound()
+    assert s.estimate.shape == (1, 1, 1) and s.frame_start == 33
     assert abs(s.estimate[0, 0, 0] - 0.5j) < 0.02
     assert s.noise_var == pytest.approx(1e-3, rel=0.2)
+    # per-sample SNR of a transmitter at A: 0.25 A^2 / 1e-3 = 14.9 dB; one frame (~470 noise samples)
+    assert s.snr_db_rx.shape == (1,) and s.snr_db == pytest.approx(10 * np.log10(0.25 * A**2 / 1e-3), abs=0.5)
+    assert s.phy_snr_db == pytest.approx(s.snr_db + 10 * np.log10(sd.cfg.sps), abs=0.5)
 
 
 def test_noise_only_is_a_miss(noise_channel):
-    sd = PilotSounder(PilotSounderConfig(n_tx=2))
     radio = LoopbackRadio(noise_channel(2, 2, np.random.default_rng(22)))
-    misses = [sd.sound(radio) for _ in range(20)]
-    assert all(s.estimate is None and "no sounding frame" in s.error for s in misses)
-    with pytest.raises(SyncError, match="shorter"):
+    sd = PhySounder(radio, np.random.default_rng(2), pilot_len=32)
+    misses = [sd.sound() for _ in range(20)]
+    assert all(s.estimate is None and "no preamble" in s.error and s.capture.shape[0] == 2 for s in misses)
+    with pytest.raises(SyncError, match="truncated"):
         sd.estimate(np.zeros((2, 10), np.complex64))
 
 
@@ -75,34 +82,47 @@ def test_noise_only_is_a_miss(noise_channel):
 def test_frame_found_at_any_offset(gm_channel, lead, seed):
     rng = np.random.default_rng(seed)
     ch = gm_channel(2, 1, rng, rho=1.0, k_db=10.0, n0=1e-3)
-    sd = PilotSounder(PilotSounderConfig(n_tx=2, seq_len=61, n_periods=2))
-    s = sd.sound(LoopbackRadio(ch, lead_samples=lead, trail_samples=5))
+    sd = PhySounder(LoopbackRadio(ch, lead_samples=lead, trail_samples=5), rng, pilot_len=16, quiet_len=24)
+    s = sd.sound()
     assert s.frame_start == lead
 
 
-def test_bad_config():
-    with pytest.raises(ValueError, match="n_periods"):
-        PilotSounderConfig(n_periods=1)
-    with pytest.raises(ValueError, match="amplitude"):
-        PilotSounderConfig(amplitude=1.5)
-    with pytest.raises(ValueError, match="roots"):
-        PilotSounder(PilotSounderConfig(n_tx=4, seq_len=16, n_periods=4))
-    with pytest.raises(ValueError, match="threshold"):
-        PilotSounderConfig(threshold=2.0)
+def test_sounder_keys_removed_unknown_and_mapped(gm_channel):
+    # the earlier pilot sounder's keys name their replacement
+    for key, repl in (("seq_len", "pilot_len"), ("n_periods", "pilot_len"), ("n_quiet", "quiet_len"),
+                      ("threshold", "p_fa")):
+        with pytest.raises(ConfigError, match=rf"\[sounder\]\.{key}: removed.*{repl}"):
+            sounder_settings({key: 1})
+    with pytest.raises(ConfigError, match=r"\[sounder\]\.kind = 'pilot'.*replaced"):
+        sounder_settings({"kind": "pilot"})
+    with pytest.raises(ConfigError, match=r"unknown keys \['pilots'\].*pilot_len"):
+        sounder_settings({"pilots": 3})
+    with pytest.raises(ConfigError, match=r"\[sounder\]\.amplitude = 1.5"):
+        sounder_settings({"amplitude": 1.5})
+    with pytest.raises(ConfigError, match="not both"):
+        sounder_settings({"amplitude": 0.5, "backoff_db": 6.0})
+    assert sounder_settings({"kind": "phy", "amplitude": 0.5, "mode": "ofdm"}) == pytest.approx(
+        {"backoff_db": 20 * np.log10(2), "mode": "ofdm"})
+    # the frame is sent at the amplitude asked for
+    sd = PhySounder(LoopbackRadio(gm_channel(1, 1, np.random.default_rng(0))), np.random.default_rng(0),
+                    **sounder_settings({"amplitude": 0.2}))
+    assert sd.cfg.amplitude == pytest.approx(0.2) and sd.params()["amplitude"] == pytest.approx(0.2)
+    with pytest.raises(TypeError, match="Generator"):
+        PhySounder(LoopbackRadio(gm_channel(1, 1, np.random.default_rng(0))), 0)
 
 
-def test_phy_sounder_agrees_with_the_pilot_sounder():
-    """The PHY (hil.phy.PhyLink) and the built-in sounder see the same static 2x2 channel (seed 3)."""
-    from hil.capture.sounder import PhySounder
+def test_flat_and_ofdm_sounders_agree():
+    """Long and short flat frames and the OFDM frame see the same static 2x2 channel (seed 3)."""
     from hil.channel import build_channel
 
     ch = build_channel({"fading": "rayleigh", "n_tx": 2, "n_rx": 2, "snr_db": 25.0}, np.random.default_rng(3))
     radio = LoopbackRadio(ch)
-    ref = PilotSounder(PilotSounderConfig(n_tx=2)).sound(radio).estimate[0]
-    flat = PhySounder(radio, np.random.default_rng(0), mode="flat").sound()
+    ref_s = PhySounder(radio, np.random.default_rng(0)).sound()
+    ref = ref_s.estimate[0]
+    flat = PhySounder(radio, np.random.default_rng(0), pilot_len=8).sound()
     assert flat.estimate.shape == (1, 2, 2) and flat.capture.shape[0] == 2
     nmse_db = 10 * np.log10(np.sum(np.abs(flat.estimate[0] - ref) ** 2) / np.sum(np.abs(ref) ** 2))
-    assert nmse_db < -25.0  # both estimates at ~25 dB SNR with tens of pilot symbols
+    assert nmse_db < -25.0  # at ~25 dB SNR with 16 pilot symbols per antenna
     ofdm = PhySounder(radio, np.random.default_rng(0), mode="ofdm").sound()
     assert ofdm.estimate.shape == (64, 2, 2)
     # a flat channel: every used subcarrier has |H| of the flat estimate (a timing offset only tilts the
@@ -110,3 +130,5 @@ def test_phy_sounder_agrees_with_the_pilot_sounder():
     used = np.r_[1:21, 44:64]
     ratio_db = 20 * np.log10(np.abs(ofdm.estimate[used]) / np.abs(ref)[None])
     assert np.all(np.abs(np.median(ratio_db, axis=0)) < 1.5)
+    # the per-sample SNR means the same for both frame kinds (same amplitude, same channel): within 1 dB
+    assert ofdm.snr_db == pytest.approx(ref_s.snr_db, abs=1.0)

@@ -44,7 +44,7 @@ def test_hil_train_takes_radio_and_uri(monkeypatch, tmp_path):
     """``--radio`` (alias of --transport) and ``--uri`` reach the [ota] table; a bad --radio is a config error."""
     from typer.testing import CliRunner
 
-    import hil.cli as cli
+    import hil.cli.train as cli
 
     seen = {}
     monkeypatch.setattr(cli, "_run_training", lambda cfg, out, *a, **k: seen.setdefault("ota", cfg.ota))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,20 +55,3 @@ def test_loopback_is_closed_on_a_normal_exit_and_when_the_body_raises():
     with pytest.raises(ConfigError, match="loopback channel spec"):
         with open_radio(RadioSpec("loopback", channel={"n_tx": 2, "n_rx": 2, "fading": "martian"})):
             pass
-
-
-def test_the_library_never_imports_sim_fallback():
-    """No module of hil imports sim_fallback (the launcher starts it by command line).
-
-    hil/cli.py is left out: `hil sim serve` and `hil emu pluto` run those processes themselves.
-    """
-    root = Path(__file__).resolve().parents[3] / "hil"
-    bad = []
-    for f in sorted(root.rglob("*.py")):
-        if f.name == "cli.py" and f.parent == root:
-            continue
-        for node in ast.walk(ast.parse(f.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            bad += [f"{f.relative_to(root.parent)}:{node.lineno} {n}" for n in names if n.split(".")[0] == "sim_fallback"]
-    assert bad == []

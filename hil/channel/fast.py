@@ -1,0 +1,262 @@
+"""A fused fast path for the common chains: MIMO FIR (flat or TDL) -> CFO -> AWGN in one pass.
+
+[Note: fused chain]
+:class:`hil.channel.awgn.Chain` runs its stages one after the other, each a full pass over the
+block in numpy (the FIR by ``np.matmul`` per lag or by FFT, the CFO rotation, the pooled noise
+add). For a chain of the form ``[FirStage]? [CarrierFrequencyOffset]? [AWGN]?`` (the channel
+server's usual links: flat Rayleigh/Rician or a TDL, then CFO, then noise) :func:`fused_apply` does
+the same arithmetic in one numba kernel, tile by tile: each tile of at most ``_TILE`` output
+samples gets its FIR sum (every lag, every input antenna), its rotation and its noise while it is
+in the L1 cache, written straight into the caller's output buffer (no temporaries). The
+coefficients come from the stages' own ``generate`` (the same draws, the same segment grid, the
+same noise offsets and signs, the same rotator table and block phasors), so the output equals the
+stage-by-stage reference up to float32 rounding (summation order, fused multiply-adds): the tests
+check it within 1e-5 of the signal's RMS, and the state after the call (the FIR history, the AWGN
+stage's last power and N0) is the reference's.
+
+It is used only when numba is importable and ``HIL_CHANNEL_FAST`` is not ``0``; any other chain
+(other stages, an "rx"-reference AWGN after a fading stage, exact noise of another shape) takes the
+numpy reference path, which is kept as the specification.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+try:  # numba is optional: without it the numpy reference path runs
+    import numba as _nb
+except ImportError:  # pragma: no cover - depends on the environment
+    _nb = None
+
+#: Output samples per kernel tile (a tile's rows stay in L1 while rotated and noised).
+_TILE = 1024
+
+
+def available() -> bool:
+    """Whether the fused path can run here (numba importable, not disabled by ``HIL_CHANNEL_FAST=0``)."""
+    return _nb is not None and os.environ.get("HIL_CHANNEL_FAST", "1") != "0"
+
+
+if _nb is not None:
+
+    @_nb.njit(cache=True, fastmath=True, nogil=True, boundscheck=False)
+    def _kernel(xf, hist, xre, xim, mats, lags, seg0, S, rot_tab, rot_start, pool, noff, nscale, nseg_len,
+                wnoise, wsigma, outf):  # pragma: no cover - compiled
+        # complex arrays as float32 views [rows, 2 n] (re, im interleaved): plain float loops vectorise
+        n_in = xf.shape[0]
+        n = xf.shape[1] // 2
+        n_out = outf.shape[0]
+        L = lags.shape[0]
+        m = hist.shape[1]
+        nmat = mats.shape[0]
+        do_rot = rot_tab.shape[0] > 0
+        rb = rot_tab.shape[0] // 2
+        do_pool = noff.shape[1] > 0
+        do_exact = wnoise.shape[1] > 0
+        # the input, history first, as planar float32 (the inner loops then vectorise)
+        for i in range(n_in):
+            for t in range(m):
+                xre[i, t] = hist[i, t].real
+                xim[i, t] = hist[i, t].imag
+            xa = xf[i]
+            ra = xre[i, m:m + n]
+            ia = xim[i, m:m + n]
+            for t in range(n):
+                ra[t] = xa[2 * t]
+                ia[t] = xa[2 * t + 1]
+        are = np.empty(1024, np.float32)
+        aim = np.empty(1024, np.float32)
+        t = 0
+        while t < n:
+            # a tile: inside one FIR segment and one 1024-sample block of the call (so inside one
+            # noise segment and one rotator block)
+            k = 0
+            end = min(n, (t // 1024 + 1) * 1024)
+            if S > 0 and nmat > 1:
+                k = (seg0 + t) // S - seg0 // S
+                end = min(end, ((seg0 + t) // S + 1) * S - seg0)
+            T = end - t
+            for o in range(n_out):
+                for q in range(T):
+                    are[q] = 0.0
+                    aim[q] = 0.0
+                for li in range(L):
+                    base = m + t - lags[li]
+                    for i in range(n_in):
+                        c = mats[k, li, o, i]
+                        cr = c.real
+                        ci = c.imag
+                        if cr == 0.0 and ci == 0.0:
+                            continue
+                        xr = xre[i, base:base + T]
+                        xi = xim[i, base:base + T]
+                        for q in range(T):
+                            are[q] += cr * xr[q] - ci * xi[q]
+                            aim[q] += cr * xi[q] + ci * xr[q]
+                if do_rot:
+                    st = rot_start[t // rb]
+                    sr = st.real
+                    si = st.imag
+                    t0 = 2 * (t % rb)
+                    rt = rot_tab[t0:t0 + 2 * T]
+                    for q in range(T):
+                        ar = rt[2 * q]
+                        ai = rt[2 * q + 1]
+                        rr = ar * sr - ai * si
+                        ri = ar * si + ai * sr
+                        yr = are[q] * rr - aim[q] * ri
+                        yi = are[q] * ri + aim[q] * rr
+                        are[q] = yr
+                        aim[q] = yi
+                if do_pool:
+                    s = t // nseg_len
+                    j0 = noff[o, s] + 2 * (t - s * nseg_len)
+                    a = nscale[o, s]
+                    pw = pool[j0:j0 + 2 * T]
+                    for q in range(T):
+                        are[q] += a * pw[2 * q]
+                        aim[q] += a * pw[2 * q + 1]
+                elif do_exact:
+                    a = wsigma[o]
+                    wn = wnoise[o, 2 * t:2 * end]
+                    for q in range(T):
+                        are[q] += a * wn[2 * q]
+                        aim[q] += a * wn[2 * q + 1]
+                ov = outf[o, 2 * t:2 * end]
+                for q in range(T):
+                    ov[2 * q] = are[q]
+                    ov[2 * q + 1] = aim[q]
+            t = end
+
+
+_EMPTY_C = np.zeros(0, np.complex64)
+_EMPTY_F = np.zeros(0, np.float32)
+
+
+class FusedPlan:
+    """How a :class:`Chain` maps onto the kernel: its FIR, CFO and AWGN stages (each may be absent)."""
+
+    def __init__(self, fir, cfo, awgn):
+        self.fir, self.cfo, self.awgn = fir, cfo, awgn
+        self._re = self._im = np.zeros((0, 0), np.float32)
+
+    def scratch(self, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+        """Planar float32 input buffers ``[rows, >= cols]``, kept between calls (grown, never shrunk)."""
+        if self._re.shape[0] != rows or self._re.shape[1] < cols:
+            self._re = np.empty((rows, cols), np.float32)
+            self._im = np.empty((rows, cols), np.float32)
+        return self._re, self._im
+
+
+def plan_for(stages: list) -> FusedPlan | None:
+    """A :class:`FusedPlan` when ``stages`` are ``[FirStage]? [CFO]? [AWGN]?`` (at least one), else None."""
+    from hil.channel.awgn import AWGN
+    from hil.channel.fading import FirStage
+    from hil.channel.impairments import CarrierFrequencyOffset
+
+    if not available() or not stages:
+        return None
+    rest = list(stages)
+    fir = rest.pop(0) if rest and isinstance(rest[0], FirStage) and type(rest[0]).apply is FirStage.apply else None
+    cfo = rest.pop(0) if rest and type(rest[0]) is CarrierFrequencyOffset else None
+    awgn = rest.pop(0) if rest and type(rest[0]) is AWGN else None
+    if rest:
+        return None
+    if awgn is not None and awgn.reference == "rx" and awgn.noise_power is None and awgn.signal_power is None \
+            and fir is not None:
+        return None  # "rx" power measured after a fading stage: needs the faded signal first
+    n = (fir or cfo or awgn).n_out
+    if fir is None and (cfo or awgn).n_in != n:
+        return None
+    return FusedPlan(fir, cfo, awgn)
+
+
+def fused_apply(plan: FusedPlan, x: np.ndarray, coeffs: list, out: np.ndarray | None = None) -> np.ndarray:
+    """The chain's output for ``x`` (complex64 ``[n_in, n]``) into ``out`` (``[n_out, n]``, new if None).
+
+    ``coeffs`` are the chain's (one per stage, AWGN's with ``signal_power`` already set by the
+    chain when its reference is "tx"). Updates the stages' state exactly as their ``apply`` does.
+    """
+    from hil.channel.awgn import POOL_SEGMENT, active_power
+
+    x = np.ascontiguousarray(x, dtype=np.complex64)
+    n_in, n = x.shape
+    it = iter(coeffs)
+    fir, cfo, awgn = plan.fir, plan.cfo, plan.awgn
+    if fir is not None:
+        fc = next(it)
+        mats = np.ascontiguousarray(fc.mats, dtype=np.complex64)
+        lags = np.asarray(fc.lags, dtype=np.int64)
+        seg0, S = int(fc.t0), int(fc.S or 0)
+        m = int(lags.max()) if len(lags) else 0
+        hist = fir._hist if (m and fir._hist is not None) else np.zeros((n_in, m), np.complex64)
+        n_out = mats.shape[2]
+    else:
+        n_out = n_in
+        mats = np.ones((1, 1, n_in, n_in), np.complex64) * np.eye(n_in, dtype=np.complex64)[None, None]
+        lags, seg0, S, m = np.zeros(1, np.int64), 0, 0, 0
+        hist = np.zeros((n_in, 0), np.complex64)
+    rot_tab, rot_start = _EMPTY_C, _EMPTY_C
+    if cfo is not None:
+        phi0 = next(it)
+        if not (cfo.cfo_hz == 0.0 and phi0 == 0.0):
+            from hil.channel.impairments import _ROT_BLOCK
+
+            rot_tab = cfo._table
+            starts = np.arange(0, max(n, 1), _ROT_BLOCK, dtype=np.float64)
+            rot_start = np.exp(1j * (phi0 + cfo._w * starts)).astype(np.complex64)
+    noff = np.zeros((n_out, 0), np.int64)
+    nscale = np.zeros((n_out, 0), np.float32)
+    wnoise = np.zeros((n_out, 0), np.complex64)
+    wsigma = _EMPTY_F
+    pool = _EMPTY_F
+    if awgn is not None:
+        ac = next(it)
+        if ac.signal_power is None and awgn.noise_power is None and awgn.signal_power is None:
+            # "rx" reference, only power-preserving stages (CFO) before: measured on the input
+            ac = dataclasses.replace(ac, signal_power=active_power(x, awgn.active_threshold_db))
+        p, n0 = awgn._signal_and_noise(x, ac)
+        if p is not None:
+            awgn._last_power = p
+        awgn._last_n0 = n0
+        sigma = np.sqrt(n0).astype(np.float32)
+        if ac.noise is not None:
+            wnoise = np.ascontiguousarray(ac.noise[:, :n])
+            wsigma = sigma
+        else:
+            pool = awgn._pool
+            noff = np.ascontiguousarray(ac.offsets, dtype=np.int64)
+            nscale = np.ascontiguousarray((sigma[:, None] * ac.signs).astype(np.float32))
+    if out is None:
+        out = np.empty((n_out, n), np.complex64)
+    elif out.shape != (n_out, n) or out.dtype != np.complex64 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous complex64 shaped {(n_out, n)}, got {out.dtype} {out.shape}")
+    xre, xim = plan.scratch(n_in, m + n)
+    if n:
+        _kernel(x.view(np.float32), hist, xre, xim, mats, lags, seg0, S, rot_tab.view(np.float32), rot_start,
+                pool, noff, nscale, POOL_SEGMENT, wnoise.view(np.float32), wsigma, out.view(np.float32))
+    if fir is not None and m:
+        if n >= m:
+            fir._hist = x[:, n - m:].copy()
+        else:
+            fir._hist = np.concatenate([hist, x], axis=1)[:, -m:].copy()
+    return out
+
+
+def warm_up() -> None:
+    """Compile the kernel now (first call otherwise pays ~1-2 s, or a cache load)."""
+    if available():
+        from hil.channel.config import build_channel
+
+        ch = build_channel({"n_tx": 1, "n_rx": 1, "fading": "rayleigh", "cfo_hz": 1.0, "snr_db": 10.0},
+                           np.random.default_rng(0))
+        ch(np.ones((1, 8), np.complex64))
+
+
+def plan_info(plan: Any) -> str:  # pragma: no cover - diagnostics
+    return "none" if plan is None else ", ".join(type(s).__name__ for s in (plan.fir, plan.cfo, plan.awgn) if s)

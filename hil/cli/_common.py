@@ -1,0 +1,116 @@
+"""What every sub-command shares: the Typer app, the console, and the one error-to-exit-code helper.
+
+[Note: errors and exit codes]
+A user sees one line per error, ``error: what, where, how to fix`` on stderr, and a traceback only
+with ``hil --verbose``. Every command is wrapped by :func:`guarded`, so an exception that a command
+does not handle itself still ends as that one line. Exit codes:
+
+- 0: done; 1: the command ran and found a problem it reports (an invalid recording, a board that
+  differs from its profile), or an unexpected error (a bug: rerun with ``--verbose``);
+- 2: bad input: a config file, a command-line value, a checkpoint, a profile that does not fit the board
+  (:class:`hil.errors.ConfigError`, ``ValueError``);
+- 3: a radio, link, capture or node failed (any other :class:`hil.errors.HilError`);
+- 130: interrupted (Ctrl-C); what was finished is kept and the same command resumes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import traceback
+from typing import Any, Callable, NoReturn
+
+import click
+import typer
+from rich.console import Console
+
+from hil.errors import ConfigError, HilError
+
+app = typer.Typer(
+    help="Hardware-in-the-loop testbed for over-the-air split deep learning through MIMO radios. "
+    "Errors are one line on stderr (a traceback with --verbose); exit codes: 0 done, 1 a problem found "
+    "or an unexpected error, 2 bad input or configuration, 3 a radio, link or node failed, 130 interrupted.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_PROBLEM = 1
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+_state = {"verbose": False}
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logging and the traceback "
+                                       "of an error.")) -> None:
+    _state["verbose"] = verbose
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+    )
+
+
+def exit_code(e: BaseException) -> int:
+    """The exit code of an error (see [Note: errors and exit codes])."""
+    if isinstance(e, (ConfigError, ValueError)):
+        return EXIT_BAD_INPUT
+    if isinstance(e, HilError):
+        return EXIT_FAILED
+    return EXIT_PROBLEM
+
+
+def fail(what: BaseException | str, code: int | None = None) -> NoReturn:
+    """Print ``error: ...`` (one line, no markup) on stderr and exit with ``code`` (default: by the error)."""
+    if isinstance(what, BaseException) and _state["verbose"]:
+        traceback.print_exception(what)
+    msg = " ".join(str(what).split()) if isinstance(what, BaseException) else str(what)
+    err_console.print(f"error: {msg}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(exit_code(what) if code is None and isinstance(what, BaseException)
+                     else (EXIT_BAD_INPUT if code is None else code))
+
+
+def interrupted(what_is_kept: str) -> NoReturn:
+    """Ctrl-C: say what was kept and how to resume; exit 130."""
+    err_console.print(f"interrupted: {what_is_kept}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a command so that anything it does not handle ends as one ``error:`` line and its exit code."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise
+        except KeyboardInterrupt:
+            interrupted("stopped before finishing; rerun the same command to resume where it can")
+        except (HilError, ValueError) as e:
+            fail(e)
+        except Exception as e:  # noqa: BLE001 - the last line of defence: one line, the traceback on request
+            if _state["verbose"]:
+                traceback.print_exception(e)
+            fail(f"unexpected {type(e).__name__}: {' '.join(str(e).split())} (a bug: rerun with --verbose for "
+                 "the traceback and report it)", EXIT_PROBLEM)
+
+    return run
+
+
+def command(target: typer.Typer, name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``@command(app, "name")``: register a guarded command on ``target``."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        return target.command(name, **kwargs)(guarded(fn))
+
+    return register
+
+
+def main() -> None:
+    """The console script ``hil``."""
+    app()

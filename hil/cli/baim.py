@@ -1,0 +1,89 @@
+"""``hil baim`` and ``hil baim-maintain``: the cloud-edge big model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from hil.cli._common import app, command, console, fail, interrupted
+
+
+@command(app, "baim")
+def baim_cmd(
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="BAIM TOML config (keys in a 'baim' table); default: the packaged default.toml."
+    ),
+    out: Path = typer.Option(Path("runs/baim"), "--out", help="Output folder for report.json, report.md, plots."),
+    quick: bool = typer.Option(False, "--quick", help="Shrink the run to seconds (4 nodes, few epochs) for smoke tests."),
+    resume: bool = typer.Option(True, "--resume/--no-resume",
+                                help="Skip cloud strategies already completed in --out's checkpoint.pt (same config)."),
+) -> None:
+    """Cloud-edge big-model synergy (BAIM, arXiv 2401.01666) on 8x8 digits.
+
+    Edge VAEs on non-IID shards, assembled in the cloud (task squads, hierarchical gate, pruned projections).
+
+    Strategies fine-tune / freeze / scratch against federated averaging; measured bytes and FLOPs.
+
+    Per-task models are deployed and checked to reproduce the big model exactly (see docs/baim.md).
+
+    Writes report.json, report.md, config.toml and PNG plots to --out. After each strategy a checkpoint is
+    saved; Ctrl-C exits with code 130 and the same command resumes after the last completed strategy.
+    """
+    import torch
+
+    from hil.baim.config import QUICK_OVERRIDES, load_config
+    from hil.baim.experiment import CHECKPOINT, completed_strategies, run_experiment
+    from hil.errors import CheckpointError, ConfigError
+
+    try:
+        cfg = load_config(config, **(QUICK_OVERRIDES if quick else {}))
+    except ConfigError as e:
+        fail(e, 2)
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    try:
+        report = run_experiment(cfg, out, progress=lambda msg: console.print(f"[cyan]baim[/cyan] {msg}"),
+                                resume=resume)
+    except CheckpointError as e:
+        fail(e, 2)
+    except KeyboardInterrupt:
+        done = completed_strategies(out)
+        interrupted(f"completed strategies {done or 'none'} are saved in {Path(out) / CHECKPOINT}; run the same "
+                    "command again to resume after them")
+    ms = report["must_show"]
+    console.print(f"per-task models exact: {ms['per_task_exact']}; FedAvg/BAIM upload ratios: "
+                  + ", ".join(f"{k} {v:.1f}x" for k, v in ms["fedavg_upload_ratio"].items()))
+    for k, v in report["strategies"].items():
+        console.print(f"  {k:10s} final FD {v['final_fd']:.2f}  up {v['upload_bytes']} B  down {v['download_bytes']} B")
+    console.print(f"report: {Path(out) / 'report.md'}")
+
+
+@command(app, "baim-maintain")
+def baim_maintain_cmd(
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="TOML with a 'baim' and a 'maintain' table; default: the packaged maintain.toml."),
+    out: Path = typer.Option(Path("runs/baim_maintain"), "--out", help="Output folder for report.json, report.md."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2 (overrides the config's maintain.seeds)."),
+) -> None:
+    """The big model after deployment: local fine-tuning, continual learning (replay vs none vs retrain),
+    few-shot (k per class) and pruning, each over seeds with 95 % intervals (see docs/baim.md)."""
+    import torch
+
+    from hil.baim.maintain import load_maintain_config, run_maintenance
+    from hil.errors import HilError
+
+    try:
+        try:
+            over = {"seeds": [int(s) for s in seeds.split(",")]} if seeds else {}
+        except ValueError as e:
+            raise ValueError(f"--seeds {seeds!r}: give comma-separated integers, e.g. 0,1,2") from e
+        cfg, mcfg = load_maintain_config(config, **over)
+    except (HilError, ValueError) as e:
+        fail(e, 2)
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    try:
+        run_maintenance(cfg, mcfg, out, progress=lambda msg: console.print(f"[cyan]baim-maintain[/cyan] {msg}"))
+    except (HilError, ValueError) as e:
+        fail(e)
+    console.print(f"report: {Path(out) / 'report.md'}")
