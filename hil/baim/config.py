@@ -37,7 +37,10 @@ class BaimConfig:
         gate_warmup_epochs: the first cloud epochs train only the gates and component priors (learners and
             projections fixed), so that routing is informed before the components move.
         edge_epochs, cloud_epochs: local training at the nodes, and cloud training per strategy.
-        fedavg_rounds, fedavg_local_epochs, fedavg_widths: the federated-averaging baseline (R rounds).
+        fedavg_rounds, fedavg_local_epochs, fedavg_widths: the federated-averaging baseline: at least
+            ``fedavg_rounds`` rounds and at least BAIM's per-sample gradient budget, then on until the
+            validation score has not improved for ``fedavg_patience`` rounds (0: no patience), at most
+            ``fedavg_max_rounds`` ([Note: FedAvg stopping and optimizer state] in fedavg.py).
         fedavg_include_cloud_data: the server also trains on the cloud proxy set as one extra client.
         batch_size, lr: Adam with this learning rate and batch size at the edges (and FedAvg).
         cloud_lr: Adam learning rate of the cloud training of the big model.
@@ -66,6 +69,8 @@ class BaimConfig:
     fedavg_rounds: int = 30
     fedavg_local_epochs: int = 5
     fedavg_widths: tuple[int, ...] = (64, 64)
+    fedavg_patience: int = 10
+    fedavg_max_rounds: int = 300
     fedavg_include_cloud_data: bool = True
     batch_size: int = 32
     lr: float = 1e-3
@@ -94,6 +99,9 @@ class BaimConfig:
             raise ConfigError(f"unknown strategies {bad}; choose from {list(STRATEGIES)}")
         if not 0 <= self.gate_warmup_epochs <= self.cloud_epochs:
             raise ConfigError(f"gate_warmup_epochs={self.gate_warmup_epochs}; use 0..cloud_epochs={self.cloud_epochs}")
+        if self.fedavg_patience < 0 or self.fedavg_max_rounds < self.fedavg_rounds:
+            raise ConfigError(f"fedavg_patience={self.fedavg_patience} must be >= 0 and fedavg_max_rounds="
+                              f"{self.fedavg_max_rounds} >= fedavg_rounds={self.fedavg_rounds}")
         for name in ("edge_epochs", "cloud_epochs", "fedavg_rounds", "fedavg_local_epochs", "batch_size",
                      "n_fd_samples", "classifier_epochs"):
             if getattr(self, name) < 1:
@@ -140,6 +148,8 @@ QUICK_OVERRIDES = {
     "gate_warmup_epochs": 1,
     "fedavg_rounds": 12,
     "fedavg_local_epochs": 1,
+    "fedavg_patience": 3,
+    "fedavg_max_rounds": 40,
     "fedavg_widths": (24,),
     "n_fd_samples": 150,
     "classifier_epochs": 8,
