@@ -149,7 +149,7 @@ QUICK_OVERRIDES = {
     "fedavg_rounds": 12,
     "fedavg_local_epochs": 1,
     "fedavg_patience": 3,
-    "fedavg_max_rounds": 40,
+    "fedavg_max_rounds": 24,
     "fedavg_widths": (24,),
     "n_fd_samples": 150,
     "classifier_epochs": 8,
