@@ -63,7 +63,7 @@ def table(summary: dict) -> str:
               "|---|---|---|"]
     for s, per in summary["fedavg_at_strategy_fd"].items():
         lines.append(f"| {s} | {', '.join('never' if a['round'] is None else str(a['round']) for a in per)} | "
-                     f"{', '.join('-' if a['upload_bytes'] is None else f'{a[\"upload_bytes\"]} B' for a in per)} |")
+                     f"{', '.join('-' if a['upload_bytes'] is None else str(a['upload_bytes']) + ' B' for a in per)} |")
     return "\n".join(lines)
 
 
