@@ -37,7 +37,10 @@ class BaimConfig:
         gate_warmup_epochs: the first cloud epochs train only the gates and component priors (learners and
             projections fixed), so that routing is informed before the components move.
         edge_epochs, cloud_epochs: local training at the nodes, and cloud training per strategy.
-        fedavg_rounds, fedavg_local_epochs, fedavg_widths: the federated-averaging baseline (R rounds).
+        fedavg_rounds, fedavg_local_epochs, fedavg_widths: the federated-averaging baseline: at least
+            ``fedavg_rounds`` rounds and at least BAIM's per-sample gradient budget, then on until the
+            validation score has not improved for ``fedavg_patience`` rounds (0: no patience), at most
+            ``fedavg_max_rounds`` ([Note: FedAvg stopping and optimizer state] in fedavg.py).
         fedavg_include_cloud_data: the server also trains on the cloud proxy set as one extra client.
         batch_size, lr: Adam with this learning rate and batch size at the edges (and FedAvg).
         cloud_lr: Adam learning rate of the cloud training of the big model.
@@ -66,6 +69,8 @@ class BaimConfig:
     fedavg_rounds: int = field(default=30, metadata={"ge": 1})
     fedavg_local_epochs: int = field(default=5, metadata={"ge": 1})
     fedavg_widths: tuple[int, ...] = field(default=(64, 64), metadata={"ge": 1})
+    fedavg_patience: int = field(default=10, metadata={"ge": 0})
+    fedavg_max_rounds: int = field(default=300, metadata={"ge": 1})
     fedavg_include_cloud_data: bool = True
     batch_size: int = field(default=32, metadata={"ge": 1})
     lr: float = field(default=1e-3, metadata={"gt": 0.0})
@@ -84,6 +89,8 @@ class BaimConfig:
             raise ConfigError(f"classes_per_node={self.classes_per_node}; use 1..{10 // self.n_tasks}")
         if not 0 <= self.gate_warmup_epochs <= self.cloud_epochs:
             raise ConfigError(f"gate_warmup_epochs={self.gate_warmup_epochs}; use 0..cloud_epochs={self.cloud_epochs}")
+        if self.fedavg_max_rounds < self.fedavg_rounds:
+            raise ConfigError(f"fedavg_max_rounds={self.fedavg_max_rounds} must be >= fedavg_rounds={self.fedavg_rounds}")
 
     def to_dict(self) -> dict:
         """Plain dict (tuples as lists), as written to the resolved config."""
@@ -130,6 +137,8 @@ QUICK_OVERRIDES = {
     "gate_warmup_epochs": 1,
     "fedavg_rounds": 12,
     "fedavg_local_epochs": 1,
+    "fedavg_patience": 3,
+    "fedavg_max_rounds": 24,
     "fedavg_widths": (24,),
     "n_fd_samples": 150,
     "classifier_epochs": 8,

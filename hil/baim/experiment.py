@@ -19,7 +19,7 @@ from hil.baim.assembly import BigModel, assemble
 from hil.baim.config import BaimConfig
 from hil.baim.data import batches, load_digits_split
 from hil.baim.deploy import check_exact, deploy, n_params, place_task_models
-from hil.baim.fedavg import run_fedavg
+from hil.baim.fedavg import rounds_for_budget, run_fedavg
 from hil.baim.learners import LearnerSpec, VaeLearner, draw_learner_specs, train_vae
 from hil.baim.metrics import FrechetEvaluator, accuracy, train_classifier
 from hil.baim.wire import TrafficMeter, pack_state, unpack_state
@@ -272,30 +272,102 @@ def run_experiment(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool =
                                                         else {})}
         _save_checkpoint(out_dir, cfg, done, samples, rng, gen)
 
+    # per-sample gradient evaluations (see [Note: equal budgets]) at each FD point of each strategy
+    n_edge = sum(len(x) for x in data.x_nodes)
+    for name, res in results.items():
+        edge = 0 if name == "scratch" else cfg.edge_epochs * n_edge
+        res.extra["steps_per_point"] = [edge + e * len(data.x_cloud) for e in range(len(res.fd_per_epoch))]
+    budget = max((r.extra["steps_per_point"][-1] for r in results.values()), default=0)
+
     # ---- FedAvg baseline
-    say(f"federated averaging, {cfg.fedavg_rounds} rounds")
+    fed_clients = n_edge + (len(data.x_cloud) if cfg.fedavg_include_cloud_data else 0)
+    min_rounds = max(cfg.fedavg_rounds, rounds_for_budget(budget, cfg.fedavg_local_epochs * fed_clients))
+    say(f"federated averaging, at least {min_rounds} rounds (patience {cfg.fedavg_patience})")
     meter = TrafficMeter()
     fed_spec = LearnerSpec(tuple(cfg.fedavg_widths), cfg.latent_dim)
-    fed = run_fedavg(fed_spec, list(data.x_nodes), cfg.fedavg_rounds, cfg.fedavg_local_epochs, cfg.batch_size,
+    val_seed = int(rng.integers(2**31))
+    fd_val = FrechetEvaluator(clf, data.x_train)
+
+    def val_vae(model: VaeLearner) -> float:
+        """The stopping score: FD against the training images, other noise; never the test images."""
+        g = torch.Generator().manual_seed(val_seed)
+        with torch.no_grad():
+            return fd_val(model.sample(torch.randn(cfg.n_fd_samples, cfg.latent_dim, generator=g)))
+
+    fed = run_fedavg(fed_spec, list(data.x_nodes), min_rounds, cfg.fedavg_local_epochs, cfg.batch_size,
                      cfg.lr, gen, meter, evaluate=fd_vae,
-                     cloud_data=data.x_cloud if cfg.fedavg_include_cloud_data else None)
+                     cloud_data=data.x_cloud if cfg.fedavg_include_cloud_data else None, validate=val_vae,
+                     patience=cfg.fedavg_patience, max_rounds=cfg.fedavg_max_rounds)
+    reach = {}
+    for name, res in results.items():  # the first round at which FedAvg is as good as the strategy
+        r = next((k for k, f in enumerate(fed.fd_per_round) if f <= res.final_fd), None)
+        reach[name] = {"round": r, "upload_bytes": None if r is None else fed.upload_bytes_per_round[r]}
     results["fedavg"] = StrategyResult(
         name="fedavg", fd_per_epoch=fed.fd_per_round, upload_bytes=meter.total_bytes("up"),
         download_bytes=meter.total_bytes("down"),
         cloud_flops_per_epoch=0,  # the server only averages: aggregation_adds_per_round additions, no matmul
         edge_flops_per_epoch_mean=float(np.mean(fed.edge_flops_per_epoch)),
-        edge_epochs=cfg.fedavg_rounds * cfg.fedavg_local_epochs, cloud_epochs=cfg.fedavg_rounds,
-        extra={"aggregation_adds_per_round": fed.aggregation_adds_per_round, "params": n_params(fed.model)},
+        edge_epochs=fed.rounds * cfg.fedavg_local_epochs, cloud_epochs=fed.rounds,
+        extra={"aggregation_adds_per_round": fed.aggregation_adds_per_round, "params": n_params(fed.model),
+               "steps_per_point": [r * fed.samples_per_round for r in range(len(fed.fd_per_round))],
+               "val_fd_per_round": fed.val_per_round, "upload_bytes_per_round": fed.upload_bytes_per_round,
+               "min_rounds": fed.min_rounds, "best_round": fed.best_round, "stopped_by": fed.stopped_by,
+               "budget_samples": budget, "reaches_strategy_fd": reach},
     )
     with torch.no_grad():
         samples["fedavg"] = fed.model.sample(torch.randn(100, cfg.latent_dim,
                                                          generator=torch.Generator().manual_seed(grid_seed)))
     samples["real (test)"] = data.x_test[torch.from_numpy(rng.permutation(len(data.x_test))[:100])]
 
+    # ---- references: the small (FedAvg's) VAE and the big model trained centrally on all training images
+    say("central references")
+    results.update(central_references(cfg, data, specs, fed_spec, max(budget, fed.rounds * fed.samples_per_round),
+                                      gen, fd_vae, fd_big))
+
     report = build_report(cfg, results, deploy_checks, placement, sizes, edge_fd, specs, data, clf_acc, fd_real,
                           time.perf_counter() - t_start)
     write_outputs(out_dir, cfg, report, results, samples)
     return report
+
+
+def central_references(cfg: BaimConfig, data, specs: list[LearnerSpec], fed_spec: LearnerSpec, budget: int,
+                       gen: torch.Generator, fd_vae, fd_big) -> dict[str, StrategyResult]:
+    """The small VAE (FedAvg's architecture) and the big model (BAIM's assembled architecture, random
+    initialisation) trained centrally on all training images (edges' and cloud's pooled) for
+    ``budget`` per-sample gradient evaluations (rounded up to whole epochs).
+
+    [Note: equal budgets]
+    A "step" on every axis is one per-sample gradient evaluation (an image through forward and
+    backward once): a BAIM strategy's edge training counts ``edge_epochs x`` the edges' images and
+    each cloud epoch the cloud set; a FedAvg round counts ``local_epochs x`` every client's images. The
+    references get the larger of BAIM's and FedAvg's budgets, so they are what centralised training of
+    the same architectures reaches with as much compute (no upload: the data would have to move)."""
+    import dataclasses
+    import math
+
+    n = len(data.x_train)
+    epochs = max(1, math.ceil(budget / n))
+    out: dict[str, StrategyResult] = {}
+    small = VaeLearner(fed_spec)
+    opt = torch.optim.Adam(small.parameters(), lr=cfg.lr)
+    fds = [fd_vae(small)]
+    for _ in range(epochs):
+        train_vae(small, data.x_train, 1, cfg.batch_size, cfg.lr, gen, opt=opt)
+        fds.append(fd_vae(small))
+    out["central-small"] = StrategyResult(name="central-small", fd_per_epoch=fds, edge_epochs=0, cloud_epochs=epochs,
+                                          extra={"steps_per_point": [e * n for e in range(epochs + 1)],
+                                                 "params": n_params(small)})
+    task_prior = torch.bincount(data.task_of(data.y_train), minlength=cfg.n_tasks).float()
+    big, _ = assemble(specs, [None] * len(specs), data.node_task, cfg.n_tasks, cfg.top_k, cfg.max_hop,
+                      task_prior / task_prior.sum(), cfg.proj_score_init)
+    scale = epochs / cfg.cloud_epochs  # gate warm-up and pruning at the same fraction of training
+    ccfg = dataclasses.replace(cfg, cloud_epochs=epochs, gate_warmup_epochs=min(epochs, round(cfg.gate_warmup_epochs * scale)),
+                               prune_epoch=max(1, round(cfg.prune_epoch * scale)))
+    fds, _, _, _ = train_cloud(big, data.x_train, data.task_of(data.y_train), ccfg, "scratch", gen, fd_big)
+    out["central-big"] = StrategyResult(name="central-big", fd_per_epoch=fds, edge_epochs=0, cloud_epochs=epochs,
+                                        extra={"steps_per_point": [e * n for e in range(epochs + 1)],
+                                               "params": n_params(big)})
+    return out
 
 
 def build_report(cfg, results, deploy_checks, placement, sizes, edge_fd, specs, data, clf_acc, fd_real,
@@ -304,7 +376,7 @@ def build_report(cfg, results, deploy_checks, placement, sizes, edge_fd, specs, 
     fed = results["fedavg"]
     verdict_ft = None
     if "fine-tune" in results:
-        others = {k: v.final_fd for k, v in results.items() if k != "fine-tune"}
+        others = {k: v.final_fd for k, v in results.items() if k != "fine-tune" and not k.startswith("central-")}
         best_other = min(others, key=others.get)
         verdict_ft = {
             "fine_tune_final_fd": results["fine-tune"].final_fd,
@@ -312,6 +384,9 @@ def build_report(cfg, results, deploy_checks, placement, sizes, edge_fd, specs, 
             "fine_tune_lowest": results["fine-tune"].final_fd < others[best_other],
         }
     ratios = {s: fed.upload_bytes / results[s].upload_bytes for s in baim}
+    reach = fed.extra.get("reaches_strategy_fd", {})
+    fed_at = {s: {**reach[s], "ratio_to_baim": None if reach[s]["upload_bytes"] is None
+                  else reach[s]["upload_bytes"] / results[s].upload_bytes} for s in baim if s in reach}
     exact_all = all(c["reconstruct_equal"] and c["generate_equal"] for s in baim for c in deploy_checks[s])
     return {
         "config": cfg.to_dict(),
@@ -331,6 +406,7 @@ def build_report(cfg, results, deploy_checks, placement, sizes, edge_fd, specs, 
         "deployment": {"checks": deploy_checks, "sizes": sizes, "all_exact": exact_all},
         "placement": placement,
         "must_show": {"fine_tune_vs_others": verdict_ft, "fedavg_upload_ratio": ratios,
+                      "fedavg_upload_at_strategy_fd": fed_at,
                       "fedavg_upload_ge_10x": all(r >= 10 for r in ratios.values()),
                       "per_task_exact": exact_all},
     }
@@ -370,7 +446,10 @@ def write_outputs(out_dir: Path, cfg: BaimConfig, report: dict, results: dict, s
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.0))
     for k, v in results.items():
-        ax.plot(range(len(v.fd_per_epoch)), v.fd_per_epoch, marker=".", label=k)
+        steps = v.extra.get("steps_per_point") or list(range(len(v.fd_per_epoch)))
+        label = f"{k} ({len(v.fd_per_epoch) - 1} rounds)" if k == "fedavg" else k
+        ax.plot(steps, v.fd_per_epoch, marker="." if len(steps) < 60 else None, label=label,
+                ls="--" if k.startswith("central-") else "-")
         if v.extra.get("test_nelbo_per_epoch"):
             ax2.plot(range(len(v.extra["test_nelbo_per_epoch"])), v.extra["test_nelbo_per_epoch"], marker=".", label=k)
     ax2.set_xlabel("cloud epoch")
@@ -378,7 +457,8 @@ def write_outputs(out_dir: Path, cfg: BaimConfig, report: dict, results: dict, s
     ax2.set_title("Held-out ELBO of the big model")
     ax2.legend()
     ax.axhline(report["frechet"]["real_train_vs_test_fd"], color="k", ls=":", label="real train vs test")
-    ax.set_xlabel("cloud epoch (BAIM) / round (FedAvg)")
+    ax.set_xlabel("per-sample gradient evaluations (BAIM: edge + cloud epochs; FedAvg: rounds)")
+    ax.set_xscale("symlog", linthresh=1e3)
     ax.set_ylabel("Frechet distance (digits-classifier features)")
     ax.set_yscale("log")
     ax.legend()
@@ -446,9 +526,25 @@ def render_markdown(report: dict) -> str:
                          + ". A better likelihood with a worse Frechet distance means the cloud training "
                          "changed what the components generate; `python benchmarks/baim_diagnose.py RUN_DIR` "
                          "prints the classes each component generates.")
+    fed = report["strategies"]["fedavg"]
+    L.append(f"- FedAvg ran {fed['cloud_epochs_or_rounds']} rounds (at least {fed.get('min_rounds')}: BAIM's "
+             f"per-sample gradient budget {fed.get('budget_samples')}; then until its validation FD stopped "
+             f"improving for {report['config']['fedavg_patience']} rounds; stopped by {fed.get('stopped_by')}, "
+             f"best validation round {fed.get('best_round')}), final FD {fed['final_fd']:.2f}.")
     for s, r in ms["fedavg_upload_ratio"].items():
-        L.append(f"- FedAvg uploads {r:.1f}x the bytes of BAIM {s} "
+        L.append(f"- FedAvg uploads {r:.1f}x the bytes of BAIM {s} over its whole run "
                  f"({'>= 10x' if r >= 10 else 'less than 10x'}).")
+    for s, a in (ms.get("fedavg_upload_at_strategy_fd") or {}).items():
+        if a["round"] is None:
+            L.append(f"- FedAvg never reaches {s}'s final FD ({report['strategies'][s]['final_fd']:.2f}).")
+        else:
+            L.append(f"- FedAvg reaches {s}'s final FD ({report['strategies'][s]['final_fd']:.2f}) at round "
+                     f"{a['round']}, having uploaded {_fmt_bytes(a['upload_bytes'])} ({a['ratio_to_baim']:.1f}x {s}'s upload).")
+    for k in ("central-small", "central-big"):
+        if k in report["strategies"]:
+            v = report["strategies"][k]
+            L.append(f"- Reference {k} (trained centrally on all training images, {v['cloud_epochs_or_rounds']} epochs, "
+                     f"{v['params']} parameters): final FD {v['final_fd']:.2f}.")
     L.append(f"- Per-task models reproduce the big model exactly (torch.equal) on every task: {ms['per_task_exact']}.")
     L += ["", "## Deployment", ""]
     for s, checks in report["deployment"]["checks"].items():

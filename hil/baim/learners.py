@@ -107,13 +107,16 @@ def neg_elbo(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: to
 
 
 def train_vae(model: VaeLearner, x: torch.Tensor, epochs: int, batch_size: int, lr: float,
-              gen: torch.Generator, flops_epoch: list | None = None) -> list[float]:
+              gen: torch.Generator, flops_epoch: list | None = None,
+              opt: torch.optim.Optimizer | None = None) -> list[float]:
     """Adam on the negative ELBO. Returns the mean loss per epoch.
 
     If ``flops_epoch`` is a list, the first epoch's FLOPs (forward + backward, ``hil.flops.count_flops``)
-    are appended to it.
+    are appended to it. ``opt``: an optimizer over ``model``'s parameters to continue (its state is
+    kept, e.g. across FedAvg rounds); None: a fresh Adam with ``lr``.
     """
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if opt is None:
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
     for epoch in range(epochs):
         total = 0.0

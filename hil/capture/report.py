@@ -170,18 +170,29 @@ def _fmt(v, unit="", nd=3):
 
 def stats_markdown_rows(s: dict) -> list[str]:
     snr = s["snr"]
-    return [
-        f"| frames | {s['n_frames']} |",
-        f"| SNR mean / median / p05 / p95 (dB) | {_fmt(snr['mean_db'])} / {_fmt(snr['median_db'])} / "
-        f"{_fmt(snr['p05_db'])} / {_fmt(snr['p95_db'])} |",
-        f"| Gauss-Markov rho (per slot): complex / envelope | {_fmt(s['gauss_markov_rho'], nd=4)} / "
-        f"{_fmt(s.get('gauss_markov_rho_envelope'), nd=4)} |",
-        f"| coherence time (R < 0.5) | {_fmt(s['coherence_time_s'], ' s')} |",
-        f"| Rician K, moments / mean (dB) | {_fmt(s['rician_k_db'])} / {_fmt(s['rician_k_mean_db'])} |",
+    ci = s.get("ci95") or {}
+
+    def iv(key: str, nd: int = 3, unit: str = "") -> str:
+        c = ci.get(key)
+        return " [n/a]" if c is None else f" [{_fmt(c[0], nd=nd)}, {_fmt(c[1], unit, nd=nd)}]"
+
+    rows = [
+        f"| frames (independent fades per antenna pair) | {s['n_frames']} "
+        f"({_fmt(s.get('n_independent'))}, one every {_fmt(s.get('decorrelation_slots'))} slots) |",
+        f"| SNR mean [95 % interval] / median / p05 / p95 (dB) | {_fmt(snr['mean_db'])}{iv('snr_mean_db')} / "
+        f"{_fmt(snr['median_db'])} / {_fmt(snr['p05_db'])} / {_fmt(snr['p95_db'])} |",
+        f"| Gauss-Markov rho (per slot): complex / envelope | {_fmt(s['gauss_markov_rho'], nd=4)}"
+        f"{iv('gauss_markov_rho', 4)} / {_fmt(s.get('gauss_markov_rho_envelope'), nd=4)}"
+        f"{iv('gauss_markov_rho_envelope', 4)} |",
+        f"| coherence time (R < 0.5) | {_fmt(s['coherence_time_s'], ' s')}{iv('coherence_time_s', unit=' s')} |",
+        f"| Rician K, moments / mean (dB) | {_fmt(s['rician_k_db'])}{iv('rician_k_db')} / "
+        f"{_fmt(s['rician_k_mean_db'])}{iv('rician_k_mean_db')} |",
         f"| CFO mean +- std (Hz) | {_fmt(s['cfo_hz_mean'])} +- {_fmt(s['cfo_hz_std'])} |",
         f"| RMS delay spread | {_fmt(s['rms_delay_spread_s'], ' s')} |",
-        f"| mean channel gain (dB) | {_fmt(s['mean_gain_db'])} |",
+        f"| mean channel gain (dB) | {_fmt(s['mean_gain_db'])}{iv('mean_gain_db')} |",
     ]
+    rows += [f"| **warning** | {w} |" for w in s.get("warnings") or ()]
+    return rows
 
 
 def write_capture_report(directory: str | Path, extra: dict | None = None, plots_dir: str | Path | None = None) -> dict:

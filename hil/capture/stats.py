@@ -15,7 +15,7 @@ estimate SNR biases rho down by about 1 % and K down by 0.04 dB; at 10 dB ten ti
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -47,22 +47,85 @@ def _slots(slot: np.ndarray | None, n: int) -> np.ndarray:
     return s
 
 
+def _lag_pairs(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Index pairs ``(a, b)`` of frames exactly ``k`` slots apart (None: no such pair)."""
+    if np.all(np.diff(s) == 1):
+        if k >= len(s):
+            return None
+        return np.arange(len(s) - k), np.arange(k, len(s))
+    j = np.searchsorted(s, s + k)
+    ok = j < len(s)
+    ok[ok] = s[j[ok]] == s[ok] + k
+    if not ok.any():
+        return None
+    return np.flatnonzero(ok), j[ok]
+
+
+def common_rotation(h: np.ndarray, slot: np.ndarray | None = None) -> float:
+    """The common phase rotation per slot of the estimates, rad: the angle of the pooled lag-one product
+    ``sum h(t+1) h*(t)`` over frames, subcarriers and antenna pairs.
+
+    [Note: rotation before correlation]
+    A carrier offset left between frames (each burst's CFO is corrected inside the frame, but the
+    phase keeps running between frames) turns every estimate by ``2 pi cfo T`` per slot: the complex
+    lag-k correlation is multiplied by ``exp(j 2 pi cfo k T)`` and its real part, the Gauss-Markov
+    rho, collapses (1.5 kHz at 1 ms slots: 0.999 read as 0.87 or less). The channel models here have a
+    real autocorrelation (symmetric Doppler spectrum, real Gauss-Markov rho), so the angle of the
+    pooled lag-one product is the rotation alone, LOS or not; :func:`derotate` removes it before any
+    complex correlation or mean. A per-frame common phase that is random (free-running oscillators)
+    is not a rotation: use the envelope estimate then.
+    """
+    h = _as_h(h)
+    s = _slots(slot, h.shape[0])
+    pr = _lag_pairs(s, 1)
+    if pr is None:
+        return 0.0
+    flat = h.reshape(h.shape[0], -1)
+    w0 = float(np.angle(np.sum(flat[pr[1]] * np.conj(flat[pr[0]]))))
+    # Refinement: the lag-one angle is precise enough for correlations at small lags, but a LOS part
+    # (a spectral line) is turned by w (s - s0) over the whole recording, where an error of 1/F
+    # smears its mean. Where the line carries > 2 % of the power, the rotation is the peak of the
+    # pooled periodogram (zero-padded 8x) within 0.1 rad of the lag-one angle.
+    span = int(s[-1] - s[0] + 1)
+    series = np.zeros((span, flat.shape[1]), np.complex128)
+    series[s - s[0]] = flat
+    n_fft = 8 * span
+    p = np.sum(np.abs(np.fft.fft(series, n=n_fft, axis=0)) ** 2, axis=1)
+    w = 2 * np.pi * np.fft.fftfreq(n_fft)
+    near = np.abs(np.angle(np.exp(1j * (w - w0)))) <= 0.1
+    k = int(np.flatnonzero(near)[np.argmax(p[near])])
+    line = p[k] / len(s) ** 2 / max(float(np.sum(np.abs(flat) ** 2)) / len(s), 1e-300)
+    return float(w[k]) if line > 0.02 else w0
+
+
+def derotate(h: np.ndarray, slot: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """``h`` with the common rotation of :func:`common_rotation` removed (frame at slot ``s`` turned by
+    ``-w s``), and ``w`` in rad per slot."""
+    hh = _as_h(h)
+    s = _slots(slot, hh.shape[0])
+    w = common_rotation(hh, s)
+    return hh * np.exp(-1j * w * (s - s[0]))[:, None, None, None], w
+
+
 def autocorrelation(
     h: np.ndarray, slot: np.ndarray | None = None, max_lag: int = 50, estimate_var: float = 0.0,
-    remove_mean: bool = True,
+    remove_mean: bool = True, track_rotation: bool = True,
 ) -> np.ndarray:
     """Normalised time autocorrelation of the channel, ``R[k] = E[h(t+k) h*(t)] / E|h|^2``.
 
     Pooled over subcarriers and antenna pairs; lags are in slots, a pair of frames counts only when
     both were detected. With ``remove_mean`` the per-coefficient mean (the LOS part) is removed first,
     so ``R`` is the autocorrelation of the scattered part. ``estimate_var`` corrects lag 0
-    (see [Note: estimation-noise correction]).
+    (see [Note: estimation-noise correction]). With ``track_rotation`` (default) a common rotation
+    per slot (a carrier offset between frames) is removed first ([Note: rotation before correlation]).
 
     Returns:
         complex128 ``[max_lag + 1]``; ``R[0] = 1``; NaN where no pair of frames has that lag.
     """
     h = _as_h(h)
     s = _slots(slot, h.shape[0])
+    if track_rotation:
+        h, _ = derotate(h, s)
     if remove_mean:
         h = h - h.mean(axis=0, keepdims=True)
     flat = h.reshape(h.shape[0], -1)  # [F, coeffs]
@@ -75,19 +138,11 @@ def autocorrelation(
         )
     r = np.full(max_lag + 1, np.nan + 0j)
     r[0] = 1.0
-    consecutive = bool(np.all(np.diff(s) == 1))
     for k in range(1, max_lag + 1):
-        if consecutive:
-            if k >= len(s):
-                break
-            a, b = np.arange(len(s) - k), np.arange(k, len(s))
-        else:
-            j = np.searchsorted(s, s + k)
-            ok = j < len(s)
-            ok[ok] = s[j[ok]] == s[ok] + k
-            if not ok.any():
-                continue
-            a, b = np.flatnonzero(ok), j[ok]
+        pr = _lag_pairs(s, k)
+        if pr is None:
+            continue
+        a, b = pr
         r[k] = np.mean(flat[b] * np.conj(flat[a])) / p0
     return r
 
@@ -198,13 +253,17 @@ def rician_k_moments(h: np.ndarray, estimate_var: float = 0.0) -> float:
     return root / (1.0 - root)
 
 
-def rician_k_mean(h: np.ndarray, estimate_var: float = 0.0) -> float:
+def rician_k_mean(h: np.ndarray, estimate_var: float = 0.0, slot: np.ndarray | None = None,
+                  track_rotation: bool = True) -> float:
     """Rician K (linear) from the mean: ``|E h|^2 / (E|h|^2 - |E h|^2)``, pooled over coefficients.
 
-    More accurate than the moment method when the LOS phase is stable over the recording; wrong when
-    a drifting phase (uncorrected CFO) smears the mean.
+    More accurate than the moment method when the LOS phase is stable over the recording; a steady
+    rotation (carrier offset between frames) is removed first with ``track_rotation``
+    ([Note: rotation before correlation]); a random per-frame phase still smears the mean.
     """
     h = _as_h(h)
+    if track_rotation:
+        h, _ = derotate(h, slot)
     f = h.reshape(h.shape[0], -1)
     m2 = np.mean(np.abs(f) ** 2, axis=0) - float(estimate_var)
     los = np.abs(f.mean(axis=0)) ** 2
@@ -297,6 +356,12 @@ class ChannelStats:
     cfo_hz_std: float
     rms_delay_spread_s: float | None  # None for a flat (one-subcarrier) sounder
     mean_gain_db: float  # 10 log10 mean |h|^2
+    #: 95 % intervals ``[lo, hi]`` per statistic (None: fewer than 2 independent blocks); see
+    #: [Note: intervals from independent samples]
+    ci95: dict = field(default_factory=dict)
+    decorrelation_slots: float = 1.0  # slots between independent samples of the fading
+    n_independent: float = 0.0  # independent samples per antenna pair over the recording
+    warnings: tuple[str, ...] = ()  # statistics the recording is too short for
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -308,6 +373,46 @@ def _db(x: float) -> float:
     return float(10 * math.log10(x)) if np.isfinite(x) else float("inf")
 
 
+#: independent samples per antenna pair below which a statistic is flagged as too short
+MIN_INDEPENDENT = 10
+
+
+def decorrelation_slots(rho: float) -> float:
+    """Slots between effectively independent samples of a Gauss-Markov fading process of per-slot
+    correlation ``rho``: ``(1 + rho^2) / (1 - rho^2)``, the variance inflation of a second-order
+    statistic (power, K, correlation) of an AR(1) sequence (Bartlett). 1 for ``rho <= 0`` or NaN."""
+    if not np.isfinite(rho) or rho <= 0:
+        return 1.0
+    r2 = min(float(rho), 0.99999) ** 2
+    return (1 + r2) / (1 - r2)
+
+
+def _block_bootstrap(stat, h: np.ndarray, s: np.ndarray, extra: np.ndarray | None, block: int,
+                     n_boot: int, rng: np.random.Generator) -> list[list[float] | None] | None:
+    """Percentile 95 % intervals of ``stat(h, slot, extra) -> list[float]`` over a moving-block
+    bootstrap: blocks of ``block`` slots, resampled with replacement and laid out with a one-slot gap
+    between blocks (so no lag pair spans two blocks). None with fewer than 2 blocks."""
+    ids = (s - s[0]) // block
+    blocks = [np.flatnonzero(ids == b) for b in np.unique(ids)]
+    if len(blocks) < 2:
+        return None
+    draws = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(blocks), len(blocks))
+        idx = np.concatenate([blocks[b] for b in pick])
+        slots = np.concatenate([(s[blocks[b]] - s[blocks[b][0]]) + k * (block + 1) for k, b in enumerate(pick)])
+        draws.append(stat(h[idx], slots, None if extra is None else extra[idx]))
+    d = np.asarray(draws, np.float64)  # [n_boot, n_stats]
+    out: list[list[float] | None] = []
+    for j in range(d.shape[1]):
+        col = d[:, j]
+        col = col[~np.isnan(col)]
+        # order statistics, no interpolation: a K of 0 (-inf dB) in some resamples stays -inf
+        out.append(None if col.size < n_boot // 2 else [float(np.percentile(col, 2.5, method="lower")),
+                                                        float(np.percentile(col, 97.5, method="higher"))])
+    return out
+
+
 def channel_stats(
     h: np.ndarray,
     slot: np.ndarray | None = None,
@@ -317,8 +422,22 @@ def channel_stats(
     cfo_hz: np.ndarray | None = None,
     estimate_var: float | np.ndarray = 0.0,
     subcarrier_spacing_hz: float | None = None,
+    n_boot: int = 100,
+    seed: int = 0,
 ) -> ChannelStats:
     """All statistics of a recording's estimates. See the single estimators for the definitions.
+
+    [Note: intervals from independent samples]
+    Consecutive estimates of a slowly fading channel are not independent: a recording of F frames at
+    Gauss-Markov ``rho`` per slot holds about ``span / L`` independent fades per antenna pair, with
+    ``L`` = :func:`decorrelation_slots` (``rho`` = 0.999: L = 1000 slots, so 2000 frames are 2 fades
+    per pair, and a K or mean gain from them can be off by several dB). Every statistic gets a 95 %
+    interval from a moving-block bootstrap with blocks of ``ceil(L)`` slots (``n_boot`` resamples,
+    seeded ``seed``), so its width follows the independent samples, not the frame count; with fewer
+    than 2 blocks there is none. A statistic whose recording spans fewer than
+    :data:`MIN_INDEPENDENT` independent samples per pair (the coherence time: fewer than 10 coherence
+    times) is named in ``warnings``. The complex statistics remove a steady rotation first
+    ([Note: rotation before correlation]).
 
     A statistic that is undefined for the recording (rho of a static channel, whose scattered part is
     below the estimation noise) is NaN (coherence time: inf) rather than an error.
@@ -349,19 +468,60 @@ def channel_stats(
         except UndefinedStatistic:
             return fallback
 
+    names = ("gauss_markov_rho", "gauss_markov_rho_envelope", "coherence_time_s", "rician_k_db",
+             "rician_k_mean_db", "mean_gain_db", "snr_mean_db")
+
+    def core(hx: np.ndarray, sx: np.ndarray | None, snr_x: np.ndarray | None) -> list[float]:
+        snr_lin = None if snr_x is None else np.asarray(snr_x, np.float64)
+        snr_lin = None if snr_lin is None else snr_lin[np.isfinite(snr_lin)]
+        return [
+            safe(gauss_markov_rho, hx, sx, estimate_var=s2),
+            safe(gauss_markov_rho_envelope, hx, sx, estimate_var=s2),
+            safe(coherence_time_s, hx, sx, frame_interval_s, estimate_var=s2, fallback=float("inf")),
+            _db(safe(rician_k_moments, hx, s2)),
+            _db(safe(rician_k_mean, hx, s2, sx)),
+            _db(max(float(np.mean(np.abs(hx) ** 2) - s2), 0.0)),
+            float("nan") if snr_lin is None or snr_lin.size == 0 else float(10 * np.log10(np.mean(10 ** (snr_lin / 10)))),
+        ]
+
+    sl = _slots(slot, hh.shape[0])
+    snr_arr = None if snr_db is None else np.asarray(snr_db, np.float64)
+    if snr_arr is not None and snr_arr.shape != (hh.shape[0],):
+        raise ValueError(f"snr_db: expected shape ({hh.shape[0]},), got {snr_arr.shape}")
+    point = core(hh, sl, snr_arr)
+    rho = point[0] if np.isfinite(point[0]) else point[1]
+    dec = decorrelation_slots(rho)
+    span = float(sl[-1] - sl[0] + 1)
+    n_ind = min(float(hh.shape[0]), span / dec)
+    boot = _block_bootstrap(core, hh, sl,
+                            snr_arr, max(1, math.ceil(dec)), n_boot, np.random.default_rng(seed))
+    ci = {n: (None if boot is None else boot[i]) for i, n in enumerate(names)}
+    warn = []
+    if n_ind < MIN_INDEPENDENT:
+        warn.append(f"the recording spans about {n_ind:.1f} independent fades per antenna pair ({span:.0f} slots "
+                    f"at rho {rho:.4g}: one every {dec:.0f} slots); Rician K, the mean gain, the SNR mean and rho "
+                    f"need at least {MIN_INDEPENDENT}: record {MIN_INDEPENDENT * dec * frame_interval_s:.3g} s or more")
+    tc = point[2]
+    if not np.isfinite(tc) or span * frame_interval_s < MIN_INDEPENDENT * tc:
+        warn.append("coherence time: the recording is shorter than "
+                    f"{MIN_INDEPENDENT} coherence times ({'R stays above 0.5' if not np.isfinite(tc) else f'{tc:.3g} s each'})")
     return ChannelStats(
         n_frames=int(hh.shape[0]),
         frame_interval_s=float(frame_interval_s),
-        gauss_markov_rho=safe(gauss_markov_rho, hh, slot, estimate_var=s2),
-        gauss_markov_rho_envelope=safe(gauss_markov_rho_envelope, hh, slot, estimate_var=s2),
-        coherence_time_s=safe(coherence_time_s, hh, slot, frame_interval_s, estimate_var=s2, fallback=float("inf")),
-        rician_k_db=_db(safe(rician_k_moments, hh, s2)),
-        rician_k_mean_db=_db(safe(rician_k_mean, hh, s2)),
+        gauss_markov_rho=point[0],
+        gauss_markov_rho_envelope=point[1],
+        coherence_time_s=point[2],
+        rician_k_db=point[3],
+        rician_k_mean_db=point[4],
         snr=snr_summary(snr_db if snr_db is not None else np.array([np.nan])),
         cfo_hz_mean=float(cfo.mean()) if cfo.size else float("nan"),
         cfo_hz_std=float(cfo.std()) if cfo.size else float("nan"),
         rms_delay_spread_s=ds,
-        mean_gain_db=_db(max(float(np.mean(np.abs(hh) ** 2) - s2), 0.0)),
+        mean_gain_db=point[5],
+        ci95=ci,
+        decorrelation_slots=float(dec),
+        n_independent=float(n_ind),
+        warnings=tuple(warn),
     )
 
 

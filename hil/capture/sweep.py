@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hil._io import check_fields, config_error, from_section, load_mapping
+from hil._io import check_fields, from_section, load_mapping
 
 
 @dataclass(frozen=True)

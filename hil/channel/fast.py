@@ -22,7 +22,6 @@ numpy reference path, which is kept as the specification.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from typing import Any
 

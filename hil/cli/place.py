@@ -114,6 +114,7 @@ def nas_cmd(
     folder = out or Path(nas_file.out_dir or Path("runs") / f"nas-{_time.strftime('%Y%m%d-%H%M%S')}")
     write_nas_report(folder, cfg, topo_path, res, candidate_problem(cfg, topo, res.chosen.arch))
     c = res.chosen
-    console.print(f"chosen {c.arch.key()}: error {c.error*100:.1f} %, latency {c.latency_s*1e3:.3f} ms; "
+    console.print(f"chosen {c.arch.key()}: validation error {c.error*100:.1f} %, test error "
+                  f"{res.test_error['chosen']*100:.1f} %, latency {c.latency_s*1e3:.3f} ms; "
                   f"front of {len(res.front)}; JMSNAS dominates search-first: {res.comparison['dominates']}")
     console.print(f"report: {folder}")

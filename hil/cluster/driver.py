@@ -28,12 +28,9 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import torch
 
 from hil.cluster.node import Node
 from hil.errors import ConfigError, NodeError

@@ -38,7 +38,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any
 
 import numpy as np
 import torch

@@ -148,7 +148,6 @@ class Sequences:
     def header_chips(self, bits: np.ndarray) -> np.ndarray:
         """BPSK-spread header: bits (0/1) ``[HEADER_BITS]`` -> chips ``[n_tx, HEADER_BITS*hs]`` (+-1)."""
         b = 1.0 - 2.0 * np.asarray(bits, np.float64)  # 0 -> +1
-        hs = self.walsh.shape[1]
         chips = b[None, :, None] * self.walsh[:, None, :]  # [n_tx, bits, hs]
         return chips.reshape(self.walsh.shape[0], -1) * self.scrambler[None, :]
 

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-import numpy as np
 
 from hil.errors import CaptureError, ConfigError
 from hil.radio.base import Radio

@@ -5,14 +5,21 @@ depth and a kernel. The width of the block at a cut sets the size of the activat
 the link, hence the channel uses of an over-the-air link (hil.split.topology [Note: link cost model]).
 
 [Note: JMSNAS search]
-Each candidate gets ``error`` (test error after a short training, cached on disk by a hash of the
-architecture and the training config) and ``latency`` (the optimal placement of its traced profile
+Each candidate gets ``error`` (*validation* error after a short training, cached on disk by a hash
+of the architecture and the training config) and ``latency`` (the optimal placement of its traced profile
 on the topology, by the placement solver). An evolutionary search (tournament selection, one-gene
 mutation, elitism) minimises ``alpha * error + beta * latency / ref_latency`` for each ``beta`` in a
 sweep; every candidate evaluated is kept, and the Pareto front is taken over all of them.
 "Search first, split after" runs the same search with the same budget and seed but scores latency
 split-unaware (the whole model's compute time on the fastest node), then places its candidates.
 "Fixed model, best split" places the reference architecture. Both are compared on (error, latency).
+
+[Note: validation and test]
+The digits are split once (``TrainConfig.seed``) into training, validation (``n_val``) and test
+(``n_test``) images. Everything the search decides (fitness, fronts, the chosen model, the
+comparisons) uses the validation error; the test images are touched once, at the end, for the
+chosen architecture and the fixed reference (:attr:`NASResult.test_error`), so the reported test
+error is not biased by the selection over hundreds of candidates.
 """
 
 from __future__ import annotations
@@ -93,14 +100,21 @@ class SearchSpace:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Short training on sklearn digits (1797 8x8 images; ``n_test`` held out, fixed by ``seed``)."""
+    """Short training on sklearn digits (1797 8x8 images; ``n_test`` test and ``n_val`` validation
+    images held out, fixed by ``seed``; see [Note: validation and test])."""
 
     epochs: int = field(default=4, metadata={"ge": 1})
     lr: float = field(default=1e-2, metadata={"gt": 0.0})
     batch_size: int = field(default=128, metadata={"ge": 1})
     n_test: int = field(default=500, metadata={"ge": 1, "le": 1000})
+    n_val: int = field(default=300, metadata={"ge": 1})
     n_train: int | None = field(default=None, metadata={"ge": 1})
     seed: int = field(default=0, metadata={"ge": 0})
+
+    def __post_init__(self) -> None:
+        if self.n_test + self.n_val >= 1797:
+            raise ValueError(f"[train] n_test + n_val = {self.n_test + self.n_val} leaves no training images "
+                             "of the 1797 digits: lower them")
 
 
 @dataclass(frozen=True)
@@ -171,7 +185,7 @@ def load_nas_file(path: str | Path) -> NASFile:
 
 @dataclass(frozen=True)
 class Candidate:
-    """An evaluated architecture: test error, placed latency, its plan, and split-unaware latency."""
+    """An evaluated architecture: validation error, placed latency, its plan, and split-unaware latency."""
 
     arch: Arch
     error: float
@@ -196,23 +210,32 @@ def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
     return digits_arrays()
 
 
-def _digits(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+SPLITS = ("val", "test")
+
+
+def _digits(cfg: TrainConfig, split: str = "val") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Training images and the ``split`` ("val" or "test") images: disjoint, fixed by ``cfg.seed``."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     pixels, y = _digits_raw()
     x = pixels.reshape(-1, 8, 8)[:, None]  # [n, 1, 8, 8] float32 in [0, 1]
     perm = np.random.default_rng(cfg.seed).permutation(len(y))
-    te, tr = perm[: cfg.n_test], perm[cfg.n_test :]
+    te, va, tr = perm[: cfg.n_test], perm[cfg.n_test : cfg.n_test + cfg.n_val], perm[cfg.n_test + cfg.n_val :]
     if cfg.n_train is not None:
         tr = tr[: cfg.n_train]
-    return x[tr], y[tr], x[te], y[te]
+    held = te if split == "test" else va
+    return x[tr], y[tr], x[held], y[held]
 
 
-def train_error(arch: Arch, space: SearchSpace, cfg: TrainConfig) -> float:
-    """Test error of ``arch`` after ``cfg.epochs`` epochs of Adam on digits (deterministic per arch)."""
+def train_error(arch: Arch, space: SearchSpace, cfg: TrainConfig, split: str = "val") -> float:
+    """Error on the ``split`` images ("val": what the search selects on; "test": reported once at the
+    end) of ``arch`` after ``cfg.epochs`` epochs of Adam on digits (deterministic per arch: the same
+    trained model whichever split it is scored on)."""
     import torch
 
     from hil.split.zoo import DigitsCNN
 
-    xtr, ytr, xte, yte = _digits(cfg)
+    xtr, ytr, xte, yte = _digits(cfg, split)
     seed = int(hashlib.sha256(arch.key().encode()).hexdigest()[:8], 16) ^ cfg.seed
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -246,13 +269,18 @@ class Evaluator:
         self.trained = 0
         self.cache_hits = 0
 
-    def _train_key(self, arch: Arch) -> str:
+    def _train_key(self, arch: Arch, split: str = "val") -> str:
         blob = json.dumps({"arch": arch.to_dict(), "pool_after": list(self.config.space.pool_after),
-                           "train": asdict(self.config.train)}, sort_keys=True)
+                           "train": asdict(self.config.train), "split": split}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
-    def error(self, arch: Arch) -> float:
-        path = self.cache_dir / f"{self._train_key(arch)}.json"
+    def error(self, arch: Arch, split: str = "val") -> float:
+        """Validation error (``split="val"``, what the search uses) or test error (``"test"``, only
+        for the final report; see [Note: validation and test]). The trainer is called as
+        ``trainer(arch, space, train_config, split)``."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        path = self.cache_dir / f"{self._train_key(arch, split)}.json"
         if path.exists():
             try:
                 err = float(json.loads(path.read_text())["error"])
@@ -261,8 +289,9 @@ class Evaluator:
             else:
                 self.cache_hits += 1  # counted only once the entry parsed: a hit or a training, never both
                 return err
-        err = self.trainer(arch, self.config.space, self.config.train)
-        self.trained += 1
+        err = self.trainer(arch, self.config.space, self.config.train, split)
+        if split == "val":
+            self.trained += 1
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"arch": arch.to_dict(), "error": err}))
         tmp.replace(path)
@@ -334,7 +363,9 @@ def best_error_under(front: Sequence[Candidate], budget_s: float) -> float:
 
 @dataclass(frozen=True)
 class NASResult:
-    """Outcome of :func:`run_jmsnas` (all lists of :class:`Candidate`)."""
+    """Outcome of :func:`run_jmsnas` (all lists of :class:`Candidate`; their ``error`` is the validation
+    error). ``test_error``: the chosen architecture's and the fixed reference's test error, measured
+    once after the search (``{"chosen": e, "fixed": e}``)."""
 
     jmsnas: tuple[Candidate, ...]
     search_first: tuple[Candidate, ...]
@@ -345,6 +376,7 @@ class NASResult:
     comparison: dict[str, Any]
     trained: int
     wall_s: float
+    test_error: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -356,6 +388,8 @@ class NASResult:
             "n_evaluated": {"jmsnas": len(self.jmsnas), "search_first": len(self.search_first)},
             "trained": self.trained,
             "wall_s": self.wall_s,
+            "error_split": "validation",
+            "test_error": dict(self.test_error),
         }
 
 
@@ -412,5 +446,7 @@ def run_jmsnas(config: NASConfig, topology: Topology, evaluator: Evaluator | Non
     comp = compare_fronts(front, first_front)
     comp["fixed_model"] = {"error": ref.error, "latency_s": ref.latency_s,
                            "jmsnas_best_error_at_its_latency": best_error_under(front, ref.latency_s)}
+    # the test images, once, after every decision (see [Note: validation and test])
+    test = {"chosen": ev.error(chosen.arch, "test"), "fixed": ev.error(ref.arch, "test")}
     return NASResult(tuple(joint), tuple(first), tuple(front), tuple(first_front), chosen, ref, comp,
-                     ev.trained, time.perf_counter() - t0)
+                     ev.trained, time.perf_counter() - t0, test)

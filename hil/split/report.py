@@ -56,6 +56,10 @@ def write_place_report(out: Path, problem: Problem, rep: PlacementReport, config
     return out
 
 
+def _pct(e: float | None) -> str:
+    return "n/a" if e is None else f"{e*100:.1f} %"
+
+
 def nas_markdown(res: NASResult) -> str:
     front = [[c.arch.key(), f"{c.error*100:.1f}", f"{c.latency_s*1e3:.3f}", f"{c.flops/1e6:.3g}", c.plan.cuts]
              for c in res.front]
@@ -69,15 +73,18 @@ def nas_markdown(res: NASResult) -> str:
         "# JMSNAS",
         f"Evaluated {len(res.jmsnas)} architectures (JMSNAS) and {len(res.search_first)} (search first, "
         f"split after); {res.trained} trainings (others from the cache); {res.wall_s:.1f} s.",
-        f"Chosen: {ch.arch.key()}: error {ch.error*100:.1f} %, latency {ch.latency_s*1e3:.3f} ms, "
-        f"plan {dict(ch.plan.assignment)}",
-        f"Fixed model, best split ({fx.arch.key()}): error {fx.error*100:.1f} %, latency {fx.latency_s*1e3:.3f} ms; "
+        "Errors below are validation errors (what the search selected on); the test images were used "
+        "once, after the search, for the chosen model and the fixed reference.",
+        f"Chosen: {ch.arch.key()}: validation error {ch.error*100:.1f} %, test error "
+        f"{_pct(res.test_error.get('chosen'))}, latency {ch.latency_s*1e3:.3f} ms, plan {dict(ch.plan.assignment)}",
+        f"Fixed model, best split ({fx.arch.key()}): validation error {fx.error*100:.1f} %, test error "
+        f"{_pct(res.test_error.get('fixed'))}, latency {fx.latency_s*1e3:.3f} ms; "
         f"JMSNAS's best error at that latency: {comp['fixed_model']['jmsnas_best_error_at_its_latency']*100:.1f} %.",
-        "## JMSNAS Pareto front", _table(front, ["arch", "error %", "latency ms", "MFLOP", "transfers"]),
+        "## JMSNAS Pareto front", _table(front, ["arch", "validation error %", "latency ms", "MFLOP", "transfers"]),
         "## Search first, split after: Pareto front",
-        _table(first, ["arch", "error %", "latency ms", "MFLOP", "transfers"]),
+        _table(first, ["arch", "validation error %", "latency ms", "MFLOP", "transfers"]),
         f"## Best error under a latency budget (middle of the range); JMSNAS dominates: {comp['dominates']}",
-        _table(budgets, ["budget ms", "JMSNAS error %", "search-first error %"]),
+        _table(budgets, ["budget ms", "JMSNAS validation error %", "search-first validation error %"]),
         "![pareto](pareto.png)\n\n![chosen plan](chosen_plan.png)",
     ]) + "\n"
 

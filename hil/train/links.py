@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 
-import numpy as np
 
 from hil.errors import ConfigError
 from hil.ota.transport import IdealTransport, PhyTransport, Transport

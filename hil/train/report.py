@@ -101,7 +101,9 @@ def _markdown(r: dict) -> str:
         f"{r['n_tx']}x{r['n_rx']} antennas, {r['channel_uses']} channel uses per vector",
         f"- configured SNR {r['snr_db']} dB per sample per receive antenna, averaged over the fading; the "
         f"receiver measured {_db(r.get('measured_snr_db'))} on this channel draw (same definition: its Es/N0 "
-        f"{_db(r.get('measured_es_n0_db'))} per symbol minus 10 log10(sps)), rho {r['rho']}",
+        f"{_db(r.get('measured_es_n0_db'))} per symbol minus 10 log10(sps)); this draw's power gain in its "
+        f"pilot estimate is {_db(r.get('draw_gain_db'))}, so its estimate of the average SNR over the fading is "
+        f"{_db(r.get('measured_avg_snr_db'))}; rho {r['rho']}",
         f"- epochs: {r['epochs']}, training frames over the link: {r['frames']}, calibration frames: "
         f"{r.get('calibration_frames', 0)}, wall time {r['seconds']:.1f} s",
     ]
@@ -176,21 +178,27 @@ def _seeds_markdown(r: dict) -> str:
         f"- seed k trains with train seed {r['seeds'][0]}+k over channel draw {r['channel_seeds'][0]}+k "
         f"(one folder per seed: {', '.join(r.get('folders', []))})",
         f"- configured SNR {r['snr_db']} dB per sample per receive antenna, averaged over the fading "
-        f"(docs/channels.md); the receiver measured {_db(m.get('mean'))} on average over the seeds' draws",
+        f"(docs/channels.md); the receiver measured {_db(m.get('mean'))} on average over the seeds' draws, "
+        f"and estimates the average SNR over the fading at {_ci(r.get('measured_avg_snr_db'), ' dB', '')} "
+        "(measured minus each draw's gain in its pilot estimate)",
         f"- wall time {r['seconds']:.1f} s",
         "",
-        "| train seed | channel seed | OTA (%) | digital (%) | gap (points) | measured SNR | draw vs average |",
-        "|---|---|---|---|---|---|---|",
+        "| train seed | channel seed | OTA (%) | digital (%) | gap (points) | measured SNR | draw vs average "
+        "| draw gain (pilot estimate) | measured average SNR |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     gaps = r["gap_points"]["per_seed"] or [None] * n
     for i in range(n):
         d = acc["digital"][i]
         g = gaps[i]
         off = m["draw_offset_db"][i]
+        dg = (r.get("draw_gain_db") or [None] * n)[i]
+        avg = ((r.get("measured_avg_snr_db") or {}).get("per_seed") or [None] * n)[i]
         lines.append(
             f"| {r['seeds'][i]} | {r['channel_seeds'][i]} | {acc['ota'][i]:.2f} | "
             f"{'-' if d is None else f'{d:.2f}'} | {'-' if g is None else f'{g:+.2f}'} | "
-            f"{_db(m['per_seed'][i])} | {'n/a' if off is None else f'{off:+.2f} dB'} |"
+            f"{_db(m['per_seed'][i])} | {'n/a' if off is None else f'{off:+.2f} dB'} | "
+            f"{'n/a' if dg is None else f'{dg:+.2f} dB'} | {_db(avg)} |"
         )
     lines += ["", f"OTA accuracy: {_ci(r.get('accuracy_ota'), ' %', '')}.", ""]
     if r.get("accuracy_digital"):
@@ -201,7 +209,11 @@ def _seeds_markdown(r: dict) -> str:
         "over the fading, so each channel draw's power gain moves that draw's SNR (the 'draw vs average' "
         "column; a 2x2 Rayleigh draw spreads by a few dB). The receiver measures Es/N0 per symbol after "
         f"its matched filter, 10 log10(sps) = {'n/a' if gain is None else f'{gain:.2f}'} dB above the "
-        "per-sample SNR; the table has that subtracted, and the mean is taken in linear power.",
+        "per-sample SNR; the table has that subtracted, and the mean is taken in linear power. The receiver "
+        "never sees the true channel, but its pilot estimate H_hat carries the draw's gain: "
+        "||H_hat||_F^2 / (n_rx n_tx) relative to the fading model's average (1), in dB, is the 'draw gain' "
+        "column, and the measured SNR minus it estimates the average SNR over the fading, the configured "
+        "quantity.",
         "",
     ]
     for key, pts in (r.get("sweeps") or {}).items():

@@ -136,6 +136,8 @@ def summarize(reports: list[dict], cfg: RunConfig) -> dict:
     gaps = [o - d for o, d in zip(ota, dig)] if all(d is not None for d in dig) else []
     measured = [r.get("measured_snr_db") for r in reports]
     have = [m for m in measured if m is not None]
+    avg = [r.get("measured_avg_snr_db") for r in reports]
+    have_avg = [a for a in avg if a is not None]
     snr = float(cfg.ota.snr_db)
     first = reports[0]
     return {
@@ -154,6 +156,12 @@ def summarize(reports: list[dict], cfg: RunConfig) -> dict:
             "mean": mean_db(have) if have else None,
             "draw_offset_db": [None if m is None else m - snr for m in measured],
         },
+        # the receiver's estimate of the AVERAGE SNR over the fading: each seed's measured SNR minus
+        # the power gain of its draw that the receiver sees in its own pilot estimate (see
+        # [Note: the draw's gain] in hil.train.run); its mean over seeds should equal snr_db
+        "draw_gain_db": [r.get("draw_gain_db") for r in reports],
+        "measured_avg_snr_db": {"per_seed": avg, **(mean_ci95(have_avg) if have_avg else
+                                                    {"n": 0, "mean": None, "std": None, "ci95": None})},
         "measured_es_n0_db": [r.get("measured_es_n0_db") for r in reports],
         "symbol_gain_db": _symbol_gain(first),
         "transport": first["transport"],

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.sim
 
 
 def test_per_antenna_layout_opens_in_sigmf_as_one_stream_per_antenna(channel_server, tmp_path: Path):
-    sigmf = pytest.importorskip("sigmf")
+    pytest.importorskip("sigmf")
     from sigmf import SigMFCollection, sigmffile
 
     from hil.capture.sigmf_io import load_recording

@@ -169,3 +169,52 @@ def test_input_errors_raise_and_only_undefined_statistics_become_nan():
     with pytest.raises(UndefinedStatistic):
         gauss_markov_rho(np.ones((10, 1, 1, 1)))
     assert issubclass(UndefinedStatistic, ValueError)
+
+
+def _rotate(h, cfo_hz, frame_interval_s):
+    t = np.arange(h.shape[0]) * frame_interval_s
+    return h * np.exp(2j * np.pi * cfo_hz * t)[:, None, None, None]
+
+
+def test_carrier_offset_between_frames_is_removed_before_complex_correlation(gm_estimates):
+    # Seed 31, 2x2 Rayleigh, rho 0.99 per 1 ms slot, 3000 frames, turned by a 1.3 kHz offset between
+    # frames (1.3 cycles per slot). Without tracking the complex rho is Re(0.99 e^{j 2 pi 0.3}) < 0;
+    # with it, within 0.01 of 0.99 (lag-one standard error sqrt((1 - rho^2) / 12000) = 0.0013).
+    from hil.capture.stats import autocorrelation, common_rotation
+
+    h = gm_estimates(np.random.default_rng(31), 3000, 1, 2, 2, 0.99, 0.0)
+    rot = _rotate(h, 1300.0, 1e-3)
+    assert abs(gauss_markov_rho(rot) - 0.99) < 0.01
+    assert autocorrelation(rot, max_lag=1, track_rotation=False)[1].real < 0.0
+    w = common_rotation(rot)
+    assert abs(np.angle(np.exp(1j * (w - 2 * np.pi * 0.3)))) < 0.01
+    # Rician K from the mean (K = 10 dB): the rotating LOS smears the mean unless the rotation goes
+    k_rot = _rotate(gm_estimates(np.random.default_rng(32), 3000, 1, 2, 2, 0.0, 10.0), 1300.0, 1e-3)
+    assert abs(10 * math.log10(rician_k_mean(k_rot)) - 10.0) < 0.6
+    assert 10 * math.log10(rician_k_mean(k_rot, track_rotation=False)) < 0.0
+
+
+def test_intervals_follow_independent_samples_and_short_recordings_warn(gm_estimates):
+    from hil.capture.stats import channel_stats, decorrelation_slots
+
+    assert decorrelation_slots(0.0) == 1.0 and decorrelation_slots(0.999) == pytest.approx(999.5, rel=1e-3)
+    # Rayleigh (K = 0) at rho 0.999: 2000 frames are 2 independent fades per pair. Seed 33.
+    slow = gm_estimates(np.random.default_rng(33), 2000, 1, 2, 2, 0.999, 0.0)
+    st = channel_stats(slow, frame_interval_s=1e-3, n_boot=100)
+    assert st.n_independent < 10 and st.decorrelation_slots > 100  # rho estimated from 2 fades: biased low
+    assert any("Rician K" in w for w in st.warnings)
+    # i.i.d. frames (rho 0): 2000 independent samples per pair, no warning, and the intervals cover
+    # the truth (K = 0 -> -inf dB, mean gain 0 dB; 100 block resamples, seed 0) and are narrow
+    fast = gm_estimates(np.random.default_rng(34), 2000, 1, 2, 2, 0.0, 0.0)
+    st = channel_stats(fast, frame_interval_s=1e-3, n_boot=100)
+    assert st.warnings == () or all("coherence" in w for w in st.warnings)
+    lo, hi = st.ci95["mean_gain_db"]
+    assert lo <= 0.0 <= hi and hi - lo < 0.5
+    assert st.ci95["rician_k_db"][0] == -math.inf
+    # the same number of frames at rho 0.99 (L = 100 slots): the mean-gain interval is several
+    # times wider, because it has 20 independent fades per pair instead of 2000
+    mid = channel_stats(gm_estimates(np.random.default_rng(35), 2000, 1, 2, 2, 0.99, 0.0), frame_interval_s=1e-3,
+                        n_boot=100)
+    lo2, hi2 = mid.ci95["mean_gain_db"]
+    assert hi2 - lo2 > 3 * (hi - lo)
+    assert lo2 <= 0.0 <= hi2

@@ -28,7 +28,9 @@ def test_as_samples_full_scale():
     # |x| <= 1 passes (also exactly 1 on the diagonal, where |I| = |Q| = 0.7071); above: ValueError
     # naming the peak and the fix; a received capture may skip the check
     ok = np.array([[1.0, -1.0j, np.exp(0.25j * np.pi), 0.0]], np.complex64)
-    assert as_samples(ok) is not None
+    got = as_samples(ok)
+    assert got.shape == (1, 4) and got.dtype == np.complex64
+    np.testing.assert_array_equal(got, ok)  # passed through unchanged, not rescaled or clipped
     big = np.array([[0.1, 0.8 + 0.8j]], np.complex64)  # |x| = 1.131
     with pytest.raises(ValueError, match=r"peak magnitude 1\.13.*scale the samples down"):
         as_samples(big, name="tx_burst")

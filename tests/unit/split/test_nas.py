@@ -46,7 +46,7 @@ def test_space_mutation_changes_exactly_one_gene():
 
 def test_wider_cut_costs_more_channel_uses(tmp_path):
     """Same model except the first block's width: the OTA transfer after the pinned stem grows with it."""
-    ev = Evaluator(NASConfig(cache_dir=str(tmp_path)), TOPO, trainer=lambda a, s, c: 0.1)
+    ev = Evaluator(NASConfig(cache_dir=str(tmp_path)), TOPO, trainer=lambda a, s, c, split: 0.1)
     narrow = ev.evaluate(Arch((4, 16, 16), (1, 1, 1), (3, 3, 3)))
     wide = ev.evaluate(Arch((32, 16, 16), (1, 1, 1), (3, 3, 3)))
     assert narrow.plan.assignment["features_0"] == "device"
@@ -64,6 +64,7 @@ def test_training_error_is_cached_on_disk(tmp_path):
     e2 = Evaluator(cfg, TOPO, trainer=lambda *a: pytest.fail("should come from the cache"))
     assert e2.error(arch) == err and e2.trained == 0 and e2.cache_hits == 1
     assert train_error(arch, cfg.space, cfg.train) == err  # deterministic per architecture
+    assert train_error(arch, cfg.space, cfg.train, "val") == err  # the search's error is the validation error
 
 
 def test_corrupt_cache_entry_counts_as_a_training_not_a_hit(tmp_path):
@@ -78,20 +79,41 @@ def test_corrupt_cache_entry_counts_as_a_training_not_a_hit(tmp_path):
     assert ev2.error(arch) == 0.5 and (ev2.trained, ev2.cache_hits) == (1, 0)
 
 
-def test_evolve_improves_a_score():
+def test_evolve_beats_random_search_of_equal_budget():
+    """Over 30 seeds, evolution (population 6, 8 generations: 54 scorings) finds a better best score
+    than 54 uniform random architectures. The score rewards width 16 everywhere, depth 1, kernel 3,
+    and penalises a first block wider than the second (optimum 18). Measured (2026-12-04): mean best
+    20.4 (evolution) vs 23.5 (random), evolution strictly better on 22 of 30 seeds; an evolution
+    that keeps the worse parent and the worst survivors scores 28.3. Thresholds: a mean at least
+    2 below random's and strictly better on at least 60 % of the seeds (seeds 0-29; random search
+    seeded [seed, 99])."""
     space = SearchSpace()
-    rng = np.random.default_rng(1)
-    score = lambda a: sum(a.widths) + 10 * sum(a.depths)  # noqa: E731
-    seen = evolve(space, score, rng, population=6, generations=8)
-    assert len(seen) == 6 * 9
-    assert min(map(score, seen[-6:])) <= min(map(score, seen[:6]))
+
+    def score(a):
+        return (sum(abs(w - 16) for w in a.widths) / 4 + 3 * sum(a.depths) + sum(a.kernels)
+                + (5 if a.widths[0] > a.widths[1] else 0))
+
+    evo, rand = [], []
+    for seed in range(30):
+        seen = evolve(space, score, np.random.default_rng(seed), population=6, generations=8)
+        assert len(seen) == 6 * 9
+        r = np.random.default_rng([seed, 99])
+        evo.append(min(map(score, seen)))
+        rand.append(min(score(space.sample(r)) for _ in range(len(seen))))
+    evo, rand = np.array(evo), np.array(rand)
+    assert evo.mean() <= rand.mean() - 2.0, (evo.mean(), rand.mean())
+    assert np.mean(evo < rand) >= 0.6, (evo, rand)
 
 
 def test_run_jmsnas_end_to_end_with_a_synthetic_error(tmp_path):
-    """Error model: wider/deeper is more accurate; JMSNAS must find narrow first blocks at low latency."""
-    def fake_error(arch, space, cfg):
+    """Error model: wider/deeper is more accurate; JMSNAS must find narrow first blocks at low latency,
+    select on validation error and touch the test split once, at the end."""
+    calls = []
+
+    def fake_error(arch, space, cfg, split):
+        calls.append((arch, split))
         cap = sum(w * d * k for w, d, k in zip(arch.widths, arch.depths, arch.kernels))
-        return 0.02 + 0.5 / (1 + cap / 20)
+        return 0.02 + 0.5 / (1 + cap / 20) + (0.01 if split == "test" else 0.0)
 
     cfg = NASConfig(population=4, generations=2, betas=(0.05, 0.5), cache_dir=str(tmp_path))
     res = run_jmsnas(cfg, TOPO, Evaluator(cfg, TOPO, trainer=fake_error))
@@ -100,5 +122,36 @@ def test_run_jmsnas_end_to_end_with_a_synthetic_error(tmp_path):
     lat = [c.latency_s for c in res.front]
     err = [c.error for c in res.front]
     assert lat == sorted(lat) and all(e1 > e2 for e1, e2 in zip(err, err[1:]))
-    assert set(res.to_dict()) >= {"front", "chosen", "fixed_model_best_split", "comparison"}
+    # the OTA cut after the pinned first block is the latency lever: the fastest front member has a
+    # narrower first block than the slowest, and narrower than the 32-wide reference
+    assert res.front[0].arch.widths[0] < res.front[-1].arch.widths[0] or res.front[0].arch.widths[0] == 4
+    assert res.front[0].arch.widths[0] < cfg.reference.widths[0]
+    assert res.front[0].latency_s < res.fixed.latency_s
+    # the chosen model is the best of everything evaluated by alpha * val error + beta * latency / ref
+    obj = lambda c: cfg.alpha * c.error + cfg.beta * c.latency_s / res.fixed.latency_s  # noqa: E731
+    assert obj(res.chosen) == min(map(obj, res.jmsnas)) and obj(res.chosen) <= obj(res.fixed)
+    # validation for every decision; the test split once, after all of them, for chosen and fixed only
+    splits = [sp for _, sp in calls]
+    assert splits[-2:] == ["test", "test"] and "test" not in splits[:-2]
+    assert [a for a, sp in calls if sp == "test"] == [res.chosen.arch, res.fixed.arch]
+    assert res.test_error == {"chosen": pytest.approx(res.chosen.error + 0.01),
+                              "fixed": pytest.approx(res.fixed.error + 0.01)}
+    d = res.to_dict()
+    assert set(d) >= {"front", "chosen", "fixed_model_best_split", "comparison", "test_error"}
+    assert d["error_split"] == "validation"
     assert res.fixed.arch == cfg.reference
+
+
+def test_validation_and_test_digits_are_disjoint():
+    from hil.split.nas import _digits
+
+    cfg = TrainConfig(n_test=500, n_val=300)
+    xtr, _, xva, _ = _digits(cfg, "val")
+    _, _, xte, _ = _digits(cfg, "test")
+    assert (len(xtr), len(xva), len(xte)) == (1797 - 800, 300, 500)
+    rows = lambda x: {r.tobytes() for r in x.reshape(len(x), -1)}  # noqa: E731
+    assert not rows(xva) & rows(xte) and not rows(xtr) & rows(xte)
+    with pytest.raises(ValueError, match="split"):
+        _digits(cfg, "train")
+    with pytest.raises(ValueError, match="n_val"):
+        TrainConfig(n_val=0)
