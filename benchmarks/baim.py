@@ -38,14 +38,14 @@ def main() -> None:
 
     import torch
 
-    from hil.baim.config import load_config
-    from hil.baim.experiment import run_experiment
+    from hil.baim.config import load_baim_config
+    from hil.baim.experiment import run_baim
 
     torch.set_num_threads(args.threads)
-    cfg = load_config(args.config)
+    cfg = load_baim_config(args.config)
     t0 = time.perf_counter()
     cpu0 = time.process_time()
-    rep = run_experiment(cfg, args.out, progress=lambda m: print("..", m, flush=True))
+    rep = run_baim(cfg, args.out, progress=lambda m: print("..", m, flush=True))
     summary = {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),

@@ -30,7 +30,7 @@ def main() -> None:
 
     import torch
 
-    from hil.baim.maintain import load_maintain_config, render_markdown, run_maintenance
+    from hil.baim.maintain import load_maintain_config, render_maintenance_md, run_maintenance
 
     torch.set_num_threads(args.threads)
     over = {"seeds": [int(s) for s in args.seeds.split(",")]} if args.seeds else {}
@@ -39,7 +39,7 @@ def main() -> None:
     report = run_maintenance(cfg, mcfg, args.out, progress=lambda m: print(m, file=sys.stderr))
     print(f"<!-- {datetime.date.today()} | {machine()} | torch threads {args.threads} | "
           f"{time.perf_counter() - t0:.0f} s -->")
-    print(render_markdown(report))
+    print(render_maintenance_md(report))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 """BAIM vs FedAvg over seeds: final Frechet distance per method with Student-t 95 % intervals.
 
 Usage: python benchmarks/baim_seeds.py --config hil/baim/configs/quick.toml --seeds 3 [--out runs/baim_seeds]
-Runs ``hil.baim.experiment.run_experiment`` once per seed (``seed = 0..N-1``; data split, edge
+Runs ``hil.baim.experiment.run_baim`` once per seed (``seed = 0..N-1``; data split, edge
 learners, FedAvg and references all change with it), two seeds at a time in their own processes
 with one torch thread each, writes ``out/seed-K/`` and ``out/summary.json`` and prints the markdown
 table of docs/baim.md.
@@ -22,12 +22,12 @@ from pathlib import Path
 def _one(config: str | None, seed: int, out: str) -> dict:
     import torch
 
-    from hil.baim.config import load_config
-    from hil.baim.experiment import run_experiment
+    from hil.baim.config import load_baim_config
+    from hil.baim.experiment import run_baim
 
     torch.set_num_threads(1)
-    cfg = dataclasses.replace(load_config(config), seed=seed)
-    return run_experiment(cfg, Path(out))
+    cfg = dataclasses.replace(load_baim_config(config), seed=seed)
+    return run_baim(cfg, Path(out))
 
 
 def summarize(reports: list[dict]) -> dict:

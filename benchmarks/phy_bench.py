@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from hil.phy.bench import markdown_table, run_phy_bench, write_report
+from hil.phy.bench import markdown_table, run_phy_bench, write_bench_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def main() -> None:
     args = ap.parse_args()
     rep = run_phy_bench(quick=args.quick, seed=args.seed, n_trials=args.trials, progress=print)
     rep["machine"] = machine()
-    write_report(rep, args.out)
+    write_bench_report(rep, args.out)
     (args.out / "machine.json").write_text(json.dumps(rep["machine"], indent=2))
     if args.copy_plots:
         img = ROOT / "docs" / "img"

@@ -71,7 +71,7 @@ import numpy as np
 import zmq
 
 from hil.errors import ConfigError
-from sim_fallback.topology import LinkConfig, NodeConfig, Topology, endpoint_slots
+from sim_fallback.topology import LinkConfig, NodeConfig, Bench, endpoint_slots
 
 if TYPE_CHECKING:  # hil.channel (and scipy) load only when a link needs a channel model
     from hil.channel.base import ChannelModel
@@ -350,7 +350,7 @@ class PendingBursts:
         return n
 
 
-def server_limits(topology: Topology) -> dict:
+def server_limits(topology: Bench) -> dict:
     """The server's resource limits in bytes and messages, derived from its ``[server]`` settings.
 
     [Note: resource limits]
@@ -676,7 +676,7 @@ def _counters() -> dict:
 
 
 class ChannelServer:
-    """Serves a :class:`Topology` over ZMQ. Create, :meth:`bind`, then :meth:`serve_forever`.
+    """Serves a :class:`Bench` over ZMQ. Create, :meth:`bind`, then :meth:`serve_forever`.
 
     Args:
         topology: nodes, links and server settings.
@@ -685,7 +685,7 @@ class ChannelServer:
             :func:`build_link_models` (hil.channel).
     """
 
-    def __init__(self, topology: Topology, *, context: zmq.Context | None = None,
+    def __init__(self, topology: Bench, *, context: zmq.Context | None = None,
                  channel_factory: Callable[..., tuple[ChannelModel, ChannelModel]] | None = None):
         self.topo = topology
         self.cfg = topology.server

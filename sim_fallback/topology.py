@@ -16,7 +16,7 @@ from hil.bench import (  # noqa: F401  (re-exported: the channel server's names)
     PATTERNS,
     ROLES,
     TRANSPORTS,
-    Bench as Topology,
+    Bench,
     LinkConfig,
     NodeConfig,
     ServerConfig,

@@ -2,8 +2,8 @@
 
 Public API (import from the submodules; this package imports nothing heavy):
 
-- ``hil.baim.config``: ``BaimConfig``, ``load_config(path=None, **overrides)``, ``QUICK_OVERRIDES``
-- ``hil.baim.experiment``: ``run_experiment(cfg, out_dir, progress=None) -> dict`` (writes the report folder)
+- ``hil.baim.config``: ``BaimConfig``, ``load_baim_config(path=None, **overrides)``, ``QUICK_OVERRIDES``
+- ``hil.baim.experiment``: ``run_baim(cfg, out_dir, progress=None) -> dict`` (writes the report folder)
 - ``hil.baim.assembly``: ``assemble(...)``, ``BigModel``, ``VaeSquad``, ``ProjectionSet``, ``TSGate``
 - ``hil.baim.deploy``: ``pack_task_model``, ``unpack_task_model``, ``split_by_task``, ``deploy``,
   ``check_exact``, ``task_model_profile``, ``place_task_models``

@@ -97,7 +97,7 @@ class BaimConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
-def load_config(path: str | Path | None = None, **overrides) -> BaimConfig:
+def load_baim_config(path: str | Path | None = None, **overrides) -> BaimConfig:
     """Read a TOML/JSON file (keys under ``[baim]``, or at the top level); None gives the packaged default.
 
     ``overrides`` replace keys of the file. Any bad or unknown key raises :class:`ConfigError`

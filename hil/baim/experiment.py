@@ -1,6 +1,6 @@
 """One BAIM experiment: edge training, cloud assembly per strategy, FedAvg baseline, deployment, report.
 
-``run_experiment(cfg, out_dir)`` writes report.json, report.md, config.toml (resolved) and PNG plots.
+``run_baim(cfg, out_dir)`` writes report.json, report.md, config.toml (resolved) and PNG plots.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def _save_checkpoint(out_dir: Path, cfg: BaimConfig, done: dict, samples: dict, 
     atomic_write(out_dir / CHECKPOINT, lambda f: torch.save(blob, f))
 
 
-def run_experiment(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True) -> dict:
+def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True) -> dict:
     """Run everything and write the report folder. ``progress(msg)`` is called between phases.
 
     [Note: BAIM resume]

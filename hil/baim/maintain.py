@@ -507,7 +507,7 @@ def run_maintenance(cfg: BaimConfig, mcfg: MaintainConfig, out_dir: Path | None 
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_dir / "report.md", render_markdown(report))
+        atomic_write_text(out_dir / "report.md", render_maintenance_md(report))
         atomic_write_json(out_dir / "report.json", report)
     return report
 
@@ -519,7 +519,7 @@ def _ci(s: dict, digits: int = 2) -> str:
     return f"{s['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def render_markdown(report: dict) -> str:
+def render_maintenance_md(report: dict) -> str:
     """The four tables (mean [95 % interval] over seeds)."""
     S = report["summary"]
     n = len(report["maintain"]["seeds"])

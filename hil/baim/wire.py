@@ -72,7 +72,7 @@ def unpack_state(blob: bytes) -> tuple[dict[str, torch.Tensor], dict | None]:
 
 
 @dataclass(frozen=True)
-class Transfer:
+class WireMessage:
     """One message: ``direction`` is ``"up"`` (edge -> cloud) or ``"down"`` (cloud -> edge)."""
 
     direction: str
@@ -85,13 +85,13 @@ class Transfer:
 class TrafficMeter:
     """Records every byte string sent between cloud and edge nodes (see [Note: measured bytes])."""
 
-    transfers: list[Transfer] = field(default_factory=list)
+    transfers: list[WireMessage] = field(default_factory=list)
 
     def send(self, direction: str, node: str, what: str, blob: bytes) -> bytes:
         """Record ``blob`` as sent and return it unchanged (the receiver gets exactly these bytes)."""
         if direction not in ("up", "down"):
             raise ValueError(f"direction={direction!r}; use 'up' (edge->cloud) or 'down' (cloud->edge)")
-        self.transfers.append(Transfer(direction, node, what, len(blob)))
+        self.transfers.append(WireMessage(direction, node, what, len(blob)))
         return bytes(blob)
 
     def total_bytes(self, direction: str) -> int:

@@ -1,7 +1,7 @@
 """hil.capture: channel sounding, SigMF recordings, statistics and reports (docs/capture.md).
 
     with open_radio(RadioSpec("zmq", endpoint="tcp://127.0.0.1:PORT")) as o:   # hil.radio.open
-        res = run_capture(o.radio, SweepConfig.from_file("sweep.toml"), "runs/cap", rng=np.random.default_rng(0),
+        res = run_capture(o.radio, CaptureSweep.from_file("sweep.toml"), "runs/cap", rng=np.random.default_rng(0),
                           hw=o.hw, radio_info=o.info)
     rec = load_recording(res.recordings[0])      # estimates [F, n_sc, n_rx, n_tx], frames, metadata
     stats = recording_stats(rec)                  # rho, coherence time, Rician K, SNR, delay spread
@@ -21,7 +21,7 @@ from hil.capture.sigmf_io import (
 )
 from hil.capture.sounder import PhySounder, Sounding, sounder_settings
 from hil.capture.stats import ChannelStats, UndefinedStatistic, channel_stats, recording_stats
-from hil.capture.sweep import SweepConfig
+from hil.capture.sweep import CaptureSweep
 
 __all__ = [
     "CaptureResult",
@@ -31,7 +31,7 @@ __all__ = [
     "Recording",
     "RecordingWriter",
     "Sounding",
-    "SweepConfig",
+    "CaptureSweep",
     "UndefinedStatistic",
     "channel_stats",
     "list_recordings",

@@ -27,7 +27,7 @@ import numpy as np
 from hil._io import atomic_write_json
 from hil.capture.sigmf_io import RecordingWriter, remove_partials
 from hil.capture.sounder import PhySounder, Sounding, sounder_settings
-from hil.capture.sweep import SweepConfig
+from hil.capture.sweep import CaptureSweep
 from hil.errors import CaptureError, ConfigError
 from hil.radio.base import Radio
 
@@ -56,7 +56,7 @@ class CaptureResult:
     report: dict = field(default_factory=dict, repr=False)
 
 
-def make_sounder(sweep: SweepConfig, radio: Radio, rng: np.random.Generator) -> PhySounder:
+def make_sounder(sweep: CaptureSweep, radio: Radio, rng: np.random.Generator) -> PhySounder:
     """The sounder the sweep's ``[sounder]`` table asks for, sized to the radio's antennas.
 
     Raises:
@@ -97,7 +97,7 @@ def stop_on_signals(event: threading.Event):
 
 def run_capture(
     radio: Radio,
-    sweep: SweepConfig,
+    sweep: CaptureSweep,
     out_dir: str | Path,
     *,
     rng: np.random.Generator,

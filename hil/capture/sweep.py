@@ -31,7 +31,7 @@ from hil._io import check_fields, from_section, load_mapping
 
 
 @dataclass(frozen=True)
-class SweepConfig:
+class CaptureSweep:
     """A capture sweep. See the module docstring for the file format."""
 
     sample_rate_hz: float = field(default=1e6, metadata={"gt": 0.0})
@@ -51,12 +51,12 @@ class SweepConfig:
         sounder_settings(self.sounder)  # ConfigError naming a removed, unknown or bad [sounder] key
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SweepConfig":
+    def from_dict(cls, d: dict) -> "CaptureSweep":
         """The sweep from the parsed file; ConfigError ``[sweep].key: ...`` on any bad or unknown key."""
         return from_section(cls, d, "sweep")
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "SweepConfig":
+    def from_file(cls, path: str | Path) -> "CaptureSweep":
         return cls.from_dict(load_mapping(path, "sweep"))
 
     def to_dict(self) -> dict:

@@ -23,7 +23,7 @@ from hil.channel.memory import TimeBehaviour, rho_from_doppler
 from hil.channel.random import complex_normal
 from hil.channel.reciprocity import ReciprocalLink
 from hil.channel.replay import ReplayChannel
-from hil.channel.tdl import TDL, load_profile
+from hil.channel.tdl import TDL, load_tdl_profile
 
 __all__ = [
     "AWGN",
@@ -53,6 +53,6 @@ __all__ = [
     "complex_normal",
     "exponential_correlation",
     "link_generator",
-    "load_profile",
+    "load_tdl_profile",
     "rho_from_doppler",
 ]

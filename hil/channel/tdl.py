@@ -54,7 +54,7 @@ def _tables() -> dict:
     return _TABLES
 
 
-def load_profile(name: str, delay_spread_s: float | None = None, spec_version: str = "19.2") -> dict:
+def load_tdl_profile(name: str, delay_spread_s: float | None = None, spec_version: str = "19.2") -> dict:
     """A 3GPP TDL profile from the shipped tables (Sionna's, see the module docstring).
 
     Args:
@@ -135,7 +135,7 @@ class TDL(FirStage):
         n_tx, n_rx: antennas.
         rng: the numpy Generator.
         delays_s: path delays in seconds (>= 0); or
-        profile: a 3GPP profile name (see :func:`load_profile`), with ``delay_spread_s``.
+        profile: a 3GPP profile name (see :func:`load_tdl_profile`), with ``delay_spread_s``.
         powers_db: path powers in dB (with ``delays_s``); normalised to sum 1.
         sample_rate_hz: sample rate.
         time: time behaviour of every path.
@@ -165,7 +165,7 @@ class TDL(FirStage):
         if profile is not None:
             if delays_s is not None or powers_db is not None:
                 raise ValueError("give either profile or delays_s/powers_db, not both")
-            p = load_profile(profile, delay_spread_s)
+            p = load_tdl_profile(profile, delay_spread_s)
             delays = np.asarray(p["delays_s"])
             powers = np.asarray(p["powers"])
             if k_factor_db is None:

@@ -33,17 +33,17 @@ def baim_cmd(
     """
     import torch
 
-    from hil.baim.config import QUICK_OVERRIDES, load_config
-    from hil.baim.experiment import CHECKPOINT, completed_strategies, run_experiment
+    from hil.baim.config import QUICK_OVERRIDES, load_baim_config
+    from hil.baim.experiment import CHECKPOINT, completed_strategies, run_baim
     from hil.errors import CheckpointError, ConfigError
 
     try:
-        cfg = load_config(config, **(QUICK_OVERRIDES if quick else {}))
+        cfg = load_baim_config(config, **(QUICK_OVERRIDES if quick else {}))
     except ConfigError as e:
         fail(e, 2)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     try:
-        report = run_experiment(cfg, out, progress=lambda msg: console.print(f"[cyan]baim[/cyan] {msg}"),
+        report = run_baim(cfg, out, progress=lambda msg: console.print(f"[cyan]baim[/cyan] {msg}"),
                                 resume=resume)
     except CheckpointError as e:
         fail(e, 2)

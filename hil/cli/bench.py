@@ -38,7 +38,7 @@ def bench_phy(
     import json as _json
     import time as _time
 
-    from hil.phy.bench import markdown_table, run_phy_bench, write_report
+    from hil.phy.bench import markdown_table, run_phy_bench, write_bench_report
 
     if snr_reference not in ("rx", "tx"):
         raise typer.BadParameter(f"--snr-reference {snr_reference!r}: use rx or tx")
@@ -48,7 +48,7 @@ def bench_phy(
     say = lambda m: shown.print(f"[dim]{m}[/dim]")  # noqa: E731
     report = run_phy_bench(quick=quick, seed=seed, n_trials=trials, n_noise=noise,
                            snr_reference=snr_reference, progress=say)
-    write_report(report, out)
+    write_bench_report(report, out)
     full = _json.loads((out / "report.json").read_text())
     if json_out:
         print(_json.dumps(full, indent=2))

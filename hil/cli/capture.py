@@ -61,13 +61,13 @@ def capture_cmd(
 
     from hil.capture.report import fmt_value
     from hil.capture.run import run_capture
-    from hil.capture.sweep import SweepConfig
+    from hil.capture.sweep import CaptureSweep
     from hil.errors import ConfigError, HilError
     from hil.radio.open import RadioSpec, open_radio
 
     with contextlib.ExitStack() as stack:
         try:
-            sw = SweepConfig.from_file(sweep)
+            sw = CaptureSweep.from_file(sweep)
             if radio not in ("zmq", "pluto"):
                 raise ValueError(f"--radio must be 'zmq' or 'pluto', got {radio!r}")
             spec = (RadioSpec("zmq", endpoint=uri, tx_node=tx_node, rx_node=rx_node) if radio == "zmq"

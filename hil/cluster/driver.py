@@ -2,7 +2,7 @@
 
 Cluster modes (``--cluster``):
 
-- ``none``: every :class:`hil.cluster.node.Node` is an object in this process (debugging, and the
+- ``none``: every :class:`hil.cluster.node.NodeActor` is an object in this process (debugging, and the
   reference the other modes must equal bit for bit).
 - ``local``: a private Ray instance on 127.0.0.1 (really: see [Note: Ray and 127.0.0.1] in
   :mod:`hil.cluster.raylet`) advertising ``hil_node:<name>`` for every bench node;
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-from hil.cluster.node import Node
+from hil.cluster.node import NodeActor
 from hil.errors import ConfigError, NodeError
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class NodeHandle:
 
 
 class Cluster:
-    """Start or join a cluster (see the module docstring) and run :class:`Node` objects on it.
+    """Start or join a cluster (see the module docstring) and run :class:`NodeActor` objects on it.
 
     Args:
         mode: ``"none"``, ``"local"`` or a Ray address (``"127.0.0.1:6379"``, ``"ray://..."``).
@@ -157,14 +157,14 @@ class Cluster:
         """Create node ``name`` (on the host advertising ``hil_node:<name>``)."""
         if not self.remote:
             try:
-                target = Node(name, role, *args)
+                target = NodeActor(name, role, *args)
             except Exception as e:
                 raise NodeError(f"node {name!r} could not be deployed: {type(e).__name__}: {e}") from e
             h = NodeHandle(name, role, target, False)
         else:
             import ray
 
-            actor = ray.remote(Node).options(resources={resource_name(name): 1}, num_cpus=0, max_restarts=0,
+            actor = ray.remote(NodeActor).options(resources={resource_name(name): 1}, num_cpus=0, max_restarts=0,
                                              name=None)
             h = NodeHandle(name, role, actor.remote(name, role, *args), True)
         self.handles[name] = h

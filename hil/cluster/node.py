@@ -1,6 +1,6 @@
-"""The node runtime: one :class:`Node` per bench node, holding the stages the plan gave it.
+"""The node runtime: one :class:`NodeActor` per bench node, holding the stages the plan gave it.
 
-A Node is a plain Python class. With ``--cluster none`` the driver makes the objects in its own
+A NodeActor is a plain Python class. With ``--cluster none`` the driver makes the objects in its own
 process; with ``--cluster local`` or an address each is a Ray actor pinned to its host by the custom
 resource ``hil_node:<name>`` (see :mod:`hil.cluster.driver`). The same methods run in both cases,
 which is what makes the two bit-identical.
@@ -28,7 +28,7 @@ the receiver), which this first version leaves out. Every burst, forward and rev
 through the configured transport and PHY exactly as in ``hil train``.
 
 [Note: one thread per node]
-Each Node sets ``torch.set_num_threads(threads)`` (1 by default): float reductions in CPU kernels may
+Each NodeActor sets ``torch.set_num_threads(threads)`` (1 by default): float reductions in CPU kernels may
 split work differently with another thread count, and the equivalence of ``local`` and ``none`` is
 bit for bit.
 """
@@ -46,7 +46,7 @@ from torch import nn
 ROLES = ("edge", "server")
 
 
-class Node:
+class NodeActor:
     """One bench node's share of the split model (see the module docstring).
 
     Args:

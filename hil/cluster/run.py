@@ -61,7 +61,7 @@ def train_step(cluster: Cluster, edge: NodeHandle, server: NodeHandle, x: torch.
     return loss / len(x), correct
 
 
-def evaluate(cluster: Cluster, edge: NodeHandle, server: NodeHandle, x: torch.Tensor, y: torch.Tensor,
+def evaluate_deployed(cluster: Cluster, edge: NodeHandle, server: NodeHandle, x: torch.Tensor, y: torch.Tensor,
              batch_size: int) -> tuple[float, list[float]]:
     """Test accuracy in percent through the deployed nodes, and each request's (batch's) latency in s."""
     correct, lat = 0, []
@@ -77,7 +77,7 @@ def evaluate(cluster: Cluster, edge: NodeHandle, server: NodeHandle, x: torch.Te
 def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatches: int = 1,
               max_steps: int | None = None, progress: Progress | None = None, digital: bool | None = None,
               write: bool = True, on_step: Callable[[int, Cluster], None] | None = None) -> dict:
-    """Train the split model of ``cfg`` on the nodes of ``cluster``, evaluate, write the report.
+    """Train the split model of ``cfg`` on the nodes of ``cluster``, evaluate_deployed, write the report.
 
     Args:
         cluster: ``none``, ``local`` or a Ray address (see :mod:`hil.cluster.driver`).
@@ -150,7 +150,7 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
                     on_step(steps_done, cl)
             for h in (edge, server):
                 cl.get(h, h.call("end_epoch"))
-            acc, _ = evaluate(cl, edge, server, data.x_test, data.y_test, cfg.train.batch_size)
+            acc, _ = evaluate_deployed(cl, edge, server, data.x_test, data.y_test, cfg.train.batch_size)
             history.append({"epoch": epoch + 1, "loss": total / max(seen, 1), "train_accuracy": 100.0 * correct / max(seen, 1),
                             "test_accuracy": acc, "seconds": time.perf_counter() - t0})
             say(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, test accuracy {acc:.2f}%")
@@ -163,7 +163,7 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
                                                   "generator": gen.get_state().tolist(),
                                                   "nodes": {i["name"]: {"host": i["host"], "role": i["role"]} for i in nodes},
                                                   "microbatches": microbatches})
-        acc, lat = evaluate(cl, edge, server, data.x_test, data.y_test, cfg.train.batch_size)
+        acc, lat = evaluate_deployed(cl, edge, server, data.x_test, data.y_test, cfg.train.batch_size)
         busy = {h.name: cl.get(h, h.call("busy")) for h in (edge, server)}
         weights = {h.name: cl.get(h, h.call("weights")) for h in (edge, server)}
         frames = cl.get(server, server.call("frames"))

@@ -71,7 +71,7 @@ class CoeffRadio(Radio):
         pass
 
 
-def channel_spec(snr_db: float, rng: np.random.Generator, *, cfo: bool, phase_noise: bool,
+def bench_channel_spec(snr_db: float, rng: np.random.Generator, *, cfo: bool, phase_noise: bool,
                  max_cfo_hz: float = 100e3, n_tx: int = 2, n_rx: int = 2, snr_reference: str = "rx") -> dict:
     """The benchmark channel of one trial (see [Note: benchmark truth])."""
     spec = {
@@ -263,11 +263,11 @@ def run_phy_bench(quick: bool = False, seed: int = 0, snrs=SNRS_DB, n_trials: in
     impaired, clean = [], []
     for snr in snrs:
         say(f"impaired SNR {snr} dB: {n_trials} trials")
-        tr = [run_trial(cfg, channel_spec(snr, rng, cfo=True, phase_noise=True, snr_reference=snr_reference), rng)
+        tr = [run_trial(cfg, bench_channel_spec(snr, rng, cfo=True, phase_noise=True, snr_reference=snr_reference), rng)
               for _ in range(n_trials)]
         impaired.append(summarise(tr, snr))
         say(f"clean SNR {snr} dB: {n_clean} trials")
-        tr = [run_trial(cfg, channel_spec(snr, rng, cfo=False, phase_noise=False, snr_reference=snr_reference), rng)
+        tr = [run_trial(cfg, bench_channel_spec(snr, rng, cfo=False, phase_noise=False, snr_reference=snr_reference), rng)
               for _ in range(n_clean)]
         clean.append(summarise(tr, snr))
     cap_len = FrameTransmitter(cfg).build(np.zeros((4, 2, 32), np.complex64))[1].n_samples + 128
@@ -344,7 +344,7 @@ def check(report: dict) -> dict[str, bool]:
     return out
 
 
-def write_report(report: dict, out_dir: Path) -> None:
+def write_bench_report(report: dict, out_dir: Path) -> None:
     """report.json, report.md, config.json and the NMSE plot into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ split-unaware (the whole model's compute time on the fastest node), then places 
 "Fixed model, best split" places the reference architecture. Both are compared on (error, latency).
 
 [Note: validation and test]
-The digits are split once (``TrainConfig.seed``) into training, validation (``n_val``) and test
+The digits are split once (``NasTraining.seed``) into training, validation (``n_val``) and test
 (``n_test``) images. Everything the search decides (fitness, fronts, the chosen model, the
 comparisons) uses the validation error; the test images are touched once, at the end, for the
 chosen architecture and the fixed reference (:attr:`NASResult.test_error`), so the reported test
@@ -36,7 +36,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from hil._io import config_error, from_section, load_mapping
+from hil._io import check_fields, config_error, from_section, load_mapping
+from hil.errors import ConfigError
 from hil.split.plan import Plan, Problem
 from hil.split.solvers import solve
 from hil.split.topology import Topology
@@ -99,7 +100,7 @@ class SearchSpace:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class NasTraining:
     """Short training on sklearn digits (1797 8x8 images; ``n_test`` test and ``n_val`` validation
     images held out, fixed by ``seed``; see [Note: validation and test])."""
 
@@ -112,8 +113,9 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"ge": 0})
 
     def __post_init__(self) -> None:
+        check_fields(self, "train")
         if self.n_test + self.n_val >= 1797:
-            raise ValueError(f"[train] n_test + n_val = {self.n_test + self.n_val} leaves no training images "
+            raise ConfigError(f"[train] n_test + n_val = {self.n_test + self.n_val} leaves no training images "
                              "of the 1797 digits: lower them")
 
 
@@ -124,7 +126,7 @@ class NASConfig:
     (the raw input never leaves the device)."""
 
     space: SearchSpace = field(default_factory=SearchSpace)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: NasTraining = field(default_factory=NasTraining)
     population: int = field(default=8, metadata={"ge": 2})
     generations: int = field(default=5, metadata={"ge": 0})
     betas: tuple[float, ...] = field(default=(0.02, 0.05, 0.1, 0.2, 0.5), metadata={"ge": 0.0, "min_items": 1})
@@ -213,7 +215,7 @@ def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
 SPLITS = ("val", "test")
 
 
-def _digits(cfg: TrainConfig, split: str = "val") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _digits(cfg: NasTraining, split: str = "val") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Training images and the ``split`` ("val" or "test") images: disjoint, fixed by ``cfg.seed``."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -227,7 +229,7 @@ def _digits(cfg: TrainConfig, split: str = "val") -> tuple[np.ndarray, np.ndarra
     return x[tr], y[tr], x[held], y[held]
 
 
-def train_error(arch: Arch, space: SearchSpace, cfg: TrainConfig, split: str = "val") -> float:
+def train_error(arch: Arch, space: SearchSpace, cfg: NasTraining, split: str = "val") -> float:
     """Error on the ``split`` images ("val": what the search selects on; "test": reported once at the
     end) of ``arch`` after ``cfg.epochs`` epochs of Adam on digits (deterministic per arch: the same
     trained model whichever split it is scored on)."""
@@ -259,7 +261,7 @@ class Evaluator:
     """Scores architectures: cached training error and placed latency on ``topology``."""
 
     def __init__(self, config: NASConfig, topology: Topology,
-                 trainer: Callable[[Arch, SearchSpace, TrainConfig], float] = train_error) -> None:
+                 trainer: Callable[[Arch, SearchSpace, NasTraining], float] = train_error) -> None:
         self.config = config
         self.topology = topology
         self.trainer = trainer

@@ -18,7 +18,7 @@ from hil.ota.layers import OTAConv2d, OTALinear
 from hil.ota.link import OTALink
 
 
-class SplitModel(nn.Module):
+class CutModel(nn.Module):
     """``server(cut(edge(x)))``; ``cut`` is the over-the-air layer or its digital twin."""
 
     def __init__(self, edge: nn.Module, cut: nn.Module, server: nn.Module):
@@ -43,7 +43,7 @@ def build_model(
     channel_uses: int = 16,
     normalize: bool = True,
     power: str = "batch",
-) -> SplitModel:
+) -> CutModel:
     """Build a split model. ``ota=False`` gives the digital baseline; ``ota=True`` with ``link=None``
     computes the cut in process over the identity channel (the noiseless twin)."""
     c, h, w = image_shape
@@ -74,10 +74,10 @@ def build_model(
         )
     else:
         raise ValueError(f"unknown model kind {kind!r}; known: mlp, cnn")
-    return SplitModel(edge, cut, server)
+    return CutModel(edge, cut, server)
 
 
-def unsplit(model: SplitModel, channel: np.ndarray) -> nn.Module:
+def unsplit(model: CutModel, channel: np.ndarray) -> nn.Module:
     """The same network with the over-the-air cut folded into an ordinary layer computed over ``channel``
     (eval mode, no noise): what the split model must equal over a noiseless ``channel``."""
     if isinstance(model.cut, OTALinear):

@@ -162,7 +162,7 @@ def _build_channel(spec: dict, n_in: int, n_out: int, sample_rate_hz: float, rng
     return model
 
 
-class Node:
+class AirBoard:
     """One virtual Pluto: its :class:`PlutoModel`, its TX DMA state and its RX clock."""
 
     def __init__(self, air: "Air", index: int, model: PlutoModel):
@@ -409,7 +409,7 @@ class Air:
         self.config = config
         self.rng = np.random.default_rng(config.seed)
         self.lock = threading.RLock()
-        self.nodes = [Node(self, i, m) for i, m in enumerate(models)]
+        self.nodes = [AirBoard(self, i, m) for i, m in enumerate(models)]
         if wiring is None:
             wiring = {0: 0} if len(models) == 1 else {i: (i + 1) % len(models) for i in range(len(models))}
         self.wiring = dict(wiring)
@@ -420,10 +420,10 @@ class Air:
                                                         self.nodes[r].n_ant, models[r].sample_rate_hz(),
                                                         self.rng)
 
-    def source_of(self, node: Node) -> Node:
+    def source_of(self, node: AirBoard) -> AirBoard:
         return self.nodes[self.wiring[node.index]]
 
-    def propagate(self, src: Node, dst: Node, x: np.ndarray) -> np.ndarray:
+    def propagate(self, src: AirBoard, dst: AirBoard, x: np.ndarray) -> np.ndarray:
         """TX port of ``src`` to RX port of ``dst``: the channel model and the path loss."""
         loss = 10 ** (-self.config.path_loss_db / 20)
         model = self._channels.get((src.index, dst.index))

@@ -131,7 +131,7 @@ class IiodServer:
     """Serve one virtual Pluto (a :class:`PlutoModel` plus its RF front end) on a TCP port.
 
     Args:
-        node: the virtual Pluto (``sim_fallback.pluto.air.Node``): ``.model`` and the DMA methods.
+        node: the virtual Pluto (``sim_fallback.pluto.air.AirBoard``): ``.model`` and the DMA methods.
         host: bind address (127.0.0.1 by default: nothing is exposed off the machine).
         port: TCP port; 0 picks a free one (read it back from :attr:`port`).
         max_connections: simultaneous clients (one thread each); see [Note: hostile clients].

@@ -41,7 +41,7 @@ def load_air_config(path: str | Path | None) -> AirConfig:
         raise ConfigError(f"channel file {p}: {e}") from e
 
 
-class Bench:
+class VirtualBoards:
     """Virtual Plutos on ``ports`` (0: pick a free port) sharing one :class:`Air`.
 
     ``board`` (one of :data:`~sim_fallback.pluto.model.BOARDS`) overrides ``mode`` when given.
@@ -61,7 +61,7 @@ class Bench:
     def uris(self) -> list[str]:
         return [s.uri for s in self.servers]
 
-    def start(self) -> "Bench":
+    def start(self) -> "VirtualBoards":
         for s in self.servers:
             s.start()
         return self
@@ -81,7 +81,7 @@ def run(ports: list[int], mode: str = "1r1t", channel_file: str | None = None, h
     """
     config = dataclasses.replace(load_air_config(channel_file), snr_db=snr_db, realtime=realtime,
                                  front_end=not clean)
-    bench = Bench(ports, mode, config, host, board).start()
+    bench = VirtualBoards(ports, mode, config, host, board).start()
     label = board or mode
     for i, uri in enumerate(bench.uris):
         print(f"virtual Pluto {i} ({label}) listening on {uri}", flush=True)

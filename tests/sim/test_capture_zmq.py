@@ -20,7 +20,7 @@ from hil.capture.run import run_capture
 from hil.capture.sounder import SOUNDER_AMPLITUDE, SOUNDER_PHY
 from hil.capture.sigmf_io import list_recordings, load_recording, validate_recording
 from hil.capture.stats import recording_stats
-from hil.capture.sweep import SweepConfig
+from hil.capture.sweep import CaptureSweep
 from hil.phy import FrameLayout, PhyConfig
 from hil.radio.open import RadioSpec, open_radio
 
@@ -60,7 +60,7 @@ def _capture(srv, out: Path, frames: int):
         radio = opened.radio
         assert (radio.tx_node, radio.rx_node) == ("edge", "server")  # the default wiring: the first link
         assert radio.capture_samples(FRAME_LEN) == BURST
-        res = run_capture(radio, SweepConfig(frames_per_step=frames, sounder=SOUNDER), out,
+        res = run_capture(radio, CaptureSweep(frames_per_step=frames, sounder=SOUNDER), out,
                           rng=np.random.default_rng(0), hw=opened.hw, radio_info=opened.info, handle_signals=False,
                           write_report=False)  # the report is exercised by the SIGINT test and unit tests
     assert res.stopped is None and res.missed == 0

@@ -1,4 +1,4 @@
-"""Topology files of the channel server: validation messages and the shipped examples (no processes)."""
+"""Bench files of the channel server: validation messages and the shipped examples (no processes)."""
 
 from __future__ import annotations
 

@@ -3,22 +3,22 @@
 import numpy as np
 import pytest
 
-from hil.baim.config import BaimConfig, QUICK_OVERRIDES, load_config, packaged_config
+from hil.baim.config import BaimConfig, QUICK_OVERRIDES, load_baim_config, packaged_config
 from hil.baim.data import load_digits_split, node_class_plan
 from hil.errors import ConfigError
 
 
 def test_packaged_configs_load_and_match_defaults():
-    assert load_config(None) == BaimConfig()
+    assert load_baim_config(None) == BaimConfig()
     # `hil baim --quick` (defaults + QUICK_OVERRIDES) and the packaged quick.toml are the same run
-    assert load_config(packaged_config("quick")) == load_config(None, **QUICK_OVERRIDES)
+    assert load_baim_config(packaged_config("quick")) == load_baim_config(None, **QUICK_OVERRIDES)
 
 
 def test_unknown_and_bad_keys_raise_config_error(tmp_path):
     p = tmp_path / "c.toml"
     p.write_text("[baim]\nn_nodez = 3\n")
     with pytest.raises(ConfigError, match="n_nodez"):
-        load_config(p)
+        load_baim_config(p)
     with pytest.raises(ConfigError, match="n_tasks"):
         BaimConfig(n_tasks=3)
     with pytest.raises(ConfigError, match="strategies"):

@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 import torch
 
-from hil.baim.config import load_config
+from hil.baim.config import load_baim_config
 from hil.baim.data import N_CLASSES
 from hil.baim.maintain import (MaintainConfig, build_deployed, draw_shots, load_maintain_config, prune_big,
                                prune_experts, size_of, study_continual, study_fewshot, study_finetune)
@@ -24,7 +24,7 @@ MCFG = MaintainConfig(seeds=(0,), finetune_epochs=15, absorb_epochs=6, replay_pe
 @pytest.fixture(scope="module")
 def deployed():
     torch.set_num_threads(1)
-    return build_deployed(load_config(None, **TINY), MCFG, seed=0)
+    return build_deployed(load_baim_config(None, **TINY), MCFG, seed=0)
 
 
 def test_finetune_improves_on_the_nodes_new_data(deployed):

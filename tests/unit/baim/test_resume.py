@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import hil.baim.experiment as experiment
-from hil.baim.config import QUICK_OVERRIDES, load_config
+from hil.baim.config import QUICK_OVERRIDES, load_baim_config
 from hil.cli import app
 
 
@@ -28,23 +28,23 @@ SMALL = {**QUICK_OVERRIDES, "edge_epochs": 5, "fedavg_rounds": 2, "classifier_ep
 
 
 def test_interrupted_run_resumes_after_the_completed_strategy(tmp_path):
-    cfg = load_config(None, **SMALL)
-    cfg = load_config(None, **SMALL, strategies=tuple(cfg.strategies[:2]))
+    cfg = load_baim_config(None, **SMALL)
+    cfg = load_baim_config(None, **SMALL, strategies=tuple(cfg.strategies[:2]))
     first, second = cfg.strategies[0], cfg.strategies[1]
     out = tmp_path / "run"
     seen: list[str] = []
     with pytest.raises(KeyboardInterrupt):
-        experiment.run_experiment(cfg, out, progress=_interrupt_at(second, seen))
+        experiment.run_baim(cfg, out, progress=_interrupt_at(second, seen))
     assert experiment.completed_strategies(out) == [first]
     assert (out / f"big_{first}.pt").exists() and not (out / "report.json").exists()
 
     seen2: list[str] = []
-    resumed = experiment.run_experiment(cfg, out, progress=seen2.append)
+    resumed = experiment.run_baim(cfg, out, progress=seen2.append)
     assert f"cloud strategy {first}" not in seen2 and f"cloud strategy {second}" in seen2
     assert any(m.startswith("resuming from") for m in seen2), seen2
     assert experiment.completed_strategies(out) == list(cfg.strategies)
 
-    fresh = experiment.run_experiment(cfg, tmp_path / "fresh", progress=lambda m: None, resume=False)
+    fresh = experiment.run_baim(cfg, tmp_path / "fresh", progress=lambda m: None, resume=False)
     drop = {"wall_time_s", "elapsed_s"}
     a = {k: v for k, v in resumed.items() if k not in drop}
     b = {k: v for k, v in fresh.items() if k not in drop}
@@ -53,13 +53,13 @@ def test_interrupted_run_resumes_after_the_completed_strategy(tmp_path):
 
 
 def test_ctrl_c_exits_130_and_says_where_it_stopped(tmp_path, monkeypatch):
-    real = experiment.run_experiment
-    cfg = load_config(None, **QUICK_OVERRIDES)
+    real = experiment.run_baim
+    cfg = load_baim_config(None, **QUICK_OVERRIDES)
 
     def interrupted(cfg_, out, progress=None, resume=True):
         return real(cfg_, out, progress=_interrupt_at(cfg.strategies[1], []), resume=resume)
 
-    monkeypatch.setattr(experiment, "run_experiment", interrupted)  # the CLI imports it at call time
+    monkeypatch.setattr(experiment, "run_baim", interrupted)  # the CLI imports it at call time
     out = tmp_path / "run"
     res = CliRunner().invoke(app, ["baim", "--quick", "--out", str(out)])
     assert res.exit_code == 130, res.output

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from hil.capture.run import run_capture
 from hil.capture.sigmf_io import list_recordings, load_recording, validate_recording
 from hil.capture.stats import recording_stats
-from hil.capture.sweep import SweepConfig
+from hil.capture.sweep import CaptureSweep
 from hil.cli import app
 from hil.errors import CaptureError, ConfigError, RadioError
 from hil.radio.loopback import LoopbackRadio
@@ -29,7 +29,7 @@ def test_capture_recovers_the_channel_and_writes_a_report(tmp_path, gm_channel):
     # the ZMQ server in tests/sim/test_capture_zmq.py; here: the pipeline, with 200-frame tolerances.
     rng = np.random.default_rng(40)
     ch = gm_channel(2, 2, rng, rho=0.8, k_db=5.0, n0=2 * A**2 / 10 ** 1.2)
-    sweep = SweepConfig(lo_hz=(2.40e9, 2.45e9), frames_per_step=100, sounder=FAST)
+    sweep = CaptureSweep(lo_hz=(2.40e9, 2.45e9), frames_per_step=100, sounder=FAST)
     res = run_capture(LoopbackRadio(ch), sweep, tmp_path, rng=rng, handle_signals=False, hw="loopback")
     assert res.stopped is None and res.frames == 200 and res.missed == 0
     assert [p.name for p in res.recordings] == ["rec000.sigmf-meta"]
@@ -55,7 +55,7 @@ def test_capture_recovers_the_channel_and_writes_a_report(tmp_path, gm_channel):
 
 def test_one_recording_per_gain_pair(tmp_path, gm_channel):
     rng = np.random.default_rng(41)
-    sweep = SweepConfig(tx_gain_db=(-10.0, 0.0), rx_gain_db=(20.0,), frames_per_step=3, sounder=FAST)
+    sweep = CaptureSweep(tx_gain_db=(-10.0, 0.0), rx_gain_db=(20.0,), frames_per_step=3, sounder=FAST)
     res = run_capture(LoopbackRadio(gm_channel(1, 1, rng)), sweep, tmp_path, rng=rng, handle_signals=False,
                       write_report=False)
     assert [p.name for p in res.recordings] == ["rec000.sigmf-meta", "rec001.sigmf-meta"]
@@ -66,7 +66,7 @@ def test_one_recording_per_gain_pair(tmp_path, gm_channel):
 def test_stop_event_leaves_a_valid_recording_that_says_where(tmp_path, gm_channel):
     rng = np.random.default_rng(42)
     stop = threading.Event()
-    sweep = SweepConfig(lo_hz=(1e9, 2e9), frames_per_step=50, tx_gain_db=(0.0, 1.0), sounder=FAST)
+    sweep = CaptureSweep(lo_hz=(1e9, 2e9), frames_per_step=50, tx_gain_db=(0.0, 1.0), sounder=FAST)
 
     def on_frame(done, total, s):
         if done == 60:  # inside LO step 1 of rec000
@@ -96,7 +96,7 @@ class _FailingRadio(LoopbackRadio):
 
 def test_radio_error_keeps_what_was_recorded(tmp_path, gm_channel):
     rng = np.random.default_rng(43)
-    sweep = SweepConfig(frames_per_step=20, sounder=FAST)
+    sweep = CaptureSweep(frames_per_step=20, sounder=FAST)
     with pytest.raises(RadioError, match="vanished"):
         run_capture(_FailingRadio(gm_channel(1, 1, rng), 7), sweep, tmp_path, rng=rng, handle_signals=False,
                     write_report=False)
@@ -109,7 +109,7 @@ def test_radio_error_keeps_what_was_recorded(tmp_path, gm_channel):
 def test_too_many_missed_frames_fail(tmp_path, noise_channel):
     rng = np.random.default_rng(44)
     with pytest.raises(CaptureError, match="were not detected"):
-        run_capture(LoopbackRadio(noise_channel(1, 1, rng)), SweepConfig(frames_per_step=4, sounder=FAST),
+        run_capture(LoopbackRadio(noise_channel(1, 1, rng)), CaptureSweep(frames_per_step=4, sounder=FAST),
                     tmp_path, rng=rng, handle_signals=False, write_report=False)
     (meta,) = list_recordings(tmp_path)  # the IQ of the misses is kept, valid
     assert validate_recording(meta) == [] and load_recording(meta).n_frames == 0
@@ -118,27 +118,27 @@ def test_too_many_missed_frames_fail(tmp_path, noise_channel):
 def test_sweep_file(tmp_path):
     p = tmp_path / "s.toml"
     p.write_text('lo_hz = [1e9, 2e9]\nframes_per_step = 10\n[sounder]\npilot_len = 61\n')
-    s = SweepConfig.from_file(p)
+    s = CaptureSweep.from_file(p)
     assert s.lo_hz == (1e9, 2e9) and s.sounder == {"pilot_len": 61} and s.frames_total == 20
     p.write_text("[sounder]\nseq_len = 61\n")  # a key of the earlier pilot sounder: refused at load, says what replaces it
     with pytest.raises(ConfigError, match=r"\[sounder\]\.seq_len: removed.*pilot_len"):
-        SweepConfig.from_file(p)
+        CaptureSweep.from_file(p)
     p.write_text("lo = 1\n")
     with pytest.raises(ConfigError, match=r"^\[sweep\]\.lo: unknown key; valid: sample_rate_hz, lo_hz"):
-        SweepConfig.from_file(p)
+        CaptureSweep.from_file(p)
     p.write_text("frames_per_step = 1\n")
     with pytest.raises(ConfigError, match=r"^\[sweep\]\.frames_per_step: out of range \(got 1\); valid: >= 2"):
-        SweepConfig.from_file(p)
+        CaptureSweep.from_file(p)
     p.write_text("lo_hz = 2.4e9\n")  # one LO may be given without a list
-    assert SweepConfig.from_file(p).lo_hz == (2.4e9,)
+    assert CaptureSweep.from_file(p).lo_hz == (2.4e9,)
     p.write_text('lo_hz = [1e9, "x"]\n')
     with pytest.raises(ConfigError, match=r"^\[sweep\]\.lo_hz\[1\]: must be a number \(got 'x'\)"):
-        SweepConfig.from_file(p)
+        CaptureSweep.from_file(p)
 
 
 def test_cli_inspect(tmp_path, gm_channel):
     rng = np.random.default_rng(45)
-    run_capture(LoopbackRadio(gm_channel(2, 2, rng)), SweepConfig(frames_per_step=20, sounder=FAST), tmp_path,
+    run_capture(LoopbackRadio(gm_channel(2, 2, rng)), CaptureSweep(frames_per_step=20, sounder=FAST), tmp_path,
                 rng=rng, handle_signals=False, write_report=False)
     r = CliRunner().invoke(app, ["capture", "inspect", str(tmp_path)])
     assert r.exit_code == 0, r.output
@@ -198,7 +198,7 @@ def test_report_and_metadata_are_strict_json_and_keep_an_infinite_coherence_time
     # complex rho undefined (NaN); both must come out as strict JSON (null), inf flagged and shown as "inf"
     rng = np.random.default_rng(44)
     ch = gm_channel(1, 1, rng, rho=1.0, k_db=None, n0=A**2 / 10 ** 2)
-    res = run_capture(LoopbackRadio(ch), SweepConfig(frames_per_step=20, sounder=FAST), tmp_path, rng=rng,
+    res = run_capture(LoopbackRadio(ch), CaptureSweep(frames_per_step=20, sounder=FAST), tmp_path, rng=rng,
                       handle_signals=False)
     rep = _strict_json(tmp_path / "report.json")
     st = rep["recordings"][0]["stats"]

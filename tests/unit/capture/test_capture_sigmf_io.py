@@ -344,7 +344,7 @@ def test_double_sigint_on_a_capture_process_leaves_no_partial_file(tmp_path):
         import os, sys, time
         import numpy as np
         from hil.capture.run import run_capture
-        from hil.capture.sweep import SweepConfig
+        from hil.capture.sweep import CaptureSweep
         from hil.channel.awgn import AWGN
         from hil.radio.loopback import LoopbackRadio
 
@@ -360,7 +360,7 @@ def test_double_sigint_on_a_capture_process_leaves_no_partial_file(tmp_path):
                 os.fsync = slow_fsync  # from now on: the next fsync is the recording's dataset
                 print("frame", flush=True)
         rng = np.random.default_rng(0)
-        sweep = SweepConfig(frames_per_step=10_000, frame_interval_s=0.01,
+        sweep = CaptureSweep(frames_per_step=10_000, frame_interval_s=0.01,
                             sounder={{"pilot_len": 32, "quiet_len": 32}})
         run_capture(LoopbackRadio(AWGN(1, rng, noise_power=1e-3)), sweep, {str(tmp_path)!r}, rng=rng,
                     on_frame=on_frame, write_report=False)

@@ -3,24 +3,24 @@
 import numpy as np
 import pytest
 
-from hil.channel import TDL, TimeBehaviour, build_channel, load_profile
+from hil.channel import TDL, TimeBehaviour, build_channel, load_tdl_profile
 from hil.channel.tdl import lag_weights
 
 
 def test_shipped_profiles_match_the_3gpp_tables():
-    a = load_profile("TDL-A", 100e-9)
+    a = load_tdl_profile("TDL-A", 100e-9)
     assert len(a["delays_s"]) == 23
     assert max(a["delays_s"]) == pytest.approx(9.6586 * 100e-9)  # TR 38.901 Table 7.7.2-1
     assert sum(a["powers"]) == pytest.approx(1.0)
     assert a["k_factor_db"] is None
-    d = load_profile("TDL-D", 30e-9)
+    d = load_tdl_profile("TDL-D", 30e-9)
     assert d["k_factor_db"] == pytest.approx(13.3)  # TR 38.901 Table 7.7.2-4
-    assert load_profile("TDL-E", 30e-9)["k_factor_db"] == pytest.approx(22.0)
-    assert max(load_profile("TDL-A30")["delays_s"]) == pytest.approx(290e-9)  # TS 38.101-4, ns
+    assert load_tdl_profile("TDL-E", 30e-9)["k_factor_db"] == pytest.approx(22.0)
+    assert max(load_tdl_profile("TDL-A30")["delays_s"]) == pytest.approx(290e-9)  # TS 38.101-4, ns
     with pytest.raises(ValueError, match="delay_spread_s"):
-        load_profile("TDL-B")
+        load_tdl_profile("TDL-B")
     with pytest.raises(ValueError, match="TDL-A"):
-        load_profile("TDL-Z", 1e-7)
+        load_tdl_profile("TDL-Z", 1e-7)
 
 
 @pytest.mark.parametrize("version", ["16.1", "19.2"])
@@ -34,7 +34,7 @@ def test_shipped_tables_equal_sionnas(version):
     for name, ds in cases:
         ref = tdl_mod.TDL(name.removeprefix("TDL-"), delay_spread=ds if ds else 1e-7, carrier_frequency=3.5e9,
                           spec_version=version)
-        got = load_profile(name, ds, spec_version=version)
+        got = load_tdl_profile(name, ds, spec_version=version)
         want_d = ref.delays.cpu().numpy().astype(np.float64)
         want_p = ref.mean_powers.cpu().numpy().astype(np.float64)
         order = np.argsort(want_d, kind="stable")

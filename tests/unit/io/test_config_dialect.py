@@ -128,7 +128,7 @@ def test_nas_file_holds_config_topology_and_out_dir(tmp_path):
 
 
 def test_baim_config_errors_name_the_key(tmp_path):
-    from hil.baim.config import load_config
+    from hil.baim.config import load_baim_config
 
     p = tmp_path / "b.toml"
     for text, match in [("[baim]\nlr = -1\n", r"\[baim\]\.lr: out of range \(got -1\)"),
@@ -137,7 +137,7 @@ def test_baim_config_errors_name_the_key(tmp_path):
                         ("[baim]\n[x]\n", r"\[x\]: unknown section; valid: baim")]:
         p.write_text(text)
         with pytest.raises(ConfigError, match=match):
-            load_config(p)
+            load_baim_config(p)
 
 
 def test_truncated_training_checkpoint_names_the_file(tmp_path):
@@ -181,10 +181,10 @@ def test_shipped_training_configs_load(path):
 
 @pytest.mark.parametrize("path", _shipped("hil/baim/configs", "*.toml"), ids=lambda p: p.name)
 def test_shipped_baim_configs_load(path):
-    from hil.baim.config import load_config
+    from hil.baim.config import load_baim_config
     from hil.baim.maintain import load_maintain_config
 
-    cfg = load_maintain_config(path)[0] if path.name == "maintain.toml" else load_config(path)
+    cfg = load_maintain_config(path)[0] if path.name == "maintain.toml" else load_baim_config(path)
     assert cfg.n_nodes >= 1
 
 

@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hil.baim.config import BaimConfig
-from hil.baim.config import load_config as load_baim
+from hil.baim.config import load_baim_config as load_baim
 from hil.bench import LinkConfig, NodeConfig, ServerConfig, bench_from_dict
-from hil.capture.sweep import SweepConfig
+from hil.capture.sweep import CaptureSweep
 from hil.errors import ConfigError
 from hil.phy.config import PhyConfig
-from hil.split.nas import NASConfig, SearchSpace, TrainConfig as NASTrain, load_nas_file
+from hil.split.nas import NASConfig, SearchSpace, NasTraining as NASTrain, load_nas_file
 from hil.split.topology import Topology
 from hil.train import config as train_config
 
@@ -62,9 +62,9 @@ def test_baim_config(tmp_path_factory, raw):
 
 
 @SETTINGS
-@given(table_of(SweepConfig, extra=("kind",)))
+@given(table_of(CaptureSweep, extra=("kind",)))
 def test_capture_sweep(raw):
-    ok_or_config_error(SweepConfig.from_dict, raw)
+    ok_or_config_error(CaptureSweep.from_dict, raw)
 
 
 @SETTINGS
@@ -111,6 +111,6 @@ def test_bench_topology(raw):
 def test_random_bytes_in_every_loader(tmp_path_factory, data, suffix):
     p = tmp_path_factory.mktemp("bytes") / f"c{suffix}"
     p.write_bytes(data)
-    for load in (train_config.load_config, load_baim, SweepConfig.from_file, load_nas_file, Topology.load,
+    for load in (train_config.load_config, load_baim, CaptureSweep.from_file, load_nas_file, Topology.load,
                  __import__("hil.bench", fromlist=["load_bench"]).load_bench):
         ok_or_config_error(load, p)

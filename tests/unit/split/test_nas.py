@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hil.split.nas import (
-    Arch, Candidate, Evaluator, NASConfig, SearchSpace, TrainConfig, compare_fronts, evolve, pareto_front,
+    Arch, Candidate, Evaluator, NASConfig, SearchSpace, NasTraining, compare_fronts, evolve, pareto_front,
     run_jmsnas, train_error,
 )
 from hil.split.plan import Plan
@@ -56,7 +56,7 @@ def test_wider_cut_costs_more_channel_uses(tmp_path):
 
 def test_training_error_is_cached_on_disk(tmp_path):
     """A 1-epoch, 150-sample training (seeded) gives an error k/100; a second evaluator reads the cache."""
-    cfg = NASConfig(train=TrainConfig(epochs=1, n_train=150, n_test=100), cache_dir=str(tmp_path))
+    cfg = NASConfig(train=NasTraining(epochs=1, n_train=150, n_test=100), cache_dir=str(tmp_path))
     arch = Arch((4, 4, 4), (1, 1, 1), (3, 3, 3))
     e1 = Evaluator(cfg, TOPO)
     err = e1.error(arch)
@@ -145,7 +145,7 @@ def test_run_jmsnas_end_to_end_with_a_synthetic_error(tmp_path):
 def test_validation_and_test_digits_are_disjoint():
     from hil.split.nas import _digits
 
-    cfg = TrainConfig(n_test=500, n_val=300)
+    cfg = NasTraining(n_test=500, n_val=300)
     xtr, _, xva, _ = _digits(cfg, "val")
     _, _, xte, _ = _digits(cfg, "test")
     assert (len(xtr), len(xva), len(xte)) == (1797 - 800, 300, 500)
@@ -154,4 +154,4 @@ def test_validation_and_test_digits_are_disjoint():
     with pytest.raises(ValueError, match="split"):
         _digits(cfg, "train")
     with pytest.raises(ValueError, match="n_val"):
-        TrainConfig(n_val=0)
+        NasTraining(n_val=0)
