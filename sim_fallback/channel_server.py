@@ -485,6 +485,7 @@ class _Direction:
     lead: int
     jitter: int
     trail: int
+    spec: dict = field(default_factory=dict)  # the channel spec as configured (shown in the info reply)
     bursts: int = 0
     model_s: float = 0.0  # time spent in generate + apply (wall)
     model_cpu_s: float = 0.0  # CPU time of the calling thread in generate + apply (wall minus waits)
@@ -719,8 +720,11 @@ class ChannelServer:
             pads = dict(lead=s.lead_samples if link.lead_samples is None else link.lead_samples,
                         jitter=s.lead_jitter if link.lead_jitter is None else link.lead_jitter,
                         trail=s.trail_samples if link.trail_samples is None else link.trail_samples)
-            self.nodes[link.a].directions[link.b] = _Direction(f"{link.a}->{link.b}", link.a, link.b, fwd, **pads)
-            self.nodes[link.b].directions[link.a] = _Direction(f"{link.b}->{link.a}", link.b, link.a, rev, **pads)
+            rev_spec = link.channel if link.reciprocal or link.reverse_channel is None else link.reverse_channel
+            self.nodes[link.a].directions[link.b] = _Direction(f"{link.a}->{link.b}", link.a, link.b, fwd, **pads,
+                                                               spec=dict(link.channel))
+            self.nodes[link.b].directions[link.a] = _Direction(f"{link.b}->{link.a}", link.b, link.a, rev, **pads,
+                                                               spec=dict(rev_spec))
         self.control_endpoint = ""
         self.events_endpoint = ""
         self._monitors: dict[zmq.Socket, tuple[_NodeRt, int]] = {}  # rx socket monitors: reader counts
@@ -825,7 +829,7 @@ class ChannelServer:
             },
             "links": {
                 d.name: {"src": d.src, "dst": d.dst, "lead_samples": d.lead, "lead_jitter": d.jitter,
-                         "trail_samples": d.trail, "model": type(d.model).__name__}
+                         "trail_samples": d.trail, "model": type(d.model).__name__, "channel": d.spec}
                 for rt in self.nodes.values() for d in rt.directions.values()
             },
         }

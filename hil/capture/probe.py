@@ -139,12 +139,16 @@ def run_probe(*, config: str | None = None, endpoint: str | None = None, tx_node
             results.append(d)
             captures.append((cap, res))
     snr = np.array([r["snr_db"] for r in results])
+    spec = (info.get("links", {}).get(f"{tx_node}->{rx_node}") or {}).get("channel") or {}
     report = {
         "tx": tx_node, "rx": rx_node, "sample_rate_hz": fs, "control": info["control"],
         "started_server": started, "config": str(config) if config else None, "seed": seed,
         "bursts": results,
         "mean_snr_db": float(10 * np.log10(np.mean(10 ** (snr / 10)))),
         "mean_cfo_hz": float(np.mean([r["cfo_hz"] for r in results])),
+        # what the server was told (the link's channel spec from its info reply): the configured SNR is
+        # averaged over the fading, so one draw's measured SNR differs by that draw's power gain
+        "configured_snr_db": spec.get("snr_db"), "configured_cfo_hz": spec.get("cfo_hz"), "channel": spec,
     }
     if out is not None:
         folder = Path(out)
@@ -159,6 +163,10 @@ def run_probe(*, config: str | None = None, endpoint: str | None = None, tx_node
     return report
 
 
+def _cfg(v, unit: str) -> str:
+    return "not set" if v is None else f"{float(v):g} {unit}"
+
+
 def _report_md(rep: dict) -> str:
     lines = [f"# Channel probe {rep['tx']} -> {rep['rx']}", "",
              f"Server control `{rep['control']}`, sample rate {rep['sample_rate_hz'] / 1e6:g} Msps, "
@@ -169,7 +177,9 @@ def _report_md(rep: dict) -> str:
         lines.append(f"| {i} | {b['start_sample']} ({true}) | {b['cfo_hz']:.1f} | "
                      + ", ".join(f"{v:.2f}" for v in b["snr_db"]) + " |")
     h = np.array(rep["bursts"][-1]["channel"]["re"]) + 1j * np.array(rep["bursts"][-1]["channel"]["im"])
-    lines += ["", f"Mean SNR {rep['mean_snr_db']:.2f} dB, mean CFO {rep['mean_cfo_hz']:.1f} Hz.", "",
+    lines += ["", f"Mean SNR {rep['mean_snr_db']:.2f} dB (configured {_cfg(rep.get('configured_snr_db'), 'dB')}, "
+              "averaged over the fading: one channel draw differs by its power gain), "
+              f"mean CFO {rep['mean_cfo_hz']:.1f} Hz (configured {_cfg(rep.get('configured_cfo_hz'), 'Hz')}).", "",
               "Channel matrix of the last burst (rows: rx antennas, columns: tx antennas):", "", "```"]
     lines += ["  ".join(f"{v.real:+.3f}{v.imag:+.3f}j" for v in row) for row in h]
     lines += ["```", "", "![capture](probe.png)", ""]

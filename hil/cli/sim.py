@@ -98,4 +98,7 @@ def sim_probe(
     console.print("channel matrix H (rows: rx antennas, columns: tx antennas), last burst:")
     for re_row, im_row in zip(ch["re"], ch["im"]):
         console.print("  " + "  ".join(f"{a:+.3f}{b:+.3f}j" for a, b in zip(re_row, im_row)))
-    console.print(f"mean SNR {rep['mean_snr_db']:.2f} dB, mean CFO {rep['mean_cfo_hz']:.1f} Hz; report: {out}/report.md")
+    conf = rep.get("configured_snr_db")
+    console.print(f"mean SNR {rep['mean_snr_db']:.2f} dB (configured "
+                  f"{'not set' if conf is None else f'{conf:g} dB'}, averaged over the fading), "
+                  f"mean CFO {rep['mean_cfo_hz']:.1f} Hz; report: {out}/report.md")

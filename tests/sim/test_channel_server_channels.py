@@ -95,6 +95,9 @@ def test_reverse_link_is_the_transposed_channel(srv):
 def test_probe_measures_delay_cfo_snr_and_channel(srv, tmp_path):
     rep = run_probe(endpoint=srv.control, tx_node="ptx", rx_node="prx", bursts=4, seed=1, out=str(tmp_path))
     assert (rep["tx"], rep["rx"]) == ("ptx", "prx")
+    # the server's info reply carries the link's channel spec: configured beside measured
+    assert (rep["configured_snr_db"], rep["configured_cfo_hz"], rep["channel"]["snr_reference"]) == (SNR_DB, CFO_HZ, "rx")
+    assert f"configured {SNR_DB:g} dB" in (tmp_path / "report.md").read_text()
     for b in rep["bursts"]:
         assert b["start_sample"] == b["true_start_sample"]
         assert abs(b["cfo_hz"] - CFO_HZ) < 20.0  # a preamble and 2048 pilot symbols at 10 dB: std of a few Hz
