@@ -44,6 +44,7 @@ the URI (see [Note: a deadline per call]); the radio then refuses further calls.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -51,6 +52,7 @@ import traceback
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -189,17 +191,7 @@ def read_board(uri: str, timeout_ms: int = 5000) -> BoardInfo:
     Raises:
         RadioError: no IIO context at ``uri``, or it has no AD9361 (names the devices found).
     """
-    try:
-        import iio
-    except ImportError as e:
-        raise RadioError("pylibiio is not installed: pip install 'hil-ota[pluto]' (needs libiio)") from e
-    try:
-        ctx = iio.Context(uri)
-    except Exception as e:
-        raise RadioError(f"no IIO context at {uri}: {e}. Check the URI (iio_info -u {uri}), the cable and, "
-                         "for a virtual Pluto, that `hil emu pluto` is running") from e
-    try:
-        ctx.set_timeout(int(timeout_ms))
+    with _board_context(uri, timeout_ms) as ctx:
         attrs = dict(ctx.attrs)
         devs = {d.name or d.id: d for d in ctx.devices}
         phys = [n for n in devs if n.startswith("ad9361-phy")]
@@ -217,6 +209,24 @@ def read_board(uri: str, timeout_ms: int = 5000) -> BoardInfo:
         return BoardInfo(uri=uri, hw_model=str(attrs.get("hw_model", "")).strip(),
                          chip=str(attrs.get("ad9361-phy,model", "")).strip(), n_rx=n_rx, n_tx=n_tx,
                          n_phy=len(phys), two_channel_env=env)
+
+
+@contextlib.contextmanager
+def _board_context(uri: str, timeout_ms: int) -> Iterator[Any]:
+    """An IIO context at ``uri`` for reading (nothing is written through it); every failure inside the
+    ``with`` becomes one RadioError naming the URI."""
+    try:
+        import iio
+    except ImportError as e:
+        raise RadioError("pylibiio is not installed: pip install 'hil-ota[pluto]' (needs libiio)") from e
+    try:
+        ctx = iio.Context(uri)
+    except Exception as e:
+        raise RadioError(f"no IIO context at {uri}: {e}. Check the URI (iio_info -u {uri}), the cable and, "
+                         "for a virtual Pluto, that `hil emu pluto` is running") from e
+    try:
+        ctx.set_timeout(int(timeout_ms))
+        yield ctx
     except RadioError:
         raise
     except Exception as e:
@@ -809,15 +819,8 @@ def check_board(uri: str, profile: dict | str | Path | None = None,
             raise BoardMismatch(f"the board at {uri} is {board.describe()}; no shipped profile matches it: "
                                 "give --profile with a TOML of your own", board)
     prof = PlutoRadio._as_profile(profile)
-    import iio
-
-    try:
-        ctx = iio.Context(uri)
-    except Exception as e:
-        raise RadioError(f"no IIO context at {uri}: {e}. Check the URI with `iio_info -u {uri}`") from e
     diffs: list[tuple[str, str, str]] = []
-    try:
-        ctx.set_timeout(int(prof.timeout_ms))
+    with _board_context(uri, prof.timeout_ms) as ctx:
         phy = ctx.find_device("ad9361-phy")
         if board.mode != prof.mode:
             diffs.append(("mode (ADC/DAC channel pairs)", prof.mode, board.mode))
@@ -858,10 +861,4 @@ def check_board(uri: str, profile: dict | str | Path | None = None,
         for name, key, want, text in reads:
             if abs(num(text) - float(want)) > readback_tolerance(key, want):
                 diffs.append((name, _fmt(want), _fmt(num(text))))
-    except RadioError:
-        raise
-    except Exception as e:
-        raise RadioError(f"reading the board at {uri} failed: {type(e).__name__}: {e}") from e
-    finally:
-        del ctx
     return diffs
