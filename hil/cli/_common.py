@@ -16,6 +16,7 @@ does not handle itself still ends as that one line. Exit codes:
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import traceback
 from typing import Any, Callable, NoReturn
@@ -106,9 +107,25 @@ def command(target: typer.Typer, name: str, **kwargs: Any) -> Callable[[Callable
     """``@command(app, "name")``: register a guarded command on ``target``."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if "help" not in kwargs and fn.__doc__:
+            kwargs["help"] = reflow(fn.__doc__)
         return target.command(name, **kwargs)(guarded(fn))
 
     return register
+
+
+def reflow(doc: str) -> str:
+    """A docstring as ``--help`` text: each plain paragraph on one line (the terminal wraps it; Typer's
+    rich mode would keep the source's line breaks and give ragged lines), list items and indented
+    blocks as written."""
+    out = []
+    for para in inspect.cleandoc(doc).split("\n\n"):
+        lines = para.split("\n")
+        if any(ln.startswith((" ", "-", "*", "|")) or ln[:2].rstrip(".").isdigit() for ln in lines):
+            out.append(para)
+        else:
+            out.append(" ".join(ln.strip() for ln in lines))
+    return "\n\n".join(out)
 
 
 def main() -> None:
