@@ -339,25 +339,38 @@ class RecordingWriter:
 
 @contextlib.contextmanager
 def signals_deferred():
-    """Hold SIGINT and SIGTERM back while the block runs; they are delivered when it ends.
+    """Hold SIGINT and SIGTERM back while the block runs; they are handled when it ends.
 
     [Note: cleanup survives a second Ctrl-C]
     ``hil capture`` turns the first Ctrl-C into a stop flag and a second one into KeyboardInterrupt,
     which Python raises between any two bytecodes, also inside an ``except``/``finally`` that is
-    removing a 48 MB ``.partial`` file. The writer's cleanup therefore blocks both signals in the
-    kernel (``pthread_sigmask``) while it runs: a signal that arrives meanwhile stays pending and its
-    handler raises once the files are gone. Only in the main thread, the one Python runs signal
-    handlers in; a no-op where ``pthread_sigmask`` does not exist. A partial file a ``kill -9`` leaves
-    is removed by the next ``run_capture`` in that folder (:func:`remove_partials`).
+    removing a 48 MB ``.partial`` file. The writer's cleanup therefore swaps the Python handlers of
+    both signals for one that only records them, and calls the previous handler for each recorded
+    signal once the files are gone (the default action where there was no Python handler). A kernel
+    mask (``pthread_sigmask``) would not do: it blocks the signal in the main thread only, so the
+    kernel hands a process-directed signal to another thread (BLAS, I/O), whose C handler then
+    trips Python's handler in the main thread at an arbitrary later point. Only in the main thread
+    (handlers cannot be installed elsewhere). A partial file a ``kill -9`` leaves is removed by the
+    next ``run_capture`` in that folder (:func:`remove_partials`).
     """
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    caught: list[int] = []
+    prev = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in prev:
+        signal.signal(s, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, h in prev.items():
+            signal.signal(s, h)
+        for signum in caught:
+            h = prev[signum]
+            if callable(h):
+                h(signum, None)
+            elif h == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 def _validate_meta_dict(meta: dict) -> None:
