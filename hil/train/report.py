@@ -77,18 +77,24 @@ def write_report(out: Path, report: dict) -> list[str]:
     pngs = []
     plot_history(report["history"], out / "history.png")
     pngs.append("history.png")
-    sweeps = report.get("sweeps", {})
-    dig = report["accuracy"].get("digital")
-    labels = {"snr_db": ("accuracy vs SNR", False), "rho": ("accuracy vs Gauss-Markov rho", True), "channel_uses": ("accuracy vs channel uses", False)}
-    for key, pts in sweeps.items():
+    return _write_sweeps(out, report, pngs, report["accuracy"].get("digital"), _markdown)
+
+
+_SWEEP_TITLES = {"snr_db": ("accuracy vs SNR", False), "rho": ("accuracy vs Gauss-Markov rho", True),
+                 "channel_uses": ("accuracy vs channel uses", False)}
+
+
+def _write_sweeps(out: Path, report: dict, pngs: list[str], digital: float | None, markdown) -> list[str]:
+    """Plot each sweep of ``report`` beside ``digital``, then write report.json and report.md (atomically)."""
+    for key, pts in (report.get("sweeps") or {}).items():
         if pts:
-            title, logx = labels.get(key, (key, False))
+            title, logx = _SWEEP_TITLES.get(key, (key, False))
             title += f" ({pts[0].get('transport', '?')}, {pts[0].get('epochs', '?')} epochs)"
-            plot_sweep(pts, key, out / f"accuracy_vs_{key}.png", title, dig, logx)
+            plot_sweep(pts, key, out / f"accuracy_vs_{key}.png", title, digital, logx)
             pngs.append(f"accuracy_vs_{key}.png")
     report["plots"] = pngs
     write_json(out / "report.json", report)
-    atomic_write_text(out / "report.md", _markdown(report))
+    atomic_write_text(out / "report.md", markdown(report))
     return pngs
 
 
@@ -150,20 +156,7 @@ def _ci(s: dict | None, unit: str = "", sign: str = "+") -> str:
 def write_seeds_report(out: Path, report: dict) -> list[str]:
     """Write report.json, report.md and the sweep plots of a run over seeds (hil.train.seeds)."""
     out.mkdir(parents=True, exist_ok=True)
-    pngs = []
-    dig = report.get("accuracy_digital") or {}
-    labels = {"snr_db": ("accuracy vs SNR", False), "rho": ("accuracy vs Gauss-Markov rho", True),
-              "channel_uses": ("accuracy vs channel uses", False)}
-    for key, pts in (report.get("sweeps") or {}).items():
-        if pts:
-            title, logx = labels.get(key, (key, False))
-            title += f" ({pts[0].get('transport', '?')}, {pts[0].get('epochs', '?')} epochs)"
-            plot_sweep(pts, key, out / f"accuracy_vs_{key}.png", title, dig.get("mean"), logx)
-            pngs.append(f"accuracy_vs_{key}.png")
-    report["plots"] = pngs
-    write_json(out / "report.json", report)
-    atomic_write_text(out / "report.md", _seeds_markdown(report))
-    return pngs
+    return _write_sweeps(out, report, [], (report.get("accuracy_digital") or {}).get("mean"), _seeds_markdown)
 
 
 def _seeds_markdown(r: dict) -> str:
