@@ -120,7 +120,6 @@ if _nb is not None:
         n_in = xf.shape[0]
         n = xf.shape[1] // 2
         n_out = outf.shape[0]
-        L = lags.shape[0]
         m = hist.shape[1]
         nmat = mats.shape[0]
         do_rot = rot_tab.shape[0] > 0
