@@ -230,6 +230,22 @@ def parse_header(raw: bytes) -> dict:
     return h
 
 
+def screen_samples(f: np.ndarray) -> tuple[int, bool]:
+    """The input guard of one message's float32 values (I and Q): (NaN/Inf count, needs saturating).
+
+    One BLAS pass: the sum of squares is non-finite if any value is (then counted exactly, as a huge
+    finite value may overflow the sum too), and it bounds every value, so only a sum above
+    ``INPUT_FULL_SCALE_LIMIT ** 2`` needs a second pass for the maximum (see [Note: saturation]).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN here is the answer, checked next
+        ss = np.dot(f, f)
+    if not np.isfinite(ss) and not np.isfinite(f).all():
+        return int(np.count_nonzero(~np.isfinite(f))), False
+    if not ss <= INPUT_FULL_SCALE_LIMIT ** 2:
+        return 0, bool(np.abs(f).max() > np.float32(INPUT_FULL_SCALE_LIMIT))
+    return 0, False
+
+
 def max_capture_samples(n: int, lead: int, jitter: int, trail: int) -> int:
     """Longest capture (``rx_samples``) the server makes of an ``n``-sample burst on a link with these margins.
 
@@ -601,17 +617,15 @@ class _ShmSession(threading.Thread):
             return False
         x, y = self.inp.packed(j, n), self.out.packed(j, n)
         f = x.reshape(-1).view(np.float32)
-        with np.errstate(over="ignore", invalid="ignore"):
-            ss = np.dot(f, f)
-        if not np.isfinite(ss) and not np.isfinite(f).all():
-            srv._reject(R_NON_FINITE, f"{where}: {int(np.count_nonzero(~np.isfinite(f)))} NaN/Inf value(s)", src)
+        bad, over = screen_samples(f)
+        if bad:
+            srv._reject(R_NON_FINITE, f"{where}: {bad} NaN/Inf value(s)", src)
             return False
-        if not ss <= INPUT_FULL_SCALE_LIMIT ** 2:  # [Note: saturation], in place in the client's slot
+        if over:  # [Note: saturation], in place in the client's slot
             lim = np.float32(INPUT_FULL_SCALE_LIMIT)
-            if np.abs(f).max() > lim:
-                np.clip(f, -lim, lim, out=f)
-                src.c["saturated"] += 1
-                srv.totals["saturated"] += 1
+            np.clip(f, -lim, lim, out=f)
+            src.c["saturated"] += 1
+            srv.totals["saturated"] += 1
         t, tc = time.perf_counter(), time.thread_time()
         try:
             with d.lock:
@@ -1155,22 +1169,17 @@ class ChannelServer:
                                       f"{self.cfg.max_message_bytes}; split the burst or raise the limit", rt)
             return None
         x = np.frombuffer(buf, dtype=np.complex64)
-        # Fast check (BLAS): the sum of squares is non-finite if any value is; confirm exactly, as a
-        # huge finite value may overflow it. The same sum says whether any value needs saturating.
         f = x.view(np.float32)
-        with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN here is the answer, checked next
-            ss = np.dot(f, f)
-        if not np.isfinite(ss) and not np.isfinite(f).all():
-            bad = int(np.count_nonzero(~np.isfinite(f)))
+        bad, over = screen_samples(f)
+        if bad:
             self._reject(R_NON_FINITE, f"{where}: {bad} NaN/Inf value(s) in {x.size} samples", rt)
             return None
-        if not ss <= INPUT_FULL_SCALE_LIMIT ** 2:  # [Note: saturation]
+        if over:  # [Note: saturation]
             lim = np.float32(INPUT_FULL_SCALE_LIMIT)
-            if np.abs(f).max() > lim:
-                x = np.clip(f, -lim, lim).view(np.complex64)
-                rt.c["saturated"] += 1
-                self.totals["saturated"] += 1
-                log.warning("%s: samples beyond +-%g saturated (a front end clips too)", where, lim)
+            x = np.clip(f, -lim, lim).view(np.complex64)
+            rt.c["saturated"] += 1
+            self.totals["saturated"] += 1
+            log.warning("%s: samples beyond +-%g saturated (a front end clips too)", where, lim)
         rt.c["samples_in"] += x.size
         self.totals["samples_in"] += x.size
         return x

@@ -194,7 +194,7 @@ class TDL(FirStage):
             )
             for l in range(len(delays))
         ]
-        self._mix = (np.sqrt(powers)[:, None] * self._w).astype(np.complex64)  # [paths, lags]
+        self._mix_t = np.ascontiguousarray((np.sqrt(powers)[:, None] * self._w).T, dtype=np.float32)  # [lags, paths]
         self.clock = 0
         self._hist: np.ndarray | None = None
         self._last: np.ndarray | None = None
@@ -206,8 +206,13 @@ class TDL(FirStage):
         t0 = self.clock
         drawn = [p.matrices(n_samples) for p in self.paths]
         S = drawn[0][0]
-        H = np.stack([h for _, h in drawn], axis=1)  # [seg, paths, n_rx, n_tx]
-        mats = np.einsum("kprt,pl->klrt", H, self._mix).astype(np.complex64)
+        H = np.stack([h for _, h in drawn])  # complex64 [paths, seg, n_rx, n_tx]
+        P, K = H.shape[:2]
+        # M[l] = sum_p mix[p, l] H_p with a real mix: one float32 GEMM over the interleaved (re, im)
+        # values of every segment and antenna pair (an einsum here cost ~6 ns per sample of a 2x2 TDL-A)
+        m = self._mix_t @ H.reshape(P, -1).view(np.float32)  # [lags, seg * n_rx * n_tx * 2]
+        mats = np.ascontiguousarray(m.view(np.complex64).reshape(len(self.lags), K, self.n_out, self.n_in)
+                                    .transpose(1, 0, 2, 3))
         self.clock += int(n_samples)
         self._last = mats[-1]
         return FirCoeffs(t0=t0, S=S, mats=mats, lags=self.lags)
