@@ -160,7 +160,7 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
     dep = place_on_bench(cfg, bench, tuple(data.image_shape), int(data.classes)) if bench is not None else \
         two_node(cfg, tuple(data.image_shape), int(data.classes))
     if dep.plan is not None:
-        say("plan: " + " -> ".join(f"{n} [{', '.join(u)}]" for n, u in dep.stages)
+        say("plan: " + " -> ".join(f"{n} ({', '.join(u)})" for n, u in dep.stages)
             + f"; predicted {dep.plan.latency_s * 1e3:.3g} ms per request")
     ota_rx = next(n for n, u in dep.stages if CUT_RX in u)
     with Cluster(cluster, dep.nodes, resources=dep.resources, hosts=dep.hosts) as cl:
