@@ -8,8 +8,12 @@
    batch 512, no batch statistics: Linear(64->W) + precoder on the edge, combiner to W + Linear(W->10)
    on the server; the report's busy seconds per node show the balance), ``--cluster local``,
    throughput with ``--microbatches M`` against ``M = 1`` (target: >= 1.5 x).
+3. Latency: the digits split placed on the three-node bench ``hil/split/examples/bench_offload.toml``
+   (``hil run --bench``: device -> edge over the air, edge -> server digital), trained a few steps, then
+   every test batch as one inference request; the placement engine's predicted latency per request,
+   per stage and per link beside the measured medians, and their ratio (the cost model's error).
 
-Run: ``python benchmarks/cluster.py [--steps 40] [--out benchmarks/results/cluster.json]``.
+Run: ``python benchmarks/cluster.py [--steps 40] [--only overhead|pipelining|latency] [--out FILE.json]``.
 Prints a markdown table; writes JSON only with ``--out``. The machine is shared: report one run's
 ratios as they come, with the load average printed beside them.
 """
@@ -71,6 +75,23 @@ def pipelining(steps: int, width: int, microbatches: tuple[int, ...]) -> dict:
     return out
 
 
+def latency(steps: int, transport: str) -> dict:
+    from hil.cluster.run import run_split
+    from hil.train.config import load_config
+
+    bench = Path(__file__).resolve().parents[1] / "hil" / "split" / "examples" / "bench_offload.toml"
+    cfg = load_config("digits_mlp").replace(ota={"transport": transport}, train={"epochs": 1, "digital": False})
+    with tempfile.TemporaryDirectory() as tmp:
+        r = run_split(cfg, Path(tmp) / "three", cluster="local", max_steps=steps, write=False, bench=bench)
+    pred, meas = r["latency"]["predicted_s"], r["latency"]["measured_s"]
+    rows = [("request", pred["request"], meas["request"])]
+    rows += [(f"stage {k}", pred["stages"][k], v) for k, v in meas["stages"].items()]
+    rows += [(f"link {k}", pred["links"][k], v) for k, v in meas["links"].items()]
+    return {"bench": str(bench.name), "transport": transport, "stages": r["plan"]["stages"],
+            "rows": [{"what": w, "predicted_s": p, "measured_median_s": m["median"], "measured_p95_s": m["p95"],
+                      "n": m["n"], "predicted_over_measured": p / m["median"]} for w, p, m in rows]}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -79,7 +100,9 @@ def main(argv: list[str] | None = None) -> dict:
                     "measurement; the ratio reported is the median of the rounds' ratios (default 3)")
     ap.add_argument("--width", type=int, default=2048, help="MLP width of the pipelining model (default 2048)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here (default: print only)")
-    ap.add_argument("--only", choices=("overhead", "pipelining"), default=None, help="run one part")
+    ap.add_argument("--only", choices=("overhead", "pipelining", "latency"), default=None, help="run one part")
+    ap.add_argument("--transport", default="zmq", help="transport of the latency part's over-the-air link "
+                    "(default zmq: the channel server)")
     a = ap.parse_args(argv)
     res: dict = {"machine": f"{platform.node()} {os.cpu_count()} cores {platform.machine()}",
                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": _load()}
@@ -94,6 +117,12 @@ def main(argv: list[str] | None = None) -> dict:
         print("| microbatches | median step | speed-up |")
         for m in ("1", "2", "4"):
             print(f"| {m} | {p[m]['median_step_s'] * 1e3:.1f} ms | {p['speedup'][m]:.2f} x |")
+    if a.only in (None, "latency"):
+        res["latency"] = q = latency(min(a.steps, 10), a.transport)
+        print(f"| {q['bench']} over {q['transport']} | predicted | measured median | p95 | predicted/measured |")
+        for row in q["rows"]:
+            print(f"| {row['what']} | {row['predicted_s'] * 1e3:.3g} ms | {row['measured_median_s'] * 1e3:.3g} ms | "
+                  f"{row['measured_p95_s'] * 1e3:.3g} ms | {row['predicted_over_measured']:.2f} |")
     res["load_after"] = _load()
     print(f"load average before {res['load_before']}, after {res['load_after']}")
     if a.out:
