@@ -13,7 +13,9 @@ Cluster modes (``--cluster``):
 [Note: pipelined steps]
 One training step of ``M`` micro-batches submits, in this order: the edge's forward of every
 micro-batch, the server's forward-and-backward of every micro-batch (each waits for its symbols),
-the edge's backward of every micro-batch (each waits for its gradient); each node's optimiser step
+the edge's backward of every micro-batch (each waits for its gradient); with more stages
+(:func:`hil.cluster.run.train_chain`) every stage's forward in chain order, the last stage's
+forward-and-backward, then every stage's backward in reverse order. Each node's optimiser step
 runs at the end of its last call of the step (no call of its own: every call is a round trip, about
 1 ms), and the driver waits once per node. Ray runs each actor's calls in submission order, so while the server works on
 micro-batch ``j`` the edge already computes ``j + 1`` (GPipe fill and drain); in ``none`` the same

@@ -12,6 +12,16 @@ the manifest (a crash between the two writes) is overwritten by the redone epoch
 are paths on the node's host: to resume on other hosts, the run folder must be shared (or copied).
 The in-process channel of ``ideal`` restarts from its seed on resume (like a radio channel), so a
 resumed run is a valid continuation, not the uninterrupted run bit for bit.
+
+[Note: measured latency]
+An inference request is one test batch: the driver submits every stage's call at once, each waiting
+on the previous stage's output, and waits for the last (its wall clock is the request's latency).
+Each stage records, per call, ``time.time()`` on entry and exit and the seconds its over-the-air hop
+took (:meth:`hil.cluster.node.NodeActor.timings`). A stage's time is exit - entry - air; a link's time
+is the next stage's entry - this stage's exit (Ray's hand-over of the activation), plus the air time
+on the over-the-air link. The link gap compares two hosts' clocks: exact on one machine, off by the
+clock offset across hosts. These are set beside the placement engine's prediction for the same plan
+(:func:`hil.cluster.placement.predicted`).
 """
 
 from __future__ import annotations
