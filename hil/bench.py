@@ -74,6 +74,10 @@ class NodeConfig:
         tx_connect, rx_connect: endpoints the server connects to instead of binding, one per antenna.
         tx_role, rx_role: "connect" with no ``*_connect`` endpoints: the server connects to the stream's
             ``port_base`` slot (the peer, e.g. a GNU Radio sink, binds there); "" or "bind": the default.
+        host: the Ray node (its IP address) that runs this node's actor in ``hil run --bench`` on a joined
+            cluster; "" (default): any host advertising ``resource``.
+        resource: the custom Ray resource that pins this node's actor (default ``hil_node:<name>``; the
+            host runs ``ray start ... --resources '{"hil_node:<name>": 1}'``).
     """
 
     name: str
@@ -86,6 +90,8 @@ class NodeConfig:
     rx_connect: tuple[str, ...] = field(default=(), metadata=_ENDPOINTS)
     tx_role: str = field(default="", metadata={"choices": ROLES})
     rx_role: str = field(default="", metadata={"choices": ROLES})
+    host: str = ""
+    resource: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in " /<>"):

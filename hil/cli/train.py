@@ -145,8 +145,13 @@ def run_cmd(
     microbatches: int = typer.Option(1, "--microbatches", help="Micro-batches per batch (pipelined across nodes)."),
     transport: Optional[str] = typer.Option(None, "--transport", help="Override \\[ota] transport: ideal, loopback, zmq, pluto."),
     epochs: Optional[int] = typer.Option(None, help="Override \\[train] epochs."),
+    bench: Optional[Path] = typer.Option(None, "--bench", "-b", help="Bench topology (TOML, as hil/split/examples/bench.toml): the placement engine places the model's layers on its nodes, one process per node. Default: the two nodes edge and server."),
+    infer: bool = typer.Option(False, "--infer", help="No training: deploy (with the run folder's checkpoints, if any) and time inference requests per stage and per link beside the plan's predicted latency."),
 ) -> None:
-    """Train the split model with each bench node (edge, server) as its own process (docs/cluster.md)."""
+    """Train the split model with each bench node as its own process, or time inference through it (docs/cluster.md).
+
+    Without --bench the nodes are edge (input layers and precoder) and server (over-the-air hop, combiner, output layers). With --bench the placement engine assigns the layers to the bench's nodes: the layers before the cut on the source node, the combiner on the receiver of its over-the-air link, the rest where the cost model puts them.
+    """
     from hil.cluster.run import run_split
     from hil.errors import ConfigError, HilError
     from hil.train.config import load_config, validate
@@ -155,17 +160,23 @@ def run_cmd(
         cfg = load_config(config)
         cfg = validate(cfg.replace(ota={"transport": transport} if transport else {},
                                    train={"epochs": epochs} if epochs else {}))
+        if bench is not None and not bench.is_file():
+            raise ConfigError(f"--bench {bench}: no such file; give a bench topology such as "
+                              "hil/split/examples/bench.toml")
     except ConfigError as e:
         fail(e, 2)
     try:
         report = run_split(cfg, out, cluster=cluster, microbatches=microbatches,
-                           progress=lambda msg: console.print(f"[cyan]run[/] {msg}"))
+                           progress=lambda msg: console.print(f"[cyan]run[/] {msg}"), bench=bench, infer=infer)
     except (HilError, ValueError) as e:
         fail(e)
     acc = report["accuracy"]
     dig = "-" if acc["digital"] is None else f"{acc['digital']:.2f}%"
     console.print(f"split: [bold]{acc['split']:.2f}%[/]  digital: [bold]{dig}[/]  steps: {report['steps']}  "
                   f"({report['seconds']:.1f} s)")
+    lat, pred = report["latency"]["measured_s"]["request"], report["latency"]["predicted_s"]
+    console.print(f"inference request: median {lat['median'] * 1e3:.3g} ms, p95 {lat['p95'] * 1e3:.3g} ms"
+                  + (f"; predicted {pred['request'] * 1e3:.3g} ms" if pred else ""))
     console.print(f"report: {out / 'report.md'}")
 
 

@@ -13,7 +13,9 @@ Cluster modes (``--cluster``):
 [Note: pipelined steps]
 One training step of ``M`` micro-batches submits, in this order: the edge's forward of every
 micro-batch, the server's forward-and-backward of every micro-batch (each waits for its symbols),
-the edge's backward of every micro-batch (each waits for its gradient); each node's optimiser step
+the edge's backward of every micro-batch (each waits for its gradient); with more stages
+(:func:`hil.cluster.run.train_chain`) every stage's forward in chain order, the last stage's
+forward-and-backward, then every stage's backward in reverse order. Each node's optimiser step
 runs at the end of its last call of the step (no call of its own: every call is a round trip, about
 1 ms), and the driver waits once per node. Ray runs each actor's calls in submission order, so while the server works on
 micro-batch ``j`` the edge already computes ``j + 1`` (GPipe fill and drain); in ``none`` the same
@@ -81,12 +83,17 @@ class Cluster:
         mode: ``"none"``, ``"local"`` or a Ray address (``"127.0.0.1:6379"``, ``"ray://..."``).
         nodes: the bench's node names (``local`` advertises one ``hil_node:<name>`` for each).
         num_cpus: CPUs of the private instance (``local``).
+        resources: node name -> the Ray resources that pin its actor (default ``{hil_node:<name>: 1}``);
+            ``local`` advertises them.
+        hosts: node name -> the IP address of the Ray node that must run it (a joined cluster only: a
+            private instance runs every node on this machine).
 
     Use as a context manager: the private instance is shut down on exit (only one this object started;
     a joined cluster is only disconnected from).
     """
 
-    def __init__(self, mode: str = "local", nodes: tuple[str, ...] = ("edge", "server"), num_cpus: int = 2):
+    def __init__(self, mode: str = "local", nodes: tuple[str, ...] = ("edge", "server"), num_cpus: int = 2,
+                 resources: dict[str, dict[str, float]] | None = None, hosts: dict[str, str] | None = None):
         if not isinstance(mode, str) or not mode:
             raise ValueError(f"cluster mode must be 'none', 'local' or a Ray address, got {mode!r}")
         self.mode = mode
@@ -95,6 +102,8 @@ class Cluster:
         self.address: str | None = None
         self._started = False
         self.handles: dict[str, NodeHandle] = {}
+        self.resources = {n: dict((resources or {}).get(n) or {resource_name(n): 1.0}) for n in self.nodes}
+        self.hosts = dict(hosts or {})
 
     @property
     def remote(self) -> bool:
@@ -118,7 +127,8 @@ class Cluster:
         # the workers import this tree's hil (the driver's sys.path, e.g. PYTHONPATH)
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH", ""),) if p)}}
         if self.mode == "local":
-            ctx = ray.init(address="local", num_cpus=self.num_cpus, resources={resource_name(n): 1 for n in self.nodes},
+            advertised = {k: v for r in self.resources.values() for k, v in r.items()}
+            ctx = ray.init(address="local", num_cpus=self.num_cpus, resources=advertised,
                            include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
                            runtime_env=env if env["env_vars"]["PYTHONPATH"] else None)
         else:
@@ -164,8 +174,10 @@ class Cluster:
         else:
             import ray
 
-            actor = ray.remote(NodeActor).options(resources={resource_name(name): 1}, num_cpus=0, max_restarts=0,
-                                             name=None)
+            res = dict(self.resources.get(name) or {resource_name(name): 1.0})
+            if name in self.hosts and self.mode != "local":  # Ray's own resource of that host's node
+                res[f"node:{self.hosts[name]}"] = 0.001
+            actor = ray.remote(NodeActor).options(resources=res, num_cpus=0, max_restarts=0, name=None)
             h = NodeHandle(name, role, actor.remote(name, role, *args), True)
         self.handles[name] = h
         return h
@@ -209,7 +221,8 @@ class Cluster:
                             "from the last checkpoint") from e
         except rx.GetTimeoutError as e:
             raise NodeError(f"node {h.name!r}: no answer within {timeout_s:.0f} s; does a host advertise the "
-                            f"resource {resource_name(h.name)!r} (ray status)?") from e
+                            f"resource {', '.join(self.resources.get(h.name) or [resource_name(h.name)])!r} "
+                            "(ray status)?") from e
         except rx.RayTaskError as e:
             cause = e.cause if getattr(e, "cause", None) is not None else e
             raise NodeError(f"node {h.name!r} ({h.info.get('host', '?')}): {type(cause).__name__}: "

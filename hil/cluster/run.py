@@ -12,6 +12,16 @@ the manifest (a crash between the two writes) is overwritten by the redone epoch
 are paths on the node's host: to resume on other hosts, the run folder must be shared (or copied).
 The in-process channel of ``ideal`` restarts from its seed on resume (like a radio channel), so a
 resumed run is a valid continuation, not the uninterrupted run bit for bit.
+
+[Note: measured latency]
+An inference request is one test batch: the driver submits every stage's call at once, each waiting
+on the previous stage's output, and waits for the last (its wall clock is the request's latency).
+Each stage records, per call, ``time.time()`` on entry and exit and the seconds its over-the-air hop
+took (:meth:`hil.cluster.node.NodeActor.timings`). A stage's time is exit - entry - air; a link's time
+is the next stage's entry - this stage's exit (Ray's hand-over of the activation), plus the air time
+on the over-the-air link. The link gap compares two hosts' clocks: exact on one machine, off by the
+clock offset across hosts. These are set beside the placement engine's prediction for the same plan
+(:func:`hil.cluster.placement.predicted`).
 """
 
 from __future__ import annotations
@@ -25,7 +35,9 @@ import numpy as np
 import torch
 
 from hil._io import atomic_write_text, load_mapping
-from hil.cluster.driver import BENCH, Cluster, NodeHandle
+from hil.cluster.driver import Cluster, NodeHandle
+from hil.cluster.node import CUT_RX, EDGE_UNITS
+from hil.cluster.placement import place_on_bench, predicted, two_node
 from hil.errors import ConfigError
 from hil.train.config import RunConfig, to_toml
 
@@ -41,46 +53,88 @@ def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor
     return [b for b in out if len(b) >= 2]
 
 
-def train_step(cluster: Cluster, edge: NodeHandle, server: NodeHandle, x: torch.Tensor, y: torch.Tensor,
-               step: int, microbatches: int = 1) -> tuple[float, int]:
-    """One training step of a batch in ``microbatches`` pieces (see [Note: pipelined steps]).
-    Returns ``(mean loss, correct)``."""
+def train_chain(cluster: Cluster, stages: list[NodeHandle], x: torch.Tensor, y: torch.Tensor, step: int,
+                microbatches: int = 1) -> tuple[float, int]:
+    """One training step of a batch in ``microbatches`` pieces through the stages in chain order (see
+    [Note: pipelined steps]). Returns ``(mean loss, correct)``."""
     parts = [p for p in torch.arange(len(x)).tensor_split(microbatches) if len(p)]
     if any(len(p) < 2 for p in parts):
         raise ValueError(f"{microbatches} micro-batches of a batch of {len(x)}: each needs >= 2 samples "
                          "(batch normalisation); use fewer micro-batches")
-    syms = [edge.call("forward", step * 1000 + j, x[p]) for j, p in enumerate(parts)]
+    ids = [step * 1000 + j for j in range(len(parts))]
+    acts = [x[p] for p in parts]
+    for h in stages[:-1]:  # every stage's forward of every micro-batch (each waits for its input)
+        acts = [h.call("forward", i, a) for i, a in zip(ids, acts)]
     last = len(parts) - 1  # each node's optimiser step rides on its last call of the step (fewer round trips)
-    outs = [server.call("forward_backward", step * 1000 + j, s, y[p], len(p) / len(x), j == last, num_returns=3)
-            for j, (s, p) in enumerate(zip(syms, parts))]
-    done = [edge.call("backward", step * 1000 + j, o[2], j == last) for j, o in enumerate(outs)]
-    cluster.get(edge, done)  # one wait per node for everything of the step
-    got = cluster.get(server, [v for o in outs for v in o[:2]])
+    tail = stages[-1]
+    outs = [tail.call("forward_backward", i, a, y[p], len(p) / len(x), j == last, num_returns=3)
+            for j, (i, a, p) in enumerate(zip(ids, acts, parts))]
+    grads = [o[2] for o in outs]
+    for h in reversed(stages[:-1]):
+        grads = [h.call("backward", i, g, j == last) for j, (i, g) in enumerate(zip(ids, grads))]
+    cluster.get(stages[0], grads)  # one wait for everything of the step (the first stage's backward is last)
+    got = cluster.get(tail, [v for o in outs for v in o[:2]])
     loss = sum(got[2 * j] * len(p) for j, p in enumerate(parts))
     correct = sum(got[2 * j + 1] for j in range(len(parts)))
     return loss / len(x), correct
 
 
-def evaluate_deployed(cluster: Cluster, edge: NodeHandle, server: NodeHandle, x: torch.Tensor, y: torch.Tensor,
-             batch_size: int) -> tuple[float, list[float]]:
-    """Test accuracy in percent through the deployed nodes, and each request's (batch's) latency in s."""
+def train_step(cluster: Cluster, edge: NodeHandle, server: NodeHandle, x: torch.Tensor, y: torch.Tensor,
+               step: int, microbatches: int = 1) -> tuple[float, int]:
+    """:func:`train_chain` of the two-node bench (``edge``, ``server``)."""
+    return train_chain(cluster, [edge, server], x, y, step, microbatches)
+
+
+def infer_chain(cluster: Cluster, stages: list[NodeHandle], x: torch.Tensor, y: torch.Tensor,
+                batch_size: int) -> tuple[float, list[float]]:
+    """Test accuracy in percent through the deployed stages, and each request's (batch's) latency in s: one
+    request at a time, each stage's call waiting on the previous stage's output (no driver round trip)."""
     correct, lat = 0, []
     for i in range(0, len(x), batch_size):
         t0 = time.perf_counter()
-        s = edge.call("forward", -1, x[i:i + batch_size], False)
-        pred = cluster.get(server, server.call("predict", s))
+        a = x[i:i + batch_size]
+        for h in stages[:-1]:
+            a = h.call("forward", -1, a, False)
+        pred = cluster.get(stages[-1], stages[-1].call("predict", a))
         lat.append(time.perf_counter() - t0)
         correct += int((pred == y[i:i + batch_size]).sum())
     return 100.0 * correct / max(len(x), 1), lat
 
 
+def evaluate_deployed(cluster: Cluster, edge: NodeHandle, server: NodeHandle, x: torch.Tensor, y: torch.Tensor,
+                      batch_size: int) -> tuple[float, list[float]]:
+    """:func:`infer_chain` of the two-node bench."""
+    return infer_chain(cluster, [edge, server], x, y, batch_size)
+
+
+def measured_latency(cluster: Cluster, stages: list[NodeHandle], lat: list[float], ota_rx: str | None) -> dict:
+    """Median and p95 per request, per stage (its compute, without the air) and per link, from the stages'
+    :meth:`~hil.cluster.node.NodeActor.timings` of the last :func:`infer_chain` (see [Note: measured latency])."""
+    tr = {h.name: cluster.get(h, h.call("timings")) for h in stages}
+    n = min(len(v) for v in tr.values()) if tr else 0
+    per_stage = {h.name: [t["out"] - t["in"] - t["air_s"] for t in tr[h.name][-n:]] for h in stages}
+    per_link: dict[str, list[float]] = {}
+    for prev, h in zip(stages, stages[1:]):
+        hop = [b["in"] - a["out"] for a, b in zip(tr[prev.name][-n:], tr[h.name][-n:])]
+        if h.name == ota_rx:
+            hop = [d + t["air_s"] for d, t in zip(hop, tr[h.name][-n:])]
+        per_link[f"{prev.name}->{h.name}"] = hop
+    return {"request": _stats(lat), "stages": {k: _stats(v) for k, v in per_stage.items()},
+            "links": {k: _stats(v) for k, v in per_link.items()}}
+
+
 def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatches: int = 1,
               max_steps: int | None = None, progress: Progress | None = None, digital: bool | None = None,
-              write: bool = True, on_step: Callable[[int, Cluster], None] | None = None) -> dict:
-    """Train the split model of ``cfg`` on the nodes of ``cluster``, evaluate_deployed, write the report.
+              write: bool = True, on_step: Callable[[int, Cluster], None] | None = None,
+              bench: str | Path | None = None, infer: bool = False) -> dict:
+    """Train the split model of ``cfg`` on the nodes of ``cluster``, evaluate it through them, write the report.
 
     Args:
         cluster: ``none``, ``local`` or a Ray address (see :mod:`hil.cluster.driver`).
+        bench: a bench topology file: the placement engine places the model's units on its nodes
+            (:func:`hil.cluster.placement.place_on_bench`); None: the two-node bench ``edge``/``server``.
+        infer: no training: deploy (resuming the run folder's checkpoints if any), then the inference
+            requests and their latency.
         microbatches: micro-batches per batch (GPipe-style, see [Note: pipelined steps]).
         max_steps: stop after this many steps in total (tests, benchmarks); None: ``[train] epochs``.
         digital: also train the digital baseline in this process (default ``[train] digital``).
@@ -113,16 +167,23 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
     gen = torch.Generator().manual_seed(cfg.train.seed)
     history: list[dict] = []
     start_epoch, steps_done = 0, 0
-    with Cluster(cluster, tuple(n for n, _ in BENCH)) as cl:
-        for name, role in BENCH:
-            cl.spawn(name, role, cfg.to_dict(), tuple(data.image_shape), int(data.classes))
+    dep = place_on_bench(cfg, bench, tuple(data.image_shape), int(data.classes)) if bench is not None else \
+        two_node(cfg, tuple(data.image_shape), int(data.classes))
+    if dep.plan is not None:
+        say("plan: " + " -> ".join(f"{n} ({', '.join(u)})" for n, u in dep.stages)
+            + f"; predicted {dep.plan.latency_s * 1e3:.3g} ms per request")
+    ota_rx = next(n for n, u in dep.stages if CUT_RX in u)
+    with Cluster(cluster, dep.nodes, resources=dep.resources, hosts=dep.hosts) as cl:
+        for name, units in dep.stages:
+            role = "edge" if units == EDGE_UNITS else "server" if name == ota_rx and len(dep.stages) == 2 else "stage"
+            cl.spawn(name, role, cfg.to_dict(), tuple(data.image_shape), int(data.classes), 1, list(units))
         t_deploy = time.perf_counter()
         nodes = cl.deploy()
         deploy_s = time.perf_counter() - t_deploy
         say("nodes: " + ", ".join(f"{i['name']} (host {i['host']}, pid {i['pid']})" for i in nodes))
-        edge, server = cl.handles["edge"], cl.handles["server"]
+        stages = [cl.handles[n] for n in dep.nodes]
         if manifest is not None:
-            for h in (edge, server):
+            for h in stages:
                 state = load_checkpoint(ck / f"{h.name}.pt")
                 if state is None:
                     raise ConfigError(f"{manifest_path} names node {h.name!r} but {ck / (h.name + '.pt')} is missing; "
@@ -133,7 +194,7 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
             gen.set_state(torch.tensor(manifest["generator"], dtype=torch.uint8))
             say(f"resumed at epoch {start_epoch}")
         step_s: list[float] = []
-        for epoch in range(start_epoch, cfg.train.epochs):
+        for epoch in range(start_epoch, 0 if infer else cfg.train.epochs):
             if max_steps is not None and steps_done >= max_steps:
                 break
             t0 = time.perf_counter()
@@ -142,34 +203,38 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
                 if max_steps is not None and steps_done >= max_steps:
                     break
                 ts = time.perf_counter()
-                loss, c = train_step(cl, edge, server, data.x_train[idx], data.y_train[idx], steps_done, microbatches)
+                loss, c = train_chain(cl, stages, data.x_train[idx], data.y_train[idx], steps_done, microbatches)
                 step_s.append(time.perf_counter() - ts)
                 total, correct, seen = total + loss * len(idx), correct + c, seen + len(idx)
                 steps_done += 1
                 if on_step is not None:
                     on_step(steps_done, cl)
-            for h in (edge, server):
+            for h in stages:
                 cl.get(h, h.call("end_epoch"))
-            acc, _ = evaluate_deployed(cl, edge, server, data.x_test, data.y_test, cfg.train.batch_size)
+            acc, _ = infer_chain(cl, stages, data.x_test, data.y_test, cfg.train.batch_size)
             history.append({"epoch": epoch + 1, "loss": total / max(seen, 1), "train_accuracy": 100.0 * correct / max(seen, 1),
                             "test_accuracy": acc, "seconds": time.perf_counter() - t0})
             say(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, test accuracy {acc:.2f}%")
             if write:
-                for h in (edge, server):
+                for h in stages:
                     cl.get(h, h.call("checkpoint", str(ck / f"{h.name}.pt")))
                 from hil._io import atomic_write_json
 
                 atomic_write_json(manifest_path, {"epoch": epoch + 1, "steps": steps_done, "history": history,
                                                   "generator": gen.get_state().tolist(),
-                                                  "nodes": {i["name"]: {"host": i["host"], "role": i["role"]} for i in nodes},
+                                                  "nodes": {i["name"]: {"host": i["host"], "role": i["role"],
+                                                                        "layers": i["layers"]} for i in nodes},
                                                   "microbatches": microbatches})
-        acc, lat = evaluate_deployed(cl, edge, server, data.x_test, data.y_test, cfg.train.batch_size)
-        busy = {h.name: cl.get(h, h.call("busy")) for h in (edge, server)}
-        weights = {h.name: cl.get(h, h.call("weights")) for h in (edge, server)}
-        frames = cl.get(server, server.call("frames"))
+        for h in stages:
+            cl.get(h, h.call("timings"))  # drop the per-epoch evaluations' timings: measure the final requests
+        acc, lat = infer_chain(cl, stages, data.x_test, data.y_test, cfg.train.batch_size)
+        measured = measured_latency(cl, stages, lat, ota_rx)
+        busy = {h.name: cl.get(h, h.call("busy")) for h in stages}
+        weights = {h.name: cl.get(h, h.call("weights")) for h in stages}
+        frames = cl.get(cl.handles[ota_rx], cl.handles[ota_rx].call("frames"))
         address = cl.address
     dig = None
-    if cfg.train.digital if digital is None else digital:
+    if (cfg.train.digital if digital is None else digital) and not infer:
         from hil.train.run import train_digital
 
         dig = train_digital(cfg, data)["accuracy"]
@@ -177,10 +242,17 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
         "cluster": {"mode": "none" if cluster == "none" else ("local" if cluster == "local" else "address"),
                     "address": address},
         "nodes": nodes,
-        "plan": {"assignment": {i["name"]: i["layers"] for i in nodes}, "cut": "ota",
-                 "transport": cfg.ota.transport, "gradient_mode": cfg.ota.gradient_mode, "predicted_latency_s": None},
+        "plan": {"assignment": dict(dep.plan.assignment) if dep.plan is not None else
+                 {u: n for n, units in dep.stages for u in units},
+                 "stages": {n: list(u) for n, u in dep.stages}, "cut": "ota", "bench": dep.bench,
+                 "solver": dep.plan.solver if dep.plan is not None else None,
+                 "transport": cfg.ota.transport, "gradient_mode": cfg.ota.gradient_mode,
+                 "predicted_latency_s": dep.plan.latency_s if dep.plan is not None else None,
+                 "transfers": [{"layer": t.layer, "src": t.src, "dst": t.dst, "nbytes": t.nbytes, "time_s": t.time_s,
+                                "route": list(t.route)} for t in dep.plan.transfers] if dep.plan is not None else []},
         "accuracy": {"split": acc, "digital": dig},
-        "latency": {"predicted_s": None, "measured_s": _stats(lat), "busy_s": busy},
+        "latency": {"predicted_s": predicted(dep), "measured_s": measured, "busy_s": busy},
+        "infer": bool(infer),
         "step_seconds": _stats(step_s),
         "deploy_seconds": deploy_s,
         "steps": steps_done,
@@ -191,7 +263,7 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
         "seconds": time.perf_counter() - t_start,
     }
     if write:
-        write_cluster_report(out, report)
+        write_cluster_report(out, report, dep)
     report["weights"] = weights
     return report
 

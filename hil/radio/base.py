@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hil.errors import RadioError
+
 
 @dataclass(frozen=True)
 class RadioCaps:
@@ -118,6 +120,42 @@ class Radio(abc.ABC):
             receiver must synchronise.
         """
 
+    # -- the transmit and receive halves (see [Note: transmit and receive halves]) -------------
+    def arm_receive(self, n: int, rx_samples: int | None = None) -> None:
+        """Receive half: be ready to capture one burst of ``n`` samples per transmit antenna (``rx_samples``
+        as in :meth:`transceive`). Call it before the transmitter sends; :meth:`receive` returns the capture.
+
+        Raises ValueError for ``n < 1``."""
+        if int(n) < 1:
+            raise ValueError(f"arm_receive: a burst has at least 1 sample, got n={n}")
+        self._armed = (int(n), None if rx_samples is None else int(rx_samples))
+        self._captured = None
+
+    def transmit(self, tx_burst: np.ndarray, rx_samples: int | None = None) -> None:
+        """Transmit half: send one burst (complex64 ``(n_tx, n)``, full scale 1.0); ``rx_samples`` is the capture
+        length the receiver armed for (a backend whose transmitter tells the channel needs it).
+
+        This default composes the halves in one process: it needs :meth:`arm_receive` on this same object
+        first, runs :meth:`transceive` and keeps the capture for :meth:`receive`. A backend whose two
+        halves can live in different processes (:class:`hil.radio.zmq.ZmqRadio`) overrides all three."""
+        armed = getattr(self, "_armed", None)
+        if armed is None:
+            raise RadioError(f"{type(self).__name__}.transmit: call arm_receive(n) on the receiving half first "
+                             "(this radio's halves run in one process), or use transceive()")
+        self._armed = None
+        rx = armed[1] if armed[1] is not None else rx_samples
+        self._captured = self.transceive(tx_burst) if rx is None else self.transceive(tx_burst, rx)
+
+    def receive(self) -> np.ndarray:
+        """Receive half: the capture of the armed burst, complex64 ``(n_rx, m)`` as :meth:`transceive` returns it
+        (the burst's start inside it is not given). Raises RadioError when nothing was armed and sent."""
+        y = getattr(self, "_captured", None)
+        if y is None:
+            raise RadioError(f"{type(self).__name__}.receive: nothing captured; call arm_receive(n), then "
+                             "transmit(burst), then receive()")
+        self._captured = None
+        return y
+
     def tx(self, samples: np.ndarray) -> None:
         """Stream samples out (non-burst). Optional."""
         raise NotImplementedError(f"{type(self).__name__} does not stream; use transceive()")
@@ -147,3 +185,13 @@ class Radio(abc.ABC):
 # loopback, or a peer node's RX through the channel server or a second board). ``reverse()`` returns
 # the radio of the opposite direction over the same physical channel (transposed, the reciprocity
 # link used to send gradients back), or raises NotImplementedError.
+#
+# [Note: transmit and receive halves]
+# An over-the-air link may have its transmitter on one node and its receiver on another. The receive
+# half ``arm_receive(n)`` is called first (on the receiving node), then the transmit half
+# ``transmit(burst)`` (on the transmitting node), then ``receive()`` (receiving node) returns the capture.
+# ``transceive(burst)`` is the three in one process, and every backend keeps its ``transceive``: the
+# base class composes the halves from it (they must then be called on one object), and a backend whose
+# halves work apart overrides them (ZmqRadio: a radio opened with ``halves="tx"`` only sends, one with
+# ``halves="rx"`` only reads its node's streams). The reverse link is the same pair the other way:
+# ``reverse()`` of a transmit half receives.

@@ -41,6 +41,9 @@ from hil.radio.base import Radio, RadioCaps, as_samples
 
 log = logging.getLogger(__name__)
 
+#: Which halves of a wiring a ZmqRadio opens (see [Note: transmit and receive halves] in hil.radio.base).
+HALVES = ("both", "tx", "rx")
+
 
 def control_request(ctx: zmq.Context, endpoint: str, req: dict, timeout_s: float, retries: int = 1) -> dict:
     """One JSON request/reply on the server's control socket (lazy-pirate: a fresh REQ per try).
@@ -111,6 +114,10 @@ class ZmqRadio(Radio):
         rx_node: the node whose antennas receive (a linked peer of ``tx_node``).
         timeout_s: how long ``transceive``/``rx`` wait for the capture, and the control timeout.
         context: a ZMQ context to share (default: a new one, terminated by ``close``).
+        halves: ``"both"`` (default), ``"tx"`` (only :meth:`transmit`: the receiver is another process) or
+            ``"rx"`` (only :meth:`arm_receive`/:meth:`receive`); see [Note: transmit and receive halves] in
+            hil.radio.base. A transmit-only radio never reads ``rx_node``'s streams, so it does not take
+            captures from the process that receives them.
 
     Raises:
         ValueError: unknown node names or nodes that are not linked.
@@ -118,9 +125,13 @@ class ZmqRadio(Radio):
     """
 
     def __init__(self, control: str | dict, tx_node: str, rx_node: str, *, timeout_s: float = 5.0,
-                 context: zmq.Context | None = None):
+                 context: zmq.Context | None = None, halves: str = "both"):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        if halves not in HALVES:
+            raise ValueError(f"halves must be one of {HALVES}, got {halves!r}")
+        self.halves = halves
+        self._expect: int | None = None
         self.timeout_s = float(timeout_s)
         self._own_ctx = context is None
         self.ctx = context or zmq.Context()
@@ -160,7 +171,7 @@ class ZmqRadio(Radio):
             self._seq = 0
             self._sender = os.urandom(6).hex()  # tells our bursts apart from other clients' of the same node
             self._open_data()
-            if self.tx_role == "bind":  # we connect: open now (a PUB must join before it sends);
+            if self.tx_role == "bind" and halves != "rx":  # we connect: open now (a PUB must join before it sends);
                 self._open_tx()          # where we would bind (the server connects), on the first send
         except BaseException:
             self.close()
@@ -172,6 +183,8 @@ class ZmqRadio(Radio):
 
         The server binds by default, so we connect; where the server connects (tx_role/rx_role
         "connect"), we bind the endpoint it connects to (unless someone else, e.g. GNU Radio, has)."""
+        if self.halves == "tx":
+            return
         for ep in self.rx_endpoints:
             s = self.ctx.socket(zmq.SUB if self.pattern_rx == "pubsub" else zmq.PULL)
             s.setsockopt(zmq.LINGER, 0)
@@ -181,6 +194,8 @@ class ZmqRadio(Radio):
             self._rx.append(s)
 
     def _open_tx(self) -> None:
+        if self.halves == "rx":
+            raise RadioError(f"{self!r} is a receive half (halves=\"rx\"): it does not transmit")
         for ep in self.tx_endpoints:
             s = self.ctx.socket(zmq.PUB if self.pattern_tx == "pubsub" else zmq.PUSH)
             s.setsockopt(zmq.LINGER, 0)
@@ -296,8 +311,25 @@ class ZmqRadio(Radio):
             log.warning("discarded %d stale message(s) on %s's rx streams", n, self.rx_node)
         return n
 
+    def _check_burst(self, n: int, rx_samples: int | None) -> int:
+        """The capture length of an ``n``-sample burst (ValueError when the server would refuse it)."""
+        if self.stream_mode:
+            raise RadioError(f"node {self.tx_node!r} is in stream mode; use tx()/rx() or set mode = \"burst\"")
+        if n <= 0:
+            raise ValueError("tx_burst is empty; send at least one sample")
+        m = self.capture_samples(n, rx_samples)
+        extra = self.info.get("limits", {}).get("max_extra_rx_samples")
+        if extra is not None and m > self.capture_samples(n) + int(extra):
+            raise ValueError(f"rx_samples={m} for a {n}-sample burst: the server captures at most "
+                             f"{self.capture_samples(n) + int(extra)} (lead + jitter + n + trail + {int(extra)})")
+        if max(n, m) * 8 > self.max_message_bytes:
+            raise ValueError(f"burst of {n} samples ({m} captured) exceeds the server's max_message_bytes "
+                             f"{self.max_message_bytes} ({self.max_message_bytes // 8} samples); split it")
+        return m
+
     def transceive(self, tx_burst: np.ndarray, rx_samples: int | None = None) -> np.ndarray:
-        """Send one burst from ``tx_node`` and return ``rx_node``'s capture.
+        """Send one burst from ``tx_node`` and return ``rx_node``'s capture (:meth:`arm_receive`,
+        :meth:`transmit`, :meth:`receive` in one call).
 
         Args:
             tx_burst: complex64 ``(n_tx, n)`` (1-D for one antenna), full scale 1.0.
@@ -312,30 +344,47 @@ class ZmqRadio(Radio):
             RadioTimeout: the server did not deliver the capture within ``timeout_s`` (names the endpoint).
         """
         self._check_open()
-        if self.stream_mode:
-            raise RadioError(f"node {self.tx_node!r} is in stream mode; use tx()/rx() or set mode = \"burst\"")
         x = as_samples(tx_burst, self.caps.n_tx, "tx_burst")
-        n = x.shape[1]
-        if n == 0:
-            raise ValueError("tx_burst is empty; send at least one sample")
-        m = self.capture_samples(n, rx_samples)
-        extra = self.info.get("limits", {}).get("max_extra_rx_samples")
-        if extra is not None and m > self.capture_samples(n) + int(extra):
-            raise ValueError(f"rx_samples={m} for a {n}-sample burst: the server captures at most "
-                             f"{self.capture_samples(n) + int(extra)} (lead + jitter + n + trail + {int(extra)})")
-        if max(n, m) * 8 > self.max_message_bytes:
-            raise ValueError(f"burst of {n} samples ({m} captured) exceeds the server's max_message_bytes "
-                             f"{self.max_message_bytes} ({self.max_message_bytes // 8} samples); split it")
-        x = np.ascontiguousarray(x)
+        self._check_burst(x.shape[1], rx_samples)
+        self.arm_receive(x.shape[1], rx_samples)
+        self.transmit(x, rx_samples)
+        return self.receive()
+
+    def arm_receive(self, n: int, rx_samples: int | None = None) -> None:
+        """Receive half: drop anything stale on ``rx_node``'s streams and expect the capture of an ``n``-sample
+        burst (``lead + jitter + n + trail``, or ``rx_samples``) for :meth:`receive`."""
+        self._check_open()
+        if self.halves == "tx":
+            raise RadioError(f"{self!r} is a transmit half (halves=\"tx\"): open the receiving node's radio "
+                             "with halves=\"rx\" to capture")
+        self._expect = self._check_burst(int(n), rx_samples)
         self._drain()
+
+    def transmit(self, tx_burst: np.ndarray, rx_samples: int | None = None) -> None:
+        """Transmit half: send one burst from ``tx_node`` to ``rx_node`` (``rx_samples``: the capture length the
+        receiver armed for, when not the default). Returns once the samples are queued for the server."""
+        self._check_open()
+        x = np.ascontiguousarray(as_samples(tx_burst, self.caps.n_tx, "tx_burst"))
+        self._check_burst(x.shape[1], rx_samples)
         self._seq += 1
         header: dict[str, Any] = {"seq": self._seq, "dst": self.rx_node, "sender": self._sender}
         if rx_samples is not None:
             header["rx_samples"] = int(rx_samples)
         self._send(x, header)
+
+    def receive(self) -> np.ndarray:
+        """Receive half: the capture of the armed burst, complex64 ``(n_rx, m)``, within ``timeout_s``.
+
+        Raises:
+            RadioError: :meth:`arm_receive` was not called first.
+            RadioTimeout: nothing arrived in time (names the endpoint).
+        """
+        self._check_open()
+        if self._expect is None:
+            raise RadioError(f"{self!r}: call arm_receive(n) before receive()")
+        m, self._expect = self._expect, None
         deadline = time.monotonic() + self.timeout_s
-        rows = [self._recv_row(i, deadline, m) for i in range(len(self._rx))]
-        return np.stack(rows)
+        return np.stack([self._recv_row(i, deadline, m) for i in range(len(self._rx))])
 
     def tx(self, samples: np.ndarray) -> None:
         """Stream mode: send a chunk of ``(n_tx, n)`` samples (the server applies the channel continuously)."""
@@ -375,7 +424,7 @@ class ZmqRadio(Radio):
         self._check_open()
         if self._reverse is None or self._reverse._closed:
             self._reverse = ZmqRadio(self.info, self.rx_node, self.tx_node, timeout_s=self.timeout_s,
-                                     context=self.ctx)
+                                     context=self.ctx, halves={"tx": "rx", "rx": "tx"}.get(self.halves, "both"))
             self._reverse._reverse = self
         return self._reverse
 

@@ -363,6 +363,12 @@ def _read_mapping(p: Path, depth: int = 0) -> dict[str, Any]:
                             "server": {**base.get("server", {}), **data.get("server", {})}})
 
 
+def node_tables(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The ``[[nodes]]`` tables of a topology file by node name, merged with its ``bench`` file as
+    :meth:`Topology.load` merges them (for the keys placement does not read: ``host``, ``resource``, ...)."""
+    return {str(_first(n, "name", "id")): dict(n) for n in _read_mapping(Path(path)).get("nodes", [])}
+
+
 def _bench_defaults(data: dict[str, Any]) -> dict[str, Any]:
     """Radio links of a bench file become OTA links (see [Note: bench topology files])."""
     rate_hz = data.get("server", {}).get("sample_rate_hz")
