@@ -130,7 +130,8 @@ def nas_cmd(
     if bench is not None:
         from hil.split.nasbench import write_front
 
-        write_front(folder, cfg, topo_path, bt, res)
+        write_front(folder, cfg, topo_path, bt, res.front, chosen=res.chosen.arch.key(), trained=res.trained,
+                    wall_s=res.wall_s)
     c = res.chosen
     console.print(f"chosen {c.arch.key()}: validation error {c.error*100:.1f} %, test error "
                   f"{res.test_error['chosen']*100:.1f} %, latency {c.latency_s*1e3:.3f} ms; "

@@ -108,18 +108,18 @@ def point_dict(k: int, c: Candidate, bench: BenchTopology) -> dict[str, Any]:
             "plan": c.plan.to_dict()}
 
 
-def write_front(out: Path, config: NASConfig, bench_path: str, bench: BenchTopology, res: NASResult) -> Path:
-    """Write ``out/front.json`` atomically (see the module docstring); returns its path."""
+def write_front(out: Path, config: NASConfig, bench_path: str, bench: BenchTopology, front: Sequence[Candidate],
+                **extra: Any) -> Path:
+    """Write ``out/front.json`` atomically (see the module docstring): the points of ``front`` (in its
+    order, usually by latency) and ``extra`` (the search's summary); returns its path."""
     doc = {
         "bench": bench_path,
         "probes": [dict(p) for p in bench.probes],
         "topology": bench.topology.to_dict(),
         "channels": [{"a": a, "b": b, "channel": dict(ch)} for (a, b), ch in bench.channels.items()],
         "nas": asdict(config),
-        "points": [point_dict(k, c, bench) for k, c in enumerate(res.front)],
-        "chosen": res.chosen.arch.key(),
-        "trained": res.trained,
-        "wall_s": res.wall_s,
+        "points": [point_dict(k, c, bench) for k, c in enumerate(front)],
+        **extra,
     }
     path = Path(out) / FRONT_FILE
     atomic_write_json(path, doc)
