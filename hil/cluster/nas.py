@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from hil.cluster.driver import Cluster, NodeHandle
+from hil.cluster.run import _stats
 
 log = logging.getLogger(__name__)
 
@@ -329,11 +330,6 @@ def point_spec(fp) -> tuple[dict, dict, set]:
     spec = {"arch": fp.arch.to_dict(), "key": fp.arch.key(), "pool_after": list(fp.space.pool_after),
             "assignment": dict(p["assignment"]), "seed": fp.train.seed, "lr": fp.train.lr, "ota_hops": hops}
     return spec, routes, ota
-
-
-def _stats(xs: list[float]) -> dict:
-    a = np.asarray(xs, float)
-    return {"median": float(np.median(a)), "p95": float(np.percentile(a, 95)), "n": int(a.size)}
 
 
 def host_predicted_compute_s(fp, spec: dict) -> float:
