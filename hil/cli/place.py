@@ -86,35 +86,56 @@ def place_cmd(
 
 @command(app, "nas")
 def nas_cmd(
-    config: Path = typer.Option(..., "--config", "-c", help="JMSNAS config (TOML or JSON): topology path, search space, training, population, generations, betas, alpha, beta, seed, cache_dir, out_dir."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="JMSNAS config (TOML or JSON): topology path, search space, training, population, generations, betas, alpha, beta, seed, cache_dir, out_dir, accuracy, deploy_epochs (default: the packaged settings)."),
+    bench: Optional[Path] = typer.Option(None, "--bench", help="Search on this bench topology (TOML: nodes with their compute, links with their rate; a radio link is over the air), in place of the config's topology; writes front.json for hil run --from-nas."),
+    probe: list[Path] = typer.Option([], "--probe", help="With --bench: a hil sim probe report folder (or its report.json); the probed link's measured SNR and sample rate replace the configured ones (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Report folder; default the config's out_dir or runs/nas-<time>."),
 ) -> None:
     """JMSNAS: search architectures and their multi-split placement together (arXiv 2111.08206).
 
-    Candidates on 8x8 digits are scored by a short, cached training (error) and by the placement
-    solver (latency on the topology); writes the Pareto front, the chosen model with its plan, and
-    the comparison with "search first, split after" and "fixed model, best split".
+    Candidates on 8x8 digits are scored by a short, cached training (error) and by the placement solver (latency on the topology); writes the Pareto front, the chosen model with its plan, and the comparison with "search first, split after" and "fixed model, best split". With --bench the search runs on the bench's nodes and links and also writes front.json (each point's architecture, splits, predicted latency and accuracy); progress per generation goes to stderr. Deploy a point with: hil run --from-nas DIR --point K.
     """
     import time as _time
 
+    from hil.cli._common import err_console
     from hil.errors import HilError
-    from hil.split.nas import candidate_problem, load_nas_file, run_jmsnas
+    from hil.split.nas import NASConfig, candidate_problem, load_nas_file, run_jmsnas
     from hil.split.report import write_nas_report
 
+    if config is None and bench is None:
+        fail("nas: give --config FILE, --bench FILE or both (the bench replaces the config's topology)", 2)
+    if probe and bench is None:
+        fail("nas: --probe applies to a bench; add --bench FILE", 2)
     try:
-        nas_file = load_nas_file(config)
+        nas_file = load_nas_file(config) if config is not None else None
+        cfg = nas_file.config if nas_file else NASConfig()
+        if bench is not None:
+            from hil.split.nasbench import load_bench_topology
+
+            bt = load_bench_topology(bench, probe)
+            topo, topo_path = bt.topology, str(bench)
+        else:
+            topo, topo_path = nas_file.topology, nas_file.topology_path
     except HilError as e:
         fail(f"nas: bad config: {e}", 2)
-    cfg, topo, topo_path = nas_file.config, nas_file.topology, nas_file.topology_path
 
     import torch
 
     torch.set_num_threads(1)
-    res = run_jmsnas(cfg, topo, progress=lambda s: console.print(s))
-    folder = out or Path(nas_file.out_dir or Path("runs") / f"nas-{_time.strftime('%Y%m%d-%H%M%S')}")
+    say = (lambda s: err_console.print(s, markup=False, highlight=False)) if bench is not None else console.print
+    res = run_jmsnas(cfg, topo, progress=say)
+    default = nas_file.out_dir if nas_file and nas_file.out_dir else Path("runs") / f"nas-{_time.strftime('%Y%m%d-%H%M%S')}"
+    folder = Path(out or default)
     write_nas_report(folder, cfg, topo_path, res, candidate_problem(cfg, topo, res.chosen.arch))
+    if bench is not None:
+        from hil.split.nasbench import write_front
+
+        write_front(folder, cfg, topo_path, bt, res.front, chosen=res.chosen.arch.key(), trained=res.trained,
+                    wall_s=res.wall_s)
     c = res.chosen
     console.print(f"chosen {c.arch.key()}: validation error {c.error*100:.1f} %, test error "
                   f"{res.test_error['chosen']*100:.1f} %, latency {c.latency_s*1e3:.3f} ms; "
                   f"front of {len(res.front)}; JMSNAS dominates search-first: {res.comparison['dominates']}")
+    if bench is not None:
+        console.print(f"front: {folder / 'front.json'} (deploy a point: hil run --from-nas {folder} --point K)")
     console.print(f"report: {folder}")

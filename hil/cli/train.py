@@ -137,7 +137,10 @@ def train_cmd(
 
 @command(app, "run")
 def run_cmd(
-    config: str = typer.Option(..., "--config", "-c", help="Training config (TOML) or a packaged name (digits_mlp)."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="Training config (TOML) or a packaged name (digits_mlp); or give --from-nas."),
+    from_nas: Optional[Path] = typer.Option(None, "--from-nas", help="Deploy a JMSNAS front point instead: the folder of hil nas --bench (front.json); every split of the point on its node (docs/placement.md)."),
+    point: int = typer.Option(0, "--point", help="With --from-nas: the front point (0 = lowest predicted latency)."),
+    accuracy: Optional[float] = typer.Option(None, "--accuracy", help="With --from-nas: validation accuracy (percent) to train to; default the front's \\[nas] accuracy."),
     cluster: str = typer.Option("local", "--cluster", help="local (a private Ray instance on 127.0.0.1, one "
                                 "process per node), none (everything in this process) or the address of a "
                                 "running Ray cluster whose hosts advertise hil_node:<name>."),
@@ -151,10 +154,18 @@ def run_cmd(
     """Train the split model with each bench node as its own process, or time inference through it (docs/cluster.md).
 
     Without --bench the nodes are edge (input layers and precoder) and server (over-the-air hop, combiner, output layers). With --bench the placement engine assigns the layers to the bench's nodes: the layers before the cut on the source node, the combiner on the receiver of its over-the-air link, the rest where the cost model puts them.
+
+    With --from-nas DIR --point K: deploy front point K of hil nas --bench on the bench's nodes, train it to the accuracy requirement, and write a report comparing the front's predicted latency and accuracy with the measured ones.
     """
     from hil.cluster.run import run_split
     from hil.errors import ConfigError, HilError
     from hil.train.config import load_config, validate
+
+    if (config is None) == (from_nas is None):
+        fail("run: give exactly one of --config FILE or --from-nas DIR", 2)
+    if from_nas is not None:
+        _deploy_nas(from_nas, point, accuracy, cluster, out, epochs)
+        return
 
     try:
         cfg = load_config(config)
@@ -177,6 +188,32 @@ def run_cmd(
     lat, pred = report["latency"]["measured_s"]["request"], report["latency"]["predicted_s"]
     console.print(f"inference request: median {lat['median'] * 1e3:.3g} ms, p95 {lat['p95'] * 1e3:.3g} ms"
                   + (f"; predicted {pred['request'] * 1e3:.3g} ms" if pred else ""))
+    console.print(f"report: {out / 'report.md'}")
+
+
+def _deploy_nas(folder: Path, point: int, accuracy: Optional[float], cluster: str, out: Path,
+                epochs: Optional[int]) -> None:
+    """``hil run --from-nas``: deploy a front point (hil.cluster.nas) and print predicted against measured."""
+    from hil.cluster.nas import deploy_point
+    from hil.errors import ConfigError, HilError
+    from hil.split.nasbench import load_front_point
+
+    if accuracy is not None and not 0 < accuracy <= 100:
+        fail(f"run: --accuracy {accuracy}: give a percentage in (0, 100]", 2)
+    try:
+        fp = load_front_point(folder, point)
+    except ConfigError as e:
+        fail(e, 2)
+    try:
+        rep = deploy_point(fp, out, cluster=cluster, accuracy=None if accuracy is None else accuracy / 100,
+                           max_epochs=epochs, progress=lambda msg: console.print(f"[cyan]run[/] {msg}"))
+    except (HilError, ValueError) as e:
+        fail(e)
+    a, lat = rep["accuracy"], rep["latency"]
+    console.print(f"point {point} ({rep['key']}): validation accuracy {a['validation'] * 100:.2f}% (predicted "
+                  f"{a['predicted'] * 100:.2f}%, requirement {a['requirement'] * 100:.1f}%: "
+                  f"{'reached' if a['reached'] else 'not reached'}), test {a['test'] * 100:.2f}%; latency "
+                  f"{lat['measured_s']['median'] * 1e3:.3f} ms measured vs {lat['predicted_s'] * 1e3:.3f} ms predicted")
     console.print(f"report: {out / 'report.md'}")
 
 

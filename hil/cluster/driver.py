@@ -163,11 +163,12 @@ class Cluster:
             self._started = False
 
     # -- nodes ----------------------------------------------------------------------------
-    def spawn(self, name: str, role: str, *args: Any) -> NodeHandle:
-        """Create node ``name`` (on the host advertising ``hil_node:<name>``)."""
+    def spawn(self, name: str, role: str, *args: Any, actor: type = NodeActor) -> NodeHandle:
+        """Create node ``name`` (on the host advertising ``hil_node:<name>``) as ``actor(name, role, *args)``
+        (default :class:`NodeActor`; :mod:`hil.cluster.nas` deploys a plan's stages with its own class)."""
         if not self.remote:
             try:
-                target = NodeActor(name, role, *args)
+                target = actor(name, role, *args)
             except Exception as e:
                 raise NodeError(f"node {name!r} could not be deployed: {type(e).__name__}: {e}") from e
             h = NodeHandle(name, role, target, False)
@@ -177,8 +178,8 @@ class Cluster:
             res = dict(self.resources.get(name) or {resource_name(name): 1.0})
             if name in self.hosts and self.mode != "local":  # Ray's own resource of that host's node
                 res[f"node:{self.hosts[name]}"] = 0.001
-            actor = ray.remote(NodeActor).options(resources=res, num_cpus=0, max_restarts=0, name=None)
-            h = NodeHandle(name, role, actor.remote(name, role, *args), True)
+            remote = ray.remote(actor).options(resources=res, num_cpus=0, max_restarts=0, name=None)
+            h = NodeHandle(name, role, remote.remote(name, role, *args), True)
         self.handles[name] = h
         return h
 
