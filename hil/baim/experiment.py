@@ -662,5 +662,31 @@ def render_markdown(report: dict) -> str:
     for ln in report["learners"]:
         L.append(f"| {ln['node']} | {report['data']['node_classes'][ln['node']]} | {ln['widths']} | {ln['params']} "
                  f"| {ln['edge_alone_fd']:.2f} |")
+    L += cluster_markdown(report.get("nodes") or {})
     L += ["", "Plots: baim_convergence.png, baim_accounting.png, baim_samples.png.", ""]
     return "\n".join(L)
+
+
+def cluster_markdown(nodes: dict) -> list[str]:
+    """The "On node actors" section of report.md (nothing for an in-process run)."""
+    if not nodes.get("strategies"):
+        return []
+    L = ["", f"## On node actors (cluster {nodes['mode']}{', ' + nodes['address'] if nodes.get('address') else ''})", "",
+         "Nodes: " + ", ".join(f"{i['name']} (host {i['host']}, pid {i['pid']})" for i in nodes["nodes"]) + ".", "",
+         "Bytes and seconds measured at the receiver of each message (the request, Ray's transfer and the reply).", "",
+         "| phase | up messages | up bytes | up s | down messages | down bytes | down s |", "|---|---|---|---|---|---|---|"]
+
+    def row(name: str, links: dict) -> str:
+        up, down = links["up"], links["down"]
+        s = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        return (f"| {name} | {up['messages']} | {up['bytes']} | {s(up['seconds'])} | {down['messages']} | "
+                f"{down['bytes']} | {s(down['seconds'])} |")
+
+    L += [row(k, v["links"]) for k, v in nodes["strategies"].items()]
+    if nodes.get("fedavg_links"):
+        L.append(row("fedavg (all rounds)", nodes["fedavg_links"]))
+    L += ["", "Deployed per-task models, evaluated on their edge node (held-out negative ELBO on the test images of "
+          "the node's own classes, nats per image):", ""]
+    for k, v in nodes["strategies"].items():
+        L.append(f"- {k}: " + ", ".join(f"{n} (task {d['task']}) {d['local_test_nelbo']:.2f}" for n, d in v["deployed"].items()))
+    return L
