@@ -17,9 +17,9 @@ import torch
 from hil._io import atomic_write, atomic_write_json, atomic_write_text, json_safe
 from hil.baim.assembly import BigModel, assemble
 from hil.baim.config import BaimConfig
-from hil.baim.data import batches, load_digits_split
-from hil.baim.deploy import check_exact, deploy, n_params, place_task_models
-from hil.baim.fedavg import rounds_for_budget, run_fedavg
+from hil.baim.data import DigitsSplit, batches, load_digits_split
+from hil.baim.deploy import check_exact, deploy, n_params, place_task_models, split_by_task
+from hil.baim.fedavg import FedAvgResult, rounds_for_budget, run_fedavg
 from hil.baim.learners import LearnerSpec, VaeLearner, draw_learner_specs, train_vae
 from hil.baim.metrics import FrechetEvaluator, accuracy, train_classifier
 from hil.baim.wire import TrafficMeter, pack_state, unpack_state
@@ -96,6 +96,173 @@ def train_cloud(big: BigModel, x: torch.Tensor, tasks: torch.Tensor, cfg: BaimCo
     return fds, flops, prune_info, nelbos
 
 
+class VaeFrechet:
+    """Frechet distance of a VAE's samples from ``n_samples`` latents drawn with ``seed`` (fixed noise)."""
+
+    def __init__(self, fd: FrechetEvaluator, seed: int, n_samples: int, latent_dim: int):
+        self.fd, self.seed, self.n_samples, self.latent_dim = fd, seed, n_samples, latent_dim
+
+    def __call__(self, model: VaeLearner) -> float:
+        g = torch.Generator().manual_seed(self.seed)
+        with torch.no_grad():
+            return self.fd(model.sample(torch.randn(self.n_samples, self.latent_dim, generator=g)))
+
+
+class Evaluators:
+    """The run's quality measures (Frechet distance on the digits classifier's features, held-out ELBO),
+    each with fixed noise from ``eval_seed``: an object (not closures) so that a cluster node can be
+    handed it. ``clf_acc`` is the classifier's test accuracy, ``fd_real`` the real train-vs-test floor."""
+
+    def __init__(self, cfg: BaimConfig, clf, data: DigitsSplit, eval_seed: int):
+        self.cfg, self.clf, self.eval_seed = cfg, clf, eval_seed
+        self.fd = FrechetEvaluator(clf, data.x_test)
+        self.x_test, self.task_test = data.x_test, data.task_of(data.y_test)
+        self.clf_acc = accuracy(clf, data.x_test, data.y_test)
+        self.fd_vae = VaeFrechet(self.fd, eval_seed, cfg.n_fd_samples, cfg.latent_dim)
+        self.fd_real = float("nan")
+
+    def fd_big(self, big: BigModel) -> float:
+        return self.fd(big.sample(self.cfg.n_fd_samples, torch.Generator().manual_seed(self.eval_seed)))
+
+    def nelbo_big(self, big: BigModel) -> dict[str, float]:
+        """Held-out negative ELBO and its terms (nats per image, squads routed by the true task; fixed noise)."""
+        g = torch.Generator().manual_seed(self.eval_seed)
+        sums = {"rec": 0.0, "kl_z": 0.0, "kl_comp": 0.0}
+        with torch.no_grad():
+            for t in range(self.cfg.n_tasks):
+                for k, v in big.squads[t].loss_terms(self.x_test[self.task_test == t], g).items():
+                    sums[k] += float(v.sum())
+        out = {k: v / len(self.x_test) for k, v in sums.items()}
+        out["nelbo"] = sum(out.values())
+        return out
+
+
+def seeded_split(cfg: BaimConfig) -> tuple[np.random.Generator, int, int, DigitsSplit]:
+    """The run's numpy Generator, the torch global and generator seeds drawn from it, and the data split,
+    in the order every BAIM run draws them (so a node can rebuild its own shard from ``cfg.seed``)."""
+    rng = np.random.default_rng(cfg.seed)
+    torch_seed, gen_seed = int(rng.integers(2**31)), int(rng.integers(2**31))
+    return rng, torch_seed, gen_seed, load_digits_split(cfg, rng)
+
+
+def baim_start(cfg: BaimConfig, say) -> tuple[np.random.Generator, torch.Generator, DigitsSplit, Evaluators]:
+    """Seeds, data split, evaluation classifier and evaluators of a run; sets torch's global seed.
+    """
+    rng, torch_seed, gen_seed, data = seeded_split(cfg)
+    torch.manual_seed(torch_seed)
+    gen = torch.Generator().manual_seed(gen_seed)
+    say("training the evaluation classifier")
+    clf = train_classifier(data.x_train, data.y_train, cfg.classifier_epochs, gen)
+    ev = Evaluators(cfg, clf, data, int(rng.integers(2**31)))
+    n_ref = min(cfg.n_fd_samples, len(data.x_train))
+    ev.fd_real = ev.fd(data.x_train[torch.from_numpy(rng.permutation(len(data.x_train))[:n_ref])])
+    return rng, gen, data, ev
+
+
+def cloud_strategy(cfg: BaimConfig, strategy: str, received: list[LearnerSpec], states: list, data: DigitsSplit,
+                   gen: torch.Generator, ev: Evaluators, meter: TrafficMeter, deploy_fn, out_dir: Path,
+                   grid_seed: int, place: bool, edge_flops: list) -> dict:
+    """One cloud strategy from what the cloud received: assemble, train, deploy, check, sample.
+
+    ``deploy_fn(big, members, meter)`` ships the per-task models to the nodes of their tasks and returns
+    node index -> something with the per-task model's ``reconstruct`` and ``generate`` (the model, or a
+    handle that runs it on its node). Returns ``result`` (StrategyResult), ``deploy_checks``, ``samples``,
+    ``sizes``, ``big_state`` (the trained big model's state dict) and, with ``place``, ``placement``.
+    """
+    task_cloud = data.task_of(data.y_cloud)
+    task_prior = torch.bincount(task_cloud, minlength=cfg.n_tasks).float()
+    task_prior = task_prior / task_prior.sum()
+    big, members = assemble(received, states, data.node_task, cfg.n_tasks, cfg.top_k, cfg.max_hop, task_prior,
+                            cfg.proj_score_init)
+    fds, cloud_flops, prune_info, nelbos = train_cloud(big, data.x_cloud, task_cloud, cfg, strategy, gen, ev.fd_big,
+                                                       ev.nelbo_big)
+    big.eval()
+    node_models = deploy_fn(big, members, meter)
+    per_task = [node_models[m[0]] for m in members]
+    out = {"deploy_checks": [c.__dict__ for c in check_exact(big, per_task, data.x_test, gen)],
+           "samples": big.sample(100, torch.Generator().manual_seed(grid_seed)), "big_state": big.state_dict()}
+    with torch.random.fork_rng():  # building modules draws initial weights: leave the run's random state alone
+        local = split_by_task(big)  # the cloud's own copies (the bytes it deployed): sizes and placement
+    if place:  # placement depends on the architecture only; done once
+        out["placement"] = place_task_models({m[0]: local[t] for t, m in enumerate(members)}, members,
+                                             out_dir / "placement" / strategy)
+    out["sizes"] = {"big_params": n_params(big), "per_task_params": [n_params(m) for m in local]}
+    with torch.no_grad():
+        tsgate_acc = float((big.route(data.x_test) == data.task_of(data.y_test)).float().mean())
+    out["result"] = StrategyResult(
+        name=strategy, fd_per_epoch=fds, upload_bytes=meter.total_bytes("up"),
+        download_bytes=meter.total_bytes("down"), cloud_flops_per_epoch=cloud_flops,
+        edge_flops_per_epoch_mean=0.0 if strategy == "scratch" else float(np.mean(edge_flops)),
+        edge_epochs=0 if strategy == "scratch" else cfg.edge_epochs, cloud_epochs=cfg.cloud_epochs,
+        extra={"pruning": {k: v for k, v in prune_info.items() if k != "removed"}, "tsgate_test_acc": tsgate_acc,
+               "test_nelbo_per_epoch": [e["nelbo"] for e in nelbos],
+               "test_rate_per_epoch": [e["kl_z"] for e in nelbos],
+               "test_rec_per_epoch": [e["rec"] for e in nelbos]},
+    )
+    return out
+
+
+def edge_upload(strategy: str, spec: LearnerSpec, state: dict | None) -> tuple[str, bytes]:
+    """What edge node sends up for ``strategy``: ``(what, bytes)``; ``scratch`` sends only the architecture."""
+    if strategy == "scratch":
+        return "architecture", json.dumps(spec.to_json()).encode()
+    return "edge weights", pack_state(state, spec.to_json())
+
+
+def cloud_receive(strategy: str, blob: bytes) -> tuple[LearnerSpec, dict | None]:
+    """The learner spec and weights (None for ``scratch``) the cloud rebuilds from an edge's upload."""
+    if strategy == "scratch":
+        return LearnerSpec.from_json(json.loads(blob)), None
+    state, meta = unpack_state(blob)
+    return LearnerSpec.from_json(meta), state
+
+
+class InProcessNodes:
+    """The edge nodes and the cloud of :func:`run_baim` in this process: every transfer is a byte string
+    handed over through a :class:`TrafficMeter` (bytes measured, no transfer time). ``hil.cluster.baim``
+    has the same three methods on node actors."""
+
+    def __init__(self):
+        self.edge_states: list[dict] = []
+
+    def train_edges(self, cfg: BaimConfig, specs: list[LearnerSpec], data: DigitsSplit, gen: torch.Generator,
+                    ev: Evaluators) -> tuple[list[int], list[float]]:
+        """Train every edge learner on its shard; returns (first-epoch FLOPs per node, edge-alone FD per node)."""
+        edge_flops, edge_fd = [], []
+        for n, spec in enumerate(specs):
+            learner = VaeLearner(spec)
+            train_vae(learner, data.x_nodes[n], cfg.edge_epochs, cfg.batch_size, cfg.lr, gen, edge_flops)
+            self.edge_states.append(learner.state_dict())
+            edge_fd.append(ev.fd_vae(learner))
+        return edge_flops, edge_fd
+
+    def strategy(self, cfg: BaimConfig, strategy: str, specs: list[LearnerSpec], data: DigitsSplit,
+                 gen: torch.Generator, ev: Evaluators, out_dir: Path, grid_seed: int, place: bool,
+                 edge_flops: list) -> dict:
+        """Uploads, then :func:`cloud_strategy` with :func:`hil.baim.deploy.deploy`."""
+        meter = TrafficMeter()
+        received, states = [], []  # the cloud builds only from what it received
+        for n, spec in enumerate(specs):
+            what, blob = edge_upload(strategy, spec, None if strategy == "scratch" else self.edge_states[n])
+            got_spec, state = cloud_receive(strategy, meter.send("up", f"node{n}", what, blob))
+            received.append(got_spec)
+            states.append(state)
+        return cloud_strategy(cfg, strategy, received, states, data, gen, ev, meter, deploy, out_dir, grid_seed,
+                              place, edge_flops)
+
+    def fedavg(self, fed_spec: LearnerSpec, data: DigitsSplit, cfg: BaimConfig, min_rounds: int,
+               gen: torch.Generator, evaluate, validate) -> tuple[FedAvgResult, TrafficMeter]:
+        meter = TrafficMeter()
+        fed = run_fedavg(fed_spec, list(data.x_nodes), min_rounds, cfg.fedavg_local_epochs, cfg.batch_size,
+                         cfg.lr, gen, meter, evaluate=evaluate,
+                         cloud_data=data.x_cloud if cfg.fedavg_include_cloud_data else None, validate=validate,
+                         patience=cfg.fedavg_patience, max_rounds=cfg.fedavg_max_rounds)
+        return fed, meter
+
+    def report(self) -> dict:
+        return {"mode": "in-process"}
+
+
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -131,8 +298,11 @@ def _save_checkpoint(out_dir: Path, cfg: BaimConfig, done: dict, samples: dict, 
     atomic_write(out_dir / CHECKPOINT, lambda f: torch.save(blob, f))
 
 
-def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True) -> dict:
+def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True, nodes=None) -> dict:
     """Run everything and write the report folder. ``progress(msg)`` is called between phases.
+
+    ``nodes`` runs the edge learners, the uploads, the cloud and FedAvg: :class:`InProcessNodes` (default)
+    or :class:`hil.cluster.baim.BaimCluster` (node actors; the same numbers, see [Note: BAIM on node actors]).
 
     [Note: BAIM resume]
     After each cloud strategy ``out_dir/checkpoint.pt`` is rewritten atomically with the outputs of
@@ -147,53 +317,13 @@ def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    rng = np.random.default_rng(cfg.seed)
-    torch.manual_seed(int(rng.integers(2**31)))
-    gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
-    data = load_digits_split(cfg, rng)
-
-    say("training the evaluation classifier")
-    clf = train_classifier(data.x_train, data.y_train, cfg.classifier_epochs, gen)
-    clf_acc = accuracy(clf, data.x_test, data.y_test)
-    fd = FrechetEvaluator(clf, data.x_test)
-    eval_seed = int(rng.integers(2**31))
-    n_ref = min(cfg.n_fd_samples, len(data.x_train))
-    fd_real = fd(data.x_train[torch.from_numpy(rng.permutation(len(data.x_train))[:n_ref])])
-
-    def fd_big(big: BigModel) -> float:
-        return fd(big.sample(cfg.n_fd_samples, torch.Generator().manual_seed(eval_seed)))
-
-    task_test = data.task_of(data.y_test)
-
-    def nelbo_big(big: BigModel) -> dict[str, float]:
-        """Held-out negative ELBO and its terms (nats per image, squads routed by the true task; fixed noise)."""
-        g = torch.Generator().manual_seed(eval_seed)
-        sums = {"rec": 0.0, "kl_z": 0.0, "kl_comp": 0.0}
-        with torch.no_grad():
-            for t in range(cfg.n_tasks):
-                for k, v in big.squads[t].loss_terms(data.x_test[task_test == t], g).items():
-                    sums[k] += float(v.sum())
-        out = {k: v / len(data.x_test) for k, v in sums.items()}
-        out["nelbo"] = sum(out.values())
-        return out
-
-    def fd_vae(model: VaeLearner) -> float:
-        g = torch.Generator().manual_seed(eval_seed)
-        with torch.no_grad():
-            return fd(model.sample(torch.randn(cfg.n_fd_samples, cfg.latent_dim, generator=g)))
+    rng, gen, data, ev = baim_start(cfg, say)
+    nodes = InProcessNodes() if nodes is None else nodes
 
     # ---- edge learners
     say(f"training {cfg.n_nodes} edge learners")
     specs = draw_learner_specs(cfg.n_nodes, cfg.widths, cfg.depths, cfg.latent_dim, rng)
-    edge_states, edge_flops, edge_fd = [], [], []
-    for n, spec in enumerate(specs):
-        learner = VaeLearner(spec)
-        train_vae(learner, data.x_nodes[n], cfg.edge_epochs, cfg.batch_size, cfg.lr, gen, edge_flops)
-        edge_states.append(learner.state_dict())
-        edge_fd.append(fd_vae(learner))
-    task_cloud = data.task_of(data.y_cloud)
-    task_prior = torch.bincount(task_cloud, minlength=cfg.n_tasks).float()
-    task_prior = task_prior / task_prior.sum()
+    edge_flops, edge_fd = nodes.train_edges(cfg, specs, data, gen, ev)
 
     results: dict[str, StrategyResult] = {}
     deploy_checks: dict[str, list] = {}
@@ -228,44 +358,13 @@ def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True)
         if strategy in done:
             continue
         say(f"cloud strategy {strategy}")
-        meter = TrafficMeter()
-        states: list = []
-        received: list[LearnerSpec] = []  # the cloud builds only from what it received
-        for n, spec in enumerate(specs):
-            if strategy == "scratch":  # only the architecture goes up
-                blob = meter.send("up", f"node{n}", "architecture", json.dumps(spec.to_json()).encode())
-                states.append(None)
-                received.append(LearnerSpec.from_json(json.loads(blob)))
-            else:
-                blob = meter.send("up", f"node{n}", "edge weights", pack_state(edge_states[n], spec.to_json()))
-                state, meta = unpack_state(blob)
-                states.append(state)
-                received.append(LearnerSpec.from_json(meta))
-        big, members = assemble(received, states, data.node_task, cfg.n_tasks, cfg.top_k, cfg.max_hop, task_prior,
-                                cfg.proj_score_init)
-        fds, cloud_flops, prune_info, nelbos = train_cloud(big, data.x_cloud, task_cloud, cfg, strategy, gen, fd_big,
-                                                           nelbo_big)
-        big.eval()
-        node_models = deploy(big, members, meter)
-        per_task = [node_models[m[0]] for m in members]
-        deploy_checks[strategy] = [c.__dict__ for c in check_exact(big, per_task, data.x_test, gen)]
-        samples[strategy] = big.sample(100, torch.Generator().manual_seed(grid_seed))
-        if strategy == cfg.strategies[0]:  # placement depends on the architecture only; do it once
-            placement[strategy] = place_task_models(node_models, members, out_dir / "placement" / strategy)
-        sizes[strategy] = {"big_params": n_params(big), "per_task_params": [n_params(m) for m in per_task]}
-        with torch.no_grad():
-            tsgate_acc = float((big.route(data.x_test) == data.task_of(data.y_test)).float().mean())
-        results[strategy] = StrategyResult(
-            name=strategy, fd_per_epoch=fds, upload_bytes=meter.total_bytes("up"),
-            download_bytes=meter.total_bytes("down"), cloud_flops_per_epoch=cloud_flops,
-            edge_flops_per_epoch_mean=0.0 if strategy == "scratch" else float(np.mean(edge_flops)),
-            edge_epochs=0 if strategy == "scratch" else cfg.edge_epochs, cloud_epochs=cfg.cloud_epochs,
-            extra={"pruning": {k: v for k, v in prune_info.items() if k != "removed"}, "tsgate_test_acc": tsgate_acc,
-                   "test_nelbo_per_epoch": [e["nelbo"] for e in nelbos],
-                   "test_rate_per_epoch": [e["kl_z"] for e in nelbos],
-                   "test_rec_per_epoch": [e["rec"] for e in nelbos]},
-        )
-        state = big.state_dict()
+        out = nodes.strategy(cfg, strategy, specs, data, gen, ev, out_dir, grid_seed, strategy == cfg.strategies[0],
+                             edge_flops)
+        results[strategy], deploy_checks[strategy], samples[strategy], sizes[strategy] = (
+            out["result"], out["deploy_checks"], out["samples"], out["sizes"])
+        if "placement" in out:
+            placement[strategy] = out["placement"]
+        state = out["big_state"]
         atomic_write(out_dir / f"big_{strategy}.pt", lambda f: torch.save(state, f))
         done[strategy] = {"result": asdict(results[strategy]), "deploy_checks": deploy_checks[strategy],
                           "sizes": sizes[strategy], **({"placement": placement[strategy]} if strategy in placement
@@ -283,21 +382,11 @@ def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True)
     fed_clients = n_edge + (len(data.x_cloud) if cfg.fedavg_include_cloud_data else 0)
     min_rounds = max(cfg.fedavg_rounds, rounds_for_budget(budget, cfg.fedavg_local_epochs * fed_clients))
     say(f"federated averaging, at least {min_rounds} rounds (patience {cfg.fedavg_patience})")
-    meter = TrafficMeter()
     fed_spec = LearnerSpec(tuple(cfg.fedavg_widths), cfg.latent_dim)
-    val_seed = int(rng.integers(2**31))
-    fd_val = FrechetEvaluator(clf, data.x_train)
-
-    def val_vae(model: VaeLearner) -> float:
-        """The stopping score: FD against the training images, other noise; never the test images."""
-        g = torch.Generator().manual_seed(val_seed)
-        with torch.no_grad():
-            return fd_val(model.sample(torch.randn(cfg.n_fd_samples, cfg.latent_dim, generator=g)))
-
-    fed = run_fedavg(fed_spec, list(data.x_nodes), min_rounds, cfg.fedavg_local_epochs, cfg.batch_size,
-                     cfg.lr, gen, meter, evaluate=fd_vae,
-                     cloud_data=data.x_cloud if cfg.fedavg_include_cloud_data else None, validate=val_vae,
-                     patience=cfg.fedavg_patience, max_rounds=cfg.fedavg_max_rounds)
+    # the stopping score: FD against the training images, other noise; never the test images
+    val_vae = VaeFrechet(FrechetEvaluator(ev.clf, data.x_train), int(rng.integers(2**31)), cfg.n_fd_samples,
+                         cfg.latent_dim)
+    fed, meter = nodes.fedavg(fed_spec, data, cfg, min_rounds, gen, ev.fd_vae, val_vae)
     reach = {}
     for name, res in results.items():  # the first round at which FedAvg is as good as the strategy
         r = next((k for k, f in enumerate(fed.fd_per_round) if f <= res.final_fd), None)
@@ -322,10 +411,11 @@ def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True)
     # ---- references: the small (FedAvg's) VAE and the big model trained centrally on all training images
     say("central references")
     results.update(central_references(cfg, data, specs, fed_spec, max(budget, fed.rounds * fed.samples_per_round),
-                                      gen, fd_vae, fd_big))
+                                      gen, ev.fd_vae, ev.fd_big))
 
-    report = build_report(cfg, results, deploy_checks, placement, sizes, edge_fd, specs, data, clf_acc, fd_real,
-                          time.perf_counter() - t_start)
+    report = build_report(cfg, results, deploy_checks, placement, sizes, edge_fd, specs, data, ev.clf_acc,
+                          ev.fd_real, time.perf_counter() - t_start)
+    report["nodes"] = nodes.report()
     write_outputs(out_dir, cfg, report, results, samples)
     return report
 
@@ -572,5 +662,31 @@ def render_markdown(report: dict) -> str:
     for ln in report["learners"]:
         L.append(f"| {ln['node']} | {report['data']['node_classes'][ln['node']]} | {ln['widths']} | {ln['params']} "
                  f"| {ln['edge_alone_fd']:.2f} |")
+    L += cluster_markdown(report.get("nodes") or {})
     L += ["", "Plots: baim_convergence.png, baim_accounting.png, baim_samples.png.", ""]
     return "\n".join(L)
+
+
+def cluster_markdown(nodes: dict) -> list[str]:
+    """The "On node actors" section of report.md (nothing for an in-process run)."""
+    if not nodes.get("strategies"):
+        return []
+    L = ["", f"## On node actors (cluster {nodes['mode']}{', ' + nodes['address'] if nodes.get('address') else ''})", "",
+         "Nodes: " + ", ".join(f"{i['name']} (host {i['host']}, pid {i['pid']})" for i in nodes["nodes"]) + ".", "",
+         "Bytes and seconds measured at the receiver of each message (the request, Ray's transfer and the reply).", "",
+         "| phase | up messages | up bytes | up s | down messages | down bytes | down s |", "|---|---|---|---|---|---|---|"]
+
+    def row(name: str, links: dict) -> str:
+        up, down = links["up"], links["down"]
+        s = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        return (f"| {name} | {up['messages']} | {up['bytes']} | {s(up['seconds'])} | {down['messages']} | "
+                f"{down['bytes']} | {s(down['seconds'])} |")
+
+    L += [row(k, v["links"]) for k, v in nodes["strategies"].items()]
+    if nodes.get("fedavg_links"):
+        L.append(row("fedavg (all rounds)", nodes["fedavg_links"]))
+    L += ["", "Deployed per-task models, evaluated on their edge node (held-out negative ELBO on the test images of "
+          "the node's own classes, nats per image):", ""]
+    for k, v in nodes["strategies"].items():
+        L.append(f"- {k}: " + ", ".join(f"{n} (task {d['task']}) {d['local_test_nelbo']:.2f}" for n, d in v["deployed"].items()))
+    return L

@@ -36,10 +36,39 @@ def rounds_for_budget(budget_samples: int, samples_per_round: int) -> int:
     return max(1, math.ceil(budget_samples / samples_per_round))
 
 
+class LocalClients:
+    """FedAvg's clients in this process: one VaeLearner and one Adam per client, kept across rounds.
+
+    ``clients`` is ``[(name, images)]``; the client named ``"cloud"`` is the server's own data (no traffic).
+    """
+
+    def __init__(self, spec: LearnerSpec, clients: list, local_epochs: int, batch_size: int, lr: float,
+                 gen: torch.Generator, meter: TrafficMeter):
+        self.data = dict(clients)
+        self.locals_ = {name: VaeLearner(spec) for name, _ in clients}
+        self.opts = {name: torch.optim.Adam(m.parameters(), lr=lr) for name, m in self.locals_.items()}
+        self.local_epochs, self.batch_size, self.lr, self.gen, self.meter = local_epochs, batch_size, lr, gen, meter
+
+    def round(self, r: int, name: str, global_blob: bytes) -> tuple[bytes, int | None]:
+        """Client ``name``'s part of round ``r``: receive the global weights, train, send its weights.
+        Returns (the bytes the server received, the first local epoch's FLOPs in round 0 of an edge client)."""
+        local = self.locals_[name]
+        blob = global_blob if name == "cloud" else self.meter.send("down", name, f"fedavg round {r}", global_blob)
+        with torch.no_grad():
+            local.load_state_dict(unpack_state(blob)[0])  # in place: the optimizer keeps its state
+        flops = [] if (r == 0 and name != "cloud") else None
+        train_vae(local, self.data[name], self.local_epochs, self.batch_size, self.lr, self.gen, flops,
+                  opt=self.opts[name])
+        up = pack_state(local.state_dict())
+        if name != "cloud":
+            up = self.meter.send("up", name, f"fedavg round {r}", up)
+        return up, (flops[0] if flops else None)
+
+
 def run_fedavg(spec: LearnerSpec, node_data: list[torch.Tensor], rounds: int, local_epochs: int,
                batch_size: int, lr: float, gen: torch.Generator, meter: TrafficMeter,
                evaluate=None, cloud_data: torch.Tensor | None = None, validate=None,
-               patience: int = 0, max_rounds: int | None = None) -> FedAvgResult:
+               patience: int = 0, max_rounds: int | None = None, clients_factory=None) -> FedAvgResult:
     """Rounds of FedAvg: the server sends the global weights (bytes) to every node, each trains
     locally for ``local_epochs`` and sends its weights back (bytes); the server averages weighted by
     sample count.
@@ -56,6 +85,9 @@ def run_fedavg(spec: LearnerSpec, node_data: list[torch.Tensor], rounds: int, lo
     parameters, as FedAvg implementations with stateful local optimizers do: a fresh Adam every
     round restarts its bias correction and takes large first steps away from the average each round,
     which slowed convergence (measured: FD 165 at 30 rounds with a fresh Adam per round).
+
+    ``clients_factory(spec, clients, local_epochs, batch_size, lr, gen, meter)`` builds the clients'
+    side (default :class:`LocalClients`, in this process; ``hil.cluster.baim`` runs them on node actors).
     """
     if patience < 0:
         raise ValueError(f"patience must be >= 0, got {patience}")
@@ -68,8 +100,7 @@ def run_fedavg(spec: LearnerSpec, node_data: list[torch.Tensor], rounds: int, lo
         clients.append(("cloud", cloud_data))
     result.aggregation_adds_per_round = n_params * len(clients)
     result.samples_per_round = local_epochs * sum(len(x) for _, x in clients)
-    locals_ = {name: VaeLearner(spec) for name, _ in clients}
-    opts = {name: torch.optim.Adam(m.parameters(), lr=lr) for name, m in locals_.items()}
+    local = (clients_factory or LocalClients)(spec, clients, local_epochs, batch_size, lr, gen, meter)
     if evaluate is not None:
         result.fd_per_round.append(evaluate(model))
     best = math.inf
@@ -83,17 +114,9 @@ def run_fedavg(spec: LearnerSpec, node_data: list[torch.Tensor], rounds: int, lo
         global_blob = pack_state(model.state_dict())
         states, weights = [], []
         for name, x in clients:
-            local = locals_[name]
-            blob = global_blob if name == "cloud" else meter.send("down", name, f"fedavg round {r}", global_blob)
-            with torch.no_grad():
-                local.load_state_dict(unpack_state(blob)[0])  # in place: the optimizer keeps its state
-            flops = [] if (r == 0 and name != "cloud") else None
-            train_vae(local, x, local_epochs, batch_size, lr, gen, flops, opt=opts[name])
+            up, flops = local.round(r, name, global_blob)
             if flops is not None:
-                result.edge_flops_per_epoch.append(flops[0])
-            up = pack_state(local.state_dict())
-            if name != "cloud":
-                up = meter.send("up", name, f"fedavg round {r}", up)
+                result.edge_flops_per_epoch.append(flops)
             states.append(unpack_state(up)[0])
             weights.append(len(x))
         total = float(sum(weights))

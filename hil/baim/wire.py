@@ -79,6 +79,7 @@ class WireMessage:
     node: str
     what: str
     n_bytes: int
+    seconds: float | None = None  # measured transfer time at the receiver (None: handed over in-process)
 
 
 @dataclass
@@ -87,13 +88,23 @@ class TrafficMeter:
 
     transfers: list[WireMessage] = field(default_factory=list)
 
-    def send(self, direction: str, node: str, what: str, blob: bytes) -> bytes:
-        """Record ``blob`` as sent and return it unchanged (the receiver gets exactly these bytes)."""
+    def send(self, direction: str, node: str, what: str, blob: bytes, seconds: float | None = None) -> bytes:
+        """Record ``blob`` as sent (and its measured transfer time, if any); return it unchanged (the
+        receiver gets exactly these bytes)."""
+        self.record(direction, node, what, len(blob), seconds)
+        return bytes(blob)
+
+    def record(self, direction: str, node: str, what: str, n_bytes: int, seconds: float | None = None) -> None:
+        """Record a message the receiver measured itself (``n_bytes = len()`` of what it got)."""
         if direction not in ("up", "down"):
             raise ValueError(f"direction={direction!r}; use 'up' (edge->cloud) or 'down' (cloud->edge)")
-        self.transfers.append(WireMessage(direction, node, what, len(blob)))
-        return bytes(blob)
+        self.transfers.append(WireMessage(direction, node, what, int(n_bytes), seconds))
 
     def total_bytes(self, direction: str) -> int:
         """Sum of the recorded message lengths in one direction, in bytes."""
         return sum(t.n_bytes for t in self.transfers if t.direction == direction)
+
+    def total_seconds(self, direction: str) -> float | None:
+        """Sum of the measured transfer times in one direction; None when none was measured."""
+        times = [t.seconds for t in self.transfers if t.direction == direction and t.seconds is not None]
+        return float(sum(times)) if times else None

@@ -37,3 +37,15 @@ def test_meter_counts_exact_lengths_per_direction():
     assert (m.total_bytes("up"), m.total_bytes("down")) == (5, 5)
     with pytest.raises(ValueError, match="direction"):
         m.send("sideways", "n", "x", b"")
+
+
+def test_meter_records_measured_seconds_and_receiver_lengths():
+    m = TrafficMeter()
+    assert m.total_seconds("up") is None
+    m.send("up", "node0", "x", b"abc", seconds=0.25)
+    m.record("up", "node1", "x", 7, 0.5)
+    m.record("down", "node0", "y", 4)  # handed over in-process: no time measured
+    assert m.total_bytes("up") == 10 and m.total_seconds("up") == 0.75
+    assert m.total_bytes("down") == 4 and m.total_seconds("down") is None
+    with pytest.raises(ValueError, match="direction"):
+        m.record("sideways", "n", "x", 1)
