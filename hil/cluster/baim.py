@@ -53,7 +53,8 @@ from hil.baim.fedavg import FedAvgResult, LocalClients, run_fedavg
 from hil.baim.learners import LearnerSpec, VaeLearner, train_vae
 from hil.baim.maintain import nelbo
 from hil.baim.wire import TrafficMeter, pack_state, unpack_state
-from hil.cluster.driver import Cluster, NodeHandle, node_location
+from hil.cluster.driver import Cluster, NodeHandle
+from hil.cluster.node import node_location
 
 log = logging.getLogger(__name__)
 

@@ -48,22 +48,6 @@ def resource_name(node: str) -> str:
     return f"hil_node:{node}"
 
 
-def node_location() -> dict:
-    """``{host, pid, ray_node_id, ray_node_ip}`` of the calling process (the Ray ids are None outside Ray)."""
-    import socket
-
-    node_id = node_ip = None
-    try:
-        import ray
-
-        if ray.is_initialized():
-            node_id = ray.get_runtime_context().get_node_id()
-            node_ip = ray.util.get_node_ip_address()
-    except ImportError:
-        pass
-    return {"host": socket.gethostname(), "pid": os.getpid(), "ray_node_id": node_id, "ray_node_ip": node_ip}
-
-
 @dataclass
 class _Done:
     """The result of a call in ``none`` mode (stands where a Ray ObjectRef would)."""
@@ -182,9 +166,16 @@ class Cluster:
     def spawn(self, name: str, role: str, *args: Any, actor: type = NodeActor) -> NodeHandle:
         """Create node ``name`` (on the host advertising ``hil_node:<name>``) as ``actor(name, role, *args)``
         (default :class:`NodeActor`; :mod:`hil.cluster.nas` deploys a plan's stages with its own class)."""
+        return self.spawn_actor(name, actor, name, role, *args, role=role)
+
+    def spawn_actor(self, name: str, cls: type, *args: Any, role: str | None = None) -> NodeHandle:
+        """Create ``cls(*args)`` for node ``name``: in this process (``none``) or as a Ray actor pinned to the
+        host that advertises ``hil_node:<name>`` (or the node's own resources/host). ``cls`` needs ``info()``
+        and ``close()`` (see :meth:`deploy`, :meth:`close`); the handle's role defaults to the class name."""
+        role = role or cls.__name__
         if not self.remote:
             try:
-                target = actor(name, role, *args)
+                target = cls(*args)
             except Exception as e:
                 raise NodeError(f"node {name!r} could not be deployed: {type(e).__name__}: {e}") from e
             h = NodeHandle(name, role, target, False)
@@ -194,26 +185,8 @@ class Cluster:
             res = dict(self.resources.get(name) or {resource_name(name): 1.0})
             if name in self.hosts and self.mode != "local":  # Ray's own resource of that host's node
                 res[f"node:{self.hosts[name]}"] = 0.001
-            remote = ray.remote(actor).options(resources=res, num_cpus=0, max_restarts=0, name=None)
-            h = NodeHandle(name, role, remote.remote(name, role, *args), True)
-        self.handles[name] = h
-        return h
-
-    def spawn_actor(self, name: str, cls: type, *args: Any) -> NodeHandle:
-        """Create an object of ``cls`` for node ``name``: in this process (``none``) or as a Ray actor pinned
-        to the host that advertises ``hil_node:<name>``. ``cls`` needs ``info()`` and ``close()`` (see
-        :meth:`deploy`, :meth:`close`); its handle's role is the class name."""
-        if not self.remote:
-            try:
-                target = cls(*args)
-            except Exception as e:
-                raise NodeError(f"node {name!r} could not be deployed: {type(e).__name__}: {e}") from e
-            h = NodeHandle(name, cls.__name__, target, False)
-        else:
-            import ray
-
-            actor = ray.remote(cls).options(resources={resource_name(name): 1}, num_cpus=0, max_restarts=0)
-            h = NodeHandle(name, cls.__name__, actor.remote(*args), True)
+            remote = ray.remote(cls).options(resources=res, num_cpus=0, max_restarts=0, name=None)
+            h = NodeHandle(name, role, remote.remote(*args), True)
         self.handles[name] = h
         return h
 

@@ -64,6 +64,21 @@ def server_units(n: int) -> tuple[str, ...]:
     return (CUT_RX,) + tuple(f"server.{i}" for i in range(n))
 
 
+def node_location() -> dict:
+    """``{host, pid, ray_node_id, ray_node_ip}`` of the calling process (the Ray ids are None outside Ray)."""
+    node_id = node_ip = None
+    try:
+        import ray
+
+        if ray.is_initialized():
+            node_id = ray.get_runtime_context().get_node_id()
+            node_ip = ray.util.get_node_ip_address()
+    except ImportError:
+        pass
+    return {"host": socket.gethostname(), "pid": os.getpid(), "ray_node_id": node_id, "ray_node_ip": node_ip}
+
+
+
 class NodeActor:
     """One bench node's stage of the split model: a contiguous run of its units (see [Note: stage chain]).
 
@@ -185,22 +200,13 @@ class NodeActor:
 
     # -- who and where --------------------------------------------------------------------
     def info(self) -> dict:
-        """``{name, role, host, pid, ray_node_id, radios, layers}`` of this node."""
-        node_id = node_ip = None
-        try:
-            import ray
-
-            if ray.is_initialized():
-                node_id = ray.get_runtime_context().get_node_id()
-                node_ip = ray.util.get_node_ip_address()
-        except ImportError:
-            pass
+        """``{name, role, host, pid, ray_node_id, ray_node_ip, radios, layers}`` of this node."""
         radios = []
         if self.link is not None:
             radios.append({"transport": self.link.transport.name, "n_tx": self.link.n_tx, "n_rx": self.link.n_rx,
                            "gradient_mode": self.link.gradient_mode})
-        return {"name": self.name, "role": self.role, "host": socket.gethostname(), "pid": os.getpid(),
-                "ray_node_id": node_id, "ray_node_ip": node_ip, "radios": radios, "layers": list(self.layer_names)}
+        return {"name": self.name, "role": self.role, **node_location(), "radios": radios,
+                "layers": list(self.layer_names)}
 
     def _timed(self, key: str, t0: float) -> None:
         self.busy_s[key] = self.busy_s.get(key, 0.0) + time.perf_counter() - t0
