@@ -47,7 +47,8 @@ class StrategyResult:
 
 
 def train_cloud(big: BigModel, x: torch.Tensor, tasks: torch.Tensor, cfg: BaimConfig, strategy: str,
-                gen: torch.Generator, evaluate, evaluate_nelbo=None) -> tuple[list[float], int, dict, list]:
+                gen: torch.Generator, evaluate, evaluate_nelbo=None,
+                on_epoch=None) -> tuple[list[float], int, dict, list]:
     """Cloud training of the big model for ``cfg.cloud_epochs`` on the cloud proxy set.
 
     ``freeze`` trains only gates, component priors and projections; ``fine-tune`` and ``scratch``
@@ -55,7 +56,7 @@ def train_cloud(big: BigModel, x: torch.Tensor, tasks: torch.Tensor, cfg: BaimCo
     (the optimizer holds only those; the others get gradients but no steps). Projections are pruned
     after epoch ``cfg.prune_epoch``.
     Returns (FD per epoch incl. epoch 0, FLOPs of the first epoch, pruning info, the values of
-    ``evaluate_nelbo(big)`` per epoch or an empty list).
+    ``evaluate_nelbo(big)`` per epoch or an empty list). ``on_epoch(epoch, fd)`` is called after each epoch.
     """
     if strategy == "freeze":
         for s in big.squads:
@@ -93,6 +94,8 @@ def train_cloud(big: BigModel, x: torch.Tensor, tasks: torch.Tensor, cfg: BaimCo
         fds.append(evaluate(big))
         if evaluate_nelbo:
             nelbos.append(evaluate_nelbo(big))
+        if on_epoch:
+            on_epoch(epoch + 1, fds[-1])
     return fds, flops, prune_info, nelbos
 
 
@@ -191,6 +194,7 @@ def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True)
         train_vae(learner, data.x_nodes[n], cfg.edge_epochs, cfg.batch_size, cfg.lr, gen, edge_flops)
         edge_states.append(learner.state_dict())
         edge_fd.append(fd_vae(learner))
+        say(f"edge learner {n + 1}/{len(specs)} trained ({cfg.edge_epochs} epochs), FD {edge_fd[-1]:.1f}")
     task_cloud = data.task_of(data.y_cloud)
     task_prior = torch.bincount(task_cloud, minlength=cfg.n_tasks).float()
     task_prior = task_prior / task_prior.sum()
@@ -243,8 +247,9 @@ def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True)
                 received.append(LearnerSpec.from_json(meta))
         big, members = assemble(received, states, data.node_task, cfg.n_tasks, cfg.top_k, cfg.max_hop, task_prior,
                                 cfg.proj_score_init)
-        fds, cloud_flops, prune_info, nelbos = train_cloud(big, data.x_cloud, task_cloud, cfg, strategy, gen, fd_big,
-                                                           nelbo_big)
+        fds, cloud_flops, prune_info, nelbos = train_cloud(
+            big, data.x_cloud, task_cloud, cfg, strategy, gen, fd_big, nelbo_big,
+            on_epoch=lambda e, f, s=strategy: say(f"cloud strategy {s}: epoch {e}/{cfg.cloud_epochs}, FD {f:.1f}"))
         big.eval()
         node_models = deploy(big, members, meter)
         per_task = [node_models[m[0]] for m in members]
@@ -297,7 +302,8 @@ def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True)
     fed = run_fedavg(fed_spec, list(data.x_nodes), min_rounds, cfg.fedavg_local_epochs, cfg.batch_size,
                      cfg.lr, gen, meter, evaluate=fd_vae,
                      cloud_data=data.x_cloud if cfg.fedavg_include_cloud_data else None, validate=val_vae,
-                     patience=cfg.fedavg_patience, max_rounds=cfg.fedavg_max_rounds)
+                     patience=cfg.fedavg_patience, max_rounds=cfg.fedavg_max_rounds,
+                     on_round=lambda r, f: say(f"federated averaging: round {r}, FD {f:.1f}"))
     reach = {}
     for name, res in results.items():  # the first round at which FedAvg is as good as the strategy
         r = next((k for k, f in enumerate(fed.fd_per_round) if f <= res.final_fd), None)
@@ -322,7 +328,7 @@ def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True)
     # ---- references: the small (FedAvg's) VAE and the big model trained centrally on all training images
     say("central references")
     results.update(central_references(cfg, data, specs, fed_spec, max(budget, fed.rounds * fed.samples_per_round),
-                                      gen, fd_vae, fd_big))
+                                      gen, fd_vae, fd_big, say))
 
     report = build_report(cfg, results, deploy_checks, placement, sizes, edge_fd, specs, data, clf_acc, fd_real,
                           time.perf_counter() - t_start)
@@ -331,7 +337,7 @@ def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True)
 
 
 def central_references(cfg: BaimConfig, data, specs: list[LearnerSpec], fed_spec: LearnerSpec, budget: int,
-                       gen: torch.Generator, fd_vae, fd_big) -> dict[str, StrategyResult]:
+                       gen: torch.Generator, fd_vae, fd_big, say=None) -> dict[str, StrategyResult]:
     """The small VAE (FedAvg's architecture) and the big model (BAIM's assembled architecture, random
     initialisation) trained centrally on all training images (edges' and cloud's pooled) for
     ``budget`` per-sample gradient evaluations (rounded up to whole epochs).
@@ -341,7 +347,8 @@ def central_references(cfg: BaimConfig, data, specs: list[LearnerSpec], fed_spec
     backward once): a BAIM strategy's edge training counts ``edge_epochs x`` the edges' images and
     each cloud epoch the cloud set; a FedAvg round counts ``local_epochs x`` every client's images. The
     references get the larger of BAIM's and FedAvg's budgets, so they are what centralised training of
-    the same architectures reaches with as much compute (no upload: the data would have to move)."""
+    the same architectures reaches with as much compute (no upload: the data would have to move).
+    ``say(msg)`` (optional) hears of each epoch."""
     import dataclasses
     import math
 
@@ -351,9 +358,11 @@ def central_references(cfg: BaimConfig, data, specs: list[LearnerSpec], fed_spec
     small = VaeLearner(fed_spec)
     opt = torch.optim.Adam(small.parameters(), lr=cfg.lr)
     fds = [fd_vae(small)]
-    for _ in range(epochs):
+    say = say or (lambda msg: None)
+    for e in range(epochs):
         train_vae(small, data.x_train, 1, cfg.batch_size, cfg.lr, gen, opt=opt)
         fds.append(fd_vae(small))
+        say(f"central small model: epoch {e + 1}/{epochs}, FD {fds[-1]:.1f}")
     out["central-small"] = StrategyResult(name="central-small", fd_per_epoch=fds, edge_epochs=0, cloud_epochs=epochs,
                                           extra={"steps_per_point": [e * n for e in range(epochs + 1)],
                                                  "params": n_params(small)})
@@ -363,7 +372,8 @@ def central_references(cfg: BaimConfig, data, specs: list[LearnerSpec], fed_spec
     scale = epochs / cfg.cloud_epochs  # gate warm-up and pruning at the same fraction of training
     ccfg = dataclasses.replace(cfg, cloud_epochs=epochs, gate_warmup_epochs=min(epochs, round(cfg.gate_warmup_epochs * scale)),
                                prune_epoch=max(1, round(cfg.prune_epoch * scale)))
-    fds, _, _, _ = train_cloud(big, data.x_train, data.task_of(data.y_train), ccfg, "scratch", gen, fd_big)
+    fds, _, _, _ = train_cloud(big, data.x_train, data.task_of(data.y_train), ccfg, "scratch", gen, fd_big,
+                               on_epoch=lambda e, f: say(f"central big model: epoch {e}/{epochs}, FD {f:.1f}"))
     out["central-big"] = StrategyResult(name="central-big", fd_per_epoch=fds, edge_epochs=0, cloud_epochs=epochs,
                                         extra={"steps_per_point": [e * n for e in range(epochs + 1)],
                                                "params": n_params(big)})

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from hil.cli._common import app, command, console, fail, interrupted
+from hil.cli._common import JobProgress, app, command, console, fail, interrupted
 
 
 @command(app, "baim")
@@ -43,8 +43,8 @@ def baim_cmd(
         fail(e, 2)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     try:
-        report = run_baim(cfg, out, progress=lambda msg: console.print(f"[cyan]baim[/cyan] {msg}"),
-                                resume=resume)
+        with JobProgress("baim") as prog:  # a line per phase, edge learner, epoch and round, on stderr
+            report = run_baim(cfg, out, progress=prog.note, resume=resume)
     except CheckpointError as e:
         fail(e, 2)
     except KeyboardInterrupt:
@@ -83,7 +83,8 @@ def baim_maintain_cmd(
         fail(e, 2)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     try:
-        run_maintenance(cfg, mcfg, out, progress=lambda msg: console.print(f"[cyan]baim-maintain[/cyan] {msg}"))
+        with JobProgress("baim-maintain") as prog:
+            run_maintenance(cfg, mcfg, out, progress=prog.note)
     except (HilError, ValueError) as e:
         fail(e)
     console.print(f"report: {Path(out) / 'report.md'}")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from hil.cli._common import app, command, console, fail
+from hil.cli._common import JobProgress, app, command, console, fail
 
 
 @command(app, "place")
@@ -110,7 +110,8 @@ def nas_cmd(
     import torch
 
     torch.set_num_threads(1)
-    res = run_jmsnas(cfg, topo, progress=lambda s: console.print(s))
+    with JobProgress("nas") as prog:  # a line per generation, on stderr
+        res = run_jmsnas(cfg, topo, progress=prog.note)
     folder = out or Path(nas_file.out_dir or Path("runs") / f"nas-{_time.strftime('%Y%m%d-%H%M%S')}")
     write_nas_report(folder, cfg, topo_path, res, candidate_problem(cfg, topo, res.chosen.arch))
     c = res.chosen

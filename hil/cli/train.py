@@ -153,8 +153,8 @@ def run_cmd(
     except ConfigError as e:
         fail(e, 2)
     try:
-        report = run_split(cfg, out, cluster=cluster, microbatches=microbatches,
-                           progress=lambda msg: console.print(f"[cyan]run[/] {msg}"))
+        with JobProgress("run") as prog:
+            report = run_split(cfg, out, cluster=cluster, microbatches=microbatches, progress=prog.note)
     except (HilError, ValueError) as e:
         fail(e)
     acc = report["accuracy"]

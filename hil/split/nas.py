@@ -326,12 +326,15 @@ def candidate_problem(config: NASConfig, topology: Topology, arch: Arch) -> Prob
 
 # ---------------------------------------------------------------------- search
 def evolve(space: SearchSpace, score: Callable[[Arch], float], rng: np.random.Generator, population: int,
-           generations: int) -> list[Arch]:
-    """Regularised-evolution-style search minimising ``score``; returns every architecture scored."""
+           generations: int, on_generation: Callable[[int, float], None] | None = None) -> list[Arch]:
+    """Regularised-evolution-style search minimising ``score``; returns every architecture scored.
+    ``on_generation(g, best score)`` is called after the initial population (g = 0) and each generation."""
     pop = [space.sample(rng) for _ in range(population)]
     seen: list[Arch] = list(pop)
     fit = [score(a) for a in pop]
-    for _ in range(generations):
+    if on_generation:
+        on_generation(0, min(fit))
+    for gen in range(generations):
         children = []
         for _ in range(population):
             i, j = rng.integers(0, len(pop), 2)
@@ -343,6 +346,8 @@ def evolve(space: SearchSpace, score: Callable[[Arch], float], rng: np.random.Ge
         both = pop + children
         keep = [k for _, k in merged[:population]]
         pop, fit = [both[k] for k in keep], [merged[n][0] for n in range(population)]
+        if on_generation:
+            on_generation(gen + 1, fit[0])
     return seen
 
 
@@ -436,7 +441,14 @@ def run_jmsnas(config: NASConfig, topology: Topology, evaluator: Evaluator | Non
                 lat = c.latency_s / ref_lat if split_aware else c.unsplit_latency_s / ref_unsplit
                 return config.alpha * c.error + beta * lat
 
-            evolve(config.space, score, rng, config.population, config.generations)
+            tag = "jmsnas" if split_aware else "search-first"
+
+            def gen_done(g: int, best: float, tag: str = tag, beta: float = beta) -> None:
+                if progress:
+                    progress(f"{tag} beta={beta}: generation {g}/{config.generations}, best score {best:.4f}, "
+                             f"{len(seen)} architectures, {ev.trained} trained")
+
+            evolve(config.space, score, rng, config.population, config.generations, gen_done)
             if progress:
                 progress(f"{'jmsnas' if split_aware else 'search-first'} beta={beta}: {len(seen)} architectures")
         return list(seen.values())
