@@ -47,7 +47,8 @@ class StrategyResult:
 
 
 def train_cloud(big: BigModel, x: torch.Tensor, tasks: torch.Tensor, cfg: BaimConfig, strategy: str,
-                gen: torch.Generator, evaluate, evaluate_nelbo=None) -> tuple[list[float], int, dict, list]:
+                gen: torch.Generator, evaluate, evaluate_nelbo=None,
+                on_epoch=None) -> tuple[list[float], int, dict, list]:
     """Cloud training of the big model for ``cfg.cloud_epochs`` on the cloud proxy set.
 
     ``freeze`` trains only gates, component priors and projections; ``fine-tune`` and ``scratch``
@@ -55,7 +56,7 @@ def train_cloud(big: BigModel, x: torch.Tensor, tasks: torch.Tensor, cfg: BaimCo
     (the optimizer holds only those; the others get gradients but no steps). Projections are pruned
     after epoch ``cfg.prune_epoch``.
     Returns (FD per epoch incl. epoch 0, FLOPs of the first epoch, pruning info, the values of
-    ``evaluate_nelbo(big)`` per epoch or an empty list).
+    ``evaluate_nelbo(big)`` per epoch or an empty list). ``on_epoch(epoch, fd)`` is called after each epoch.
     """
     if strategy == "freeze":
         for s in big.squads:
@@ -93,6 +94,8 @@ def train_cloud(big: BigModel, x: torch.Tensor, tasks: torch.Tensor, cfg: BaimCo
         fds.append(evaluate(big))
         if evaluate_nelbo:
             nelbos.append(evaluate_nelbo(big))
+        if on_epoch:
+            on_epoch(epoch + 1, fds[-1])
     return fds, flops, prune_info, nelbos
 
 
@@ -161,13 +164,14 @@ def baim_start(cfg: BaimConfig, say) -> tuple[np.random.Generator, torch.Generat
 
 def cloud_strategy(cfg: BaimConfig, strategy: str, received: list[LearnerSpec], states: list, data: DigitsSplit,
                    gen: torch.Generator, ev: Evaluators, meter: TrafficMeter, deploy_fn, out_dir: Path,
-                   grid_seed: int, place: bool, edge_flops: list) -> dict:
+                   grid_seed: int, place: bool, edge_flops: list, on_epoch=None) -> dict:
     """One cloud strategy from what the cloud received: assemble, train, deploy, check, sample.
 
     ``deploy_fn(big, members, meter)`` ships the per-task models to the nodes of their tasks and returns
     node index -> something with the per-task model's ``reconstruct`` and ``generate`` (the model, or a
     handle that runs it on its node). Returns ``result`` (StrategyResult), ``deploy_checks``, ``samples``,
     ``sizes``, ``big_state`` (the trained big model's state dict) and, with ``place``, ``placement``.
+    ``on_epoch(epoch, fd)`` is called after each cloud epoch.
     """
     task_cloud = data.task_of(data.y_cloud)
     task_prior = torch.bincount(task_cloud, minlength=cfg.n_tasks).float()
@@ -175,7 +179,7 @@ def cloud_strategy(cfg: BaimConfig, strategy: str, received: list[LearnerSpec], 
     big, members = assemble(received, states, data.node_task, cfg.n_tasks, cfg.top_k, cfg.max_hop, task_prior,
                             cfg.proj_score_init)
     fds, cloud_flops, prune_info, nelbos = train_cloud(big, data.x_cloud, task_cloud, cfg, strategy, gen, ev.fd_big,
-                                                       ev.nelbo_big)
+                                                       ev.nelbo_big, on_epoch)
     big.eval()
     node_models = deploy_fn(big, members, meter)
     per_task = [node_models[m[0]] for m in members]
@@ -226,19 +230,21 @@ class InProcessNodes:
         self.edge_states: list[dict] = []
 
     def train_edges(self, cfg: BaimConfig, specs: list[LearnerSpec], data: DigitsSplit, gen: torch.Generator,
-                    ev: Evaluators) -> tuple[list[int], list[float]]:
-        """Train every edge learner on its shard; returns (first-epoch FLOPs per node, edge-alone FD per node)."""
+                    ev: Evaluators, say=lambda msg: None) -> tuple[list[int], list[float]]:
+        """Train every edge learner on its shard; returns (first-epoch FLOPs per node, edge-alone FD per node).
+        ``say(msg)`` hears of each learner trained (as do the strategy's epochs and FedAvg's rounds below)."""
         edge_flops, edge_fd = [], []
         for n, spec in enumerate(specs):
             learner = VaeLearner(spec)
             train_vae(learner, data.x_nodes[n], cfg.edge_epochs, cfg.batch_size, cfg.lr, gen, edge_flops)
             self.edge_states.append(learner.state_dict())
             edge_fd.append(ev.fd_vae(learner))
+            say(f"edge learner {n + 1}/{len(specs)} trained ({cfg.edge_epochs} epochs), FD {edge_fd[-1]:.1f}")
         return edge_flops, edge_fd
 
     def strategy(self, cfg: BaimConfig, strategy: str, specs: list[LearnerSpec], data: DigitsSplit,
                  gen: torch.Generator, ev: Evaluators, out_dir: Path, grid_seed: int, place: bool,
-                 edge_flops: list) -> dict:
+                 edge_flops: list, say=lambda msg: None) -> dict:
         """Uploads, then :func:`cloud_strategy` with :func:`hil.baim.deploy.deploy`."""
         meter = TrafficMeter()
         received, states = [], []  # the cloud builds only from what it received
@@ -248,15 +254,17 @@ class InProcessNodes:
             received.append(got_spec)
             states.append(state)
         return cloud_strategy(cfg, strategy, received, states, data, gen, ev, meter, deploy, out_dir, grid_seed,
-                              place, edge_flops)
+                              place, edge_flops, on_epoch=lambda e, f: say(
+                                  f"cloud strategy {strategy}: epoch {e}/{cfg.cloud_epochs}, FD {f:.1f}"))
 
     def fedavg(self, fed_spec: LearnerSpec, data: DigitsSplit, cfg: BaimConfig, min_rounds: int,
-               gen: torch.Generator, evaluate, validate) -> tuple[FedAvgResult, TrafficMeter]:
+               gen: torch.Generator, evaluate, validate, say=lambda msg: None) -> tuple[FedAvgResult, TrafficMeter]:
         meter = TrafficMeter()
         fed = run_fedavg(fed_spec, list(data.x_nodes), min_rounds, cfg.fedavg_local_epochs, cfg.batch_size,
                          cfg.lr, gen, meter, evaluate=evaluate,
                          cloud_data=data.x_cloud if cfg.fedavg_include_cloud_data else None, validate=validate,
-                         patience=cfg.fedavg_patience, max_rounds=cfg.fedavg_max_rounds)
+                         patience=cfg.fedavg_patience, max_rounds=cfg.fedavg_max_rounds,
+                         on_round=lambda r, f: say(f"federated averaging: round {r}, FD {f:.1f}"))
         return fed, meter
 
     def report(self) -> dict:
@@ -323,7 +331,7 @@ def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True,
     # ---- edge learners
     say(f"training {cfg.n_nodes} edge learners")
     specs = draw_learner_specs(cfg.n_nodes, cfg.widths, cfg.depths, cfg.latent_dim, rng)
-    edge_flops, edge_fd = nodes.train_edges(cfg, specs, data, gen, ev)
+    edge_flops, edge_fd = nodes.train_edges(cfg, specs, data, gen, ev, say)
 
     results: dict[str, StrategyResult] = {}
     deploy_checks: dict[str, list] = {}
@@ -359,7 +367,7 @@ def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True,
             continue
         say(f"cloud strategy {strategy}")
         out = nodes.strategy(cfg, strategy, specs, data, gen, ev, out_dir, grid_seed, strategy == cfg.strategies[0],
-                             edge_flops)
+                             edge_flops, say)
         results[strategy], deploy_checks[strategy], samples[strategy], sizes[strategy] = (
             out["result"], out["deploy_checks"], out["samples"], out["sizes"])
         if "placement" in out:
@@ -386,7 +394,7 @@ def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True,
     # the stopping score: FD against the training images, other noise; never the test images
     val_vae = VaeFrechet(FrechetEvaluator(ev.clf, data.x_train), int(rng.integers(2**31)), cfg.n_fd_samples,
                          cfg.latent_dim)
-    fed, meter = nodes.fedavg(fed_spec, data, cfg, min_rounds, gen, ev.fd_vae, val_vae)
+    fed, meter = nodes.fedavg(fed_spec, data, cfg, min_rounds, gen, ev.fd_vae, val_vae, say)
     reach = {}
     for name, res in results.items():  # the first round at which FedAvg is as good as the strategy
         r = next((k for k, f in enumerate(fed.fd_per_round) if f <= res.final_fd), None)
@@ -411,7 +419,7 @@ def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True,
     # ---- references: the small (FedAvg's) VAE and the big model trained centrally on all training images
     say("central references")
     results.update(central_references(cfg, data, specs, fed_spec, max(budget, fed.rounds * fed.samples_per_round),
-                                      gen, ev.fd_vae, ev.fd_big))
+                                      gen, ev.fd_vae, ev.fd_big, say))
 
     report = build_report(cfg, results, deploy_checks, placement, sizes, edge_fd, specs, data, ev.clf_acc,
                           ev.fd_real, time.perf_counter() - t_start)
@@ -421,7 +429,7 @@ def run_baim(cfg: BaimConfig, out_dir: Path, progress=None, resume: bool = True,
 
 
 def central_references(cfg: BaimConfig, data, specs: list[LearnerSpec], fed_spec: LearnerSpec, budget: int,
-                       gen: torch.Generator, fd_vae, fd_big) -> dict[str, StrategyResult]:
+                       gen: torch.Generator, fd_vae, fd_big, say=None) -> dict[str, StrategyResult]:
     """The small VAE (FedAvg's architecture) and the big model (BAIM's assembled architecture, random
     initialisation) trained centrally on all training images (edges' and cloud's pooled) for
     ``budget`` per-sample gradient evaluations (rounded up to whole epochs).
@@ -431,7 +439,8 @@ def central_references(cfg: BaimConfig, data, specs: list[LearnerSpec], fed_spec
     backward once): a BAIM strategy's edge training counts ``edge_epochs x`` the edges' images and
     each cloud epoch the cloud set; a FedAvg round counts ``local_epochs x`` every client's images. The
     references get the larger of BAIM's and FedAvg's budgets, so they are what centralised training of
-    the same architectures reaches with as much compute (no upload: the data would have to move)."""
+    the same architectures reaches with as much compute (no upload: the data would have to move).
+    ``say(msg)`` (optional) hears of each epoch."""
     import dataclasses
     import math
 
@@ -441,9 +450,11 @@ def central_references(cfg: BaimConfig, data, specs: list[LearnerSpec], fed_spec
     small = VaeLearner(fed_spec)
     opt = torch.optim.Adam(small.parameters(), lr=cfg.lr)
     fds = [fd_vae(small)]
-    for _ in range(epochs):
+    say = say or (lambda msg: None)
+    for e in range(epochs):
         train_vae(small, data.x_train, 1, cfg.batch_size, cfg.lr, gen, opt=opt)
         fds.append(fd_vae(small))
+        say(f"central small model: epoch {e + 1}/{epochs}, FD {fds[-1]:.1f}")
     out["central-small"] = StrategyResult(name="central-small", fd_per_epoch=fds, edge_epochs=0, cloud_epochs=epochs,
                                           extra={"steps_per_point": [e * n for e in range(epochs + 1)],
                                                  "params": n_params(small)})
@@ -453,7 +464,8 @@ def central_references(cfg: BaimConfig, data, specs: list[LearnerSpec], fed_spec
     scale = epochs / cfg.cloud_epochs  # gate warm-up and pruning at the same fraction of training
     ccfg = dataclasses.replace(cfg, cloud_epochs=epochs, gate_warmup_epochs=min(epochs, round(cfg.gate_warmup_epochs * scale)),
                                prune_epoch=max(1, round(cfg.prune_epoch * scale)))
-    fds, _, _, _ = train_cloud(big, data.x_train, data.task_of(data.y_train), ccfg, "scratch", gen, fd_big)
+    fds, _, _, _ = train_cloud(big, data.x_train, data.task_of(data.y_train), ccfg, "scratch", gen, fd_big,
+                               on_epoch=lambda e, f: say(f"central big model: epoch {e}/{epochs}, FD {f:.1f}"))
     out["central-big"] = StrategyResult(name="central-big", fd_per_epoch=fds, edge_epochs=0, cloud_epochs=epochs,
                                         extra={"steps_per_point": [e * n for e in range(epochs + 1)],
                                                "params": n_params(big)})

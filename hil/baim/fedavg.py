@@ -68,14 +68,16 @@ class LocalClients:
 def run_fedavg(spec: LearnerSpec, node_data: list[torch.Tensor], rounds: int, local_epochs: int,
                batch_size: int, lr: float, gen: torch.Generator, meter: TrafficMeter,
                evaluate=None, cloud_data: torch.Tensor | None = None, validate=None,
-               patience: int = 0, max_rounds: int | None = None, clients_factory=None) -> FedAvgResult:
+               patience: int = 0, max_rounds: int | None = None, clients_factory=None,
+               on_round=None) -> FedAvgResult:
     """Rounds of FedAvg: the server sends the global weights (bytes) to every node, each trains
     locally for ``local_epochs`` and sends its weights back (bytes); the server averages weighted by
     sample count.
 
     ``cloud_data`` (if given) is trained on at the server as one more client, without traffic.
     ``evaluate(model) -> float`` (the reported score) and ``validate(model) -> float`` (the stopping
-    score, lower is better) are called before round 1 and after every round.
+    score, lower is better) are called before round 1 and after every round; ``on_round(round, score)``
+    after every round (the ``evaluate`` score, or None without it).
 
     [Note: FedAvg stopping and optimizer state]
     At least ``rounds`` rounds run (the caller passes the rounds of an equal per-sample gradient
@@ -134,6 +136,8 @@ def run_fedavg(spec: LearnerSpec, node_data: list[torch.Tensor], rounds: int, lo
             else:
                 since_best += 1
         logger.debug("fedavg round %d done", r)
+        if on_round:
+            on_round(r, result.fd_per_round[-1] if evaluate is not None else None)
         if r >= rounds and (validate is None or patience == 0 or since_best >= patience):
             result.stopped_by = "patience" if r > rounds else "budget"
             break

@@ -11,6 +11,14 @@ does not handle itself still ends as that one line. Exit codes:
   (:class:`hil.errors.ConfigError`, ``ValueError``);
 - 3: a radio, link, capture or node failed (any other :class:`hil.errors.HilError`);
 - 130: interrupted (Ctrl-C); what was finished is kept and the same command resumes.
+
+[Note: progress]
+Every long job (training and its sweeps, the demo, BAIM, JMSNAS, PHY benchmark, capture) reports its
+progress through one :class:`JobProgress`, always on stderr: stdout keeps the results (and ``--json``).
+``hil --progress auto`` (the default; or the environment variable ``HIL_PROGRESS``) draws live bars
+when stderr is a terminal and otherwise (a CI log, a pipe, a file) writes one plain line per step
+(an epoch, a generation, an SNR point, a capture LO step), never one per batch or frame; ``bar``,
+``lines`` and ``off`` force one of the three.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import time
 import traceback
 from typing import Any, Callable, NoReturn
 
@@ -43,17 +52,82 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 3
 EXIT_INTERRUPTED = 130
 
-_state = {"verbose": False}
+PROGRESS_MODES = ("auto", "bar", "lines", "off")
+_state: dict[str, Any] = {"verbose": False, "progress": "auto"}
 
 
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logging and the traceback "
-                                       "of an error.")) -> None:
+                                       "of an error."),
+          progress: str = typer.Option("auto", "--progress", envvar="HIL_PROGRESS", help="Progress of long jobs, "
+                                       "on stderr: auto (bars on a terminal, one line per step otherwise), bar, "
+                                       "lines or off.")) -> None:
+    if progress not in PROGRESS_MODES:
+        raise typer.BadParameter(f"--progress {progress!r}: use one of {', '.join(PROGRESS_MODES)}")
     _state["verbose"] = verbose
+    _state["progress"] = progress
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
+
+
+class JobProgress:
+    """The progress of one long job on stderr (see [Note: progress]); use it as a context manager.
+
+    ``step(what, done, total, detail)`` advances the bar of ``what`` (one bar per distinct ``what``)
+    and, in line mode, writes ``job: what detail (elapsed)`` (``what done/total`` without a detail); a call with ``line=False`` (a batch
+    inside an epoch, a frame inside an LO step) only moves the bar. ``note(msg)`` is a phase line
+    (``job: msg``) in both modes. Safe to call from another thread.
+    """
+
+    def __init__(self, job: str, mode: str | None = None) -> None:
+        mode = mode or _state["progress"]
+        if mode == "auto":
+            mode = "bar" if err_console.is_terminal else "lines"
+        self.job, self.mode = job, mode
+        self._t0 = time.perf_counter()
+        self._bars: dict[str, Any] = {}
+        self._live = None
+        if mode == "bar":
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._live = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), console=err_console)
+
+    def __enter__(self) -> "JobProgress":
+        if self._live is not None:
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+    def _line(self, text: str) -> None:
+        err_console.print(f"{self.job}: {text} ({time.perf_counter() - self._t0:.0f} s)", markup=False,
+                          highlight=False, soft_wrap=True)
+
+    def step(self, what: str, done: int, total: int | None = None, detail: str = "", line: bool = True) -> None:
+        """``done`` of ``total`` steps of ``what`` are finished; ``detail`` says about the last one."""
+        if self.mode == "off":
+            return
+        if self._live is not None:
+            desc = f"{self.job} {what}" + (f" {detail}" if detail else "")
+            if what not in self._bars:
+                self._bars[what] = self._live.add_task(desc, total=total)
+            self._live.update(self._bars[what], completed=done, total=total, description=desc)
+        elif line:
+            self._line(f"{what} {detail}" if detail else f"{what} {done}/{total if total is not None else '?'}")
+
+    def note(self, msg: str) -> None:
+        """A phase of the job begins (or a message about it): one line in every mode but ``off``."""
+        if self.mode == "off":
+            return
+        if self._live is not None:
+            self._live.console.print(f"{self.job}: {msg}", markup=False, highlight=False, soft_wrap=True)
+        else:
+            self._line(msg)
 
 
 def exit_code(e: BaseException) -> int:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from hil.cli._common import app, command, console, fail, interrupted
+from hil.cli._common import JobProgress, app, command, console, fail, interrupted
 
 
 @command(app, "baim")
@@ -49,14 +49,14 @@ def baim_cmd(
     except ConfigError as e:
         fail(e, 2)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    say = lambda msg: console.print(f"[cyan]baim[/cyan] {msg}")  # noqa: E731
     try:
-        if cluster is None:
-            report = run_baim(cfg, out, progress=say, resume=resume)
-        else:
-            from hil.cluster.baim import run_baim_on
+        with JobProgress("baim") as prog:  # a line per phase, edge learner, epoch and round, on stderr
+            if cluster is None:
+                report = run_baim(cfg, out, progress=prog.note, resume=resume)
+            else:
+                from hil.cluster.baim import run_baim_on
 
-            report = run_baim_on(cfg, out, cluster, progress=say, resume=resume)
+                report = run_baim_on(cfg, out, cluster, progress=prog.note, resume=resume)
     except CheckpointError as e:
         fail(e, 2)
     except HilError as e:
@@ -102,7 +102,8 @@ def baim_maintain_cmd(
         fail(e, 2)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     try:
-        run_maintenance(cfg, mcfg, out, progress=lambda msg: console.print(f"[cyan]baim-maintain[/cyan] {msg}"))
+        with JobProgress("baim-maintain") as prog:
+            run_maintenance(cfg, mcfg, out, progress=prog.note)
     except (HilError, ValueError) as e:
         fail(e)
     console.print(f"report: {Path(out) / 'report.md'}")

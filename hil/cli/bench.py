@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-from hil.cli._common import app, command, console
+from hil.cli._common import JobProgress, app, command, console
 
 
 bench_app = typer.Typer(help="Benchmarks of the PHY and the links.", no_args_is_help=True)
@@ -43,11 +42,9 @@ def bench_phy(
     if snr_reference not in ("rx", "tx"):
         raise typer.BadParameter(f"--snr-reference {snr_reference!r}: use rx or tx")
     out = out or Path("runs") / f"bench_phy_{_time.strftime('%Y%m%d_%H%M%S')}"
-    # progress per SNR point; on stderr when --json owns stdout
-    shown = Console(stderr=True) if json_out else console
-    say = lambda m: shown.print(f"[dim]{m}[/dim]")  # noqa: E731
-    report = run_phy_bench(quick=quick, seed=seed, n_trials=trials, n_noise=noise,
-                           snr_reference=snr_reference, progress=say)
+    with JobProgress("bench phy") as prog:  # a line per SNR point, on stderr
+        report = run_phy_bench(quick=quick, seed=seed, n_trials=trials, n_noise=noise,
+                               snr_reference=snr_reference, progress=prog.note)
     write_bench_report(report, out)
     full = _json.loads((out / "report.json").read_text())
     if json_out:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from hil.cli._common import app, command, console, fail, guarded, interrupted
+from hil.cli._common import JobProgress, app, command, console, fail, guarded, interrupted
 
 
 capture_app = typer.Typer(
@@ -57,7 +57,6 @@ def capture_cmd(
     if layout not in ("interleaved", "per-antenna"):
         fail(f"--layout {layout!r}: use interleaved or per-antenna", 2)
     import numpy as np
-    from rich.progress import Progress
 
     from hil.capture.report import fmt_value
     from hil.capture.run import run_capture
@@ -78,11 +77,11 @@ def capture_cmd(
         except (HilError, ValueError) as e:
             fail(f"cannot open the {radio} radio at {uri}: {e}", 2 if isinstance(e, ValueError) else 3)
         try:
-            with Progress(console=console, transient=True) as prog:
-                task = prog.add_task("sounding", total=sw.frames_total)
+            with JobProgress("capture") as prog:  # a bar over the frames; a line per LO step
                 res = run_capture(opened.radio, sw, out, rng=np.random.default_rng(seed), hw=opened.hw,
                                   radio_info=opened.info,
-                                  on_frame=lambda done, total, s: prog.update(task, completed=done))
+                                  on_frame=lambda done, total, s: prog.step(
+                                      "frames", done, total, line=done % sw.frames_per_step == 0))
         except (HilError, ValueError) as e:
             fail(f"capture failed: {e}; finished recordings (valid) are in {out}", 1)
         except KeyboardInterrupt:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from hil.cli._common import app, command, console, fail
+from hil.cli._common import JobProgress, app, command, console, fail
 
 
 @command(app, "place")
@@ -97,7 +97,6 @@ def nas_cmd(
     """
     import time as _time
 
-    from hil.cli._common import err_console
     from hil.errors import HilError
     from hil.split.nas import NASConfig, candidate_problem, load_nas_file, run_jmsnas
     from hil.split.report import write_nas_report
@@ -122,8 +121,8 @@ def nas_cmd(
     import torch
 
     torch.set_num_threads(1)
-    say = (lambda s: err_console.print(s, markup=False, highlight=False)) if bench is not None else console.print
-    res = run_jmsnas(cfg, topo, progress=say)
+    with JobProgress("nas") as prog:  # a line per generation, on stderr
+        res = run_jmsnas(cfg, topo, progress=prog.note)
     default = nas_file.out_dir if nas_file and nas_file.out_dir else Path("runs") / f"nas-{_time.strftime('%Y%m%d-%H%M%S')}"
     folder = Path(out or default)
     write_nas_report(folder, cfg, topo_path, res, candidate_problem(cfg, topo, res.chosen.arch))

@@ -7,23 +7,17 @@ from typing import Optional
 
 import typer
 
-from hil.cli._common import app, command, console, fail, interrupted
+from hil.cli._common import JobProgress, app, command, console, fail, interrupted
 
 
-def _train_progress():
-    """A rich progress display and the hook hil.train.run calls after every step."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=False)
-    tasks: dict = {}
+def _train_hook(prog: JobProgress):
+    """The hook hil.train.run calls after every step: a bar over the batches, a line per epoch."""
 
     def hook(tag: str, epoch: int, epochs: int, step: int, steps: int) -> None:
-        if tag not in tasks:
-            tasks[tag] = prog.add_task(tag, total=epochs * steps)
-        prog.update(tasks[tag], completed=(epoch - 1) * steps + step, description=f"{tag} epoch {epoch}/{epochs}")
+        prog.step(tag, (epoch - 1) * steps + step, epochs * steps, detail=f"epoch {epoch}/{epochs}",
+                  line=step == steps)
 
-    return prog, hook
+    return hook
 
 
 def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool = False, single: bool = False,
@@ -35,7 +29,8 @@ def _run_training(cfg, out: Path, seeds: int = 1, workers: int = 2, sweeps: bool
 
     from hil.errors import CheckpointError, ConfigError, NodeError
 
-    prog, hook = _train_progress()
+    prog = JobProgress("train")
+    hook = _train_hook(prog)
 
     def fmt(v, spec: str, unit: str = "") -> str:
         return "-" if v is None else f"{v:{spec}}{unit}"
@@ -177,8 +172,9 @@ def run_cmd(
     except ConfigError as e:
         fail(e, 2)
     try:
-        report = run_split(cfg, out, cluster=cluster, microbatches=microbatches,
-                           progress=lambda msg: console.print(f"[cyan]run[/] {msg}"), bench=bench, infer=infer)
+        with JobProgress("run") as prog:
+            report = run_split(cfg, out, cluster=cluster, microbatches=microbatches, progress=prog.note,
+                               bench=bench, infer=infer)
     except (HilError, ValueError) as e:
         fail(e)
     acc = report["accuracy"]
@@ -205,8 +201,9 @@ def _deploy_nas(folder: Path, point: int, accuracy: Optional[float], cluster: st
     except ConfigError as e:
         fail(e, 2)
     try:
-        rep = deploy_point(fp, out, cluster=cluster, accuracy=None if accuracy is None else accuracy / 100,
-                           max_epochs=epochs, progress=lambda msg: console.print(f"[cyan]run[/] {msg}"))
+        with JobProgress("run") as prog:
+            rep = deploy_point(fp, out, cluster=cluster, accuracy=None if accuracy is None else accuracy / 100,
+                               max_epochs=epochs, progress=prog.note)
     except (HilError, ValueError) as e:
         fail(e)
     a, lat = rep["accuracy"], rep["latency"]

@@ -358,17 +358,21 @@ class BaimCluster:
         self.strategies: dict[str, dict] = {}
         self.fed_links: dict = {}
 
-    def train_edges(self, cfg, specs, data, gen, ev) -> tuple[list[int], list[float]]:
+    def train_edges(self, cfg, specs, data, gen, ev, say=lambda msg: None) -> tuple[list[int], list[float]]:
         flops, fds = [], []
-        for h, spec in zip(self.edges, specs):
+        for n, (h, spec) in enumerate(zip(self.edges, specs)):
             f, fd, state, seconds = self.cluster.get(h, h.call("train", spec.to_json(), baton(gen), ev))
             restore(state, gen)
             flops.append(f)
             fds.append(fd)
             self.edge_seconds.append(seconds)
+            say(f"edge learner {n + 1}/{len(specs)} trained on {h.name} ({cfg.edge_epochs} epochs, {seconds:.1f} s), "
+                f"FD {fd:.1f}")
         return flops, fds
 
-    def strategy(self, cfg, strategy, specs, data, gen, ev, out_dir, grid_seed, place, edge_flops) -> dict:
+    def strategy(self, cfg, strategy, specs, data, gen, ev, out_dir, grid_seed, place, edge_flops,
+                 say=lambda msg: None) -> dict:
+        """One strategy on the cloud actor (its epochs are not reported while it runs: one line per phase)."""
         h = self.cloud
         out, state = self.cluster.get(h, h.call("strategy", strategy, [s.to_json() for s in specs], baton(gen), ev,
                                                 str(out_dir), grid_seed, place, edge_flops))
@@ -377,7 +381,9 @@ class BaimCluster:
                                      "deployed": out.pop("deployed")}
         return out
 
-    def fedavg(self, fed_spec, data, cfg, min_rounds, gen, evaluate, validate) -> tuple[FedAvgResult, TrafficMeter]:
+    def fedavg(self, fed_spec, data, cfg, min_rounds, gen, evaluate, validate,
+               say=lambda msg: None) -> tuple[FedAvgResult, TrafficMeter]:
+        """FedAvg with the cloud actor as server; ``say`` hears of the result (rounds run inside the actor)."""
         from hil.baim.wire import WireMessage
 
         h = self.cloud
@@ -385,6 +391,7 @@ class BaimCluster:
                                                            evaluate, validate))
         restore(state, gen)
         self.fed_links = _link_summary(transfers)
+        say(f"federated averaging: {fed.rounds} rounds on the node actors")
         return fed, TrafficMeter([WireMessage(**t) for t in transfers])
 
     def report(self) -> dict:

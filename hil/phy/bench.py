@@ -261,12 +261,12 @@ def run_phy_bench(quick: bool = False, seed: int = 0, snrs=SNRS_DB, n_trials: in
     t_start = time.perf_counter()
     say = progress or (lambda m: None)
     impaired, clean = [], []
-    for snr in snrs:
-        say(f"impaired SNR {snr} dB: {n_trials} trials")
+    for k, snr in enumerate(snrs, 1):
+        say(f"SNR point {k}/{len(snrs)}: {snr} dB, {n_trials} impaired trials")
         tr = [run_trial(cfg, bench_channel_spec(snr, rng, cfo=True, phase_noise=True, snr_reference=snr_reference), rng)
               for _ in range(n_trials)]
         impaired.append(summarise(tr, snr))
-        say(f"clean SNR {snr} dB: {n_clean} trials")
+        say(f"SNR point {k}/{len(snrs)}: {snr} dB, {n_clean} clean trials")
         tr = [run_trial(cfg, bench_channel_spec(snr, rng, cfo=False, phase_noise=False, snr_reference=snr_reference), rng)
               for _ in range(n_clean)]
         clean.append(summarise(tr, snr))

@@ -318,7 +318,7 @@ def solve_milp(problem: Problem, time_limit_s: float | None = 60.0) -> Plan:
     a = np.argmax(xs, axis=1).astype(np.int64)
     optimal = res.status == 0
     if not optimal:
-        log.warning("milp: %s; returning the best plan found (not proven optimal)", res.message)
+        log.info("milp: %s; returning the best plan found (the plan says: not proven optimal)", res.message)
     return _finish(problem, a, "milp", t0, optimal)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import multiprocessing as mp
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -41,15 +42,37 @@ def seed_configs(cfg: RunConfig, n_seeds: int) -> list[RunConfig]:
             for i in range(n_seeds)]
 
 
+_progress_queue = None  # in a worker process of run_seeds: where its progress goes (set by _init_worker)
+
+
+def _init_worker(queue) -> None:
+    global _progress_queue
+    _progress_queue = queue
+
+
 def run_one(cfg: RunConfig, out: str, threads: int) -> dict:
-    """One seed in a worker process or a Ray task (no progress display); ``threads`` > 0 sets torch's."""
+    """One seed in a worker process or a Ray task; ``threads`` > 0 sets torch's. In a worker of
+    :func:`run_seeds` given a progress hook, every step is forwarded to it, tagged with the seed."""
     import torch
 
     from hil.train.run import run_experiment
 
     if threads > 0:
         torch.set_num_threads(threads)
-    return run_experiment(cfg, out)
+    progress = None
+    if _progress_queue is not None:
+        queue, seed = _progress_queue, cfg.train.seed
+
+        def progress(tag: str, *counts: int) -> None:
+            queue.put((f"seed {seed} {tag}", *counts))
+
+    return run_experiment(cfg, out, progress=progress)
+
+
+def _forward(queue, progress: Callable) -> None:
+    """Call ``progress`` with what the workers put on ``queue`` until it yields None."""
+    while (item := queue.get()) is not None:
+        progress(*item)
 
 
 def run_seeds(
@@ -66,7 +89,7 @@ def run_seeds(
 
     Args:
         workers: seeds trained at once, each in its own process with one torch thread (1: in this
-            process, with ``progress``).
+            process); ``progress`` gets every worker's steps, tagged ``seed K``.
         sweeps: also run the ``[sweep]`` points (once, with the first seed, over the run's transport).
         on_seed: called with each finished seed's report.
         runner: runs the seeds instead of this machine's processes (``workers`` unused): called with
@@ -96,19 +119,32 @@ def run_seeds(
         from hil.train.run import run_experiment
 
         for c in cfgs:
-            rep = run_experiment(c, folders[c.train.seed], progress=progress)
+            hook = None if progress is None else (
+                lambda tag, *counts, seed=c.train.seed: progress(f"seed {seed} {tag}", *counts))
+            rep = run_experiment(c, folders[c.train.seed], progress=hook)
             reports[c.train.seed] = rep
             if on_seed:
                 on_seed(rep)
     else:
         # spawn: a fresh interpreter per worker (no forked torch/ZMQ state); one torch thread each
-        with cf.ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool:
-            futs = {pool.submit(run_one, c, str(folders[c.train.seed]), 1): c.train.seed for c in cfgs}
-            for f in cf.as_completed(futs):
-                rep = f.result()
-                reports[futs[f]] = rep
-                if on_seed:
-                    on_seed(rep)
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue() if progress else None
+        fwd = threading.Thread(target=_forward, args=(queue, progress), daemon=True) if progress else None
+        if fwd:
+            fwd.start()
+        try:
+            with cf.ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
+                                        initargs=(queue,)) as pool:
+                futs = {pool.submit(run_one, c, str(folders[c.train.seed]), 1): c.train.seed for c in cfgs}
+                for f in cf.as_completed(futs):
+                    rep = f.result()
+                    reports[futs[f]] = rep
+                    if on_seed:
+                        on_seed(rep)
+        finally:
+            if fwd:
+                queue.put(None)
+                fwd.join()
     sweep_points: dict = {}
     if sweeps:
         from hil.data import load_dataset
