@@ -24,6 +24,7 @@ raised there is re-raised as ConfigError prefixed with the section.
 from __future__ import annotations
 
 import dataclasses as _dc
+import functools
 import json
 import math
 import os
@@ -270,6 +271,12 @@ def _check_range(v: float, meta: Mapping_t) -> None:
         raise _Bad("out of range", _range_text(meta))
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict:
+    """``typing.get_type_hints(cls)``, once per class (it re-evaluates string annotations on every call)."""
+    return _t.get_type_hints(cls)
+
+
 def config_error(where: str, what: str, value: Any = _dc.MISSING, valid: str = "") -> ConfigError:
     """The one error format of the config dialect: ``[where].key: what (got VALUE); valid: RANGE``."""
     msg = f"{where}: {what}"
@@ -298,7 +305,7 @@ def from_section(cls: type, data: Any, section: str, *, ignore: _t.Iterable[str]
     if not isinstance(data, _Mapping):
         raise config_error(where, f"must be a table, not {type(data).__name__}", data)
     fields = {f.name: f for f in _dc.fields(cls) if f.init}
-    hints = _t.get_type_hints(cls)
+    hints = _hints(cls)
     valid_keys = ", ".join(list(fields) + [k for k in ignore if k not in fields])
     for k in data:
         if k not in fields and k not in ignore:
@@ -328,7 +335,7 @@ def check_fields(obj: Any, section: str) -> None:
     """Check every field of the dataclass instance ``obj`` against its annotation and metadata, as
     :func:`from_section` does for a file (for dataclasses built in code; call it in ``__post_init__``)."""
     where = section if section.startswith("[") else f"[{section}]"
-    hints = _t.get_type_hints(type(obj))
+    hints = _hints(type(obj))
     for f in _dc.fields(obj):
         v = getattr(obj, f.name)
         if _dc.is_dataclass(v):

@@ -6,9 +6,9 @@ known sequences are drawn from ``seed``, the layout follows from the lengths bel
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
-from hil._io import from_section
+from hil._io import check_fields, from_section
 
 MODES = ("single", "flat", "ofdm")
 POWER_NORMS = ("average", "peak", "fixed")
@@ -53,96 +53,62 @@ class PhyConfig:
         seed: seed of the known sequences (preamble, pilots, scrambler).
     """
 
-    n_tx: int = 1
-    n_rx: int = 1
-    mode: str = "flat"
-    sample_rate_hz: float = 1e6
-    sps: int = 2
-    rrc_rolloff: float = 0.25
-    rrc_span: int = 16
-    preamble_len: int = 128
-    pilot_len: int = 8
-    header_spread: int = 8
-    quiet_len: int = 64
-    track_interval: int = 32
-    track_smooth: int = 5
-    backoff_db: float = 12.0
-    power_norm: str = "average"
-    peak_backoff_db: float = 1.0
-    max_cfo_hz: float = 120e3
-    p_fa: float = 1e-5
-    estimator: str = "lmmse"
-    link_id: int = 0
-    ofdm_fft: int = 64
-    ofdm_cp: int = 16
-    ofdm_used: int = 40
-    ofdm_cpe_pilots: int = 4
-    ofdm_pilot_spacing: int = 1
-    ofdm_pilot_reps: int = 1
-    ofdm_delay_spread_samples: float = 2.0
-    seed: int = 0x5EED
+    n_tx: int = field(default=1, metadata={"ge": 1, "le": 4})
+    n_rx: int = field(default=1, metadata={"ge": 1})
+    mode: str = field(default="flat", metadata={"choices": MODES})
+    sample_rate_hz: float = field(default=1e6, metadata={"gt": 0})
+    sps: int = field(default=2, metadata={"ge": 1})
+    rrc_rolloff: float = field(default=0.25, metadata={"gt": 0, "le": 1})
+    rrc_span: int = field(default=16, metadata={"ge": 2})
+    preamble_len: int = field(default=128, metadata={"ge": 16})
+    pilot_len: int = field(default=8, metadata={"ge": 1})
+    header_spread: int = field(default=8, metadata={"ge": 1})
+    quiet_len: int = field(default=64, metadata={"ge": 1})
+    track_interval: int = field(default=32, metadata={"ge": 0})
+    track_smooth: int = field(default=5, metadata={"ge": 1})
+    backoff_db: float = field(default=12.0, metadata={"ge": 0})
+    power_norm: str = field(default="average", metadata={"choices": POWER_NORMS})
+    peak_backoff_db: float = field(default=1.0, metadata={"ge": 0})
+    max_cfo_hz: float = field(default=120e3, metadata={"ge": 0})
+    p_fa: float = field(default=1e-5, metadata={"gt": 0, "lt": 1})
+    estimator: str = field(default="lmmse", metadata={"choices": ESTIMATORS})
+    link_id: int = field(default=0, metadata={"ge": 0, "le": 255})
+    ofdm_fft: int = field(default=64, metadata={"ge": 8})
+    ofdm_cp: int = field(default=16, metadata={"ge": 0})
+    ofdm_used: int = field(default=40, metadata={"ge": 2})
+    ofdm_cpe_pilots: int = field(default=4, metadata={"ge": 0})
+    ofdm_pilot_spacing: int = field(default=1, metadata={"ge": 1})
+    ofdm_pilot_reps: int = field(default=1, metadata={"ge": 1})
+    ofdm_delay_spread_samples: float = field(default=2.0, metadata={"gt": 0})
+    seed: int = field(default=0x5EED, metadata={"ge": 0})
 
     def __post_init__(self) -> None:
+        check_fields(self, "phy")  # types and the one-field ranges in the metadata above
+
         def bad(name: str, why: str) -> None:
             raise ValueError(f"PhyConfig.{name}={getattr(self, name)!r}: {why}")
 
-        if not 1 <= self.n_tx <= 4:
-            bad("n_tx", "must be 1..4 (2 header bits)")
-        if self.n_rx < 1:
-            bad("n_rx", "must be >= 1")
-        if self.mode not in MODES:
-            bad("mode", f"must be one of {MODES}")
         if self.mode == "single" and self.n_tx != 1:
             bad("n_tx", "mode='single' sends one stream from one antenna: use n_tx=1, or mode='flat' for MIMO")
-        if self.power_norm not in POWER_NORMS:
-            bad("power_norm", f"must be one of {POWER_NORMS}")
-        if self.estimator not in ESTIMATORS:
-            bad("estimator", f"must be one of {ESTIMATORS}")
-        if self.sample_rate_hz <= 0:
-            bad("sample_rate_hz", "must be > 0")
-        if self.sps < 1:
-            bad("sps", "must be >= 1")
-        if not 0.0 < self.rrc_rolloff <= 1.0:
-            bad("rrc_rolloff", "must be in (0, 1]")
-        if self.rrc_span < 2 or self.rrc_span % 2:
+        if self.rrc_span % 2:
             bad("rrc_span", "must be an even number >= 2")
-        if self.preamble_len < 16:
-            bad("preamble_len", "must be >= 16 symbols")
-        if self.pilot_len < 1:
-            bad("pilot_len", "must be >= 1")
         hs = self.header_spread
         if hs < self.n_tx or hs & (hs - 1):
             bad("header_spread", f"must be a power of two >= n_tx={self.n_tx}")
         if self.quiet_len < self.rrc_span + 8:
             bad("quiet_len", f"must be >= rrc_span + 8 = {self.rrc_span + 8} symbols")
-        if self.track_interval < 0:
-            bad("track_interval", "must be >= 0 (0 disables phase tracking)")
-        if self.track_smooth < 1 or self.track_smooth % 2 == 0:
+        if self.track_smooth % 2 == 0:
             bad("track_smooth", "must be an odd number >= 1")
-        if self.backoff_db < 0:
-            bad("backoff_db", "must be >= 0 dB below full scale")
-        if self.peak_backoff_db < 0:
-            bad("peak_backoff_db", "must be >= 0 dB below full scale")
-        if not 0 <= self.max_cfo_hz / self.sample_rate_hz <= 0.15:
+        if self.max_cfo_hz / self.sample_rate_hz > 0.15:
             bad("max_cfo_hz", "must be within 0..0.15 * sample_rate_hz")
-        if not 0.0 < self.p_fa < 1.0:
-            bad("p_fa", "must be in (0, 1)")
-        if not 0 <= self.link_id <= 255:
-            bad("link_id", "must be 0..255 (8 header bits)")
-        if self.ofdm_fft < 8 or self.ofdm_fft & (self.ofdm_fft - 1):
+        if self.ofdm_fft & (self.ofdm_fft - 1):
             bad("ofdm_fft", "must be a power of two >= 8")
-        if not 0 <= self.ofdm_cp < self.ofdm_fft:
+        if self.ofdm_cp >= self.ofdm_fft:
             bad("ofdm_cp", "must be in [0, ofdm_fft)")
-        if self.ofdm_used % 2 or not 2 <= self.ofdm_used <= self.ofdm_fft - 2:
+        if self.ofdm_used % 2 or self.ofdm_used > self.ofdm_fft - 2:
             bad("ofdm_used", "must be even and in [2, ofdm_fft - 2]")
-        if not 0 <= self.ofdm_cpe_pilots < self.ofdm_used:
+        if self.ofdm_cpe_pilots >= self.ofdm_used:
             bad("ofdm_cpe_pilots", "must be in [0, ofdm_used)")
-        if self.ofdm_pilot_spacing < 1:
-            bad("ofdm_pilot_spacing", "must be >= 1")
-        if self.ofdm_pilot_reps < 1:
-            bad("ofdm_pilot_reps", "must be >= 1")
-        if self.ofdm_delay_spread_samples <= 0:
-            bad("ofdm_delay_spread_samples", "must be > 0")
 
     @property
     def avg_power(self) -> float:
