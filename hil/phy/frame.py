@@ -20,6 +20,7 @@ Per transmit antenna, in symbols of ``sps`` samples (RRC shaped) then, in OFDM m
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -30,6 +31,12 @@ from hil.phy.config import PhyConfig
 from hil.phy.waveform import HEADER_BITS, FrameType, Header, Pulse, Sequences, scale_code_for
 
 log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=32)
+def _pulse(cfg: PhyConfig) -> Pulse:
+    """The :class:`Pulse` of a config, built once (its polyphase table costs more than a frame's layout)."""
+    return Pulse(cfg)
 
 
 class OfdmGrid:
@@ -157,7 +164,7 @@ class FrameLayout:
 
     @property
     def sc_samples(self) -> int:
-        return Pulse(self.cfg).n_samples(self.n_sc_symbols)
+        return _pulse(self.cfg).n_samples(self.n_sc_symbols)
 
     @property
     def n_ofdm_data_symbols(self) -> int:

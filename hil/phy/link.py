@@ -9,6 +9,7 @@ import numpy as np
 
 from hil.errors import SyncError
 from hil.phy.config import PhyConfig
+from hil.phy.fast import FastReceiver
 from hil.phy.frame import FrameLayout, FrameTransmitter, TxInfo
 from hil.phy.receiver import FrameReceiver, RxResult
 from hil.phy.waveform import FrameType
@@ -23,6 +24,9 @@ class PhyLink:
     Args:
         radio: any :class:`hil.radio.base.Radio` whose ``caps`` match ``cfg.n_tx`` / ``cfg.n_rx``.
         cfg: the :class:`PhyConfig` of both ends.
+        fast: decode with :class:`hil.phy.fast.FastReceiver` (the default; same results as the
+            reference :class:`FrameReceiver` within float rounding, see [Note: fast receiver]);
+            False uses the reference.
 
     ``transceive(symbols)`` builds one burst (header sequence number ``self.seq``), calls
     ``radio.transceive`` once, decodes the capture and checks that the frame carries this
@@ -30,7 +34,7 @@ class PhyLink:
     advances after every call, also a failed one.
     """
 
-    def __init__(self, radio: Radio, cfg: PhyConfig):
+    def __init__(self, radio: Radio, cfg: PhyConfig, fast: bool = True):
         caps = radio.caps
         if caps.n_tx != cfg.n_tx or caps.n_rx != cfg.n_rx:
             raise ValueError(
@@ -40,7 +44,7 @@ class PhyLink:
         self.radio = radio
         self.cfg = cfg
         self.transmitter = FrameTransmitter(cfg)
-        self.receiver = FrameReceiver(cfg)
+        self.receiver = FastReceiver(cfg) if fast else FrameReceiver(cfg)
         self.seq = 0
         self.last_tx: TxInfo | None = None
 
