@@ -32,6 +32,9 @@ from hil.errors import SyncError
 from hil.phy.receiver import FrameReceiver, RxResult
 from hil.phy.waveform import _POLY_PHASES, rrc
 
+#: captures per batched candidate search: larger stacks leave the cache and run slower per capture
+_BATCH_CHUNK = 4
+
 
 class FastReceiver(FrameReceiver):
     """:class:`FrameReceiver` with vectorised hot paths (see [Note: fast receiver]); same results."""
@@ -137,14 +140,19 @@ class FastReceiver(FrameReceiver):
         stop = first + (n - 1) * sps + w
         if first < 0 or stop > x.shape[1]:
             raise IndexError(f"matched filter window [{first}, {stop}) outside capture of {x.shape[1]}")
-        out = np.zeros((x.shape[0], n, 2))  # real and imaginary parts: real correlations are faster
+        n_rx = x.shape[0]
+        out = np.zeros((n_rx, 2, n))
         for p in range(min(sps, w)):
             tp = taps[p::sps]
-            seg = x[:, first + p : first + p + (n + len(tp) - 1) * sps : sps]
-            for r in range(x.shape[0]):
-                out[r, :, 0] += np.correlate(seg[r].real, tp, mode="valid")
-                out[r, :, 1] += np.correlate(seg[r].imag, tp, mode="valid")
-        return out.view(np.complex128)[..., 0]
+            row = n + len(tp) - 1
+            seg = x[:, first + p : first + p + row * sps : sps]
+            # real and imaginary parts of every antenna as the rows of one long real signal, one
+            # correlation for all of them; the outputs whose window crosses a row end are dropped
+            buf = np.empty((n_rx, 2, row))
+            buf[:, 0], buf[:, 1] = seg.real, seg.imag
+            c = np.correlate(buf.ravel(), tp, mode="valid")
+            out += np.concatenate([c, np.zeros(len(tp) - 1)]).reshape(n_rx, 2, row)[..., :n]
+        return out[:, 0] + 1j * out[:, 1]
 
     def _mf(self, x: np.ndarray, t0: float, first_symbol: int, n: int, what: str) -> np.ndarray:
         pulse, sps = self.pulse, self.cfg.sps
@@ -209,9 +217,10 @@ class FastReceiver(FrameReceiver):
             if x.shape[1] >= self.nw + 1:
                 by_len.setdefault(x.shape[1], []).append(i)
         for idx in by_len.values():
-            ms = self._diff_metric_batch(np.stack([xs[i] for i in idx]))
-            for i, m in zip(idx, ms):
-                metrics[i] = m
+            for j in range(0, len(idx), _BATCH_CHUNK):
+                part = idx[j : j + _BATCH_CHUNK]
+                for i, m in zip(part, self._diff_metric_batch(np.stack([xs[i] for i in part]))):
+                    metrics[i] = m
         out: list[RxResult | SyncError] = []
         for i, x in enumerate(xs):
             try:
