@@ -438,6 +438,12 @@ class PhyTransport(Transport):
                 raise
         self.retries = int(retries)
 
+    @property
+    def links(self) -> tuple:
+        """The :class:`hil.phy.PhyLink` of the forward link and of the reverse one (None without a
+        reverse radio): their ``receiver`` and per-phase ``seconds``."""
+        return self._fwd, self._rev
+
     def _derotate(self, key: str, payload: np.ndarray, est: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         if not self.track_phase or est is None:
             return payload, est
