@@ -350,6 +350,11 @@ class FrameReceiver:
             raise ValueError(f"capture: expected shape (n_rx={self.cfg.n_rx}, samples), got {x.shape}")
         return x.astype(np.complex64, copy=False)
 
+    @staticmethod
+    def _phasor(f: float, n_ref: float, n: int) -> np.ndarray:
+        """complex64 ``exp(-2j pi f (k - n_ref))`` for ``k < n``: the CFO de-rotation of a capture."""
+        return np.exp(-2j * np.pi * f * (np.arange(n) - n_ref)).astype(np.complex64)
+
     def _mf(self, x: np.ndarray, t0: float, first_symbol: int, n: int, what: str) -> np.ndarray:
         try:
             return self.pulse.matched(x, t0 + self.pulse.half + first_symbol * self.cfg.sps, n)
@@ -383,8 +388,7 @@ class FrameReceiver:
         sps, a = cfg.sps, cfg.amplitude
         n_pil = head.n_pilots
         n_ref = self.reference_sample(t0)
-        nidx = np.arange(x.shape[1])
-        xc = x * np.exp(-2j * np.pi * det.cfo * (nidx - n_ref)).astype(np.complex64)
+        xc = x * self._phasor(det.cfo, n_ref, x.shape[1])
 
         # noise power in the quiet interval
         q0 = int(np.ceil(t0 + head.quiet_start * sps + 2 * self.pulse.half + 4))
@@ -414,7 +418,7 @@ class FrameReceiver:
         self._check_header(header, expect_seq, expect_shape)
         # refine the CFO with the header's span and redo the pilot estimate
         cfo = det.cfo + dcfo
-        xc = xc * np.exp(-2j * np.pi * dcfo * (nidx - n_ref)).astype(np.complex64)
+        xc = xc * self._phasor(dcfo, n_ref, x.shape[1])
         yp = self._mf(xc, t0, head.pilot_start, n_pil, "pilot block")
         h_ls = yp @ np.conj(pil).T / (n_pil * a * a)
         h_lmmse = self._shrink(h_ls, err_rx, rho_rx)

@@ -1,10 +1,12 @@
 """The fast receiver decodes what the reference receiver decodes: same frames, same numbers.
 
-Tolerance (float rounding only: sums in another order, FFTs of another length): payload, channel
-estimates and phase track within 1e-5 of their RMS; noise, SNR, CFO and timing within 1e-6
-relative; the detection statistic within 1e-5 relative; header, clipping counts and sub-carrier
-maps equal. Captures are drawn from fixed seeds through the simulated channel (Rayleigh, AWGN,
-CFO, fractional delay, sampling-clock offset), so the test is deterministic.
+Tolerance (float rounding only: sums in another order, FFTs of another length, the CFO de-rotation
+in float32): payload and channel estimates within 1e-5 of their RMS; the tracked phase within
+1e-5 rad (the same bound: a phase error of e rad moves the payload by e of its RMS); noise and CFO
+within 1e-6 relative; timing within 1e-6 samples; the SNR within 1e-5 dB; the detection statistic
+within 1e-5 relative; header, clipping counts and sub-carrier maps equal. Captures are drawn from
+fixed seeds through the simulated channel (Rayleigh, AWGN, CFO, fractional delay, sampling-clock
+offset), so the test is deterministic.
 """
 
 import dataclasses
@@ -29,10 +31,14 @@ def _same(a, b) -> None:
         x, y = getattr(a, f.name), getattr(b, f.name)
         if f.name in ("header", "tx_clipped", "rx_clipped", "subcarrier"):
             assert np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y, f.name
+        elif f.name == "phase_track":  # radians: an absolute tolerance
+            assert x.shape == y.shape and np.max(np.abs(x - y), initial=0.0) <= _REL, (f.name, np.max(np.abs(x - y)))
         elif isinstance(x, np.ndarray):
             assert x.shape == y.shape, f.name
             scale = max(float(np.sqrt(np.mean(np.abs(x) ** 2))), 1e-30) if x.size else 1.0
             assert np.max(np.abs(x - y), initial=0.0) <= _REL * scale, (f.name, np.max(np.abs(x - y)), scale)
+        elif f.name == "snr_db":
+            assert abs(x - y) <= 1e-5, (f.name, x, y)
         elif f.name in ("timing", "fft_backoff"):
             assert abs(x - y) <= 1e-6, (f.name, x, y)
         else:
