@@ -26,6 +26,8 @@ search (the FFT-heavy part) runs on the stacked captures in one transform.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.fft as sfft
 from numpy.lib.stride_tricks import sliding_window_view
@@ -172,11 +174,13 @@ class FastReceiver(FrameReceiver):
         base = int(np.floor(c0))
         mu = c0 - base
         # every call of one frame has the same fractional part, up to the rounding of t0 + integer
-        if not abs(self._mf_taps[0] - mu) < 1e-9:
+        taps = self._mf_taps  # one read: receive_batch's threads may replace it meanwhile
+        if not abs(taps[0] - mu) < 1e-9:
             k = np.arange(-pulse.half, pulse.half + 2)
-            self._mf_taps = (mu, rrc((k - mu) / sps, pulse.beta) * pulse.scale / sps)  # Pulse.matched's taps
+            taps = (mu, rrc((k - mu) / sps, pulse.beta) * pulse.scale / sps)  # Pulse.matched's taps
+            self._mf_taps = taps
         try:
-            return self._poly_mf(x, base - pulse.half, n, self._mf_taps[1])
+            return self._poly_mf(x, base - pulse.half, n, taps[1])
         except IndexError as e:
             raise SyncError(f"burst truncated: the {what} runs outside the capture ({e})") from e
 
@@ -205,13 +209,16 @@ class FastReceiver(FrameReceiver):
         captures,
         expect_seqs=None,
         expect_shapes=None,
+        workers: int = 1,
     ) -> list[RxResult | SyncError]:
-        """Decode many captures; the candidate search runs on all captures of one length at once.
+        """Decode many captures; the candidate search runs on captures of one length together.
 
         Args:
             captures: sequence of complex ``[n_rx, N_i]`` captures (any lengths).
             expect_seqs: per capture, the sequence number its frame must carry (or None).
             expect_shapes: per capture, the ``(B, K)`` its frame must carry (or None).
+            workers: threads that decode captures in parallel (numpy and scipy.fft release the GIL
+                in their array work); 1 decodes in this thread. The results do not depend on it.
 
         Returns:
             one entry per capture: its :class:`RxResult`, or the :class:`SyncError` that says why it
@@ -223,23 +230,38 @@ class FastReceiver(FrameReceiver):
         shapes = list(expect_shapes) if expect_shapes is not None else [None] * nb
         if len(seqs) != nb or len(shapes) != nb:
             raise ValueError(f"receive_batch: {nb} captures but {len(seqs)} expect_seqs, {len(shapes)} expect_shapes")
-        metrics: dict[int, np.ndarray] = {}
+        if workers < 1:
+            raise ValueError(f"receive_batch: workers must be >= 1, got {workers}")
+        # groups of up to _BATCH_CHUNK captures of one length share one candidate-search transform
+        groups: list[list[int]] = []
         by_len: dict[int, list[int]] = {}
         for i, x in enumerate(xs):
             if x.shape[1] >= self.nw + 1:
                 by_len.setdefault(x.shape[1], []).append(i)
+            else:
+                groups.append([i])
         for idx in by_len.values():
-            for j in range(0, len(idx), _BATCH_CHUNK):
-                part = idx[j : j + _BATCH_CHUNK]
-                for i, m in zip(part, self._diff_metric_batch(np.stack([xs[i] for i in part]))):
-                    metrics[i] = m
-        out: list[RxResult | SyncError] = []
-        for i, x in enumerate(xs):
-            try:
-                if i not in metrics:
-                    self.detect(x)  # raises the reference's "burst truncated" error
-                det = self._detect_at(x, self._pick_candidates(metrics[i], 4, 6))
-                out.append(self._decode(x, det, seqs[i], shapes[i]))
-            except SyncError as e:
-                out.append(e)
+            groups += [idx[j : j + _BATCH_CHUNK] for j in range(0, len(idx), _BATCH_CHUNK)]
+        out: list[RxResult | SyncError | None] = [None] * nb
+
+        def run(group: list[int]) -> None:
+            if xs[group[0]].shape[1] < self.nw + 1:
+                metrics = [None]
+            else:
+                metrics = list(self._diff_metric_batch(np.stack([xs[i] for i in group])))
+            for i, m in zip(group, metrics):
+                try:
+                    if m is None:
+                        self.detect(xs[i])  # raises the reference's "burst truncated" error
+                    det = self._detect_at(xs[i], self._pick_candidates(m, 4, 6))
+                    out[i] = self._decode(xs[i], det, seqs[i], shapes[i])
+                except SyncError as e:
+                    out[i] = e
+
+        if workers == 1:
+            for g in groups:
+                run(g)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(run, groups))
         return out

@@ -82,7 +82,8 @@ def test_fast_equals_reference(mode, n, shape, snr, cfo, delay, sco):
                     fast.receive(cap, expect_seq=seed)
                 continue
             _same(a, fast.receive(cap, expect_seq=seed))
-        for a, b in zip(fast.receive_batch(caps, [seed] * 2), [fast.receive(c, expect_seq=seed) for c in caps]):
+        one_by_one = [fast.receive(c, expect_seq=seed) for c in caps]
+        for a, b in zip(fast.receive_batch(caps, [seed] * 2, workers=1 + seed % 2), one_by_one):
             assert type(a) is type(b)
             if isinstance(a, SyncError):
                 assert str(a) == str(b)
@@ -111,8 +112,11 @@ def test_fast_errors_match_reference():
             assert msgs[0] == msgs[1], (c.shape, kw, msgs)
     out = fast.receive_batch(captures, expect_seqs=[7] * len(captures))
     assert [type(o).__name__ for o in out] == ["SyncError"] * 4 + ["RxResult"]
+    assert [type(o).__name__ for o in fast.receive_batch(captures, workers=2)] == ["SyncError"] * 4 + ["RxResult"]
     with pytest.raises(ValueError, match="expect_seqs"):
         fast.receive_batch(captures, expect_seqs=[7])
+    with pytest.raises(ValueError, match="workers"):
+        fast.receive_batch(captures, workers=0)
 
 
 def test_phylink_uses_the_fast_receiver():
@@ -152,3 +156,17 @@ def test_pipelined_stream_equals_sequential():
     with pytest.raises(ValueError, match="NaN"):
         pipe_link.transceive_many([batches[0], np.full((1, 2, 4), np.nan, np.complex64)])
     assert pipe_link.seq == 2  # nothing was sent
+
+
+def test_threaded_batch_equals_one_by_one():
+    """receive_batch with 2 threads (two groups of 4 captures decoded concurrently) == receive in turn."""
+    cfg = PhyConfig(n_tx=2, n_rx=2, mode="flat")
+    fast = FastReceiver(cfg)
+    rng = np.random.default_rng(9)
+    radio = LoopbackRadio(build_channel({"n_tx": 2, "n_rx": 2, "fading": "rayleigh", "snr_db": 12.0,
+                                         "cfo_hz": 4e4, "delay_samples": 0.8}, rng))
+    tx = FrameTransmitter(cfg)
+    caps = [radio.transceive(tx.build(gauss_symbols(rng, 4, 2, 32), seq=i)[0]) for i in range(8)]
+    batch = fast.receive_batch(caps, expect_seqs=range(8), workers=2)
+    for i, (a, c) in enumerate(zip(batch, caps)):
+        _same(fast.receive(c, expect_seq=i), a)
