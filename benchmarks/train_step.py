@@ -8,7 +8,8 @@ update. The PHY rows run twice in the same process, with the reference receiver
 default), and split the step into phases, averaged per step: ``build`` (transmitter), ``server``
 (the radio: loopback channel in process, or the ZMQ round trip through the channel server),
 ``receive`` (the PHY receiver) and ``autograd`` (the rest: model forward/backward, Adam, the OTA
-layer's own work). Prints a markdown table and writes JSON with the machine, date and load.
+layer's own work), plus the median CPU time of this process per step (the channel server's CPU
+is not in it). Prints a markdown table and writes JSON with the machine, date and load.
 """
 
 from __future__ import annotations
@@ -58,16 +59,17 @@ def _phase_seconds(links) -> dict:
 
 
 def time_steps(model, data, steps: int, batch: int, links=(), warmup: int = 3) -> tuple[float, dict]:
-    """Median step time and the mean per-step phases (seconds) over ``steps`` steps after ``warmup``."""
+    """Median step time and the mean per-step phases (seconds) over ``steps`` steps after ``warmup``,
+    with ``"cpu"``: the median CPU time of this process per step."""
     opt = torch.optim.Adam(model.parameters(), 1e-2)
     g = torch.Generator().manual_seed(0)
     model.train()
-    times = []
+    times, cpu = [], []
     phases = dict.fromkeys((*PHASES, "autograd"), 0.0)
     for i in range(steps + warmup):
         idx = torch.randint(0, len(data.x_train), (batch,), generator=g)
         p0 = _phase_seconds(links)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss = nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
         opt.zero_grad()
         loss.backward()
@@ -75,12 +77,14 @@ def time_steps(model, data, steps: int, batch: int, links=(), warmup: int = 3) -
         dt = time.perf_counter() - t0
         if i >= warmup:
             times.append(dt)
+            cpu.append(time.process_time() - c0)
             p1 = _phase_seconds(links)
             link_time = 0.0
             for k in PHASES:
                 phases[k] += (p1[k] - p0[k]) / steps
                 link_time += p1[k] - p0[k]
             phases["autograd"] += (dt - link_time) / steps
+    phases["cpu"] = float(np.median(cpu))  # this process only (not the channel server's)
     return float(np.median(times)), phases
 
 
@@ -118,12 +122,12 @@ def main() -> None:
                 finally:
                     closer.close()
     load = os.getloadavg()
-    print(f"| cut | gradient mode | receiver | ms per step (median of {a.steps}) | frames per step | "
-          "build | server | receive | autograd (ms per step, mean) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| cut | gradient mode | receiver | ms per step (median of {a.steps}) | CPU ms per step (this process) | "
+          "frames per step | build | server | receive | autograd (ms per step, mean) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for tr, mode, rcv, s, f, ph in rows:
         phs = " | ".join(f"{ph[k] * 1e3:.2f}" for k in (*PHASES, "autograd"))
-        print(f"| {tr} | {mode} | {rcv} | {s * 1e3:.2f} | {f:.0f} | {phs} |")
+        print(f"| {tr} | {mode} | {rcv} | {s * 1e3:.2f} | {ph['cpu'] * 1e3:.2f} | {f:.0f} | {phs} |")
     out = {"machine": {**machine(), "loadavg_start": list(load0), "loadavg_end": list(load)}, "batch": a.batch, "channel_uses": a.channel_uses,
            "steps": a.steps,
            "rows": [{"transport": tr, "gradient_mode": m, "receiver": r, "seconds_per_step": s, "frames_per_step": f,
