@@ -254,6 +254,7 @@ class FrameTransmitter:
         # streams [n_tx, U]: channel use i = b*K + k
         streams = s.transpose(1, 0, 2).reshape(cfg.n_tx, -1).astype(np.complex128)
 
+        peak_norm = cfg.power_norm == "peak"
         sc = np.zeros((cfg.n_tx, lay.n_sc_symbols), np.complex128)
         sc[:, : cfg.preamble_len] = a * seqs.preamble
         sc[:, lay.pilot_start : lay.header_start] = a * seqs.pilots
@@ -272,7 +273,8 @@ class FrameTransmitter:
 
             cpe_grid = np.zeros((n_sym, cfg.n_tx, cfg.ofdm_used), np.complex128)
             cpe_grid[:, :, grid.cpe_pos] = cpe[None]
-            known_peak = float(np.max(np.abs(grid.modulate(cpe_grid)))) if n_sym else 0.0
+            # the known waveform's peak matters only to power_norm "peak" (see _scale)
+            known_peak = float(np.max(np.abs(grid.modulate(cpe_grid)))) if n_sym and peak_norm else 0.0
             scale = self._scale(s, grid.pilot_amp, lambda: grid.modulate(data_grid(1.0)), known_peak)
         else:
             data_pos, blocks = lay.payload_positions()
@@ -286,7 +288,7 @@ class FrameTransmitter:
                 d[:, data_pos] = streams
                 return pulse.shape(d)
 
-            known_peak = float(np.max(np.abs(pulse.shape(trk)))) if len(blocks) else 0.0
+            known_peak = float(np.max(np.abs(pulse.shape(trk)))) if len(blocks) and peak_norm else 0.0
             scale = self._scale(s, a, data_wave, known_peak)
 
         code = scale_code_for(scale)
