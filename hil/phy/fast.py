@@ -4,10 +4,11 @@
 :class:`FastReceiver` decodes exactly what :class:`FrameReceiver` (the reference) decodes, with the
 same estimators and decisions; only the arithmetic is arranged differently:
 
-- the matched filter is evaluated only at the symbol instants it is needed at, as one matrix
-  product over a strided (copy-free) window view of the capture: ``[n_rx, M, 2L+2] @ taps``;
-  the early/late pair of the timing-drift detector shares that view (one product, two tap columns),
-  since every payload instant has the same fractional part;
+- the matched filter is evaluated only at the symbol instants it is needed at, by polyphase: for
+  each of the ``sps`` phases one real 'valid' correlation of the decimated stream (real and
+  imaginary parts of all antennas in one call) with that phase's taps; the early/late pair of the
+  timing-drift detector uses one row of the polyphase table per side, since every payload instant
+  has the same fractional part;
 - the differential correlator of the candidate search runs all lags and antennas in one forward
   and one inverse FFT of a size chosen by ``scipy.fft.next_fast_len`` once per capture length
   (cached), and the strongest peaks are found with a partial sort;
@@ -17,11 +18,15 @@ same estimators and decisions; only the arithmetic is arranged differently:
   float32 (phase error < 2e-7 rad) instead of a complex128 exponential.
 
 The outputs differ from the reference only by float rounding (sums taken in another order, FFTs
-of another length): tests/unit/phy/test_phy_fast.py checks payload, estimates, noise, CFO and timing
-against the reference over seeds, SNRs, CFOs, antenna counts and frame modes.
+of another length, the float32 de-rotation): tests/unit/phy/test_phy_fast.py checks every field of
+the result against the reference over seeds, SNRs, CFOs, delays, clock offsets, antenna counts and
+frame modes, with the tolerances it states.
 
-:meth:`FastReceiver.receive_batch` decodes many captures of one length together: the candidate
-search (the FFT-heavy part) runs on the stacked captures in one transform.
+:meth:`FastReceiver.receive_batch` decodes many captures: the candidate search of up to 4 captures
+of one length runs as one stacked transform, and ``workers`` threads may decode captures in
+parallel. Stacking saves Python overhead, not arithmetic (docs/performance.md measured no gain on
+one core); the threads can only help when a second core is free (not measured: on the shared
+benchmark machine none was).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from hil.errors import SyncError
 from hil.phy.receiver import FrameReceiver, RxResult
 from hil.phy.waveform import _POLY_PHASES, rrc
 
-#: captures per batched candidate search: larger stacks leave the cache and run slower per capture
+#: captures per stacked candidate search (a stack of 16 measured slower per capture than stacks of 4)
 _BATCH_CHUNK = 4
 
 
