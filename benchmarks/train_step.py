@@ -9,7 +9,9 @@ default), and split the step into phases, averaged per step: ``build`` (transmit
 (the radio: loopback channel in process, or the ZMQ round trip through the channel server),
 ``receive`` (the PHY receiver) and ``autograd`` (the rest: model forward/backward, Adam, the OTA
 layer's own work), plus the median CPU time of this process per step (the channel server's CPU
-is not in it). Prints a markdown table and writes JSON with the machine, date and load.
+is not in it). Then one test-set evaluation over ZMQ + PHY, one forward pass per batch vs the
+double-buffered stream (``CutModel.forward_many``). Prints a markdown table and writes JSON with the
+machine, date and load.
 """
 
 from __future__ import annotations
@@ -88,6 +90,29 @@ def time_steps(model, data, steps: int, batch: int, links=(), warmup: int = 3) -
     return float(np.median(times)), phases
 
 
+def time_evaluation(data, channel_uses: int, batch: int, reps: int = 7) -> dict:
+    """Wall time of one test-set evaluation over ZMQ + PHY (fast receiver, estimated mode): one forward
+    pass per batch vs the double-buffered stream of ``CutModel.forward_many``, alternating, median."""
+    cfg = OTAConfig(transport="zmq", gradient_mode="estimated", channel_uses=channel_uses, snr_db=20.0)
+    t, closer = open_transport(cfg)
+    try:
+        torch.manual_seed(0)
+        m = build_model("mlp", data.image_shape, 10, ota=True, link=OTALink(t, "estimated"),
+                        channel_uses=channel_uses).eval()
+        xs = [data.x_test[i : i + batch] for i in range(0, len(data.x_test), batch)]
+        times: dict[str, list[float]] = {"sequential": [], "pipelined": []}
+        with torch.no_grad():
+            for _ in range(reps + 1):  # the first round warms up
+                for mode in times:
+                    t0 = time.perf_counter()
+                    _ = [m(x) for x in xs] if mode == "sequential" else m.forward_many(xs)
+                    times[mode].append(time.perf_counter() - t0)
+    finally:
+        closer.close()
+    return {"frames": len(xs), "reps": reps, "sequential_s": float(np.median(times["sequential"][1:])),
+            "pipelined_s": float(np.median(times["pipelined"][1:]))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=40)
@@ -121,6 +146,7 @@ def main() -> None:
                     rows.append((transport, mode, receiver, s, (t.frames - f0) / (a.steps + 3), ph))
                 finally:
                     closer.close()
+    ev = time_evaluation(data, a.channel_uses, a.batch)
     load = os.getloadavg()
     print(f"| cut | gradient mode | receiver | ms per step (median of {a.steps}) | CPU ms per step (this process) | "
           "frames per step | build | server | receive | autograd (ms per step, mean) |")
@@ -128,8 +154,12 @@ def main() -> None:
     for tr, mode, rcv, s, f, ph in rows:
         phs = " | ".join(f"{ph[k] * 1e3:.2f}" for k in (*PHASES, "autograd"))
         print(f"| {tr} | {mode} | {rcv} | {s * 1e3:.2f} | {ph['cpu'] * 1e3:.2f} | {f:.0f} | {phs} |")
+    print()
+    print(f"Test-set evaluation over ZMQ + PHY ({ev['frames']} frames of batch {a.batch}), median of {ev['reps']}: "
+          f"one pass per batch {ev['sequential_s'] * 1e3:.1f} ms, double-buffered stream (CutModel.forward_many) "
+          f"{ev['pipelined_s'] * 1e3:.1f} ms")
     out = {"machine": {**machine(), "loadavg_start": list(load0), "loadavg_end": list(load)}, "batch": a.batch, "channel_uses": a.channel_uses,
-           "steps": a.steps,
+           "steps": a.steps, "evaluation": ev,
            "rows": [{"transport": tr, "gradient_mode": m, "receiver": r, "seconds_per_step": s, "frames_per_step": f,
                      "phase_seconds_per_step": ph} for tr, m, r, s, f, ph in rows]}
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
