@@ -194,10 +194,25 @@ class OTALink:
     # -- forward -------------------------------------------------------------------------------
     def transmit(self, s: np.ndarray) -> Reception:
         """Send ``s [B, n_tx, K]`` at unit average power; return the reception rescaled to ``s``'s units."""
+        x, scale = self._unit_power(s)
+        return self._received(self.transport.send(x), scale)
+
+    def transmit_many(self, batches) -> list[Reception]:
+        """:meth:`transmit` of independent batches through ``transport.send_many`` (double-buffered
+        over a PHY, see [Note: double buffering] in hil/phy/link.py); the same receptions, in order."""
+        sent = [self._unit_power(s) for s in batches]
+        recs = self.transport.send_many([x for x, _ in sent])
+        return [self._received(rec, scale) for rec, (_, scale) in zip(recs, sent)]
+
+    @staticmethod
+    def _unit_power(s: np.ndarray) -> tuple[np.ndarray, float]:
         scale = _rms(s)
         if scale == 0.0:
             scale = 1.0
-        rec = self.transport.send((s / scale).astype(np.complex64))
+        return (s / scale).astype(np.complex64), scale
+
+    def _received(self, rec: Reception, scale: float) -> Reception:
+        """The receiver's side of :meth:`transmit`: hold map, units of the sent symbols."""
         self.last = rec
         payload = rec.payload
         self._map = None
@@ -253,9 +268,13 @@ class OTALink:
             r = cal.ca[None, :, None] * r
         return (np.conj(r) * scale).astype(np.complex64)
 
-    def __call__(self, s: torch.Tensor) -> torch.Tensor:
+    def check_symbols(self, s: torch.Tensor) -> None:
+        """ValueError unless ``s`` is complex ``[B, n_tx, K]``."""
         if not torch.is_complex(s) or s.dim() != 3 or s.shape[1] != self.n_tx:
             raise ValueError(f"OTALink: expected complex symbols [B, {self.n_tx}, K], got {tuple(s.shape)} {s.dtype}")
+
+    def __call__(self, s: torch.Tensor) -> torch.Tensor:
+        self.check_symbols(s)
         if self.gradient_mode == "exact":
             return _exact(self, s)
         return _OverTheAir.apply(s, self)

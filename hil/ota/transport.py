@@ -74,6 +74,11 @@ class Transport(abc.ABC):
     def send_back(self, symbols: np.ndarray) -> Reception:
         """Reverse link (transposed channel). ``symbols`` complex64 ``[B, n_rx, K]`` -> ``[B, n_tx, K]``."""
 
+    def send_many(self, batches) -> list[Reception]:
+        """Forward link for independent batches, in order: ``[send(b) for b in batches]``; a transport
+        whose radio can overlap them (:class:`PhyTransport`) pipelines the bursts."""
+        return [self.send(b) for b in batches]
+
     def true_channel(self) -> np.ndarray | None:
         """The true forward channel ``[n_rx, n_tx]`` when simulated in process, else None."""
         return None
@@ -438,6 +443,12 @@ class PhyTransport(Transport):
                 raise
         self.retries = int(retries)
 
+    @property
+    def links(self) -> tuple:
+        """The :class:`hil.phy.PhyLink` of the forward link and of the reverse one (None without a
+        reverse radio): their ``receiver`` and per-phase ``seconds``."""
+        return self._fwd, self._rev
+
     def _derotate(self, key: str, payload: np.ndarray, est: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         if not self.track_phase or est is None:
             return payload, est
@@ -451,11 +462,11 @@ class PhyTransport(Transport):
         self._ref[key] = ((1 - a) * ref + a * est).astype(np.complex64)
         return payload * rot, est
 
-    def _go(self, link, symbols: np.ndarray) -> Reception:
+    def _go(self, link, symbols: np.ndarray, attempts: int | None = None, last: Exception | None = None) -> Reception:
         from hil.errors import SyncError
 
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
+        attempts = self.retries + 1 if attempts is None else attempts
+        for attempt in range(attempts):
             try:
                 res = link.transceive(symbols)
             except SyncError as e:  # a lost frame is re-sent, as a real ARQ would
@@ -464,12 +475,33 @@ class PhyTransport(Transport):
                 log.warning("frame lost (%s), re-sending (attempt %d)", e, attempt + 1)
                 continue
             self.frames += 1
-            est = None if res.channel_estimate is None else np.asarray(res.channel_estimate, np.complex64)
-            payload, est = self._derotate("forward" if link is self._fwd else "reverse",
-                                          np.asarray(res.payload, np.complex64), est)
-            return Reception(payload, est, float(res.noise_var), float(res.snr_db),
-                             float(getattr(res, "cfo_hz", float("nan"))))
+            return self._reception(link, res)
         raise LinkError(f"{self.name}: {self.retries + 1} frames in a row were lost; last error: {last}") from last
+
+    def _reception(self, link, res) -> Reception:
+        est = None if res.channel_estimate is None else np.asarray(res.channel_estimate, np.complex64)
+        payload, est = self._derotate("forward" if link is self._fwd else "reverse",
+                                      np.asarray(res.payload, np.complex64), est)
+        return Reception(payload, est, float(res.noise_var), float(res.snr_db),
+                         float(getattr(res, "cfo_hz", float("nan"))))
+
+    def send_many(self, batches) -> list[Reception]:
+        """Forward link for independent batches, double-buffered (``PhyLink.transceive_many``: burst
+        i + 1 is on its way while burst i decodes). Without a lost frame the receptions equal
+        ``[send(b) for b in batches]``; a lost frame is re-sent after the stream (up to ``retries``
+        more times), so with losses the later bursts see the channel a few bursts earlier."""
+        from hil.errors import SyncError
+
+        xs = [_check_symbols(b, self.n_tx, f"{self.name}.send") for b in batches]
+        out = []
+        for x, res in zip(xs, self._fwd.transceive_many(xs)):
+            self.frames += 1
+            if isinstance(res, SyncError):
+                log.warning("frame lost (%s), re-sending (attempt 1)", res)
+                out.append(self._go(self._fwd, x, attempts=self.retries, last=res))
+            else:
+                out.append(self._reception(self._fwd, res))
+        return out
 
     def send(self, symbols: np.ndarray) -> Reception:
         return self._go(self._fwd, _check_symbols(symbols, self.n_tx, f"{self.name}.send"))

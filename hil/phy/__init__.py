@@ -10,6 +10,7 @@ power, and the payload (single carrier, flat MIMO, or OFDM) with phase tracking.
 """
 
 from hil.phy.config import PhyConfig
+from hil.phy.fast import FastReceiver
 from hil.phy.frame import FrameLayout, FrameTransmitter, OfdmGrid, TxInfo
 from hil.phy.link import PhyLink
 from hil.phy.mapping import channel_uses_for, real_to_symbols, symbols_to_real
@@ -18,6 +19,7 @@ from hil.phy.waveform import FrameType, Header
 
 __all__ = [
     "Detection",
+    "FastReceiver",
     "FrameLayout",
     "FrameReceiver",
     "FrameTransmitter",

@@ -20,6 +20,7 @@ Per transmit antenna, in symbols of ``sps`` samples (RRC shaped) then, in OFDM m
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -30,6 +31,12 @@ from hil.phy.config import PhyConfig
 from hil.phy.waveform import HEADER_BITS, FrameType, Header, Pulse, Sequences, scale_code_for
 
 log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=32)
+def _pulse(cfg: PhyConfig) -> Pulse:
+    """The :class:`Pulse` of a config, built once (its polyphase table costs more than a frame's layout)."""
+    return Pulse(cfg)
 
 
 class OfdmGrid:
@@ -157,7 +164,7 @@ class FrameLayout:
 
     @property
     def sc_samples(self) -> int:
-        return Pulse(self.cfg).n_samples(self.n_sc_symbols)
+        return _pulse(self.cfg).n_samples(self.n_sc_symbols)
 
     @property
     def n_ofdm_data_symbols(self) -> int:
@@ -247,6 +254,7 @@ class FrameTransmitter:
         # streams [n_tx, U]: channel use i = b*K + k
         streams = s.transpose(1, 0, 2).reshape(cfg.n_tx, -1).astype(np.complex128)
 
+        peak_norm = cfg.power_norm == "peak"
         sc = np.zeros((cfg.n_tx, lay.n_sc_symbols), np.complex128)
         sc[:, : cfg.preamble_len] = a * seqs.preamble
         sc[:, lay.pilot_start : lay.header_start] = a * seqs.pilots
@@ -265,7 +273,8 @@ class FrameTransmitter:
 
             cpe_grid = np.zeros((n_sym, cfg.n_tx, cfg.ofdm_used), np.complex128)
             cpe_grid[:, :, grid.cpe_pos] = cpe[None]
-            known_peak = float(np.max(np.abs(grid.modulate(cpe_grid)))) if n_sym else 0.0
+            # the known waveform's peak matters only to power_norm "peak" (see _scale)
+            known_peak = float(np.max(np.abs(grid.modulate(cpe_grid)))) if n_sym and peak_norm else 0.0
             scale = self._scale(s, grid.pilot_amp, lambda: grid.modulate(data_grid(1.0)), known_peak)
         else:
             data_pos, blocks = lay.payload_positions()
@@ -279,7 +288,7 @@ class FrameTransmitter:
                 d[:, data_pos] = streams
                 return pulse.shape(d)
 
-            known_peak = float(np.max(np.abs(pulse.shape(trk)))) if len(blocks) else 0.0
+            known_peak = float(np.max(np.abs(pulse.shape(trk)))) if len(blocks) and peak_norm else 0.0
             scale = self._scale(s, a, data_wave, known_peak)
 
         code = scale_code_for(scale)

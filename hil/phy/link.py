@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 
 import numpy as np
 
 from hil.errors import SyncError
 from hil.phy.config import PhyConfig
+from hil.phy.fast import FastReceiver
 from hil.phy.frame import FrameLayout, FrameTransmitter, TxInfo
 from hil.phy.receiver import FrameReceiver, RxResult
 from hil.phy.waveform import FrameType
@@ -23,14 +25,33 @@ class PhyLink:
     Args:
         radio: any :class:`hil.radio.base.Radio` whose ``caps`` match ``cfg.n_tx`` / ``cfg.n_rx``.
         cfg: the :class:`PhyConfig` of both ends.
+        fast: decode with :class:`hil.phy.fast.FastReceiver` (the default; same results as the
+            reference :class:`FrameReceiver` within float rounding, see [Note: fast receiver]);
+            False uses the reference.
 
     ``transceive(symbols)`` builds one burst (header sequence number ``self.seq``), calls
     ``radio.transceive`` once, decodes the capture and checks that the frame carries this
     sequence number and shape (a stale or foreign frame raises SyncError). The sequence number
-    advances after every call, also a failed one.
+    advances after every call, also a failed one. ``transceive_many`` sends a stream of
+    independent batches double-buffered (see [Note: double buffering]).
+
+    :attr:`seconds` accumulates the wall time of each phase over all calls: ``build`` (the
+    transmitter), ``radio`` (the radio or channel server, until the capture is back) and
+    ``receive`` (the receiver).
+
+    [Note: double buffering]
+    A radio's halves (``arm_receive``, ``transmit``, ``receive``) let the next burst be on its way
+    while this process decodes the previous capture: ``transceive_many`` builds and transmits burst
+    ``i + 1`` right after capture ``i`` is back and before decoding it, so the channel server (another
+    process) or the air works on burst ``i + 1`` during the decode of burst ``i``. The bursts, their
+    order, their sequence numbers and every decoded number are those of calling ``transceive`` on
+    each batch in turn (tests/unit/phy/test_phy_fast.py checks it); only independent batches can be
+    pipelined: a training step's reverse (gradient) frame needs the forward frame's result, so it
+    cannot fly before the forward frame is decoded. Radios whose halves run in one process
+    (loopback) transmit synchronously: the same results, without the overlap.
     """
 
-    def __init__(self, radio: Radio, cfg: PhyConfig):
+    def __init__(self, radio: Radio, cfg: PhyConfig, fast: bool = True):
         caps = radio.caps
         if caps.n_tx != cfg.n_tx or caps.n_rx != cfg.n_rx:
             raise ValueError(
@@ -40,9 +61,11 @@ class PhyLink:
         self.radio = radio
         self.cfg = cfg
         self.transmitter = FrameTransmitter(cfg)
-        self.receiver = FrameReceiver(cfg)
+        self.receiver = FastReceiver(cfg) if fast else FrameReceiver(cfg)
         self.seq = 0
         self.last_tx: TxInfo | None = None
+        #: wall time per phase, summed over all calls: "build", "radio", "receive" (seconds)
+        self.seconds = {"build": 0.0, "radio": 0.0, "receive": 0.0}
 
     def burst_samples(self, batch_size: int, channel_uses: int) -> int:
         """Samples per antenna of the burst for B vectors of K channel uses."""
@@ -56,16 +79,73 @@ class PhyLink:
             SyncError: no frame found, header CRC failed, burst truncated, stale/foreign frame.
         """
         s = np.asarray(symbols)
+        self._check(s)
+        seq, burst, info = self._build(s, frame_type)
+        t = time.perf_counter()
+        cap = self.radio.transceive(burst)
+        self.seconds["radio"] += time.perf_counter() - t
+        return self._decode(cap, seq, s.shape, info)
+
+    def transceive_many(self, batches, frame_type: int = FrameType.DATA) -> list[RxResult | SyncError]:
+        """Send independent batches (each complex ``[B, n_tx, K]``), one burst each, double-buffered.
+
+        Returns, per batch in order, its :class:`RxResult` or the :class:`SyncError` that lost it; the
+        results equal those of ``transceive`` called on each batch in turn (see [Note: double buffering]).
+
+        Raises:
+            ValueError: a batch has a bad shape or values (checked before anything is sent).
+        """
+        ss = [np.asarray(b) for b in batches]
+        for s in ss:
+            self._check(s)
+            if not np.all(np.isfinite(s)):
+                raise ValueError("symbols contain NaN or Inf")
+        out: list[RxResult | SyncError] = []
+        if not ss:
+            return out
+
+        def launch(s):
+            seq, burst, info = self._build(s, frame_type)
+            t = time.perf_counter()
+            self.radio.arm_receive(burst.shape[1])
+            self.radio.transmit(burst)
+            self.seconds["radio"] += time.perf_counter() - t
+            return seq, info
+
+        pending = launch(ss[0])
+        for i, s in enumerate(ss):
+            t = time.perf_counter()
+            cap = self.radio.receive()
+            self.seconds["radio"] += time.perf_counter() - t
+            seq, info = pending
+            if i + 1 < len(ss):
+                pending = launch(ss[i + 1])  # on its way while capture i decodes
+            try:
+                out.append(self._decode(cap, seq, s.shape, info))
+            except SyncError as e:
+                out.append(e)
+        return out
+
+    def _check(self, s: np.ndarray) -> None:
         if s.ndim != 3 or s.shape[1] != self.cfg.n_tx:
             raise ValueError(f"symbols: expected shape [B, n_tx={self.cfg.n_tx}, K], got {s.shape}")
+
+    def _build(self, s: np.ndarray, frame_type: int):
         seq = self.seq
         self.seq = (self.seq + 1) & 0xFFFF
+        t = time.perf_counter()
         burst, info = self.transmitter.build(s, seq=seq, frame_type=frame_type)
+        self.seconds["build"] += time.perf_counter() - t
         self.last_tx = info
-        cap = self.radio.transceive(burst)
+        return seq, burst, info
+
+    def _decode(self, cap: np.ndarray, seq: int, shape: tuple, info: TxInfo) -> RxResult:
+        t = time.perf_counter()
         try:
-            res = self.receiver.receive(cap, expect_seq=seq, expect_shape=(s.shape[0], s.shape[2]))
+            res = self.receiver.receive(cap, expect_seq=seq, expect_shape=(shape[0], shape[2]))
         except SyncError:
             log.debug("PHY: frame seq=%d lost", seq)
             raise
+        finally:
+            self.seconds["receive"] += time.perf_counter() - t
         return dataclasses.replace(res, tx_clipped=info.clipped_samples)

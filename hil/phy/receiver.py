@@ -159,6 +159,8 @@ class FrameReceiver:
             v = v - v.mean(axis=1, keepdims=True)
             self._diff_templates.append(v / np.sqrt(np.sum(np.abs(v) ** 2, axis=1, keepdims=True)))
         self._diff_cache: dict[int, list[np.ndarray]] = {}
+        self._timing_cache: dict[int, tuple] = {}
+        self._thr_cache: dict[int, float] = {}
         self.head = FrameLayout(cfg, 1, 1)  # the part before the payload does not depend on B, K
         # slope of the early/late energy discriminator (+-0.5 samples) at zero timing error, per
         # sample: the output energy of a white symbol stream is sum_k rc(k + tau/sps)^2, rc = rrc * rrc
@@ -178,9 +180,11 @@ class FrameReceiver:
     # ------------------------------------------------------------------ detection
     def threshold(self, n_positions: int) -> float:
         """Detection threshold for a capture with ``n_positions`` possible starts (``N - Nw + 1``)."""
-        cfg = self.cfg
-        n_tests = max(1.0, n_positions * len(self.bins) * self.nw / self.nfft)
-        return float(gammainccinv(cfg.n_rx * cfg.n_tx, cfg.p_fa / n_tests))
+        if n_positions not in self._thr_cache:
+            cfg = self.cfg
+            n_tests = max(1.0, n_positions * len(self.bins) * self.nw / self.nfft)
+            self._thr_cache[n_positions] = float(gammainccinv(cfg.n_rx * cfg.n_tx, cfg.p_fa / n_tests))
+        return self._thr_cache[n_positions]
 
     def _diff_f(self, nf: int) -> list[np.ndarray]:
         if nf not in self._diff_cache:
@@ -197,6 +201,11 @@ class FrameReceiver:
         and antenna pairs, and normalised by the window power squared.
         Returns sorted int positions: ``+-radius`` around the ``n_cand`` strongest separated peaks.
         """
+        m = self._diff_metric(x)
+        return self._pick_candidates(m, n_cand, radius)
+
+    def _diff_metric(self, x: np.ndarray) -> np.ndarray:
+        """The differential correlator of :meth:`candidates` at every start ``[N - Nw + 1]``."""
         n_rx, n = x.shape
         nw = self.nw
         d_total = n - nw + 1
@@ -209,10 +218,14 @@ class FrameReceiver:
         p = np.sum(np.abs(x) ** 2, axis=0)
         cs = np.concatenate([[0.0], np.cumsum(p)])
         s2 = np.maximum((cs[nw:] - cs[:-nw]) / (n_rx * nw), 1e-30)
-        m = m / s2**2
+        return m / s2**2
+
+    def _pick_candidates(self, m: np.ndarray, n_cand: int, radius: int) -> np.ndarray:
+        """Positions ``+-radius`` around the ``n_cand`` strongest peaks of ``m`` separated by ``sep``."""
+        d_total = len(m)
         picks = []
         order = np.argsort(m)[::-1]
-        sep = max(2 * radius + 1, nw // 4)
+        sep = max(2 * radius + 1, self.nw // 4)
         for i in order:
             if all(abs(int(i) - q) >= sep for q in picks):
                 picks.append(int(i))
@@ -248,7 +261,11 @@ class FrameReceiver:
             raise SyncError(
                 f"burst truncated: the capture has {n} samples, shorter than the {self.nw}-sample preamble"
             )
-        positions = self.candidates(x)
+        return self._detect_at(x, self.candidates(x))
+
+    def _detect_at(self, x: np.ndarray, positions: np.ndarray) -> Detection:
+        """:meth:`detect` given the candidate starts ``positions`` of ``x`` (checked ``[n_rx, N]``)."""
+        n = x.shape[1]
         best, arg = self.statistic(x, positions)
         # the candidates are where the capture looks most like a preamble, so the union bound must
         # count every start the candidate search looked at, not only the tested ones
@@ -293,12 +310,14 @@ class FrameReceiver:
         lo, hi = max(d - g, 0), min(d - g + nseg, n)
         idx = np.arange(lo, hi)
         seg[:, lo - (d - g) : hi - (d - g)] = x[:, lo:hi] * np.exp(-2j * np.pi * f * idx)
-        tpl = np.zeros((self.cfg.n_tx, nf), np.complex128)
-        tpl[:, g : g + self.nw] = self.templates
-        xs = sfft.fft(seg, axis=1)[:, None, :] * np.conj(sfft.fft(tpl, axis=1))[None]  # [n_rx, n_tx, nf]
-        fk = np.fft.fftfreq(nf)
-        taus = np.arange(-12, 13) / 8.0
-        e = np.exp(2j * np.pi * np.outer(fk, taus))  # [nf, T]
+        if nf not in self._timing_cache:
+            tpl = np.zeros((self.cfg.n_tx, nf), np.complex128)
+            tpl[:, g : g + self.nw] = self.templates
+            taus = np.arange(-12, 13) / 8.0
+            e = np.exp(2j * np.pi * np.outer(np.fft.fftfreq(nf), taus))  # [nf, T]
+            self._timing_cache[nf] = (np.conj(sfft.fft(tpl, axis=1)), taus, e)
+        tpl_f, taus, e = self._timing_cache[nf]
+        xs = sfft.fft(seg, axis=1)[:, None, :] * tpl_f[None]  # [n_rx, n_tx, nf]
         c = xs.reshape(-1, nf) @ e  # [(r,t), T]
         m = np.sum(np.abs(c) ** 2, axis=0)
         i = int(np.argmax(m))
@@ -331,6 +350,11 @@ class FrameReceiver:
             raise ValueError(f"capture: expected shape (n_rx={self.cfg.n_rx}, samples), got {x.shape}")
         return x.astype(np.complex64, copy=False)
 
+    @staticmethod
+    def _phasor(f: float, n_ref: float, n: int) -> np.ndarray:
+        """complex64 ``exp(-2j pi f (k - n_ref))`` for ``k < n``: the CFO de-rotation of a capture."""
+        return np.exp(-2j * np.pi * f * (np.arange(n) - n_ref)).astype(np.complex64)
+
     def _mf(self, x: np.ndarray, t0: float, first_symbol: int, n: int, what: str) -> np.ndarray:
         try:
             return self.pulse.matched(x, t0 + self.pulse.half + first_symbol * self.cfg.sps, n)
@@ -353,16 +377,18 @@ class FrameReceiver:
         Returns:
             :class:`RxResult`. Raises :class:`hil.errors.SyncError` saying why when no valid frame is found.
         """
-        cfg = self.cfg
         x = self._check_capture(capture)
-        det = self.detect(x)
+        return self._decode(x, self.detect(x), expect_seq, expect_shape)
+
+    def _decode(self, x: np.ndarray, det: Detection, expect_seq: int | None, expect_shape) -> RxResult:
+        """:meth:`receive` after detection: ``x`` the checked capture, ``det`` its preamble."""
+        cfg = self.cfg
         t0 = det.timing
         head = self.head
         sps, a = cfg.sps, cfg.amplitude
         n_pil = head.n_pilots
         n_ref = self.reference_sample(t0)
-        nidx = np.arange(x.shape[1])
-        xc = x * np.exp(-2j * np.pi * det.cfo * (nidx - n_ref)).astype(np.complex64)
+        xc = x * self._phasor(det.cfo, n_ref, x.shape[1])
 
         # noise power in the quiet interval
         q0 = int(np.ceil(t0 + head.quiet_start * sps + 2 * self.pulse.half + 4))
@@ -392,7 +418,7 @@ class FrameReceiver:
         self._check_header(header, expect_seq, expect_shape)
         # refine the CFO with the header's span and redo the pilot estimate
         cfo = det.cfo + dcfo
-        xc = xc * np.exp(-2j * np.pi * dcfo * (nidx - n_ref)).astype(np.complex64)
+        xc = xc * self._phasor(dcfo, n_ref, x.shape[1])
         yp = self._mf(xc, t0, head.pilot_start, n_pil, "pilot block")
         h_ls = yp @ np.conj(pil).T / (n_pil * a * a)
         h_lmmse = self._shrink(h_ls, err_rx, rho_rx)
@@ -538,13 +564,23 @@ class FrameReceiver:
         yd = y[:, data_pos]
         if len(blocks):
             expected = h @ (cfg.amplitude * self.seqs.track)  # [n_rx, n_tx]
-            c = np.array([np.sum(np.conj(expected) * y[:, s : s + cfg.n_tx]) for s in blocks])
+            c = self._track_corr(y, blocks, expected)
             phases = smooth_phase(c, self._track_window(c, noise_sym * np.sum(np.abs(expected) ** 2)))
             centres = blocks + (cfg.n_tx - 1) / 2
             yd = yd * np.exp(-1j * np.interp(data_pos, centres, phases))[None]
         else:
             phases = np.zeros(0)
         return yd, phases
+
+    @staticmethod
+    def _track_corr(y: np.ndarray, blocks: np.ndarray, expected: np.ndarray) -> np.ndarray:
+        """Correlation of each tracking block of ``y [n_rx, n_pay]`` with its expected value ``[n_rx, n_tx]``."""
+        n_tx = expected.shape[1]
+        return np.array([np.sum(np.conj(expected) * y[:, s : s + n_tx]) for s in blocks])
+
+    def _early_late(self, xc: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Matched-filter outputs 0.5 samples before and after the symbol centres ``base``."""
+        return self.pulse.matched_at(xc, base - 0.5), self.pulse.matched_at(xc, base + 0.5)
 
     def _retime(self, xc, t0, lay, h, y, blocks):
         """Sampling-clock drift: timing error per payload chunk from a non-data-aided early/late
@@ -563,8 +599,7 @@ class FrameReceiver:
         m = lay.payload_start + np.arange(n_pay)
         base = t0 + half + m * sps
         try:
-            early = self.pulse.matched_at(xc, base - 0.5)
-            late = self.pulse.matched_at(xc, base + 0.5)
+            early, late = self._early_late(xc, base)
         except IndexError:
             return y
         chunk = max(cfg.track_interval, 16)

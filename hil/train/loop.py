@@ -76,11 +76,15 @@ def load_checkpoint(path: str | Path) -> dict | None:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
-    """Test accuracy in percent, in eval mode, one batch (= one frame over the air) at a time."""
+    """Test accuracy in percent, in eval mode, one batch (= one frame over the air) per forward pass;
+    a model with ``forward_many`` (:class:`hil.train.models.CutModel`) sends the frames of all
+    batches as one double-buffered stream (the same outputs)."""
     model.eval()
-    correct = 0
-    for i in range(0, len(x), batch_size):
-        correct += int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+    starts = range(0, len(x), batch_size)
+    many = getattr(model, "forward_many", None)
+    batches = [x[i : i + batch_size] for i in starts]
+    outs = many(batches) if many is not None else [model(b) for b in batches]
+    correct = sum(int((o.argmax(1) == y[i : i + batch_size]).sum()) for o, i in zip(outs, starts))
     return 100.0 * correct / max(len(x), 1)
 
 

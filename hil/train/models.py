@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import torch
 from torch import nn
 
 from hil.ota.layers import OTAConv2d, OTALinear
@@ -27,6 +28,22 @@ class CutModel(nn.Module):
 
     def forward(self, x):
         return self.server(self.cut(self.edge(x)))
+
+    @torch.no_grad()
+    def forward_many(self, batches) -> list[torch.Tensor]:
+        """``[self(x) for x in batches]`` without gradients. With an over-the-air :class:`OTALinear`
+        cut (gradient mode reciprocity or estimated) the bursts of all batches go out as one
+        double-buffered stream (:meth:`OTALink.transmit_many`): burst i + 1 is on its way while
+        burst i decodes. The outputs equal the one-by-one ones (no frame lost)."""
+        cut = self.cut
+        link = getattr(cut, "link", None)
+        if not isinstance(cut, OTALinear) or link is None or link.gradient_mode == "exact":
+            return [self(x) for x in batches]
+        syms = [cut.precode(self.edge(x)) for x in batches]
+        for s in syms:
+            link.check_symbols(s)
+        recs = link.transmit_many([s.detach().cpu().numpy() for s in syms])
+        return [self.server(cut.combine(torch.from_numpy(r.payload))) for r in recs]
 
 
 def build_model(
