@@ -7,7 +7,7 @@ import logging
 
 import numpy as np
 
-from hil.errors import SyncError
+from hil.errors import RadioError, SyncError
 from hil.phy.config import PhyConfig
 from hil.phy.frame import FrameLayout, FrameTransmitter, TxInfo
 from hil.phy.receiver import FrameReceiver, RxResult
@@ -55,17 +55,55 @@ class PhyLink:
             ValueError: bad symbols shape or values.
             SyncError: no frame found, header CRC failed, burst truncated, stale/foreign frame.
         """
+        s = self._check(symbols)
+        seq, burst, info = self._frame(s, frame_type)
+        cap = self.radio.transceive(burst)
+        return dataclasses.replace(self._decode(cap, seq, (s.shape[0], s.shape[2])), tx_clipped=info.clipped_samples)
+
+    # -- the halves (see [Note: transmit and receive halves] in hil.radio.base) --------------------------
+    # The transmitting node's PhyLink calls transmit(), the receiving node's arm() before it and receive()
+    # after; each end counts the sequence numbers itself, one per burst, so the two stay in step (also over
+    # a lost frame). transceive() is the three in one process.
+    def transmit(self, symbols: np.ndarray, frame_type: int = FrameType.DATA) -> TxInfo:
+        """Transmit half: frame ``symbols`` (complex ``[B, n_tx, K]``) and send the burst (``radio.transmit``)."""
+        s = self._check(symbols)
+        _, burst, info = self._frame(s, frame_type)
+        self.radio.transmit(burst)
+        return info
+
+    def arm(self, batch_size: int, channel_uses: int) -> None:
+        """Receive half: expect the next frame, ``batch_size`` vectors of ``channel_uses`` symbols
+        (``radio.arm_receive`` of its burst length); call before the transmitter sends."""
+        shape = (int(batch_size), int(channel_uses))
+        self.radio.arm_receive(self.burst_samples(*shape))
+        self._armed = (self.seq, shape)
+        self.seq = (self.seq + 1) & 0xFFFF
+
+    def receive(self) -> RxResult:
+        """Receive half: the capture of the armed burst (``radio.receive``), decoded (``tx_clipped`` -1: the
+        transmitter's count stays on its node). Raises SyncError as :meth:`transceive`, RadioError when not armed."""
+        armed, self._armed = getattr(self, "_armed", None), None
+        if armed is None:
+            raise RadioError("PhyLink.receive: call arm(batch_size, channel_uses) before the transmitter sends")
+        return self._decode(self.radio.receive(), *armed)
+
+    def _check(self, symbols: np.ndarray) -> np.ndarray:
         s = np.asarray(symbols)
         if s.ndim != 3 or s.shape[1] != self.cfg.n_tx:
             raise ValueError(f"symbols: expected shape [B, n_tx={self.cfg.n_tx}, K], got {s.shape}")
+        return s
+
+    def _frame(self, s: np.ndarray, frame_type: int) -> tuple[int, np.ndarray, TxInfo]:
+        """The burst of the next sequence number (which advances, also if the send fails)."""
         seq = self.seq
         self.seq = (self.seq + 1) & 0xFFFF
         burst, info = self.transmitter.build(s, seq=seq, frame_type=frame_type)
         self.last_tx = info
-        cap = self.radio.transceive(burst)
+        return seq, burst, info
+
+    def _decode(self, cap: np.ndarray, seq: int, shape: tuple[int, int]) -> RxResult:
         try:
-            res = self.receiver.receive(cap, expect_seq=seq, expect_shape=(s.shape[0], s.shape[2]))
+            return self.receiver.receive(cap, expect_seq=seq, expect_shape=shape)
         except SyncError:
             log.debug("PHY: frame seq=%d lost", seq)
             raise
-        return dataclasses.replace(res, tx_clipped=info.clipped_samples)
