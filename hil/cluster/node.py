@@ -20,22 +20,41 @@ contiguous run of units, its *stage*; the stages in chain order make the deploye
   ``server.0``; cloud: ``server.1``.
 
 Forward: each stage sends its output to the next (float32 activations through Ray on a digital
-hop; the precoded symbols ``s``, complex64 ``[B, n_tx, K]``, to the node holding ``cut.combiner``,
-which puts them on the air through :class:`hil.ota.OTALink`). The last stage computes the loss; its
-backward returns ``dL/d(input)`` to the stage before, and so on to the first stage: over the cut,
-the receiving node's autograd runs the configured gradient mode (the reciprocity echo over the
-reverse link, the estimated or the exact channel) and returns ``dL/ds``.
+hop). Over the cut, what crosses depends on the transport (see [Note: where the air is]): on a split
+link the transmitting node puts the precoded symbols ``s`` (complex64 ``[B, n_tx, K]``) on the air
+itself and only their power scale (one float) goes to the receiving node through Ray; otherwise the
+symbols go through Ray to the node holding ``cut.combiner``, which puts them on the air through
+:class:`hil.ota.OTALink`. The last stage computes the loss; its backward returns ``dL/d(input)`` to
+the stage before, and so on to the first stage: over the cut, the receiving node runs its part of
+the configured gradient mode (the reciprocity echo over the reverse link, the estimated or the exact
+channel) and ``dL/ds`` reaches the transmitting node.
 
 [Note: where the air is]
-The over-the-air link is opened by the receiving node's actor: for ``ideal`` and ``loopback`` the
-simulated channel runs in that process, for ``zmq`` the actor connects to (or starts) the channel
-server, for ``pluto`` it opens the board. The precoded symbols reach it through Ray, so the
-transmitter's radio is not yet opened by the transmitting node's own actor. The radio contract has
-the halves for that (``arm_receive``/``transmit``/``receive``, [Note: transmit and receive halves]
-in hil.radio.base; ZmqRadio's work in two processes), but the PHY transport (framer on the
-transmitter, synchronisation and estimation on the receiver) is not split along them yet. Every
-burst, forward and reverse, still goes through the configured transport and PHY exactly as in
-``hil train``.
+``zmq`` (the channel server; :data:`SPLIT_TRANSPORTS`): each end of the link is opened by its own
+node's actor, on its own host. The node holding ``cut.precoder`` opens the transmit half of the
+forward wiring and the receive half of the reverse one (``ZmqRadio(..., halves="tx")`` and its
+``reverse()``), the node holding ``cut.combiner`` the other two; each end has its own
+:class:`hil.ota.transport.PhyTransport` and :class:`hil.ota.OTALink` ([Note: a link split between two
+nodes] in hil.ota.transport). A forward burst: the driver submits the receiver's :meth:`NodeActor.arm`
+first and the transmitter's ``forward`` waits on it (Ray passes the result as an argument); the
+transmitter frames ``s`` at unit power and sends it (:meth:`hil.ota.OTALink.send_forward`), and hands
+on only the control values (``scale``, ``(B, K)``); the receiver's call synchronises, estimates and
+decodes the armed burst (:meth:`hil.ota.OTALink.receive_forward`). The reverse link is the same pair
+the other way: in reciprocity training the transmitter arms its reverse receive half before it sends
+the forward burst (the echo answers it), the receiver sends ``conj(dL/dy)`` back
+(:meth:`~hil.ota.OTALink.send_echo`) and returns its scale, and the transmitter's ``backward``
+receives the echo (:meth:`~hil.ota.OTALink.receive_echo`). In ``estimated`` mode ``H_hat^H dL/dy``,
+computed on the receiver, goes back through Ray. The reciprocity calibration is
+:func:`hil.cluster.run.calibrate_split` (pilots armed and sent the same way; the two ends' pilot
+estimates exchanged once through the driver). ``hil run`` starts the channel server on the driver's
+host unless ``[ota] endpoint`` names a running one (on a bench of several hosts, a server every host
+reaches). A split link carries one burst at a time (arm, transmit, receive), so micro-batches cross
+it one after the other, and a lost frame is not re-sent (a LinkError names it).
+
+``ideal``, ``loopback`` and ``pluto``: the link is opened by the receiving node's actor alone (the
+in-process channel, the loopback radio, or the board with its TX cabled to its own RX: one process
+owns them) and the precoded symbols reach it through Ray. Every burst, forward and reverse, still
+goes through the configured transport and PHY exactly as in ``hil train``.
 
 [Note: one thread per node]
 Each NodeActor sets ``torch.set_num_threads(threads)`` (1 by default): float reductions in CPU kernels may
@@ -327,7 +346,8 @@ class NodeActor:
         elif self.link is not None:
             t = self.link.transport
             for r in (t.radio, t._rev_radio):
-                radios.append({"transport": t.name, "half": r.halves, "wiring": f"{r.tx_node}->{r.rx_node}",
+                radios.append({"transport": t.name, "half": r.halves, "n_tx": r.caps.n_tx, "n_rx": r.caps.n_rx,
+                               "wiring": f"{r.tx_node}->{r.rx_node}",
                                "endpoints": list(r.tx_endpoints if r.halves == "tx" else r.rx_endpoints),
                                "server": r.control, "gradient_mode": self.link.gradient_mode})
         return {"name": self.name, "role": self.role, **node_location(), "radios": radios,

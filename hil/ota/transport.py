@@ -63,7 +63,7 @@ class Transport(abc.ABC):
     symbol_gain_db: float = 0.0
 
     def __init__(self) -> None:
-        #: number of bursts sent, forward and reverse together
+        #: number of bursts sent, forward and reverse together (on one end of a split link: the bursts it received)
         self.frames = 0
 
     @abc.abstractmethod
