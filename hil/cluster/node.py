@@ -72,6 +72,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from hil.errors import LinkError
+
 ROLES = ("edge", "server", "stage")
 #: The units of the split MLP, in order (``server.<i>``: the i-th layer of the model's ``server`` part).
 EDGE_UNITS = ("edge", "cut.precoder")
@@ -291,7 +293,7 @@ class NodeActor:
                             hold_channel=cfg.ota.hold_channel and self.air == "rx")
         self._pilots = np.random.default_rng(cfg.train.seed)  # the pilots of calibrate_reciprocity, same order
 
-    # -- a split link's calibration (driven by hil.cluster.run.calibrate_split) -------------------
+    # -- the ends of a split link (the driver orders them: arm, then transmit, then receive) ------
     def arm(self, step: int, batch: int) -> bool:
         """Receiving end of a split link: expect the next forward burst (``batch`` vectors); call before the
         transmitting node sends. Elsewhere nothing to do. Returns True (a value the transmitter's call waits on)."""
@@ -299,17 +301,17 @@ class NodeActor:
             self.link.transport.arm(int(batch), int(self.cfg.ota.channel_uses))
         return True
 
+    # the reciprocity calibration (driven by hil.cluster.run.calibrate_split)
     def arm_pilot(self) -> bool:
         """Expect the other end's next calibration pilot (forward on the receiver, reverse on the transmitter)."""
-        from hil.cluster.run import PILOT_LEN
+        from hil.ota.link import PILOT_LEN
 
         self.link.transport.arm(1, PILOT_LEN, back=self.air == "tx")
         return True
 
     def send_pilot(self, *after) -> bool:
         """Send this end's pilot of the next calibration burst pair (``after``: the peer's :meth:`arm_pilot`)."""
-        from hil.cluster.run import PILOT_LEN
-        from hil.ota.link import calibration_pilots
+        from hil.ota.link import PILOT_LEN, calibration_pilots
 
         a, b = calibration_pilots(self._pilots, self.link.n_tx, self.link.n_rx, PILOT_LEN)
         self.link.transport.transmit(a if self.air == "tx" else b, back=self.air == "rx")
@@ -319,8 +321,6 @@ class NodeActor:
         """The pilot estimate of the armed calibration burst (``after``: the peer's :meth:`send_pilot`)."""
         est = self.link.transport.receive(back=self.air == "tx").channel_estimate
         if est is None:
-            from hil.errors import LinkError
-
             raise LinkError(f"{self.link.transport.name}: no channel estimate, cannot calibrate reciprocity")
         return est
 

@@ -126,10 +126,6 @@ def evaluate_deployed(cluster: Cluster, edge: NodeHandle, server: NodeHandle, x:
     return infer_chain(cluster, [edge, server], x, y, batch_size)
 
 
-#: channel uses of each calibration pilot of a split link (as :func:`hil.ota.link.calibrate_reciprocity`)
-PILOT_LEN = 64
-
-
 def calibrate_split(cluster: Cluster, tx: NodeHandle, rx: NodeHandle, n_bursts: int = 4) -> float:
     """The reciprocity calibration of a split link (:func:`hil.ota.link.calibrate_reciprocity` between two
     nodes): ``n_bursts`` pilot bursts each way, each armed by its receiver before its transmitter sends; the

@@ -90,7 +90,12 @@ class ReciprocityCalibration:
         return ReciprocityCalibration(cb.astype(np.complex64), ca.astype(np.complex64), residual)
 
 
-def calibration_pilots(rng: np.random.Generator, n_tx: int, n_rx: int, pilot_len: int = 64) -> tuple[np.ndarray, np.ndarray]:
+#: channel uses of each reciprocity calibration pilot (:func:`calibrate_reciprocity`)
+PILOT_LEN = 64
+
+
+def calibration_pilots(rng: np.random.Generator, n_tx: int, n_rx: int,
+                       pilot_len: int = PILOT_LEN) -> tuple[np.ndarray, np.ndarray]:
     """The payloads of one calibration burst pair: random-phase pilots ``[1, n_tx, L]`` (forward) and
     ``[1, n_rx, L]`` (reverse), drawn from ``rng`` in that order."""
     a = np.exp(2j * np.pi * rng.random((1, n_tx, pilot_len))).astype(np.complex64)
@@ -99,7 +104,7 @@ def calibration_pilots(rng: np.random.Generator, n_tx: int, n_rx: int, pilot_len
 
 
 def calibrate_reciprocity(
-    transport: Transport, rng: np.random.Generator, n_bursts: int = 4, pilot_len: int = 64
+    transport: Transport, rng: np.random.Generator, n_bursts: int = 4, pilot_len: int = PILOT_LEN
 ) -> ReciprocityCalibration:
     """Measure the forward and reverse channels with a few pilot bursts and fit the calibration.
 
