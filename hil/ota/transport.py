@@ -380,15 +380,7 @@ class PhyTransport(Transport):
         phy_options: extra :class:`hil.phy.PhyConfig` fields (sample_rate_hz, mode, ...).
         retries: frames re-sent after a SyncError before the error propagates.
         track_phase: remove the common phase that changes from burst to burst (see
-            [Note: a link split between two nodes]
-    A PhyTransport over the transmit half of a radio (``ZmqRadio(..., halves="tx")``, whose ``reverse()`` is
-    a receive half) is node a's end of the link, one over the receive half node b's: node b calls
-    :meth:`arm`, node a :meth:`transmit`, node b :meth:`receive` (the PHY's synchronisation, CFO and
-    channel estimation run there), and the reverse link the same way with ``back=True``. The two ends
-    frame and decode with the same :class:`hil.phy.PhyLink` code as :meth:`send`; a lost frame is not
-    re-sent (the ``retries`` of :meth:`send` need both ends in one process).
-
-    [Note: common phase between bursts]).
+            [Note: common phase between bursts]).
         phase_smoothing: weight of a new burst in the tracked phase reference, in (0, 1].
 
     [Note: common phase between bursts]
@@ -400,6 +392,14 @@ class PhyTransport(Transport):
     and estimate by ``theta``. This uses one scalar per burst from the pilots, never ``H`` itself
     for the gradient. Each direction keeps its own reference; the constant phase between the two
     references is part of what :func:`hil.ota.link.calibrate_reciprocity` measures and removes.
+
+    [Note: a link split between two nodes]
+    A PhyTransport over the transmit half of a radio (``ZmqRadio(..., halves="tx")``, whose ``reverse()`` is
+    a receive half) is node a's end of the link, one over the receive half node b's: node b calls
+    :meth:`arm`, node a :meth:`transmit`, node b :meth:`receive` (the PHY's synchronisation, CFO and
+    channel estimation run there), and the reverse link the same way with ``back=True``. The two ends
+    frame and decode with the same :class:`hil.phy.PhyLink` code as :meth:`send`; a lost frame is not
+    re-sent (the ``retries`` of :meth:`send` need both ends in one process).
     """
 
     def __init__(
