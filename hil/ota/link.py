@@ -312,7 +312,7 @@ class OTALink:
             r = self.calibration.ca[None, :, None] * r
         return (np.conj(r) * scale).astype(np.complex64)
 
-    def receiver_gradient(self, g_y: np.ndarray, estimate: np.ndarray | None, m: np.ndarray | None) -> np.ndarray | None:
+    def receiver_gradient(self, g_y: np.ndarray, estimate: np.ndarray | None, m: np.ndarray | None) -> np.ndarray:
         """The receiver's part of the backward pass for ``g_y = dL/dy'`` of the payload the layer saw: through
         its own hold map ``m`` (``dL/dy = M^H dL/dy'``), then ``estimated``: ``dL/ds = H_hat^H dL/dy`` (returned);
         ``reciprocity``: ``dL/dy`` itself (what :meth:`echo_gradient` or :meth:`send_echo` sends back)."""
