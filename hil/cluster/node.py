@@ -48,8 +48,8 @@ computed on the receiver, goes back through Ray. The reciprocity calibration is
 :func:`hil.cluster.run.calibrate_split` (pilots armed and sent the same way; the two ends' pilot
 estimates exchanged once through the driver). ``hil run`` starts the channel server on the driver's
 host unless ``[ota] endpoint`` names a running one (on a bench of several hosts, a server every host
-reaches). A split link carries one burst at a time (arm, transmit, receive), so micro-batches cross
-it one after the other, and a lost frame is not re-sent (a LinkError names it).
+reaches). A split link carries one burst at a time (arm, transmit, receive), so micro-batches go
+through the chain one after the other, and a lost frame is not re-sent (a LinkError names it).
 
 ``ideal``, ``loopback`` and ``pluto``: the link is opened by the receiving node's actor alone (the
 in-process channel, the loopback radio, or the board with its TX cabled to its own RX: one process
