@@ -150,6 +150,8 @@ def run_cmd(
 
     Without --bench the nodes are edge (input layers and precoder) and server (over-the-air hop, combiner, output layers). With --bench the placement engine assigns the layers to the bench's nodes: the layers before the cut on the source node, the combiner on the receiver of its over-the-air link, the rest where the cost model puts them.
 
+    Over --transport zmq each node opens its own end of the over-the-air link on the channel server (started here unless [ota] endpoint names a running one): the transmitting node sends the precoded symbols from its own radio half, the receiving node is armed first and decodes them; the reciprocity echo goes the other way. Other transports keep the link in the receiving node.
+
     With --from-nas DIR --point K: deploy front point K of hil nas --bench on the bench's nodes, train it to the accuracy requirement, and write a report comparing the front's predicted latency and accuracy with the measured ones.
     """
     from hil.cluster.run import run_split

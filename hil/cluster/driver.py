@@ -21,6 +21,9 @@ runs at the end of its last call of the step (no call of its own: every call is 
 micro-batch ``j`` the edge already computes ``j + 1`` (GPipe fill and drain); in ``none`` the same
 calls run one after the other in the same order, which is why the two give the same numbers. The
 symbols and gradients go from node to node as Ray object references: the driver never touches them.
+Over a link split between two nodes (``zmq``, [Note: where the air is] in hil.cluster.node) the
+receiver's ``arm`` is submitted before each micro-batch's forward on the transmitter, which waits on it,
+and the micro-batches go through the chain one after the other (the air carries one burst at a time).
 Each micro-batch's loss is weighted by its share of the batch, so the accumulated gradient is that of
 the batch (exactly so for layers without batch statistics; batch normalisation and the transmitter's
 power normalisation see each micro-batch on its own, as in GPipe).

@@ -20,22 +20,41 @@ contiguous run of units, its *stage*; the stages in chain order make the deploye
   ``server.0``; cloud: ``server.1``.
 
 Forward: each stage sends its output to the next (float32 activations through Ray on a digital
-hop; the precoded symbols ``s``, complex64 ``[B, n_tx, K]``, to the node holding ``cut.combiner``,
-which puts them on the air through :class:`hil.ota.OTALink`). The last stage computes the loss; its
-backward returns ``dL/d(input)`` to the stage before, and so on to the first stage: over the cut,
-the receiving node's autograd runs the configured gradient mode (the reciprocity echo over the
-reverse link, the estimated or the exact channel) and returns ``dL/ds``.
+hop). Over the cut, what crosses depends on the transport (see [Note: where the air is]): on a split
+link the transmitting node puts the precoded symbols ``s`` (complex64 ``[B, n_tx, K]``) on the air
+itself and only their power scale (one float) goes to the receiving node through Ray; otherwise the
+symbols go through Ray to the node holding ``cut.combiner``, which puts them on the air through
+:class:`hil.ota.OTALink`. The last stage computes the loss; its backward returns ``dL/d(input)`` to
+the stage before, and so on to the first stage: over the cut, the receiving node runs its part of
+the configured gradient mode (the reciprocity echo over the reverse link, the estimated or the exact
+channel) and ``dL/ds`` reaches the transmitting node.
 
 [Note: where the air is]
-The over-the-air link is opened by the receiving node's actor: for ``ideal`` and ``loopback`` the
-simulated channel runs in that process, for ``zmq`` the actor connects to (or starts) the channel
-server, for ``pluto`` it opens the board. The precoded symbols reach it through Ray, so the
-transmitter's radio is not yet opened by the transmitting node's own actor. The radio contract has
-the halves for that (``arm_receive``/``transmit``/``receive``, [Note: transmit and receive halves]
-in hil.radio.base; ZmqRadio's work in two processes), but the PHY transport (framer on the
-transmitter, synchronisation and estimation on the receiver) is not split along them yet. Every
-burst, forward and reverse, still goes through the configured transport and PHY exactly as in
-``hil train``.
+``zmq`` (the channel server; :data:`SPLIT_TRANSPORTS`): each end of the link is opened by its own
+node's actor, on its own host. The node holding ``cut.precoder`` opens the transmit half of the
+forward wiring and the receive half of the reverse one (``ZmqRadio(..., halves="tx")`` and its
+``reverse()``), the node holding ``cut.combiner`` the other two; each end has its own
+:class:`hil.ota.transport.PhyTransport` and :class:`hil.ota.OTALink` ([Note: a link split between two
+nodes] in hil.ota.transport). A forward burst: the driver submits the receiver's :meth:`NodeActor.arm`
+first and the transmitter's ``forward`` waits on it (Ray passes the result as an argument); the
+transmitter frames ``s`` at unit power and sends it (:meth:`hil.ota.OTALink.send_forward`), and hands
+on only the control values (``scale``, ``(B, K)``); the receiver's call synchronises, estimates and
+decodes the armed burst (:meth:`hil.ota.OTALink.receive_forward`). The reverse link is the same pair
+the other way: in reciprocity training the transmitter arms its reverse receive half before it sends
+the forward burst (the echo answers it), the receiver sends ``conj(dL/dy)`` back
+(:meth:`~hil.ota.OTALink.send_echo`) and returns its scale, and the transmitter's ``backward``
+receives the echo (:meth:`~hil.ota.OTALink.receive_echo`). In ``estimated`` mode ``H_hat^H dL/dy``,
+computed on the receiver, goes back through Ray. The reciprocity calibration is
+:func:`hil.cluster.run.calibrate_split` (pilots armed and sent the same way; the two ends' pilot
+estimates exchanged once through the driver). ``hil run`` starts the channel server on the driver's
+host unless ``[ota] endpoint`` names a running one (on a bench of several hosts, a server every host
+reaches). A split link carries one burst at a time (arm, transmit, receive), so micro-batches go
+through the chain one after the other, and a lost frame is not re-sent (a LinkError names it).
+
+``ideal``, ``loopback`` and ``pluto``: the link is opened by the receiving node's actor alone (the
+in-process channel, the loopback radio, or the board with its TX cabled to its own RX: one process
+owns them) and the precoded symbols reach it through Ray. Every burst, forward and reverse, still
+goes through the configured transport and PHY exactly as in ``hil train``.
 
 [Note: one thread per node]
 Each NodeActor sets ``torch.set_num_threads(threads)`` (1 by default): float reductions in CPU kernels may
@@ -53,10 +72,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from hil.errors import LinkError
+
 ROLES = ("edge", "server", "stage")
 #: The units of the split MLP, in order (``server.<i>``: the i-th layer of the model's ``server`` part).
 EDGE_UNITS = ("edge", "cut.precoder")
-CUT_RX = "cut.combiner"
+CUT_TX, CUT_RX = "cut.precoder", "cut.combiner"
+#: transports whose link is split between the transmitting and the receiving node (see [Note: where the air is])
+SPLIT_TRANSPORTS = ("zmq",)
+
+
+def split_air(cfg) -> bool:
+    """Whether the over-the-air cut of training config ``cfg`` is opened in halves, one per node."""
+    return cfg.ota.transport in SPLIT_TRANSPORTS
 
 
 def server_units(n: int) -> tuple[str, ...]:
@@ -127,7 +155,14 @@ class NodeActor:
             raise ValueError(f"node {name!r}: units {list(units)} are not a contiguous run of the chain {list(chain)}")
         self.units = units
         self.first, self.last = first == 0, first + len(units) == len(chain)
-        if CUT_RX in units:
+        #: this node's end of a link split between two nodes ("tx", "rx"; see [Note: where the air is]), or None
+        self.air = None
+        if split_air(cfg) and (CUT_TX in units) != (CUT_RX in units):
+            self.air = "tx" if CUT_TX in units else "rx"
+        self._air_ctx: dict[int, tuple] = {}
+        if self.air is not None:
+            self._open_half()
+        elif CUT_RX in units:
             self._open_link(image_shape)
         torch.manual_seed(cfg.train.seed)  # every node builds the whole model and keeps its share: same init
         model = build_model(m.kind, tuple(image_shape), int(classes), hidden=m.hidden, cut_out=m.cut_out,
@@ -154,7 +189,7 @@ class NodeActor:
         if u == "cut.precoder":
             return self.ota.precode
         if u == CUT_RX:
-            return self._receive
+            return self.ota.combine if self.air == "rx" else self._receive  # split: received in _input
         return self.model.server[int(u.split(".", 1)[1])]
 
     def _unit_params(self, u: str) -> list[torch.nn.Parameter]:
@@ -174,8 +209,54 @@ class NodeActor:
         self._air_s += time.perf_counter() - t0
         return self.ota.combine(y)
 
-    def _run(self, a: torch.Tensor, train: bool) -> torch.Tensor:
+    def _input(self, step: int, a, train: bool) -> torch.Tensor:
+        """This stage's input as a tensor: ``a`` itself, or on the receiving end of a split link (``a`` the
+        transmitter's control values) the armed burst's payload ``[B, n_rx, K]`` (its time goes to :attr:`_air_s`)."""
         self._air_s = 0.0
+        if self.air == "rx":
+            t0 = time.perf_counter()
+            rec = self.link.receive_forward(float(a["scale"]))
+            self._air_s += time.perf_counter() - t0
+            if train:
+                self._air_ctx[step] = (self.link.last.channel_estimate, self.link._map)
+            return torch.from_numpy(rec.payload)
+        return a if isinstance(a, torch.Tensor) else torch.from_numpy(np.asarray(a))
+
+    def _output(self, step: int, out: torch.Tensor, train: bool):
+        """What this stage hands on: ``out`` as numpy, or on the transmitting end of a split link the control
+        values of the burst it sends (the symbols go over the air; see [Note: where the air is])."""
+        if self.air != "tx":
+            return out.detach().numpy()
+        s = out.detach().numpy()
+        b, k = s.shape[0], s.shape[2]
+        if train and self.link.gradient_mode == "reciprocity":
+            self.link.transport.arm(b, k, back=True)  # the echo answers this burst: armed before it is sent
+        t0 = time.perf_counter()
+        scale = self.link.send_forward(s)
+        self._air_s += time.perf_counter() - t0
+        return {"scale": scale, "shape": (b, k)}
+
+    def _gradient_in(self, g_out):
+        """``dL/d(output)``: on the transmitting end of a split link, the echo of the receiver's gradient (its
+        control values in ``g_out``) received over the reverse link; otherwise ``g_out`` itself."""
+        if isinstance(g_out, dict):
+            return self.link.receive_echo(float(g_out["scale"]), tuple(g_out["shape"]))
+        return np.asarray(g_out)
+
+    def _gradient_out(self, step: int, x: torch.Tensor):
+        """``dL/d(input)`` for the stage before: on the receiving end of a split link, the receiver's part
+        of the gradient mode (reciprocity: the echo sent over the reverse link, its control values returned;
+        estimated: ``H_hat^H dL/dy``)."""
+        g = x.grad.numpy()
+        if self.air != "rx":
+            return g
+        est, m = self._air_ctx.pop(step)
+        g = self.link.receiver_gradient(g, est, m)
+        if self.link.gradient_mode != "reciprocity":
+            return g
+        return {"scale": self.link.send_echo(g), "shape": (g.shape[0], g.shape[2])}
+
+    def _run(self, a: torch.Tensor, train: bool) -> torch.Tensor:
         for mod in (self.model.edge, self.model.server, self.ota):
             mod.train(train)
         for f in self._fns:
@@ -198,53 +279,119 @@ class NodeActor:
             self.calibration_frames = transport.frames - f0
         self.link = OTALink(transport, cfg.ota.gradient_mode, cal, hold_channel=cfg.ota.hold_channel)
 
+    def _open_half(self) -> None:
+        """This node's end of a split link: the transmit half of the forward wiring and the receive half of
+        the reverse one (``air = "tx"``), or the other way (``"rx"``), on the running channel server."""
+        from hil.ota.link import OTALink
+        from hil.train.links import open_transport
+
+        cfg = self.cfg
+        transport, self._closer = open_transport(cfg.ota, vectors_per_burst=int(cfg.train.batch_size),
+                                                 halves=self.air)
+        self.transport = transport
+        self.link = OTALink(transport, cfg.ota.gradient_mode, None,
+                            hold_channel=cfg.ota.hold_channel and self.air == "rx")
+        self._pilots = np.random.default_rng(cfg.train.seed)  # the pilots of calibrate_reciprocity, same order
+
+    # -- the ends of a split link (the driver orders them: arm, then transmit, then receive) ------
+    def arm(self, step: int, batch: int) -> bool:
+        """Receiving end of a split link: expect the next forward burst (``batch`` vectors); call before the
+        transmitting node sends. Elsewhere nothing to do. Returns True (a value the transmitter's call waits on)."""
+        if self.air == "rx":
+            self.link.transport.arm(int(batch), int(self.cfg.ota.channel_uses))
+        return True
+
+    # the reciprocity calibration (driven by hil.cluster.run.calibrate_split)
+    def arm_pilot(self) -> bool:
+        """Expect the other end's next calibration pilot (forward on the receiver, reverse on the transmitter)."""
+        from hil.ota.link import PILOT_LEN
+
+        self.link.transport.arm(1, PILOT_LEN, back=self.air == "tx")
+        return True
+
+    def send_pilot(self, *after) -> bool:
+        """Send this end's pilot of the next calibration burst pair (``after``: the peer's :meth:`arm_pilot`)."""
+        from hil.ota.link import PILOT_LEN, calibration_pilots
+
+        a, b = calibration_pilots(self._pilots, self.link.n_tx, self.link.n_rx, PILOT_LEN)
+        self.link.transport.transmit(a if self.air == "tx" else b, back=self.air == "rx")
+        return True
+
+    def receive_pilot(self, *after) -> np.ndarray:
+        """The pilot estimate of the armed calibration burst (``after``: the peer's :meth:`send_pilot`)."""
+        est = self.link.transport.receive(back=self.air == "tx").channel_estimate
+        if est is None:
+            raise LinkError(f"{self.link.transport.name}: no channel estimate, cannot calibrate reciprocity")
+        return est
+
+    def set_calibration(self, forward: list, reverse: list) -> float:
+        """Fit the reciprocity calibration from both ends' pilot estimates (exchanged once, like the relative
+        calibration of a TDD array); each end keeps its own weights. Returns the fit's residual."""
+        from hil.ota.link import ReciprocityCalibration
+
+        self.link.calibration = ReciprocityCalibration.from_estimates(np.stack(forward), np.stack(reverse))
+        self.calibration_frames = 2 * len(forward)
+        return self.link.calibration.residual
+
     # -- who and where --------------------------------------------------------------------
     def info(self) -> dict:
-        """``{name, role, host, pid, ray_node_id, ray_node_ip, radios, layers}`` of this node."""
+        """``{name, role, host, pid, ray_node_id, ray_node_ip, radios, layers, air}`` of this node.
+
+        ``radios``: one entry per radio this node opened, with ``half`` (``both``, or ``tx``/``rx`` on a split
+        link, with its ``wiring`` and the channel server's ``endpoints`` it uses)."""
         radios = []
-        if self.link is not None:
-            radios.append({"transport": self.link.transport.name, "n_tx": self.link.n_tx, "n_rx": self.link.n_rx,
-                           "gradient_mode": self.link.gradient_mode})
+        if self.link is not None and self.air is None:
+            radios.append({"transport": self.link.transport.name, "half": "both", "n_tx": self.link.n_tx,
+                           "n_rx": self.link.n_rx, "gradient_mode": self.link.gradient_mode})
+        elif self.link is not None:
+            t = self.link.transport
+            for r in (t.radio, t._rev_radio):
+                radios.append({"transport": t.name, "half": r.halves, "n_tx": r.caps.n_tx, "n_rx": r.caps.n_rx,
+                               "wiring": f"{r.tx_node}->{r.rx_node}",
+                               "endpoints": list(r.tx_endpoints if r.halves == "tx" else r.rx_endpoints),
+                               "server": r.control, "gradient_mode": self.link.gradient_mode})
         return {"name": self.name, "role": self.role, **node_location(), "radios": radios,
-                "layers": list(self.layer_names)}
+                "layers": list(self.layer_names), "air": self.air}
 
     def _timed(self, key: str, t0: float) -> None:
         self.busy_s[key] = self.busy_s.get(key, 0.0) + time.perf_counter() - t0
 
     # -- the stage ----------------------------------------------------------------------------
-    def forward(self, step: int, a, train: bool = True) -> np.ndarray:
+    def forward(self, step: int, a, train: bool = True, *after) -> np.ndarray | dict:
         """This stage's units on ``a`` (the model input on the first stage, the previous stage's output
         otherwise: float32 activations, or the precoded symbols complex64 ``[B, n_tx, K]``); the output as
         numpy. Training keeps the graph for :meth:`backward`; ``step = -1`` with ``train=False`` is an
-        inference request (its wall-clock times go to :meth:`timings`)."""
+        inference request (its wall-clock times go to :meth:`timings`). On the ends of a split link the
+        control values of the burst cross instead (see :meth:`_input`, :meth:`_output`); ``after``: values
+        this call waits for (the receiving end's :meth:`arm`), unused."""
         t_in, t0 = time.time(), time.perf_counter()
-        x = a if isinstance(a, torch.Tensor) else torch.from_numpy(np.asarray(a))
+        x = self._input(step, a, train)
         if train and not self.first:
             x = x.detach().requires_grad_(True)
         with torch.set_grad_enabled(train):
             out = self._run(x, train)
         if train:
             self._pending[step] = (None if self.first else x, out)
-        res = out.detach().numpy()
+        res = self._output(step, out, train)
         self._timed("forward", t0)
         if not train:
             self.trace.append({"in": t_in, "out": time.time(), "air_s": self._air_s})
         return res
 
-    def backward(self, step: int, g_out: np.ndarray, update: bool = False) -> np.ndarray | None:
+    def backward(self, step: int, g_out: np.ndarray | dict, update: bool = False) -> np.ndarray | dict | None:
         """Back-propagate ``dL/d(output)`` of micro-batch ``step`` through this stage; returns ``dL/d(input)``
         (None on the first stage). ``update``: then the optimiser step (the batch's last micro-batch; one
         call less per step)."""
         t0 = time.perf_counter()
         x, out = self._pending.pop(step)
-        out.backward(torch.from_numpy(np.asarray(g_out)))
+        out.backward(torch.from_numpy(self._gradient_in(g_out)))
         if update:
             self.update()
         self._timed("backward", t0)
-        return None if x is None else x.grad.numpy()
+        return None if x is None else self._gradient_out(step, x)
 
-    def forward_backward(self, step: int, a: np.ndarray, y: torch.Tensor, weight: float = 1.0,
-                         update: bool = False) -> tuple[float, int, np.ndarray]:
+    def forward_backward(self, step: int, a: np.ndarray | dict, y: torch.Tensor, weight: float = 1.0,
+                         update: bool = False) -> tuple[float, int, np.ndarray | dict]:
         """The last stage: its units (over the air first when it holds ``cut.combiner``), the loss, and
         backward to ``dL/d(input)``.
 
@@ -253,21 +400,22 @@ class NodeActor:
         batch's last micro-batch). Returns ``(loss, correct, dL/d(input))``.
         """
         t0 = time.perf_counter()
-        x = torch.from_numpy(np.asarray(a)).requires_grad_(True)
+        x = self._input(step, a, True).requires_grad_(True)
         out = self._run(x, True)
         loss = nn.functional.cross_entropy(out, y)
         (loss * weight if weight != 1.0 else loss).backward()
         correct = int((out.argmax(1) == y).sum())
+        g = self._gradient_out(step, x)  # the echo leaves before the optimiser step (it does not need it)
         if update:
             self.update()
         self._timed("forward_backward", t0)
-        return float(loss.detach()), correct, x.grad.numpy()
+        return float(loss.detach()), correct, g
 
     @torch.no_grad()
     def predict(self, a: np.ndarray) -> torch.Tensor:
         """The last stage, eval mode: its units on ``a`` -> predicted classes (an inference request)."""
         t_in, t0 = time.time(), time.perf_counter()
-        out = self._run(torch.from_numpy(np.asarray(a)), False)
+        out = self._run(self._input(-1, a, False), False)
         self._timed("predict", t0)
         self.trace.append({"in": t_in, "out": time.time(), "air_s": self._air_s})
         return out.argmax(1)

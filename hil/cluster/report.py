@@ -24,7 +24,9 @@ def markdown(r: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for n in r["nodes"]:
-        radios = ", ".join(f"{x['transport']} {x['n_tx']}x{x['n_rx']} ({x['gradient_mode']})" for x in n["radios"]) or "-"
+        radios = ", ".join(f"{x['transport']} {x['n_tx']}x{x['n_rx']}"
+                           + (f" {x['half']} half of {x['wiring']}" if x.get("half", "both") != "both" else "")
+                           + f" ({x['gradient_mode']})" for x in n["radios"]) or "-"
         lines.append(f"| {n['name']} | {n['host']} | {n['pid']} | {(n['ray_node_id'] or '-')[:12]} | {radios} | "
                      f"{', '.join(n['layers'])} |")
     acc = r["accuracy"]

@@ -26,6 +26,7 @@ clock offset across hosts. These are set beside the placement engine's predictio
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -53,6 +54,13 @@ def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor
     return [b for b in out if len(b) >= 2]
 
 
+def air_pair(stages: list[NodeHandle]) -> tuple[NodeHandle, NodeHandle] | None:
+    """The transmitting and the receiving node of a link split between two nodes (their ``info()["air"]``),
+    or None when the link is opened by one node (see [Note: where the air is] in hil.cluster.node)."""
+    ends = {h.info.get("air"): h for h in stages if h.info.get("air")}
+    return (ends["tx"], ends["rx"]) if {"tx", "rx"} <= set(ends) else None
+
+
 def train_chain(cluster: Cluster, stages: list[NodeHandle], x: torch.Tensor, y: torch.Tensor, step: int,
                 microbatches: int = 1) -> tuple[float, int]:
     """One training step of a batch in ``microbatches`` pieces through the stages in chain order (see
@@ -62,18 +70,27 @@ def train_chain(cluster: Cluster, stages: list[NodeHandle], x: torch.Tensor, y: 
         raise ValueError(f"{microbatches} micro-batches of a batch of {len(x)}: each needs >= 2 samples "
                          "(batch normalisation); use fewer micro-batches")
     ids = [step * 1000 + j for j in range(len(parts))]
-    acts = [x[p] for p in parts]
-    for h in stages[:-1]:  # every stage's forward of every micro-batch (each waits for its input)
-        acts = [h.call("forward", i, a) for i, a in zip(ids, acts)]
+    air = air_pair(stages)
+    # a split link carries one burst at a time (arm, transmit, receive): its micro-batches go one after the other
+    waves = [list(range(len(parts)))] if air is None else [[j] for j in range(len(parts))]
     last = len(parts) - 1  # each node's optimiser step rides on its last call of the step (fewer round trips)
     tail = stages[-1]
-    outs = [tail.call("forward_backward", i, a, y[p], len(p) / len(x), j == last, num_returns=3)
-            for j, (i, a, p) in enumerate(zip(ids, acts, parts))]
-    grads = [o[2] for o in outs]
-    for h in reversed(stages[:-1]):
-        grads = [h.call("backward", i, g, j == last) for j, (i, g) in enumerate(zip(ids, grads))]
-    cluster.get(stages[0], grads)  # one wait for everything of the step (the first stage's backward is last)
-    got = cluster.get(tail, [v for o in outs for v in o[:2]])
+    outs, firsts = {}, []
+    for wave in waves:
+        acts = {j: x[parts[j]] for j in wave}
+        for h in stages[:-1]:  # every stage's forward of every micro-batch (each waits for its input)
+            for j in wave:
+                after = (air[1].call("arm", ids[j], len(parts[j])),) if air is not None and h is air[0] else ()
+                acts[j] = h.call("forward", ids[j], acts[j], True, *after)
+        for j in wave:
+            outs[j] = tail.call("forward_backward", ids[j], acts[j], y[parts[j]], len(parts[j]) / len(x), j == last,
+                                num_returns=3)
+        grads = {j: outs[j][2] for j in wave}
+        for h in reversed(stages[:-1]):
+            grads = {j: h.call("backward", ids[j], g, j == last) for j, g in grads.items()}
+        firsts += list(grads.values())
+    cluster.get(stages[0], firsts)  # one wait for everything of the step (the first stage's backward is last)
+    got = cluster.get(tail, [v for j in range(len(parts)) for v in outs[j][:2]])
     loss = sum(got[2 * j] * len(p) for j, p in enumerate(parts))
     correct = sum(got[2 * j + 1] for j in range(len(parts)))
     return loss / len(x), correct
@@ -90,11 +107,13 @@ def infer_chain(cluster: Cluster, stages: list[NodeHandle], x: torch.Tensor, y: 
     """Test accuracy in percent through the deployed stages, and each request's (batch's) latency in s: one
     request at a time, each stage's call waiting on the previous stage's output (no driver round trip)."""
     correct, lat = 0, []
+    air = air_pair(stages)
     for i in range(0, len(x), batch_size):
         t0 = time.perf_counter()
         a = x[i:i + batch_size]
         for h in stages[:-1]:
-            a = h.call("forward", -1, a, False)
+            after = (air[1].call("arm", -1, len(a)),) if air is not None and h is air[0] else ()
+            a = h.call("forward", -1, a, False, *after)
         pred = cluster.get(stages[-1], stages[-1].call("predict", a))
         lat.append(time.perf_counter() - t0)
         correct += int((pred == y[i:i + batch_size]).sum())
@@ -107,6 +126,21 @@ def evaluate_deployed(cluster: Cluster, edge: NodeHandle, server: NodeHandle, x:
     return infer_chain(cluster, [edge, server], x, y, batch_size)
 
 
+def calibrate_split(cluster: Cluster, tx: NodeHandle, rx: NodeHandle, n_bursts: int = 4) -> float:
+    """The reciprocity calibration of a split link (:func:`hil.ota.link.calibrate_reciprocity` between two
+    nodes): ``n_bursts`` pilot bursts each way, each armed by its receiver before its transmitter sends; the
+    pilot estimates of both ends (the only values exchanged, once) give each end its weights. Returns the
+    fit's residual."""
+    fw, rv = [], []
+    for _ in range(n_bursts):
+        fw.append(rx.call("receive_pilot", tx.call("send_pilot", rx.call("arm_pilot"))))
+        rv.append(tx.call("receive_pilot", rx.call("send_pilot", tx.call("arm_pilot"))))
+    fw, rv = cluster.get(rx, fw), cluster.get(tx, rv)
+    res = [rx.call("set_calibration", fw, rv), tx.call("set_calibration", fw, rv)]
+    cluster.get(tx, res[1])
+    return float(cluster.get(rx, res[0]))
+
+
 def measured_latency(cluster: Cluster, stages: list[NodeHandle], lat: list[float], ota_rx: str | None) -> dict:
     """Median and p95 per request, per stage (its compute, without the air) and per link, from the stages'
     :meth:`~hil.cluster.node.NodeActor.timings` of the last :func:`infer_chain` (see [Note: measured latency])."""
@@ -116,8 +150,8 @@ def measured_latency(cluster: Cluster, stages: list[NodeHandle], lat: list[float
     per_link: dict[str, list[float]] = {}
     for prev, h in zip(stages, stages[1:]):
         hop = [b["in"] - a["out"] for a, b in zip(tr[prev.name][-n:], tr[h.name][-n:])]
-        if h.name == ota_rx:
-            hop = [d + t["air_s"] for d, t in zip(hop, tr[h.name][-n:])]
+        if h.name == ota_rx:  # the air time of both ends (the transmitter's is 0 unless the link is split)
+            hop = [d + t["air_s"] + u["air_s"] for d, t, u in zip(hop, tr[h.name][-n:], tr[prev.name][-n:])]
         per_link[f"{prev.name}->{h.name}"] = hop
     return {"request": _stats(lat), "stages": {k: _stats(v) for k, v in per_stage.items()},
             "links": {k: _stats(v) for k, v in per_link.items()}}
@@ -173,15 +207,20 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
         say("plan: " + " -> ".join(f"{n} ({', '.join(u)})" for n, u in dep.stages)
             + f"; predicted {dep.plan.latency_s * 1e3:.3g} ms per request")
     ota_rx = next(n for n, u in dep.stages if CUT_RX in u)
-    with Cluster(cluster, dep.nodes, resources=dep.resources, hosts=dep.hosts) as cl:
+    with contextlib.ExitStack() as stack:
+        node_cfg = _air_server(cfg, stack)
+        cl = stack.enter_context(Cluster(cluster, dep.nodes, resources=dep.resources, hosts=dep.hosts))
         for name, units in dep.stages:
             role = "edge" if units == EDGE_UNITS else "server" if name == ota_rx and len(dep.stages) == 2 else "stage"
-            cl.spawn(name, role, cfg.to_dict(), tuple(data.image_shape), int(data.classes), 1, list(units))
+            cl.spawn(name, role, node_cfg.to_dict(), tuple(data.image_shape), int(data.classes), 1, list(units))
         t_deploy = time.perf_counter()
         nodes = cl.deploy()
+        stages = [cl.handles[n] for n in dep.nodes]
+        air = air_pair(stages)
+        if air is not None and cfg.ota.gradient_mode == "reciprocity" and cfg.ota.calibrate:
+            calibrate_split(cl, *air)
         deploy_s = time.perf_counter() - t_deploy
         say("nodes: " + ", ".join(f"{i['name']} (host {i['host']}, pid {i['pid']})" for i in nodes))
-        stages = [cl.handles[n] for n in dep.nodes]
         if manifest is not None:
             for h in stages:
                 state = load_checkpoint(ck / f"{h.name}.pt")
@@ -231,7 +270,7 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
         measured = measured_latency(cl, stages, lat, ota_rx)
         busy = {h.name: cl.get(h, h.call("busy")) for h in stages}
         weights = {h.name: cl.get(h, h.call("weights")) for h in stages}
-        frames = cl.get(cl.handles[ota_rx], cl.handles[ota_rx].call("frames"))
+        frames = sum(cl.get(h, h.call("frames")) for h in stages)  # each end counts the bursts it received
         address = cl.address
     dig = None
     if (cfg.train.digital if digital is None else digital) and not infer:
@@ -266,6 +305,23 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
         write_cluster_report(out, report, dep)
     report["weights"] = weights
     return report
+
+
+def _air_server(cfg: RunConfig, stack: contextlib.ExitStack) -> RunConfig:
+    """The config the nodes get: for a link split between two nodes over a channel server that ``[ota]
+    endpoint`` does not name, the server is started here (on the driver's host, stopped by ``stack``) and
+    its control endpoint set, so that both ends open their halves on it (see [Note: where the air is] in
+    hil.cluster.node)."""
+    from hil.cluster.node import split_air
+
+    if not split_air(cfg) or cfg.ota.endpoint:
+        return cfg
+    from hil.radio.launch import start_server
+    from hil.train.links import radio_spec
+
+    spec = radio_spec(cfg.ota, None, int(cfg.train.batch_size))
+    srv = stack.enter_context(start_server(spec.server_config, log_level="WARNING"))
+    return cfg.replace(ota={"endpoint": srv.info["control"]})
 
 
 def _stats(xs: list[float]) -> dict:

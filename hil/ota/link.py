@@ -90,8 +90,21 @@ class ReciprocityCalibration:
         return ReciprocityCalibration(cb.astype(np.complex64), ca.astype(np.complex64), residual)
 
 
+#: channel uses of each reciprocity calibration pilot (:func:`calibrate_reciprocity`)
+PILOT_LEN = 64
+
+
+def calibration_pilots(rng: np.random.Generator, n_tx: int, n_rx: int,
+                       pilot_len: int = PILOT_LEN) -> tuple[np.ndarray, np.ndarray]:
+    """The payloads of one calibration burst pair: random-phase pilots ``[1, n_tx, L]`` (forward) and
+    ``[1, n_rx, L]`` (reverse), drawn from ``rng`` in that order."""
+    a = np.exp(2j * np.pi * rng.random((1, n_tx, pilot_len))).astype(np.complex64)
+    b = np.exp(2j * np.pi * rng.random((1, n_rx, pilot_len))).astype(np.complex64)
+    return a, b
+
+
 def calibrate_reciprocity(
-    transport: Transport, rng: np.random.Generator, n_bursts: int = 4, pilot_len: int = 64
+    transport: Transport, rng: np.random.Generator, n_bursts: int = 4, pilot_len: int = PILOT_LEN
 ) -> ReciprocityCalibration:
     """Measure the forward and reverse channels with a few pilot bursts and fit the calibration.
 
@@ -105,8 +118,7 @@ def calibrate_reciprocity(
         raise ValueError(f"n_bursts must be >= 1, got {n_bursts}")
     fw, rv = [], []
     for _ in range(n_bursts):
-        a = np.exp(2j * np.pi * rng.random((1, transport.n_tx, pilot_len))).astype(np.complex64)
-        b = np.exp(2j * np.pi * rng.random((1, transport.n_rx, pilot_len))).astype(np.complex64)
+        a, b = calibration_pilots(rng, transport.n_tx, transport.n_rx, pilot_len)
         ef = transport.send(a).channel_estimate
         er = transport.send_back(b).channel_estimate
         if ef is None or er is None:
@@ -120,6 +132,14 @@ def calibrate_reciprocity(
 
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.abs(x) ** 2)))
+
+
+def _unit_power(s: np.ndarray) -> tuple[np.ndarray, float]:
+    """``s`` scaled to unit average power, and the scale (1.0 for zero symbols)."""
+    scale = _rms(s)
+    if scale == 0.0:
+        scale = 1.0
+    return (s / scale).astype(np.complex64), scale
 
 
 class OTALink:
@@ -191,25 +211,30 @@ class OTALink:
     def n_rx(self) -> int:
         return self.transport.n_rx
 
-    # -- forward -------------------------------------------------------------------------------
+    # -- forward ---------------------------------------------------------------------------------
     def transmit(self, s: np.ndarray) -> Reception:
         """Send ``s [B, n_tx, K]`` at unit average power; return the reception rescaled to ``s``'s units."""
-        x, scale = self._unit_power(s)
+        x, scale = _unit_power(s)
         return self._received(self.transport.send(x), scale)
 
     def transmit_many(self, batches) -> list[Reception]:
         """:meth:`transmit` of independent batches through ``transport.send_many`` (double-buffered
         over a PHY, see [Note: double buffering] in hil/phy/link.py); the same receptions, in order."""
-        sent = [self._unit_power(s) for s in batches]
+        sent = [_unit_power(s) for s in batches]
         recs = self.transport.send_many([x for x, _ in sent])
         return [self._received(rec, scale) for rec, (_, scale) in zip(recs, sent)]
 
-    @staticmethod
-    def _unit_power(s: np.ndarray) -> tuple[np.ndarray, float]:
-        scale = _rms(s)
-        if scale == 0.0:
-            scale = 1.0
-        return (s / scale).astype(np.complex64), scale
+    # the two ends of the forward burst on different nodes (see [Note: a link split between two nodes] in hil.ota.transport)
+    def send_forward(self, s: np.ndarray) -> float:
+        """Transmitting node: send ``s [B, n_tx, K]`` at unit average power (the transport's transmit half);
+        returns the scale, the one float the receiver needs (a control-channel value)."""
+        x, scale = _unit_power(s)
+        self.transport.transmit(x)
+        return scale
+
+    def receive_forward(self, scale: float) -> Reception:
+        """Receiving node: the armed forward burst (the transport's receive half), as :meth:`transmit` returns it."""
+        return self._received(self.transport.receive(), scale)
 
     def _received(self, rec: Reception, scale: float) -> Reception:
         """The receiver's side of :meth:`transmit`: hold map, units of the sent symbols."""
@@ -250,9 +275,34 @@ class OTALink:
     # -- backward ------------------------------------------------------------------------------
     def echo_gradient(self, g_y: np.ndarray) -> np.ndarray:
         """Reciprocity: send ``conj(g_y)`` back over the reverse link; return ``~= H^H g_y`` ``[B, n_tx, K]``."""
+        out = self._echo_out(g_y)
+        if out is None:
+            return np.zeros((g_y.shape[0], self.n_tx, g_y.shape[2]), np.complex64)
+        x, scale = out
+        return self._echo_in(self.transport.send_back(x), scale)
+
+    # the two ends of the echo on different nodes (see [Note: a link split between two nodes] in hil.ota.transport)
+    def send_echo(self, g_y: np.ndarray) -> float:
+        """Receiving node: send ``conj(g_y)`` over the reverse link (the transport's transmit half); returns
+        the scale for :meth:`receive_echo`, 0.0 when ``g_y`` is zero (then nothing is sent)."""
+        out = self._echo_out(g_y)
+        if out is None:
+            return 0.0
+        x, scale = out
+        self.transport.transmit(x, back=True)
+        return scale
+
+    def receive_echo(self, scale: float, shape: tuple[int, int]) -> np.ndarray:
+        """Transmitting node: ``~= H^H g_y`` ``[B, n_tx, K]`` from the armed echo (``shape`` = ``(B, K)``)."""
+        if scale == 0.0:
+            return np.zeros((shape[0], self.n_tx, shape[1]), np.complex64)
+        return self._echo_in(self.transport.receive(back=True), scale)
+
+    def _echo_out(self, g_y: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """What the receiver sends back for ``g_y`` (calibrated, unit power) and its scale; None for zero."""
         scale = _rms(g_y)
         if scale == 0.0:
-            return np.zeros((g_y.shape[0], self.n_tx, g_y.shape[2]), np.complex64)
+            return None
         x = np.conj(g_y) / scale
         cal = self.calibration
         if cal is not None:
@@ -261,12 +311,27 @@ class OTALink:
             p = _rms(x)
             x = x / p
             scale = scale * p
-        rec = self.transport.send_back(x.astype(np.complex64))
+        return x.astype(np.complex64), scale
+
+    def _echo_in(self, rec: Reception, scale: float) -> np.ndarray:
         self.last_echo = rec
         r = rec.payload
-        if cal is not None:
-            r = cal.ca[None, :, None] * r
+        if self.calibration is not None:
+            r = self.calibration.ca[None, :, None] * r
         return (np.conj(r) * scale).astype(np.complex64)
+
+    def receiver_gradient(self, g_y: np.ndarray, estimate: np.ndarray | None, m: np.ndarray | None) -> np.ndarray:
+        """The receiver's part of the backward pass for ``g_y = dL/dy'`` of the payload the layer saw: through
+        its own hold map ``m`` (``dL/dy = M^H dL/dy'``), then ``estimated``: ``dL/ds = H_hat^H dL/dy`` (returned);
+        ``reciprocity``: ``dL/dy`` itself (what :meth:`echo_gradient` or :meth:`send_echo` sends back)."""
+        g = np.asarray(g_y).astype(np.complex64)
+        if m is not None:  # the receiver's own map y' = M y: dL/dy = M^H dL/dy'
+            g = np.einsum("ro,brk->bok", np.conj(m), g).astype(np.complex64)
+        if self.gradient_mode == "reciprocity":
+            return g
+        if estimate is None:
+            raise LinkError(f"{self.transport.name}: no channel estimate in the burst; use gradient_mode='reciprocity'")
+        return np.einsum("rt,brk->btk", np.conj(estimate), g).astype(np.complex64)
 
     def check_symbols(self, s: torch.Tensor) -> None:
         """ValueError unless ``s`` is complex ``[B, n_tx, K]``."""
@@ -330,13 +395,7 @@ class _OverTheAir(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_y: torch.Tensor):  # type: ignore[override]
         link: OTALink = ctx.link
-        g = g_y.detach().cpu().numpy().astype(np.complex64)
-        if ctx.map is not None:  # the receiver's own map y' = M y: dL/dy = M^H dL/dy'
-            g = np.einsum("ro,brk->bok", np.conj(ctx.map), g).astype(np.complex64)
+        g = link.receiver_gradient(g_y.detach().cpu().numpy(), ctx.estimate, ctx.map)
         if link.gradient_mode == "reciprocity":
-            g_s = link.echo_gradient(g)
-        else:  # estimated
-            if ctx.estimate is None:
-                raise LinkError(f"{link.transport.name}: no channel estimate in the burst; use gradient_mode='reciprocity'")
-            g_s = np.einsum("rt,brk->btk", np.conj(ctx.estimate), g).astype(np.complex64)
-        return torch.from_numpy(g_s), None
+            g = link.echo_gradient(g)
+        return torch.from_numpy(g), None

@@ -63,7 +63,7 @@ class Transport(abc.ABC):
     symbol_gain_db: float = 0.0
 
     def __init__(self) -> None:
-        #: number of bursts sent, forward and reverse together
+        #: number of bursts sent, forward and reverse together (on one end of a split link: the bursts it received)
         self.frames = 0
 
     @abc.abstractmethod
@@ -397,6 +397,14 @@ class PhyTransport(Transport):
     and estimate by ``theta``. This uses one scalar per burst from the pilots, never ``H`` itself
     for the gradient. Each direction keeps its own reference; the constant phase between the two
     references is part of what :func:`hil.ota.link.calibrate_reciprocity` measures and removes.
+
+    [Note: a link split between two nodes]
+    A PhyTransport over the transmit half of a radio (``ZmqRadio(..., halves="tx")``, whose ``reverse()`` is
+    a receive half) is node a's end of the link, one over the receive half node b's: node b calls
+    :meth:`arm`, node a :meth:`transmit`, node b :meth:`receive` (the PHY's synchronisation, CFO and
+    channel estimation run there), and the reverse link the same way with ``back=True``. The two ends
+    frame and decode with the same :class:`hil.phy.PhyLink` code as :meth:`send`; a lost frame is not
+    re-sent (the ``retries`` of :meth:`send` need both ends in one process).
     """
 
     def __init__(
@@ -479,6 +487,7 @@ class PhyTransport(Transport):
         raise LinkError(f"{self.name}: {self.retries + 1} frames in a row were lost; last error: {last}") from last
 
     def _reception(self, link, res) -> Reception:
+        """The PHY's result of one received frame as a :class:`Reception` (common phase removed)."""
         est = None if res.channel_estimate is None else np.asarray(res.channel_estimate, np.complex64)
         payload, est = self._derotate("forward" if link is self._fwd else "reverse",
                                       np.asarray(res.payload, np.complex64), est)
@@ -503,16 +512,49 @@ class PhyTransport(Transport):
                 out.append(self._reception(self._fwd, res))
         return out
 
-    def send(self, symbols: np.ndarray) -> Reception:
-        return self._go(self._fwd, _check_symbols(symbols, self.n_tx, f"{self.name}.send"))
-
-    def send_back(self, symbols: np.ndarray) -> Reception:
+    def _reverse_link(self):
         if self._rev is None:
             raise LinkError(
                 f"{self.name}: the radio has no reverse link; use gradient_mode='estimated' or a radio "
                 "whose reverse() works (LoopbackRadio with reverse_channel=, ZmqRadio)"
             )
-        return self._go(self._rev, _check_symbols(symbols, self.n_rx, f"{self.name}.send_back"))
+        return self._rev
+
+    def send(self, symbols: np.ndarray) -> Reception:
+        return self._go(self._fwd, _check_symbols(symbols, self.n_tx, f"{self.name}.send"))
+
+    def send_back(self, symbols: np.ndarray) -> Reception:
+        rev = self._reverse_link()
+        return self._go(rev, _check_symbols(symbols, self.n_rx, f"{self.name}.send_back"))
+
+    # -- the halves (see [Note: a link split between two nodes]) ----------------------------------
+    def transmit(self, symbols: np.ndarray, back: bool = False) -> None:
+        """Transmit half: frame and send one burst, forward (node a, ``[B, n_tx, K]``) or with ``back`` over the
+        reverse link (node b, ``[B, n_rx, K]``)."""
+        link = self._reverse_link() if back else self._fwd
+        n = self.n_rx if back else self.n_tx
+        link.transmit(_check_symbols(symbols, n, f"{self.name}.transmit"))
+
+    def arm(self, batch_size: int, channel_uses: int, back: bool = False) -> None:
+        """Receive half: expect the next burst of ``batch_size`` vectors of ``channel_uses`` symbols, forward
+        (node b) or with ``back`` the reverse link's (node a). Call before the other node transmits."""
+        (self._reverse_link() if back else self._fwd).arm(batch_size, channel_uses)
+
+    def receive(self, back: bool = False) -> Reception:
+        """Receive half: the armed burst as :meth:`send` (or :meth:`send_back`) returns it.
+
+        Raises LinkError for a lost frame: the transmitter is on another node and does not re-send it."""
+        from hil.errors import SyncError
+
+        link = self._reverse_link() if back else self._fwd
+        try:
+            res = link.receive()
+        except SyncError as e:
+            self.frames += 1
+            raise LinkError(f"{self.name}: a {'reverse' if back else 'forward'} frame was lost ({e}); the "
+                            "transmitter is another node and does not re-send it: raise the SNR") from e
+        self.frames += 1
+        return self._reception(link, res)
 
     def close(self) -> None:
         try:

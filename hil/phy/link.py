@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from hil.errors import SyncError
+from hil.errors import RadioError, SyncError
 from hil.phy.config import PhyConfig
 from hil.phy.fast import FastReceiver
 from hil.phy.frame import FrameLayout, FrameTransmitter, TxInfo
@@ -78,13 +78,12 @@ class PhyLink:
             ValueError: bad symbols shape or values.
             SyncError: no frame found, header CRC failed, burst truncated, stale/foreign frame.
         """
-        s = np.asarray(symbols)
-        self._check(s)
+        s = self._check(symbols)
         seq, burst, info = self._build(s, frame_type)
         t = time.perf_counter()
         cap = self.radio.transceive(burst)
         self.seconds["radio"] += time.perf_counter() - t
-        return self._decode(cap, seq, s.shape, info)
+        return self._decode(cap, seq, (s.shape[0], s.shape[2]), info)
 
     def transceive_many(self, batches, frame_type: int = FrameType.DATA) -> list[RxResult | SyncError]:
         """Send independent batches (each complex ``[B, n_tx, K]``), one burst each, double-buffered.
@@ -95,9 +94,8 @@ class PhyLink:
         Raises:
             ValueError: a batch has a bad shape or values (checked before anything is sent).
         """
-        ss = [np.asarray(b) for b in batches]
+        ss = [self._check(b) for b in batches]
         for s in ss:
-            self._check(s)
             if not np.all(np.isfinite(s)):
                 raise ValueError("symbols contain NaN or Inf")
         out: list[RxResult | SyncError] = []
@@ -121,16 +119,51 @@ class PhyLink:
             if i + 1 < len(ss):
                 pending = launch(ss[i + 1])  # on its way while capture i decodes
             try:
-                out.append(self._decode(cap, seq, s.shape, info))
+                out.append(self._decode(cap, seq, (s.shape[0], s.shape[2]), info))
             except SyncError as e:
                 out.append(e)
         return out
 
-    def _check(self, s: np.ndarray) -> None:
+    # -- the halves (see [Note: transmit and receive halves] in hil.radio.base) --------------------------
+    # The transmitting node's PhyLink calls transmit(), the receiving node's arm() before it and receive()
+    # after; each end counts the sequence numbers itself, one per burst, so the two stay in step (also over
+    # a lost frame). transceive() is the three in one process.
+    def transmit(self, symbols: np.ndarray, frame_type: int = FrameType.DATA) -> TxInfo:
+        """Transmit half: frame ``symbols`` (complex ``[B, n_tx, K]``) and send the burst (``radio.transmit``)."""
+        s = self._check(symbols)
+        _, burst, info = self._build(s, frame_type)
+        t = time.perf_counter()
+        self.radio.transmit(burst)
+        self.seconds["radio"] += time.perf_counter() - t
+        return info
+
+    def arm(self, batch_size: int, channel_uses: int) -> None:
+        """Receive half: expect the next frame, ``batch_size`` vectors of ``channel_uses`` symbols
+        (``radio.arm_receive`` of its burst length); call before the transmitter sends."""
+        shape = (int(batch_size), int(channel_uses))
+        self.radio.arm_receive(self.burst_samples(*shape))
+        self._armed = (self.seq, shape)
+        self.seq = (self.seq + 1) & 0xFFFF
+
+    def receive(self) -> RxResult:
+        """Receive half: the capture of the armed burst (``radio.receive``), decoded (``tx_clipped`` -1: the
+        transmitter's count stays on its node). Raises SyncError as :meth:`transceive`, RadioError when not armed."""
+        armed, self._armed = getattr(self, "_armed", None), None
+        if armed is None:
+            raise RadioError("PhyLink.receive: call arm(batch_size, channel_uses) before the transmitter sends")
+        t = time.perf_counter()
+        cap = self.radio.receive()
+        self.seconds["radio"] += time.perf_counter() - t
+        return self._decode(cap, *armed)
+
+    def _check(self, symbols: np.ndarray) -> np.ndarray:
+        s = np.asarray(symbols)
         if s.ndim != 3 or s.shape[1] != self.cfg.n_tx:
             raise ValueError(f"symbols: expected shape [B, n_tx={self.cfg.n_tx}, K], got {s.shape}")
+        return s
 
-    def _build(self, s: np.ndarray, frame_type: int):
+    def _build(self, s: np.ndarray, frame_type: int) -> tuple[int, np.ndarray, TxInfo]:
+        """The burst of the next sequence number (which advances, also if the send fails)."""
         seq = self.seq
         self.seq = (self.seq + 1) & 0xFFFF
         t = time.perf_counter()
@@ -139,13 +172,15 @@ class PhyLink:
         self.last_tx = info
         return seq, burst, info
 
-    def _decode(self, cap: np.ndarray, seq: int, shape: tuple, info: TxInfo) -> RxResult:
+    def _decode(self, cap: np.ndarray, seq: int, shape: tuple[int, int], info: TxInfo | None = None) -> RxResult:
+        """The capture decoded as frame ``seq`` of ``shape`` = (B, K); with the transmitter's ``info`` (same
+        process) its clipped-sample count goes into the result."""
         t = time.perf_counter()
         try:
-            res = self.receiver.receive(cap, expect_seq=seq, expect_shape=(shape[0], shape[2]))
+            res = self.receiver.receive(cap, expect_seq=seq, expect_shape=shape)
         except SyncError:
             log.debug("PHY: frame seq=%d lost", seq)
             raise
         finally:
             self.seconds["receive"] += time.perf_counter() - t
-        return dataclasses.replace(res, tx_clipped=info.clipped_samples)
+        return res if info is None else dataclasses.replace(res, tx_clipped=info.clipped_samples)

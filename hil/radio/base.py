@@ -194,4 +194,5 @@ class Radio(abc.ABC):
 # base class composes the halves from it (they must then be called on one object), and a backend whose
 # halves work apart overrides them (ZmqRadio: a radio opened with ``halves="tx"`` only sends, one with
 # ``halves="rx"`` only reads its node's streams). The reverse link is the same pair the other way:
-# ``reverse()`` of a transmit half receives.
+# ``reverse()`` of a transmit half receives. ``hil run`` splits the PHY transport along them, one end
+# per node ([Note: a link split between two nodes] in hil.ota.transport).

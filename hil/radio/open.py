@@ -65,6 +65,8 @@ class RadioSpec:
         virtual_boards: pluto, virtual: 1 (TX cabled to its own RX) or 2 (board 0 -> board 1).
         virtual_channel: pluto, virtual: the virtual Pluto's channel file (``--channel``).
         timeout_s: zmq: per-burst and control timeout.
+        halves: zmq: ``"both"``, or ``"tx"``/``"rx"``: only that half of the wiring, for a node whose peer
+            opens the other (see [Note: transmit and receive halves] in hil.radio.base).
     """
 
     kind: str
@@ -82,6 +84,7 @@ class RadioSpec:
     virtual_boards: int = 1
     virtual_channel: str | Path | None = None
     timeout_s: float = 5.0
+    halves: str = "both"
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -93,6 +96,9 @@ class RadioSpec:
                              "`hil sim serve`) or server_config= (a topology to start a server on)")
         if self.kind == "pluto" and not self.uri and not self.virtual:
             raise ConfigError("pluto: give uri= (e.g. 'ip:192.168.2.1') or virtual=True (start `hil emu pluto`)")
+        if self.halves != "both" and self.kind != "zmq":
+            raise ValueError(f"halves={self.halves!r}: only a zmq radio opens one half of a link; {self.kind} "
+                             "opens both")
         if self.kind == "loopback" and self.channel is None:
             raise ValueError("loopback: give channel= (a hil.channel spec with n_tx and n_rx)")
 
@@ -186,10 +192,11 @@ def _open_zmq(spec: RadioSpec, stack: contextlib.ExitStack) -> OpenedRadio:
 
         info = control_request(zmq.Context.instance(), spec.endpoint, {"cmd": "info"}, spec.timeout_s)
     tx, rx = default_wiring(info, spec.tx_node, spec.rx_node)
-    radio = stack.enter_context(ZmqRadio(info, tx, rx, timeout_s=spec.timeout_s))
+    radio = stack.enter_context(ZmqRadio(info, tx, rx, timeout_s=spec.timeout_s, halves=spec.halves))
     link = info["links"].get(f"{tx}->{rx}", {})
     uri = info["control"]
-    return OpenedRadio(radio, {"backend": "zmq", "uri": uri, "tx_node": tx, "rx_node": rx, "link": link},
+    return OpenedRadio(radio, {"backend": "zmq", "uri": uri, "tx_node": tx, "rx_node": rx, "link": link,
+                               "halves": spec.halves},
                        f"hil ZMQ channel server {uri}, {tx} -> {rx} ({link.get('model', 'channel')})",
                        server=info, started=started)
 

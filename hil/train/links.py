@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 
 
@@ -131,12 +132,16 @@ def _in_config_terms(e: BoardMismatch, cfg: OTAConfig) -> BoardMismatch:
 
 
 def open_transport(
-    cfg: OTAConfig, seed: int | None = None, vectors_per_burst: int = DEFAULT_VECTORS_PER_BURST
+    cfg: OTAConfig, seed: int | None = None, vectors_per_burst: int = DEFAULT_VECTORS_PER_BURST,
+    halves: str = "both",
 ) -> tuple[Transport, contextlib.ExitStack]:
     """Open the link described by ``cfg``. Returns ``(transport, closer)``; call ``closer.close()``.
 
     ``vectors_per_burst``: activation vectors in one training burst (the batch size for an MLP);
     it sets the Gauss-Markov block of simulated radio channels to one burst (see :func:`channel_spec`).
+    ``halves``: ``"tx"`` or ``"rx"`` opens one node's end of a ``zmq`` link (the transmit half of the
+    forward wiring and the receive half of the reverse one, or the other way; see [Note: a link split
+    between two nodes] in hil.ota.transport); its peer opens the other, on the running server ``endpoint``.
     Radio transports are opened by :func:`hil.radio.open.open_radio`; the closer closes the transport,
     the radio and what was started for it (the channel server). If the transport cannot be built,
     everything opened so far is closed before the error propagates.
@@ -155,6 +160,11 @@ def open_transport(
                 raise ConfigError(f"[ota] transport='ideal', channel spec {spec!r}: {e}") from e
         else:
             spec = radio_spec(cfg, seed, vectors_per_burst)
+            if halves != "both":
+                if spec.kind != "zmq" or spec.endpoint is None:
+                    raise ConfigError(f"[ota] transport={cfg.transport!r}: only a zmq link on a running channel "
+                                      "server (endpoint=) is opened in halves, one per node")
+                spec = dataclasses.replace(spec, halves=halves)
             try:
                 opened = stack.enter_context(open_radio(spec))
             except BoardMismatch as e:  # say it in the config's terms: which n_tx/n_rx the board can run

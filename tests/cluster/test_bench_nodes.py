@@ -49,7 +49,7 @@ def test_three_node_bench_places_trains_and_infers(ray_bench, tmp_path):
     pids = {n["name"]: n["pid"] for n in got["nodes"]}
     assert len(set(pids.values())) == 3 and os.getpid() not in pids.values()
     assert {n["name"]: n["layers"] for n in got["nodes"]} == stages
-    assert [n["name"] for n in got["nodes"] if n["radios"]] == ["pluto_b"]
+    assert [n["name"] for n in got["nodes"] if n["radios"]] == ["pluto_b"]  # ideal: the link in the receiver
     # the same numbers as in one process
     for node, ws in ref["weights"].items():
         assert ws, node
@@ -73,3 +73,20 @@ def test_three_node_bench_places_trains_and_infers(ray_bench, tmp_path):
         for k, v in ws.items():
             assert torch.equal(v, inf["weights"][node][k]), f"{node}: {k} not the checkpoint's"
     assert inf["latency"]["measured_s"]["request"]["n"] == n_req
+
+
+def test_three_node_bench_over_a_split_zmq_link_with_microbatches(ray_bench, tmp_path):
+    """The cut over the channel server, each end opened by its own node (pluto_a transmits, pluto_b receives and
+    sends the echo from the middle of the chain): 2 steps of 2 micro-batches (each armed, sent and received in
+    turn) give the same weights in three actor processes as in one process, over the same bursts."""
+    cfg = load_config("digits_mlp").replace(train={"epochs": 1, "digital": False}, ota={"transport": "zmq"},
+                                            data={"limit_train": 192, "limit_test": 64})
+    kw = dict(max_steps=2, write=False, microbatches=2, bench=BENCH)
+    ref = run_split(cfg, tmp_path / "none", cluster="none", **kw)
+    got = run_split(cfg, tmp_path / "local", cluster="local", **kw)
+    assert {n["name"]: n["air"] for n in got["nodes"]} == {"pluto_a": "tx", "pluto_b": "rx", "server": None}
+    assert len({n["pid"] for n in got["nodes"]}) == 3
+    assert got["frames"] == ref["frames"] == 8 + 2 * 2 * 2 + 2  # pilots, (forward + echo) x 2 x 2, 2 evaluations
+    for node, ws in ref["weights"].items():
+        for k, v in ws.items():
+            assert torch.equal(v, got["weights"][node][k]), f"{node}: {k} differs between local and none"

@@ -37,11 +37,13 @@ def ray_local():
     ray.shutdown()
 
 
-@pytest.mark.parametrize("transport", ["ideal", "loopback"])
+@pytest.mark.parametrize("transport", ["ideal", "loopback", "zmq"])
 def test_local_and_none_give_bit_identical_weights(ray_local, tmp_path, transport):
+    """zmq: each node opens its own half of the link on a channel server the run starts (same seed in both);
+    the run folder gets its report (report.md lists the halves)."""
     cfg = small(transport)
     ref = run_split(cfg, tmp_path / "none", cluster="none", max_steps=3, write=False)
-    got = run_split(cfg, tmp_path / "local", cluster="local", max_steps=3, write=False)
+    got = run_split(cfg, tmp_path / "local", cluster="local", max_steps=3, write=transport == "zmq")
     assert got["steps"] == ref["steps"] == 3
     for node, ws in ref["weights"].items():
         assert ws, node
@@ -53,6 +55,12 @@ def test_local_and_none_give_bit_identical_weights(ray_local, tmp_path, transpor
     assert all(n["ray_node_id"] for n in got["nodes"])
     assert all(n["pid"] == os.getpid() for n in ref["nodes"])
     assert got["frames"] == ref["frames"] > 0  # the same bursts went over the air
+    if transport == "zmq":
+        air = {n["name"]: n["air"] for n in got["nodes"]}
+        assert air == {"edge": "tx", "server": "rx"}
+        assert got["frames"] == 8 + 2 * 3 + 2  # calibration pilots, 3 steps forward and echo, 2 evaluations
+        md = (tmp_path / "local" / "report.md").read_text()
+        assert "tx half of edge->server" in md and "rx half of edge->server" in md
 
 
 def test_microbatched_pipeline_matches_in_process(ray_local, tmp_path):

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.cluster
 
 
 def test_hil_run_on_two_raylets_over_the_zmq_channel_server(tmp_path):
-    """`hil run --cluster 127.0.0.1:P`: each node an actor on its own raylet, the cut over the ZMQ channel
-    server; the split model ends within 2 points of the digital baseline (both trained from seed 0, 12 epochs:
+    """`hil run --cluster 127.0.0.1:P`: each node an actor on its own raylet that opens its own half of the cut
+    on the ZMQ channel server (the edge transmits, the server receives; the echo the other way); the split model ends within 2 points of the digital baseline (both trained from seed 0, 12 epochs:
     the gap was 1.4 points in one process, digital 99.2 %)."""
     with Raylets() as raylets:
         address = raylets.head({"hil_node:edge": 1}, num_cpus=1)
@@ -34,7 +34,15 @@ def test_hil_run_on_two_raylets_over_the_zmq_channel_server(tmp_path):
     assert nodes["edge"]["pid"] != nodes["server"]["pid"]
     assert nodes["edge"]["ray_node_id"] != nodes["server"]["ray_node_id"]  # two raylets
     assert all(n["ray_node_ip"] == "127.0.0.1" for n in nodes.values())
-    assert [r["transport"] for r in nodes["server"]["radios"]] == ["zmq"]
+    # each node opened its own end of the link on the channel server: the edge the transmit half of edge->server
+    # (and the receive half of the echo's server->edge), the server the other two, each on its own endpoints
+    halves = {name: {(r["half"], r["wiring"]) for r in n["radios"]} for name, n in nodes.items()}
+    assert halves == {"edge": {("tx", "edge->server"), ("rx", "server->edge")},
+                      "server": {("rx", "edge->server"), ("tx", "server->edge")}}
+    assert all(r["transport"] == "zmq" and r["endpoints"] for n in nodes.values() for r in n["radios"])
+    eps = [ep for n in nodes.values() for r in n["radios"] for ep in r["endpoints"]]
+    assert len(eps) == len(set(eps)) == 8  # 2 antennas x (tx, rx) x 2 nodes, none shared
+    assert len({r["server"] for n in nodes.values() for r in n["radios"]}) == 1  # one channel server
     acc = rep["accuracy"]
     assert acc["digital"] - acc["split"] <= 2.0, acc
     assert rep["frames"] > 0 and rep["epochs"] == 12

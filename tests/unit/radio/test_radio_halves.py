@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import textwrap
 
 import numpy as np
@@ -17,8 +16,7 @@ from hil.errors import RadioError
 from hil.radio.loopback import LoopbackRadio
 from hil.radio.tap import TapRadio
 from hil.radio.zmq import ZmqRadio
-from sim_fallback.channel_server import ChannelServer
-from sim_fallback.topology import load_topology, two_node_config
+from sim_fallback.topology import two_node_config
 
 CHANNEL = {"fading": "rayleigh", "snr_db": 10.0}  # noise and fading: the capture depends on the server's RNG
 
@@ -59,14 +57,6 @@ def test_halves_in_one_process_are_called_in_order():
         r.arm_receive(0)
 
 
-def _server(seed: int):
-    srv = ChannelServer(load_topology(two_node_config(CHANNEL, seed=seed)))
-    info = srv.bind()
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    return srv, th, info
-
-
 _CHILD = textwrap.dedent("""
     import json, sys
     import numpy as np
@@ -86,21 +76,17 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def test_zmq_transmitter_and_receiver_in_two_processes_give_the_transceive_samples(tmp_path):
+def test_zmq_transmitter_and_receiver_in_two_processes_give_the_transceive_samples(tmp_path, channel_server):
     """Server seed 7 twice: transceive forward and reverse in one process, then the same bursts with the
     edge's transmit half in a child process and the server's receive half here (and the reverse link the
     other way); the captures are equal sample for sample (tolerance 0: one seeded channel, same bursts)."""
     x = _burst()
-    srv, th, info = _server(7)
-    try:
-        with ZmqRadio(info, "edge", "server") as r:
-            want_fwd = r.transceive(x)
-            want_rev = r.reverse().transceive(x)
-    finally:
-        srv.stop()
-        th.join(timeout=2)
+    info = channel_server(two_node_config(CHANNEL, seed=7))
+    with ZmqRadio(info, "edge", "server") as r:
+        want_fwd = r.transceive(x)
+        want_rev = r.reverse().transceive(x)
     np.save(tmp_path / "x.npy", x)
-    srv, th, info = _server(7)
+    info = channel_server(two_node_config(CHANNEL, seed=7))
     import json
 
     child = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -128,7 +114,5 @@ def test_zmq_transmitter_and_receiver_in_two_processes_give_the_transceive_sampl
     finally:
         if child.poll() is None:
             child.kill()
-        srv.stop()
-        th.join(timeout=2)
     np.testing.assert_array_equal(got_fwd, want_fwd)
     np.testing.assert_array_equal(got_rev, want_rev)
