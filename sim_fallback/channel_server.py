@@ -230,8 +230,8 @@ def parse_header(raw: bytes) -> dict:
     return h
 
 
-def screen_samples(f: np.ndarray) -> tuple[int, bool]:
-    """The input guard of one message's float32 values (I and Q): (NaN/Inf count, needs saturating).
+def screen_samples_reference(f: np.ndarray) -> tuple[int, bool]:
+    """The input guard in numpy (the specification of :func:`screen_samples`, and its path without numba).
 
     One BLAS pass: the sum of squares is non-finite if any value is (then counted exactly, as a huge
     finite value may overflow the sum too), and it bounds every value, so only a sum above
@@ -244,6 +244,35 @@ def screen_samples(f: np.ndarray) -> tuple[int, bool]:
     if not ss <= INPUT_FULL_SCALE_LIMIT ** 2:
         return 0, bool(np.abs(f).max() > np.float32(INPUT_FULL_SCALE_LIMIT))
     return 0, False
+
+
+#: float32 bit patterns (sign cleared) of +Inf (NaNs are above it) and of INPUT_FULL_SCALE_LIMIT.
+_INF_BITS = 0x7F800000
+_LIMIT_BITS = int(np.float32(INPUT_FULL_SCALE_LIMIT).view(np.uint32))
+_fast: Any = None
+
+
+def screen_samples(f: np.ndarray, bits: int | None = None) -> tuple[int, bool]:
+    """The input guard of one message's float32 values (I and Q): (NaN/Inf count, needs saturating).
+
+    ``bits``: the bit pattern of the largest ``|value|`` when the fused channel kernel already took
+    it while copying the input (``Chain.load_input``); else one pass of ``hil.channel.fast.screen_bits``
+    (integer maximum, no temporaries), or :func:`screen_samples_reference` without numba. The
+    answer is the reference's (see [Note: screen in the input pass] in ``hil.channel.fast``); the
+    exact NaN/Inf count costs a second pass only for a refused message.
+    """
+    global _fast
+    if bits is None:
+        if _fast is None:
+            from hil.channel import fast as _fast
+        if not _fast.available():
+            return screen_samples_reference(f)
+        bits = _fast.screen_bits(f)
+    if bits <= _LIMIT_BITS:
+        return 0, False
+    if bits >= _INF_BITS:
+        return int(np.count_nonzero(~np.isfinite(f))), False
+    return 0, True
 
 
 def max_capture_samples(n: int, lead: int, jitter: int, trail: int) -> int:
@@ -617,30 +646,39 @@ class _ShmSession(threading.Thread):
             return False
         x, y = self.inp.packed(j, n), self.out.packed(j, n)
         f = x.reshape(-1).view(np.float32)
-        bad, over = screen_samples(f)
-        if bad:
-            srv._reject(R_NON_FINITE, f"{where}: {bad} NaN/Inf value(s)", src)
-            return False
-        if over:  # [Note: saturation], in place in the client's slot
-            lim = np.float32(INPUT_FULL_SCALE_LIMIT)
-            np.clip(f, -lim, lim, out=f)
-            src.c["saturated"] += 1
-            srv.totals["saturated"] += 1
-        t, tc = time.perf_counter(), time.thread_time()
-        try:
-            with d.lock:
+        load = getattr(d.model, "load_input", None)
+        with d.lock:  # the model's input buffer is the model's: one chunk at a time (TCP path too)
+            t, tc = time.perf_counter(), time.thread_time()  # the kernel's input pass counts as the model's
+            try:
+                # with the fused kernel the screen is taken while the kernel copies the slot into its
+                # own buffer, and the model computes from that screened copy (see [Note: screen in the
+                # input pass] in hil.channel.fast); nothing is drawn before the verdict
+                bad, over = screen_samples(f, load(x) if load is not None else None)
+                if over:  # [Note: saturation], in place in the client's slot, then read again
+                    lim = np.float32(INPUT_FULL_SCALE_LIMIT)
+                    np.clip(f, -lim, lim, out=f)
+                    src.c["saturated"] += 1
+                    srv.totals["saturated"] += 1
+                    if load is not None and screen_samples(f, load(x)) != (0, False):
+                        srv._reject(R_NON_FINITE, f"{where}: the client rewrote the slot while it was read", src)
+                        return False
+                if bad:
+                    srv._reject(R_NON_FINITE, f"{where}: {bad} NaN/Inf value(s)", src)
+                    return False
                 c = d.model.generate(n)
                 if hasattr(d.model, "apply_into"):
                     d.model.apply_into(x, c, y)
                 else:
                     y[...] = d.model.apply(x, c)
-        except Exception:  # noqa: BLE001 - a broken model must not stop the server
-            log.exception("channel %s failed on a shared-memory chunk of %d samples", d.name, n)
-            srv.totals["model_errors"] += 1
-            return False
-        finally:
-            d.model_s += time.perf_counter() - t
-            d.model_cpu_s += time.thread_time() - tc
+            except Exception:  # noqa: BLE001 - a broken model must not stop the server
+                log.exception("channel %s failed on a shared-memory chunk of %d samples", d.name, n)
+                srv.totals["model_errors"] += 1
+                return False
+            finally:
+                if load is not None:
+                    d.model.unload_input()
+                d.model_s += time.perf_counter() - t
+                d.model_cpu_s += time.thread_time() - tc
         d.bursts += 1
         for rt, k in ((src, "samples_in"), (dst, "samples_out")):
             rt.c[k] += n
