@@ -60,6 +60,7 @@ import os
 import queue
 import secrets
 import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -249,7 +250,6 @@ def screen_samples_reference(f: np.ndarray) -> tuple[int, bool]:
 #: float32 bit patterns (sign cleared) of +Inf (NaNs are above it) and of INPUT_FULL_SCALE_LIMIT.
 _INF_BITS = 0x7F800000
 _LIMIT_BITS = int(np.float32(INPUT_FULL_SCALE_LIMIT).view(np.uint32))
-_fast: Any = None
 
 
 def screen_samples(f: np.ndarray, bits: int | None = None) -> tuple[int, bool]:
@@ -257,17 +257,16 @@ def screen_samples(f: np.ndarray, bits: int | None = None) -> tuple[int, bool]:
 
     ``bits``: the bit pattern of the largest ``|value|`` when the fused channel kernel already took
     it while copying the input (``Chain.load_input``); else one pass of ``hil.channel.fast.screen_bits``
-    (integer maximum, no temporaries), or :func:`screen_samples_reference` without numba. The
+    (integer maximum, no temporaries) when the channel kernels are loaded (a link with a channel
+    model loads them), or :func:`screen_samples_reference` (without numba, or wires only). The
     answer is the reference's (see [Note: screen in the input pass] in ``hil.channel.fast``); the
     exact NaN/Inf count costs a second pass only for a refused message.
     """
-    global _fast
     if bits is None:
-        if _fast is None:
-            from hil.channel import fast as _fast
-        if not _fast.available():
+        fast = sys.modules.get("hil.channel.fast")  # loaded with the first link's channel model
+        if fast is None or not fast.available():
             return screen_samples_reference(f)
-        bits = _fast.screen_bits(f)
+        bits = fast.screen_bits(f)
     if bits <= _LIMIT_BITS:
         return 0, False
     if bits >= _INF_BITS:
@@ -342,12 +341,15 @@ class PendingBursts:
             self._drop(key)
             entry = None
         new = entry is None
+        if new and n_ant == 1:  # complete at once: never pending (the limits below concern pending bursts)
+            return [item], dropped + self._drop_older(s, key[2])
         while True:  # the sender's own limits: it loses its own oldest burst
-            own = [k for k in self._by_sender.get(s, ()) if k != key]
-            if not own or not ((new and len(own) >= self.per_sender)
-                               or self._bytes.get(s, 0) + nbytes > self.per_sender_bytes):
+            keys = self._by_sender.get(s)
+            n_own = len(keys) - (key in keys) if keys else 0
+            if not n_own or not ((new and n_own >= self.per_sender)
+                                 or self._bytes.get(s, 0) + nbytes > self.per_sender_bytes):
                 break
-            self._drop(own[0])
+            self._drop(next(k for k in keys if k != key))
             self.evicted += 1
             dropped += 1
         while (new and len(self._b) >= self.total) or self.nbytes + nbytes > self.total_bytes:
@@ -370,13 +372,21 @@ class PendingBursts:
         entry[1] += nbytes
         self._bytes[s] += nbytes
         self.nbytes += nbytes
-        if any(x is None for x in entry[2]):
+        if None in entry[2]:
             return None, dropped
         self._drop(key)
-        for k in [k for k in self._by_sender.get(s, {}) if k[2] < key[2]]:
-            self._drop(k)  # older, never completed: one antenna's message was lost
-            dropped += 1
-        return entry[2], dropped
+        return entry[2], dropped + self._drop_older(s, key[2])
+
+    def _drop_older(self, s: tuple, number: Any) -> int:
+        """Drop sender ``s``'s pending bursts numbered below ``number`` (older, never completed: one
+        antenna's message was lost); returns how many."""
+        keys = self._by_sender.get(s)
+        if not keys:
+            return 0
+        old = [k for k in keys if k[2] < number]
+        for k in old:
+            self._drop(k)
+        return len(old)
 
     def oldest_open(self, sender: tuple, ant: int) -> tuple | None:
         """The key of ``sender``'s (= (node, sender)) oldest pending burst whose slot ``ant`` is empty."""
@@ -717,6 +727,7 @@ class _NodeRt:
     awaiting: list = field(default_factory=list)  # reqrep, per antenna: our request waits for samples (tx REQ)
     pace_next: float = 0.0  # pace: monotonic time before which this stream node's input is not read
     warned_headerless: bool = False
+    last_header: tuple = (b"", None)  # (raw bytes, validated header) of the last header accepted
 
 
 _REJECT = object()  # placeholder of a rejected antenna message inside a pending burst
@@ -854,6 +865,11 @@ class ChannelServer:
             self.close()
             raise
         self._bound = True
+        fast = sys.modules.get("hil.channel.fast")
+        if fast is not None and fast.available():
+            # the numba kernels compiled (or loaded from their cache) before the ready line, not on
+            # the first message (a compile takes seconds on a busy machine)
+            fast.warm_up()
         return self.info()
 
     def info(self) -> dict:
@@ -1119,9 +1135,14 @@ class ChannelServer:
         log.warning("rejected (%s): %s", reason, detail)
 
     def _parse_header(self, rt: _NodeRt, ant: int, frame: zmq.Frame) -> dict | None:
+        raw = frame.bytes
+        if raw == rt.last_header[0]:
+            # the other antennas of a burst carry the same header bytes (ZmqRadio): parsed and
+            # checked once (the checks depend on the bytes and the topology only; nobody writes it)
+            return rt.last_header[1]
         where = f"node {rt.cfg.name!r} antenna {ant} ({rt.tx_endpoints[ant]})"
         try:
-            h = parse_header(frame.bytes)
+            h = parse_header(raw)
         except BadMessage as e:
             self._reject(e.reason, f"{where}: {e}", rt)
             return None
@@ -1138,6 +1159,7 @@ class ChannelServer:
                 self._reject(R_NO_LINK, f"{where}: no link {rt.cfg.name!r} -> {dst!r}; "
                                         f"linked nodes are {sorted(rt.directions)}", rt)
                 return None
+        rt.last_header = (raw, h)
         return h
 
     def _handle_message(self, rt: _NodeRt, ant: int, frames: list) -> None:

@@ -401,13 +401,14 @@ def fused_apply(plan: FusedPlan, x: np.ndarray, coeffs: list, out: np.ndarray | 
 
 
 def warm_up() -> None:
-    """Compile the kernel now (first call otherwise pays ~1-2 s, or a cache load)."""
+    """Compile the kernels now (first call otherwise pays ~1-2 s, or a cache load)."""
     if available():
         from hil.channel.config import build_channel
 
         ch = build_channel({"n_tx": 1, "n_rx": 1, "fading": "rayleigh", "cfo_hz": 1.0, "snr_db": 10.0},
                            np.random.default_rng(0))
         ch(np.ones((1, 8), np.complex64))
+        screen_bits(np.ones(2, np.float32))
 
 
 def plan_info(plan: Any) -> str:  # pragma: no cover - diagnostics
