@@ -395,15 +395,18 @@ if _nb is not None:
         n = xu.shape[1] // 2
         m = hist.shape[1] // 2
         for i in range(n_in):
-            ra = xre[i]
-            ia = xim[i]
+            ra = xre[i, :m]
+            ia = xim[i, :m]
+            hr = hist[i]
             for t in range(m):
-                ra[t] = hist[i, 2 * t]
-                ia[t] = hist[i, 2 * t + 1]
+                ra[t] = hr[2 * t]
+                ia[t] = hr[2 * t + 1]
             xa = xu[i]
+            rb = xre[i, m:m + n]
+            ib = xim[i, m:m + n]
             for t in range(n):
-                ra[m + t] = xa[2 * t]
-                ia[m + t] = xa[2 * t + 1]
+                rb[t] = xa[2 * t]
+                ib[t] = xa[2 * t + 1]
         return 0
 
 

@@ -135,27 +135,30 @@ if _nb is not None:
     def _load(xu, hist, xre, xim):  # pragma: no cover - compiled
         # the input, history first, as planar float32 (the kernel's inner loops then vectorise),
         # copied as uint32 bit patterns (exact, NaN payloads included) while the largest |value|
-        # of the input (not the history, screened when it was input) is taken on the way
+        # of the input (not the history, screened when it was input) is taken on the way. Slices
+        # and range() indices only: an index numba cannot prove >= 0 (``m + t``) gets wraparound
+        # code that stops the loop vectorising (5x slower).
         n_in = xu.shape[0]
         n = xu.shape[1] // 2
         m = hist.shape[1] // 2
-        hu = hist
         mask = np.uint32(0x7FFFFFFF)
         m0 = np.uint32(0)
         m1 = np.uint32(0)
         for i in range(n_in):
-            ra = xre[i]
-            ia = xim[i]
-            hr = hu[i]
+            ra = xre[i, :m]
+            ia = xim[i, :m]
+            hr = hist[i]
             for t in range(m):
                 ra[t] = hr[2 * t]
                 ia[t] = hr[2 * t + 1]
             xa = xu[i]
+            rb = xre[i, m:m + n]
+            ib = xim[i, m:m + n]
             for t in range(n):
                 a = xa[2 * t]
                 b = xa[2 * t + 1]
-                ra[m + t] = a
-                ia[m + t] = b
+                rb[t] = a
+                ib[t] = b
                 a &= mask
                 b &= mask
                 m0 = a if a > m0 else m0
