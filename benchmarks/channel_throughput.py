@@ -135,25 +135,29 @@ def stream_signal(n_ant: int, chunk: int) -> np.ndarray:
             ).astype(np.complex64)
 
 
+def link_sockets(ctx: zmq.Context, srv, sndhwm: int | None = None, rcvhwm: int | None = None) -> tuple[list, list]:
+    """A client's ZMQ sockets on a running two-node server: a PUSH connected to every TX stream of node
+    "a", a PULL to every RX stream of node "b" (linger 0; high-water marks when given)."""
+    tx, rx = [], []
+    for eps, kind, opt, hwm, out in ((srv.nodes["a"]["tx"], zmq.PUSH, zmq.SNDHWM, sndhwm, tx),
+                                     (srv.nodes["b"]["rx"], zmq.PULL, zmq.RCVHWM, rcvhwm, rx)):
+        for ep in eps:
+            s = ctx.socket(kind)
+            if hwm is not None:
+                s.setsockopt(opt, hwm)
+            s.setsockopt(zmq.LINGER, 0)
+            s.connect(ep)
+            out.append(s)
+    return tx, rx
+
+
 class TcpStream:
     """A client of a running stream-mode server over ZMQ: one PUSH socket per TX antenna of node "a"
     (zero-copy sends from a sender thread), one PULL per RX antenna of node "b"."""
 
     def __init__(self, ctx: zmq.Context, srv, n_ant: int, chunk: int):
         self.srv, self.chunk, self.n_ant = srv, chunk, n_ant
-        self.tx, self.rx = [], []
-        for ep in srv.nodes["a"]["tx"]:
-            s = ctx.socket(zmq.PUSH)
-            s.setsockopt(zmq.SNDHWM, 4)
-            s.setsockopt(zmq.LINGER, 0)
-            s.connect(ep)
-            self.tx.append(s)
-        for ep in srv.nodes["b"]["rx"]:
-            s = ctx.socket(zmq.PULL)
-            s.setsockopt(zmq.RCVHWM, 8)
-            s.setsockopt(zmq.LINGER, 0)
-            s.connect(ep)
-            self.rx.append(s)
+        self.tx, self.rx = link_sockets(ctx, srv, sndhwm=4, rcvhwm=8)
         x = stream_signal(n_ant, chunk)
         self.rows = [x[i] for i in range(n_ant)]
 

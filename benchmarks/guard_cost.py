@@ -60,15 +60,12 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-try:  # the kernel-input-pass comparison needs numba (as the fused kernel does)
-    import numba as _nb
-except ImportError:  # pragma: no cover - depends on the environment
-    _nb = None
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent))
 
-from channel_throughput import ShmStream, TcpStream, sized_run, stream_signal  # noqa: E402
+from channel_throughput import ShmStream, TcpStream, link_sockets, sized_run, stream_signal  # noqa: E402
+from hil.channel.fast import available as fast_available  # noqa: E402
 from hil.radio.launch import start_server  # noqa: E402
 from sim_fallback.channel_server import (  # noqa: E402
     MAX_PENDING_PER_SENDER,
@@ -284,17 +281,8 @@ class TcpBursts:
     burst's output (one message per RX antenna of node "b") read before the next is sent."""
 
     def __init__(self, ctx: zmq.Context, srv, n_ant: int, n: int, window: int = 4):
-        self.tx, self.rx, self.window = [], [], window
-        for ep in srv.nodes["a"]["tx"]:
-            s = ctx.socket(zmq.PUSH)
-            s.setsockopt(zmq.LINGER, 0)
-            s.connect(ep)
-            self.tx.append(s)
-        for ep in srv.nodes["b"]["rx"]:
-            s = ctx.socket(zmq.PULL)
-            s.setsockopt(zmq.LINGER, 0)
-            s.connect(ep)
-            self.rx.append(s)
+        self.window = window
+        self.tx, self.rx = link_sockets(ctx, srv)
         x = stream_signal(n_ant, n)
         self.rows = [x[i] for i in range(n_ant)]
         self.sender, self.seq = os.urandom(6).hex(), 0
@@ -387,32 +375,10 @@ def e2e_case(name: str, plane: str, mode: str, n: int, n_ant: int, spec: dict, r
             srv.stop()
 
 
-if _nb is not None:
-
-    @_nb.njit(cache=False, nogil=True, boundscheck=False)
-    def _copy_only(xu, hist, xre, xim):  # pragma: no cover - compiled; fast._load without the maximum
-        n_in = xu.shape[0]
-        n = xu.shape[1] // 2
-        m = hist.shape[1] // 2
-        for i in range(n_in):
-            ra = xre[i, :m]
-            ia = xim[i, :m]
-            hr = hist[i]
-            for t in range(m):
-                ra[t] = hr[2 * t]
-                ia[t] = hr[2 * t + 1]
-            xa = xu[i]
-            rb = xre[i, m:m + n]
-            ib = xim[i, m:m + n]
-            for t in range(n):
-                rb[t] = xa[2 * t]
-                ib[t] = xa[2 * t + 1]
-        return 0
-
-
 def kernel_input_pass(n_ant: int, n: int, reps: int, inner: int) -> dict:
     """The fused kernel's input copy with the screen's integer maximum (``hil.channel.fast._load``)
-    against the same copy without it, alternated: what the folded screen costs a shared-memory chunk."""
+    against the same copy without it (``screen=False``), alternated: what the folded screen costs a
+    shared-memory chunk."""
     from hil.channel import fast
 
     x = stream_signal(n_ant, n)
@@ -422,10 +388,10 @@ def kernel_input_pass(n_ant: int, n: int, reps: int, inner: int) -> dict:
     xu = x.view(np.uint32)
     a, b = [], []
     for r in range(reps + 2):
-        for f, acc in ((fast._load, a), (_copy_only, b)):
+        for screen, acc in ((True, a), (False, b)):
             t = time.perf_counter_ns()
             for _ in range(inner):
-                f(xu, hist, xre, xim)
+                fast._load(xu, hist, xre, xim, screen)
             acc.append((time.perf_counter_ns() - t) / inner / 1e3)
     a, b = a[2:], b[2:]  # compile / cache load
     return {"antennas": n_ant, "samples": n, "with_max_us": percentiles(a), "copy_only_us": percentiles(b),
@@ -472,7 +438,7 @@ def main() -> int:
             print(f"{r['case']}: whole path {w['median']:.1f} us (10-90 %: {w['p10']:.1f}-{w['p90']:.1f}), guard steps "
                   f"{g['median']:.2f} us ({g['p10']:.2f}-{g['p90']:.2f}) = {100 * r['guard_share']:.2f} % "
                   f"[" + ", ".join(f"{s} {v['median']:.2f}" for s, v in r["steps_us"].items()) + "]", flush=True)
-        if _nb is not None:
+        if fast_available():
             for n_ant, n in ((2, 1 << 18), (2, 6403), (1, 1 << 18)):
                 r = kernel_input_pass(n_ant, n, max(5, a.reps // 10), a.inner)
                 kin.append(r)

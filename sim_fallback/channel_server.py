@@ -22,9 +22,10 @@ queues in bytes (see [Note: resource limits], [Note: pending bursts], [Note: per
 A finite input sample as large as 3e38 would overflow float32 inside a channel model and come out
 as Inf/NaN. Like a DAC that clips at its full scale, the server saturates each real and imaginary
 part at +-INPUT_FULL_SCALE_LIMIT (1024, i.e. 60 dB above the full scale 1.0, so no sane signal is
-touched) and counts the message as ``saturated``. The check costs nothing for ordinary input: the
-sum of squares computed for the NaN/Inf check bounds every value, and only when it exceeds the
-limit squared does a second pass look for the maximum.
+touched) and counts the message as ``saturated``. One pass answers both checks: the largest
+``|value|``, taken as an integer maximum of the float32 bit patterns (see [Note: screen in the input
+pass] in ``hil.channel.fast``); on the shared-memory path the fused kernel takes it while it copies
+the chunk into its own buffer, so the chunk is read once for the screen and the channel.
 
 [Note: pacing]
 With ``[server] pace = true`` a stream-mode node's input is read no faster than ``sample_rate_hz``:

@@ -132,7 +132,7 @@ if _nb is not None:
         return m0 if m0 > m1 else m1
 
     @_nb.njit(cache=True, nogil=True, boundscheck=False)
-    def _load(xu, hist, xre, xim):  # pragma: no cover - compiled
+    def _load(xu, hist, xre, xim, screen=True):  # pragma: no cover - compiled
         # the input, history first, as planar float32 (the kernel's inner loops then vectorise),
         # copied as uint32 bit patterns (exact, NaN payloads included) while the largest |value|
         # of the input (not the history, screened when it was input) is taken on the way. Slices
@@ -159,10 +159,11 @@ if _nb is not None:
                 b = xa[2 * t + 1]
                 rb[t] = a
                 ib[t] = b
-                a &= mask
-                b &= mask
-                m0 = a if a > m0 else m0
-                m1 = b if b > m1 else m1
+                if screen:  # (False only to time the copy alone: benchmarks/guard_cost.py)
+                    a &= mask
+                    b &= mask
+                    m0 = a if a > m0 else m0
+                    m1 = b if b > m1 else m1
         return m0 if m0 > m1 else m1
 
     @_nb.njit(cache=True, fastmath=True, nogil=True, boundscheck=False)
