@@ -351,7 +351,12 @@ def e2e_case(name: str, plane: str, mode: str, n: int, n_ant: int, spec: dict, r
             for which in (("guarded", "bypassed") if r % 2 == 0 else ("bypassed", "guarded")):
                 pid = servers[which].proc.pid
                 c0 = task_cpu_ns(pid)
-                dt = clients[which].run(k)
+                try:
+                    dt = clients[which].run(k)
+                except TimeoutError as e:
+                    srv = servers[which]
+                    raise RuntimeError(f"{name}: the {which} server (exit code {srv.proc.poll()}) stalled: {e}; "
+                                       f"its log:\n{srv.log_text()[-3000:]}") from e
                 cpu[which] += task_cpu_ns(pid) - c0
                 rate[which].append(k * n / dt / 1e6)
         cost = [u / g - 1 for g, u in zip(rate["guarded"], rate["bypassed"])]
