@@ -728,7 +728,7 @@ class _NodeRt:
     awaiting: list = field(default_factory=list)  # reqrep, per antenna: our request waits for samples (tx REQ)
     pace_next: float = 0.0  # pace: monotonic time before which this stream node's input is not read
     warned_headerless: bool = False
-    last_header: tuple = (b"", None)  # (raw bytes, validated header) of the last header accepted
+    last_header: tuple = (None, None)  # (raw bytes, validated header) of the last header accepted
 
 
 _REJECT = object()  # placeholder of a rejected antenna message inside a pending burst
