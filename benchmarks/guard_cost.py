@@ -327,7 +327,9 @@ E2E_CASES = [
 
 def e2e_case(name: str, plane: str, mode: str, n: int, n_ant: int, spec: dict, reps: int, seconds: float) -> dict:
     cfg = two_node_config(spec, a="a", b="b", n_a=n_ant, n_b=n_ant, mode=mode, reciprocal=False,
-                          sample_rate_hz=FS, hwm=8, max_message_bytes=max(1 << 22, 16 * n))
+                          sample_rate_hz=FS, hwm=8, max_message_bytes=max(1 << 27, 16 * n))
+    # (as benchmarks/channel_throughput.py: a stream antenna may run 4 max_message_bytes ahead of the
+    # other before the server drops its oldest messages; a smaller limit drops 2^18-sample chunks)
     servers, clients = {}, {}
     ctx = zmq.Context(io_threads=1)
     try:
