@@ -13,8 +13,9 @@ data plane) pushes the same input for about ``--seconds``, alternating between t
 the machine's slow and fast phases hit both. Reported per case: the rate of each (median and the
 10-90 % range), the guard cost as the median over repetitions of ``rate(bypassed) / rate(guarded)
 - 1`` (wall clock) with its 10-90 % range, and the CPU-time cost ``cpu(guarded) / cpu(bypassed) - 1``
-of the server process per sample summed over all repetitions (from ``/proc/PID/task/*/schedstat``,
-nanoseconds; the steadier measure on a shared machine). What "bypassed" removes: the NaN/Inf and
+of the server process per sample, summed over all repetitions and per pair (median, 10-90 %), from
+``/proc/PID/task/*/schedstat`` (nanoseconds; the steadier measure on a shared machine). ``--aa``
+runs the same comparison between two guarded servers: its spread is the noise floor of the run. What "bypassed" removes: the NaN/Inf and
 saturation screen (``screen_samples``; with the fused kernel the integer maximum stays inside its
 input copy, see the in-process "kernel input pass" step), the header's size/depth bounds and type
 checks (``parse_header`` becomes ``json.loads``), the ``try`` around each message, and pending-burst
@@ -325,7 +326,10 @@ E2E_CASES = [
 ]
 
 
-def e2e_case(name: str, plane: str, mode: str, n: int, n_ant: int, spec: dict, reps: int, seconds: float) -> dict:
+def e2e_case(name: str, plane: str, mode: str, n: int, n_ant: int, spec: dict, reps: int, seconds: float,
+             aa: bool = False) -> dict:
+    """One end-to-end case; ``aa``: the "bypassed" server is a second guarded one (an A/A control:
+    the spread of a comparison with no difference, i.e. the noise floor of this machine now)."""
     cfg = two_node_config(spec, a="a", b="b", n_a=n_ant, n_b=n_ant, mode=mode, reciprocal=False,
                           sample_rate_hz=FS, hwm=8, max_message_bytes=max(1 << 27, 16 * n))
     # (as benchmarks/channel_throughput.py: a stream antenna may run 4 max_message_bytes ahead of the
@@ -334,7 +338,7 @@ def e2e_case(name: str, plane: str, mode: str, n: int, n_ant: int, spec: dict, r
     ctx = zmq.Context(io_threads=1)
     try:
         servers["guarded"] = start_server(cfg, log_level="WARNING")
-        servers["bypassed"] = start_server(cfg, log_level="WARNING", command=[
+        servers["bypassed"] = start_server(cfg, log_level="WARNING", command=None if aa else [
             sys.executable, str(Path(__file__).resolve()), "--serve-unguarded"])
         for which, srv in servers.items():
             if plane == "shm":
@@ -348,7 +352,7 @@ def e2e_case(name: str, plane: str, mode: str, n: int, n_ant: int, spec: dict, r
         clients["bypassed"].run(warm)
         clients["bypassed"].run(warm)
         rate = {w: [] for w in servers}
-        cpu = {w: 0 for w in servers}
+        cpu = {w: [] for w in servers}
         for r in range(reps):
             for which in (("guarded", "bypassed") if r % 2 == 0 else ("bypassed", "guarded")):
                 pid = servers[which].proc.pid
@@ -359,20 +363,22 @@ def e2e_case(name: str, plane: str, mode: str, n: int, n_ant: int, spec: dict, r
                     srv = servers[which]
                     raise RuntimeError(f"{name}: the {which} server (exit code {srv.proc.poll()}) stalled: {e}; "
                                        f"its log:\n{srv.log_text()[-3000:]}") from e
-                cpu[which] += task_cpu_ns(pid) - c0
+                cpu[which].append(task_cpu_ns(pid) - c0)
                 rate[which].append(k * n / dt / 1e6)
         cost = [u / g - 1 for g, u in zip(rate["guarded"], rate["bypassed"])]
+        cpu_cost = [g / max(u, 1) - 1 for g, u in zip(cpu["guarded"], cpu["bypassed"])]
         from hil.radio.zmq import control_request
 
         for which, srv in servers.items():
             st = control_request(ctx, srv.control, {"cmd": "stats"}, 10.0)
             if st["rejected"] or st["model_errors"] or st["dropped"]:
                 raise RuntimeError(f"{which} server rejected/dropped input: {st}")
-        return {"case": name, "plane": plane, "mode": mode, "samples": n, "antennas": n_ant, "reps": reps,
+        return {"case": name + (" [A/A control: both servers guarded]" if aa else ""), "plane": plane, "mode": mode,
+                "samples": n, "antennas": n_ant, "reps": reps, "aa_control": aa,
                 "messages_per_run": k, "msps": {w: percentiles(v) for w, v in rate.items()},
-                "wall_cost": percentiles(cost),
-                "cpu_ns_per_sample": {w: cpu[w] / (reps * k * n) for w in servers},
-                "cpu_cost": cpu["guarded"] / max(cpu["bypassed"], 1) - 1}
+                "wall_cost": percentiles(cost), "cpu_cost_pairs": percentiles(cpu_cost),
+                "cpu_ns_per_sample": {w: sum(cpu[w]) / (reps * k * n) for w in servers},
+                "cpu_cost": sum(cpu["guarded"]) / max(sum(cpu["bypassed"]), 1) - 1}
     finally:
         for c in clients.values():
             if hasattr(c, "close"):
@@ -414,6 +420,7 @@ def main() -> int:
     p.add_argument("--e2e-reps", type=int, default=7, help="alternated guarded/bypassed runs per end-to-end case (default 7)")
     p.add_argument("--seconds", type=float, default=1.0, help="seconds per end-to-end run (default 1)")
     p.add_argument("--e2e-cases", default="", help="comma-separated end-to-end case numbers (1-based); default all")
+    p.add_argument("--aa", action="store_true", help="A/A control: compare two guarded servers (the noise floor)")
     p.add_argument("--reps", type=int, default=200, help="alternated repetitions per in-process case (default 200)")
     p.add_argument("--inner", type=int, default=20, help="calls per guard-step timing (default 20)")
     p.add_argument("--cases", default="", help="comma-separated in-process case numbers (1-based); default all")
@@ -429,13 +436,15 @@ def main() -> int:
     if a.part in ("both", "end-to-end"):
         sel = [int(c) - 1 for c in a.e2e_cases.split(",") if c.strip()] or list(range(len(E2E_CASES)))
         for i in sel:
-            r = e2e_case(*E2E_CASES[i], reps=a.e2e_reps, seconds=a.seconds)
+            r = e2e_case(*E2E_CASES[i], reps=a.e2e_reps, seconds=a.seconds, aa=a.aa)
             e2e.append(r)
-            g, u, w = r["msps"]["guarded"], r["msps"]["bypassed"], r["wall_cost"]
-            print(f"{r['case']}: guarded {g['median']:.2f} Msps ({g['p10']:.2f}-{g['p90']:.2f}), bypassed "
-                  f"{u['median']:.2f} ({u['p10']:.2f}-{u['p90']:.2f}); guard cost, wall clock: median "
-                  f"{100 * w['median']:+.2f} % (10-90 %: {100 * w['p10']:+.2f} to {100 * w['p90']:+.2f} %), "
-                  f"server CPU per sample: {100 * r['cpu_cost']:+.2f} %", flush=True)
+            g, u, w, c = r["msps"]["guarded"], r["msps"]["bypassed"], r["wall_cost"], r["cpu_cost_pairs"]
+            print(f"{r['case']}: guarded {g['median']:.2f} Msps ({g['p10']:.2f}-{g['p90']:.2f}), "
+                  f"{'2nd guarded' if a.aa else 'bypassed'} {u['median']:.2f} ({u['p10']:.2f}-{u['p90']:.2f}); "
+                  f"guard cost, wall clock: median {100 * w['median']:+.2f} % (10-90 %: {100 * w['p10']:+.2f} to "
+                  f"{100 * w['p90']:+.2f} %); server CPU per sample: all runs {100 * r['cpu_cost']:+.2f} %, per pair "
+                  f"median {100 * c['median']:+.2f} % (10-90 %: {100 * c['p10']:+.2f} to {100 * c['p90']:+.2f} %)",
+                  flush=True)
     if a.part in ("both", "in-process"):
         sel = [int(c) - 1 for c in a.cases.split(",") if c.strip()] or list(range(len(CASES)))
         for i in sel:
