@@ -15,9 +15,7 @@ the machine's slow and fast phases hit both. Reported per case: the rate of each
 - 1`` (wall clock) with its 10-90 % range, and the CPU-time cost ``cpu(guarded) / cpu(bypassed) - 1``
 of the server process per sample, summed over all repetitions and per pair (median, 10-90 %), from
 ``/proc/PID/task/*/schedstat`` (nanoseconds; the steadier measure on a shared machine). ``--aa``
-runs the same comparison between two guarded servers: its spread is the noise floor of the run.
-``--concurrent`` runs the two clients at the same time (in two threads) instead of alternating: the
-machine's load then hits both servers in the same instants, and they share the cores alike. What "bypassed" removes: the NaN/Inf and
+runs the same comparison between two guarded servers: its spread is the noise floor of the run. What "bypassed" removes: the NaN/Inf and
 saturation screen (``screen_samples``; with the fused kernel the integer maximum stays inside its
 input copy, see the in-process "kernel input pass" step), the header's size/depth bounds and type
 checks (``parse_header`` becomes ``json.loads``), the ``try`` around each message, and pending-burst
@@ -57,7 +55,6 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -330,7 +327,7 @@ E2E_CASES = [
 
 
 def e2e_case(name: str, plane: str, mode: str, n: int, n_ant: int, spec: dict, reps: int, seconds: float,
-             aa: bool = False, concurrent: bool = False) -> dict:
+             aa: bool = False) -> dict:
     """One end-to-end case; ``aa``: the "bypassed" server is a second guarded one (an A/A control:
     the spread of a comparison with no difference, i.e. the noise floor of this machine now)."""
     cfg = two_node_config(spec, a="a", b="b", n_a=n_ant, n_b=n_ant, mode=mode, reciprocal=False,
@@ -356,30 +353,18 @@ def e2e_case(name: str, plane: str, mode: str, n: int, n_ant: int, spec: dict, r
         clients["bypassed"].run(warm)
         rate = {w: [] for w in servers}
         cpu = {w: [] for w in servers}
-        def one(which: str) -> None:
-            pid = servers[which].proc.pid
-            c0 = task_cpu_ns(pid)
-            try:
-                dt = clients[which].run(k)
-            except TimeoutError as e:
-                srv = servers[which]
-                raise RuntimeError(f"{name}: the {which} server (exit code {srv.proc.poll()}) stalled: {e}; "
-                                   f"its log:\n{srv.log_text()[-3000:]}") from e
-            cpu[which].append(task_cpu_ns(pid) - c0)
-            rate[which].append(k * n / dt / 1e6)
-
         for r in range(reps):
-            if concurrent:  # both at once: the machine's load hits both alike, they share the cores alike
-                ths = [threading.Thread(target=one, args=(w,)) for w in servers]
-                for th in ths:
-                    th.start()
-                for th in ths:
-                    th.join()
-                if len(rate["guarded"]) != len(rate["bypassed"]):
-                    raise RuntimeError(f"{name}: a concurrent run failed (see above)")
-                continue
             for which in (("guarded", "bypassed") if r % 2 == 0 else ("bypassed", "guarded")):
-                one(which)
+                pid = servers[which].proc.pid
+                c0 = task_cpu_ns(pid)
+                try:
+                    dt = clients[which].run(k)
+                except TimeoutError as e:
+                    srv = servers[which]
+                    raise RuntimeError(f"{name}: the {which} server (exit code {srv.proc.poll()}) stalled: {e}; "
+                                       f"its log:\n{srv.log_text()[-3000:]}") from e
+                cpu[which].append(task_cpu_ns(pid) - c0)
+                rate[which].append(k * n / dt / 1e6)
         cost = [u / g - 1 for g, u in zip(rate["guarded"], rate["bypassed"])]
         cpu_cost = [g / max(u, 1) - 1 for g, u in zip(cpu["guarded"], cpu["bypassed"])]
         from hil.radio.zmq import control_request
@@ -436,8 +421,6 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=1.0, help="seconds per end-to-end run (default 1)")
     p.add_argument("--e2e-cases", default="", help="comma-separated end-to-end case numbers (1-based); default all")
     p.add_argument("--aa", action="store_true", help="A/A control: compare two guarded servers (the noise floor)")
-    p.add_argument("--concurrent", action="store_true",
-                   help="run the two servers' clients at the same time instead of alternating")
     p.add_argument("--reps", type=int, default=200, help="alternated repetitions per in-process case (default 200)")
     p.add_argument("--inner", type=int, default=20, help="calls per guard-step timing (default 20)")
     p.add_argument("--cases", default="", help="comma-separated in-process case numbers (1-based); default all")
@@ -453,7 +436,7 @@ def main() -> int:
     if a.part in ("both", "end-to-end"):
         sel = [int(c) - 1 for c in a.e2e_cases.split(",") if c.strip()] or list(range(len(E2E_CASES)))
         for i in sel:
-            r = e2e_case(*E2E_CASES[i], reps=a.e2e_reps, seconds=a.seconds, aa=a.aa, concurrent=a.concurrent)
+            r = e2e_case(*E2E_CASES[i], reps=a.e2e_reps, seconds=a.seconds, aa=a.aa)
             e2e.append(r)
             g, u, w, c = r["msps"]["guarded"], r["msps"]["bypassed"], r["wall_cost"], r["cpu_cost_pairs"]
             print(f"{r['case']}: guarded {g['median']:.2f} Msps ({g['p10']:.2f}-{g['p90']:.2f}), "
