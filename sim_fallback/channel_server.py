@@ -251,6 +251,7 @@ def screen_samples_reference(f: np.ndarray) -> tuple[int, bool]:
 #: float32 bit patterns (sign cleared) of +Inf (NaNs are above it) and of INPUT_FULL_SCALE_LIMIT.
 _INF_BITS = 0x7F800000
 _LIMIT_BITS = int(np.float32(INPUT_FULL_SCALE_LIMIT).view(np.uint32))
+_screen_bits: Any = None  # hil.channel.fast.screen_bits once the kernels are loaded (False: numpy reference)
 
 
 def screen_samples(f: np.ndarray, bits: int | None = None) -> tuple[int, bool]:
@@ -264,10 +265,15 @@ def screen_samples(f: np.ndarray, bits: int | None = None) -> tuple[int, bool]:
     exact NaN/Inf count costs a second pass only for a refused message.
     """
     if bits is None:
-        fast = sys.modules.get("hil.channel.fast")  # loaded with the first link's channel model
-        if fast is None or not fast.available():
+        global _screen_bits
+        if _screen_bits is None:
+            fast = sys.modules.get("hil.channel.fast")  # loaded with the first link's channel model
+            if fast is None:
+                return screen_samples_reference(f)
+            _screen_bits = fast.screen_bits if fast.available() else False
+        if _screen_bits is False:
             return screen_samples_reference(f)
-        bits = fast.screen_bits(f)
+        bits = _screen_bits(f)
     if bits <= _LIMIT_BITS:
         return 0, False
     if bits >= _INF_BITS:

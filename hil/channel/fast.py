@@ -243,7 +243,7 @@ def screen_bits(f: np.ndarray) -> int:
     channel computes from the copy that was screened; :func:`screen_bits` is the same pass alone,
     for a message the server screens on arrival.
     """
-    u = np.ascontiguousarray(f).reshape(-1).view(np.uint32)
+    u = f.view(np.uint32) if f.ndim == 1 and f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1).view(np.uint32)
     if _nb is not None:
         return int(_screen_bits(u))
     return int(np.bitwise_and(u, np.uint32(0x7FFFFFFF)).max()) if u.size else 0
