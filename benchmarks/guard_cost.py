@@ -77,6 +77,7 @@ from sim_fallback.channel_server import (  # noqa: E402
     screen_samples,
 )
 from sim_fallback.topology import topology_from_dict, two_node_config  # noqa: E402
+import sim_fallback.channel_server as cs  # noqa: E402
 
 FS = 61.44e6
 CHANNEL = {"fading": "rayleigh", "time": "gauss_markov", "rho": 0.999, "block_samples": 1024, "snr_db": 10.0,
@@ -183,30 +184,38 @@ def run_case(name: str, mode: str, n: int, n_ant: int, reps: int, inner: int) ->
 
         hframes = [[m[0] for m in msg] for msg in msgs] if mode == "burst" else []
 
-        def header(k: int) -> float:
+        def header(k: int, bypassed: bool = False) -> float:
             # the server's header step as the whole path runs it: a new burst's header parsed and
-            # checked on its first antenna, the same bytes on the others taken from the node's cache
-            t = time.perf_counter_ns()
-            for i in range(inner):
-                fr = hframes[(k + i) % len(hframes)]
-                rt.last_header = (b"", None)
-                for ant in range(n_ant):
-                    srv._parse_header(rt, ant, fr[ant])
-            return (time.perf_counter_ns() - t) / inner / 1e3
+            # checked on its first antenna, the same bytes on the others taken from the node's cache;
+            # bypassed: with parse_header = json.loads, as the end-to-end "bypassed" server runs it
+            real = cs.parse_header
+            if bypassed:
+                cs.parse_header = json.loads
+            try:
+                t = time.perf_counter_ns()
+                for i in range(inner):
+                    fr = hframes[(k + i) % len(hframes)]
+                    rt.last_header = (None, None)
+                    for ant in range(n_ant):
+                        srv._parse_header(rt, ant, fr[ant])
+                return (time.perf_counter_ns() - t) / inner / 1e3
+            finally:
+                cs.parse_header = real
 
         lim = srv.limits
         pend = PendingBursts(MAX_PENDING_PER_SENDER, lim["pending_bytes_per_sender"], MAX_PENDING_TOTAL,
                              lim["pending_bytes_total"], PENDING_TIMEOUT_S)
         seq = [0]
 
-        def pending() -> float:
+        def pending(expire: bool = True) -> float:
             t = time.perf_counter_ns()
             for _ in range(inner):
                 seq[0] += 1
                 now = time.monotonic()
                 for ant in range(n_ant):
                     pend.add(("a", sender, seq[0]), n_ant, ant, (x[ant], {}), x[ant].nbytes, now)
-                pend.expire(now)
+                if expire:
+                    pend.expire(now)
             return (time.perf_counter_ns() - t) / inner / 1e3
 
         def expire() -> float:
@@ -217,25 +226,33 @@ def run_case(name: str, mode: str, n: int, n_ant: int, reps: int, inner: int) ->
 
         steps = {"per-message guard (try)": lambda k: try_guard(), "screen_samples": lambda k: screen(),
                  "_expire": lambda k: expire()}
+        # what the end-to-end "bypassed" server still does of these steps (subtracted for "guards alone")
+        kept = {}
         if mode == "burst":
             steps["header (parse_header + checks)"] = header
             steps["PendingBursts add + expire"] = lambda k: pending()
+            kept["header with json.loads only"] = lambda k: header(k, bypassed=True)
+            kept["PendingBursts add only"] = lambda k: pending(expire=False)
         for k in range(4):  # warm-up: kernel compiled/loaded, pools drawn, sockets connected
             whole(k)
-            for f in steps.values():
+            for f in (*steps.values(), *kept.values()):
                 f(k)
-        t_whole, t_steps = [], {s: [] for s in steps}
+        t_whole, t_steps, t_kept = [], {s: [] for s in steps}, {s: [] for s in kept}
         for k in range(reps):
             t_whole.append(whole(4 + k))
             for s, f in steps.items():
                 t_steps[s].append(f(4 + k))
+            for s, f in kept.items():
+                t_kept[s].append(f(4 + k))
         t_guard = [sum(t_steps[s][i] for s in steps) for i in range(reps)]
+        t_alone = [t_guard[i] - sum(t_kept[s][i] for s in kept) for i in range(reps)]
         assert srv.totals["rejected"] == 0 and srv.totals["model_errors"] == 0, srv.stats()
         assert rt_b.c["bursts_out"] == 4 + reps, rt_b.c
-        w, g = percentiles(t_whole), percentiles(t_guard)
+        w, g, ga = percentiles(t_whole), percentiles(t_guard), percentiles(t_alone)
         return {"case": name, "mode": mode, "samples": n, "antennas": n_ant, "reps": reps,
                 "whole_us": w, "guard_us": g, "steps_us": {s: percentiles(v) for s, v in t_steps.items()},
-                "guard_share": g["median"] / w["median"]}
+                "kept_us": {s: percentiles(v) for s, v in t_kept.items()}, "guard_alone_us": ga,
+                "guard_share": g["median"] / w["median"], "guard_alone_share": ga["median"] / w["median"]}
     finally:
         for s in readers:
             s.close(0)
@@ -454,7 +471,11 @@ def main() -> int:
             w, g = r["whole_us"], r["guard_us"]
             print(f"{r['case']}: whole path {w['median']:.1f} us (10-90 %: {w['p10']:.1f}-{w['p90']:.1f}), guard steps "
                   f"{g['median']:.2f} us ({g['p10']:.2f}-{g['p90']:.2f}) = {100 * r['guard_share']:.2f} % "
-                  f"[" + ", ".join(f"{s} {v['median']:.2f}" for s, v in r["steps_us"].items()) + "]", flush=True)
+                  f"[" + ", ".join(f"{s} {v['median']:.2f}" for s, v in r["steps_us"].items()) + "]; "
+                  "less what the bypassed server keeps [" + ", ".join(f"{s} {v['median']:.2f}" for s, v in
+                                                                       r["kept_us"].items()) + "]: "
+                  f"guards alone {r['guard_alone_us']['median']:.2f} us = {100 * r['guard_alone_share']:.2f} %",
+                  flush=True)
         if fast_available():
             for n_ant, n in ((2, 1 << 18), (2, 6403), (1, 1 << 18)):
                 r = kernel_input_pass(n_ant, n, max(5, a.reps // 10), a.inner)
