@@ -407,8 +407,8 @@ def e2e_case(name: str, plane: str, mode: str, n: int, n_ant: int, spec: dict, r
 
 def kernel_input_pass(n_ant: int, n: int, reps: int, inner: int) -> dict:
     """The fused kernel's input copy with the screen's integer maximum (``hil.channel.fast._load``)
-    against the same copy without it (``screen=False``), alternated: what the folded screen costs a
-    shared-memory chunk."""
+    against the same copy without it (``screen=False``) and the separate screen pass it replaces
+    (``screen_bits``), alternated: what the folded screen costs a shared-memory chunk."""
     from hil.channel import fast
 
     x = stream_signal(n_ant, n)
@@ -416,17 +416,21 @@ def kernel_input_pass(n_ant: int, n: int, reps: int, inner: int) -> dict:
     xre = np.empty((n_ant, n), np.float32).view(np.uint32)
     xim = np.empty((n_ant, n), np.float32).view(np.uint32)
     xu = x.view(np.uint32)
-    a, b = [], []
+    f = x.reshape(-1).view(np.float32)
+    a, b, c = [], [], []
     for r in range(reps + 2):
-        for screen, acc in ((True, a), (False, b)):
+        for screen, acc in ((True, a), (False, b), (None, c)):
             t = time.perf_counter_ns()
             for _ in range(inner):
-                fast._load(xu, hist, xre, xim, screen)
+                if screen is None:  # the separate pass the fold replaces (what the TCP path runs per message)
+                    fast.screen_bits(f)
+                else:
+                    fast._load(xu, hist, xre, xim, screen)
             acc.append((time.perf_counter_ns() - t) / inner / 1e3)
-    a, b = a[2:], b[2:]  # compile / cache load
+    a, b, c = a[2:], b[2:], c[2:]  # compile / cache load
     return {"antennas": n_ant, "samples": n, "with_max_us": percentiles(a), "copy_only_us": percentiles(b),
             "max_cost_us": percentiles([u - v for u, v in zip(a, b)]), "with_max_min_us": min(a),
-            "copy_only_min_us": min(b)}
+            "copy_only_min_us": min(b), "separate_screen_us": percentiles(c), "separate_screen_min_us": min(c)}
 
 
 def main() -> int:
@@ -484,7 +488,8 @@ def main() -> int:
                       f"{r['with_max_us']['median']:.2f} us, copy alone {r['copy_only_us']['median']:.2f} us, "
                       f"the maximum {r['max_cost_us']['median']:+.2f} us (10-90 %: {r['max_cost_us']['p10']:+.2f} "
                       f"to {r['max_cost_us']['p90']:+.2f}); fastest of the repetitions: {r['with_max_min_us']:.2f} "
-                      f"and {r['copy_only_min_us']:.2f} us", flush=True)
+                      f"and {r['copy_only_min_us']:.2f} us; a separate screen pass {r['separate_screen_us']['median']:.2f} "
+                      f"us (fastest {r['separate_screen_min_us']:.2f})", flush=True)
     load1 = os.getloadavg()
     print(f"\n`{' '.join([Path(sys.executable).name] + sys.argv)}` on {os.cpu_count()} CPUs, {date}; "
           f"load average {load0[0]:.1f}, {load0[1]:.1f}, {load0[2]:.1f} before and "
