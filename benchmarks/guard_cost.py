@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/guard_cost.py [--part both|end-to-end|in-process] [--e2e-reps 7] [--seconds 1.0]
-                                    [--reps 200] [--json out.json]
+                                    [--aa] [--reps 200] [--json out.json]
 
 **End to end** (``--part end-to-end``): for each case two channel-server processes serve the same
 topology, one as shipped ("guarded") and one with its guard steps bypassed ("bypassed": this script
@@ -15,8 +15,8 @@ the machine's slow and fast phases hit both. Reported per case: the rate of each
 - 1`` (wall clock) with its 10-90 % range, and the CPU-time cost ``cpu(guarded) / cpu(bypassed) - 1``
 of the server process per sample, summed over all repetitions and per pair (median, 10-90 %), from
 ``/proc/PID/task/*/schedstat`` (nanoseconds; the steadier measure on a shared machine). ``--aa``
-runs the same comparison between two guarded servers: its spread is the noise floor of the run. What "bypassed" removes: the NaN/Inf and
-saturation screen (``screen_samples``; with the fused kernel the integer maximum stays inside its
+runs the same comparison between two guarded servers: its spread is the noise floor of the run.
+What "bypassed" removes: the NaN/Inf and saturation screen (``screen_samples``; with the fused kernel the integer maximum stays inside its
 input copy, see the in-process "kernel input pass" step), the header's size/depth bounds and type
 checks (``parse_header`` becomes ``json.loads``), the ``try`` around each message, and pending-burst
 expiry; the integer comparisons inline in the handler stay.
@@ -37,16 +37,23 @@ PULL readers that this script drains outside the timed part.
   replaced by a no-op on a second server), :func:`screen_samples` (NaN/Inf and saturation check),
   the server's header step (``_parse_header``: :func:`parse_header`'s size and nesting-depth bounds,
   types and ranges, JSON parse included, then ``dst`` and ``rx_samples`` checks; parsed once per
-  burst, the other antennas' identical bytes come from the node's cache), :class:`PendingBursts` ``add`` for every antenna plus ``expire`` (the whole
-  bookkeeping, with the server's limits), and ``_expire`` (pending-burst expiry and held-output
-  deadlines). Counting these whole functions as guard cost overstates it (``json.loads`` and the
+  burst, the other antennas' identical bytes come from the node's cache), :class:`PendingBursts`
+  ``add`` for every antenna plus ``expire`` (the whole bookkeeping, with the server's limits), and
+  ``_expire`` (pending-burst expiry and held-output deadlines). Counting these whole functions as guard cost overstates it (``json.loads`` and the
   pairing of a burst's antennas were there before the guards): the ratio is an upper bound. The
   other guards are integer comparisons inline in the handler (message length, ``rx_samples`` caps,
   queued bytes) and are inside the whole-path time only.
 
 Each repetition times the whole path once and then each guard step (averaged over ``--inner`` calls),
 alternating, so slow phases of the machine hit both; reported: median and the 10-90 % range over the
-repetitions, and median guard / median whole path.
+repetitions, and median guard / median whole path. "Guards alone" subtracts, repetition by
+repetition, what the end-to-end "bypassed" server still does of these steps: the header step with
+``parse_header`` = ``json.loads`` and ``PendingBursts.add`` without ``expire``.
+
+**Kernel input pass** (with ``--part in-process``, numba only): the fused kernel's input copy with the
+screen's integer maximum, the same copy without it, and the separate screen pass it replaces, on 2x2
+and 1x1 chunks, alternated; the fastest repetition is the intrinsic cost (medians of large chunks
+swing with the memory traffic of other processes).
 """
 
 from __future__ import annotations
