@@ -668,8 +668,8 @@ class _ShmSession(threading.Thread):
             t, tc = time.perf_counter(), time.thread_time()  # the kernel's input pass counts as the model's
             try:
                 # with the fused kernel the screen is taken while the kernel copies the slot into its
-                # own buffer, and the model computes from that screened copy (see [Note: screen in the
-                # input pass] in hil.channel.fast); nothing is drawn before the verdict
+                # own buffer, and the model filters that screened copy (see [Note: screen in the input
+                # pass] in hil.channel.fast); nothing is drawn before the verdict
                 bad, over = screen_samples(f, load(x) if load is not None else None)
                 if over:  # [Note: saturation], in place in the client's slot, then read again
                     lim = np.float32(INPUT_FULL_SCALE_LIMIT)

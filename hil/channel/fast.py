@@ -240,7 +240,8 @@ def screen_bits(f: np.ndarray) -> int:
     to fastmath (which may assume no NaN/Inf in float code) and need no temporaries. The fused
     kernel takes this maximum while it copies its input into its private planar buffer
     (:meth:`FusedPlan.load`), so a chunk is read once for the screen and the channel, and the
-    channel computes from the copy that was screened; :func:`screen_bits` is the same pass alone,
+    output samples are computed from the copy that was screened (an AWGN stage's signal-power
+    estimate still reads the caller's array); :func:`screen_bits` is the same pass alone,
     for a message the server screens on arrival.
     """
     u = f.view(np.uint32) if f.ndim == 1 and f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1).view(np.uint32)
