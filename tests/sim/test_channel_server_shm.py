@@ -114,6 +114,36 @@ def test_shm_refused_chunk_is_answered_as_before_and_leaves_the_model_untouched(
         ctx.destroy(0)
 
 
+def test_shm_guards_on_the_numpy_reference_path(monkeypatch):
+    """Without the fused kernel (HIL_CHANNEL_FAST=0) the slot is screened by a pass of its own: the
+    same refusals and saturation."""
+    monkeypatch.setenv("HIL_CHANNEL_FAST", "0")
+    srv = ChannelServer(load_topology(two_node_config(SPEC, a="a", b="b", n_a=2, n_b=2, mode="stream",
+                                                      reciprocal=False, sample_rate_hz=1e6)))
+    assert srv.nodes["a"].directions["b"].model.load_input(np.zeros((2, 4), np.complex64)) is None
+    info = srv.bind()
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    ctx = zmq.Context()
+    c = ShmClient(ctx, info["control"], "a", "b", slot_samples=1024, slots=2)
+    try:
+        x = np.zeros((2, 1024), np.complex64)
+        x[1, -1] = complex(0.0, -np.inf)
+        c.input_slot(0, 1024)[...] = x
+        c.submit(0, 1024)
+        assert c.result() == (0, None) and srv.stats()["rejected_by_reason"]["non_finite"] == 1
+        x[1, -1] = 2e30
+        c.input_slot(1, 1024)[...] = x
+        c.submit(1, 1024)
+        j, y = c.result()
+        assert j == 1 and np.isfinite(y).all() and srv.stats()["saturated"] == 1
+    finally:
+        c.close()
+        ctx.destroy(0)
+        srv.stop()
+        th.join(3)
+
+
 def test_shm_refused_to_remote_peers_and_bad_requests(server):
     srv, _ = server
     req = {"cmd": "shm_open", "src": "a", "dst": "b", "slot_samples": 1024, "slots": 2}
