@@ -5,7 +5,9 @@
 block in numpy (the FIR by ``np.matmul`` per lag or by FFT, the CFO rotation, the pooled noise
 add). For a chain of the form ``[FirStage]? [CarrierFrequencyOffset]? [AWGN]?`` (the channel
 server's usual links: flat Rayleigh/Rician or a TDL, then CFO, then noise) :func:`fused_apply` does
-the same arithmetic in one numba kernel, tile by tile: each tile of at most ``_TILE`` output
+the same arithmetic in two numba kernels: ``_load`` copies the input (after the FIR history) into
+a private planar buffer, taking the input screen on the way (see [Note: screen in the input pass]),
+and ``_kernel`` works from that buffer tile by tile: each tile of at most ``_TILE`` output
 samples gets its FIR sum (every lag, every input antenna), its rotation and its noise while it is
 in the L1 cache, written straight into the caller's output buffer (no temporaries). The
 coefficients come from the stages' own ``generate`` (the same draws, the same segment grid, the
