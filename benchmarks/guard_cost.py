@@ -272,8 +272,6 @@ def bypass_guards() -> None:
     """Benchmark only: the channel-server module with its guard steps bypassed, for the end-to-end
     comparison's "bypassed" server (never a user-facing switch). Inputs stay valid in this benchmark,
     so nothing here changes what the server computes, only what it checks."""
-    import sim_fallback.channel_server as cs
-
     cs.screen_samples = lambda f, bits=None: (0, False)  # no NaN/Inf or saturation verdict
     cs.parse_header = json.loads  # no size/depth bounds, no type checks (the JSON parse stays)
     cs.ChannelServer._guarded_message = lambda self, rt, ant, frames: self._handle_message(rt, ant, frames)
