@@ -128,6 +128,111 @@ def model_rate(n_ant: int, spec: dict, chunk: int, seconds: float) -> tuple[floa
     return done / (time.perf_counter() - t0) / 1e6, done / (time.thread_time() - c0) / 1e6
 
 
+def stream_signal(n_ant: int, chunk: int) -> np.ndarray:
+    """The clients' input: complex Gaussian, 0.3 RMS per part, seed 1, complex64 ``[n_ant, chunk]``."""
+    rng = np.random.default_rng(1)
+    return (rng.standard_normal((n_ant, chunk)) * 0.3 + 1j * rng.standard_normal((n_ant, chunk)) * 0.3
+            ).astype(np.complex64)
+
+
+def link_sockets(ctx: zmq.Context, srv, sndhwm: int | None = None, rcvhwm: int | None = None) -> tuple[list, list]:
+    """A client's ZMQ sockets on a running two-node server: a PUSH connected to every TX stream of node
+    "a", a PULL to every RX stream of node "b" (linger 0; high-water marks when given)."""
+    tx, rx = [], []
+    for eps, kind, opt, hwm, out in ((srv.nodes["a"]["tx"], zmq.PUSH, zmq.SNDHWM, sndhwm, tx),
+                                     (srv.nodes["b"]["rx"], zmq.PULL, zmq.RCVHWM, rcvhwm, rx)):
+        for ep in eps:
+            s = ctx.socket(kind)
+            if hwm is not None:
+                s.setsockopt(opt, hwm)
+            s.setsockopt(zmq.LINGER, 0)
+            s.connect(ep)
+            out.append(s)
+    return tx, rx
+
+
+class TcpStream:
+    """A client of a running stream-mode server over ZMQ: one PUSH socket per TX antenna of node "a"
+    (zero-copy sends from a sender thread), one PULL per RX antenna of node "b"."""
+
+    def __init__(self, ctx: zmq.Context, srv, n_ant: int, chunk: int):
+        self.srv, self.chunk, self.n_ant = srv, chunk, n_ant
+        self.tx, self.rx = link_sockets(ctx, srv, sndhwm=4, rcvhwm=8)
+        x = stream_signal(n_ant, chunk)
+        self.rows = [x[i] for i in range(n_ant)]
+
+    def send(self, k: int) -> None:
+        for _ in range(k):
+            for s, r in zip(self.tx, self.rows):
+                s.send(r, copy=False)
+
+    def run(self, k: int) -> float:
+        """Push ``k`` chunks per antenna (sender thread) and read every output; returns the seconds."""
+        th = threading.Thread(target=self.send, args=(k,), daemon=True)
+        t0 = time.perf_counter()
+        th.start()
+        # read antennas interleaved so no socket's queue stalls the server
+        got = [0] * self.n_ant
+        while min(got) < k * self.chunk:
+            for i, s in enumerate(self.rx):
+                while got[i] < k * self.chunk:
+                    try:
+                        f = s.recv(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    got[i] += len(f.buffer) // 8
+            if min(got) < k * self.chunk:
+                if not zmq.select(self.rx, [], [], 30.0)[0]:
+                    raise TimeoutError("no output from the server within 30 s")
+        dt = time.perf_counter() - t0
+        th.join()
+        return dt
+
+
+class ShmStream:
+    """A client of a running server through the same-host shared-memory data plane (hil.radio.shm):
+    copies its chunk into a free input slot (what a producer writing its samples there would cost at
+    most), rings the doorbell and takes the outputs in order; ``slots`` chunks in flight."""
+
+    def __init__(self, ctx: zmq.Context, srv, n_ant: int, chunk: int, slots: int = 4):
+        from hil.radio.shm import ShmClient
+
+        self.chunk, self.slots = chunk, slots
+        self.c = ShmClient(ctx, srv.control, "a", "b", slot_samples=chunk, slots=slots)
+        self.x = stream_signal(n_ant, chunk)
+
+    def run(self, k: int) -> float:
+        """``k`` chunks through the link; returns the seconds."""
+        c, chunk, slots = self.c, self.chunk, self.slots
+        t0 = time.perf_counter()
+        inflight = 0
+        for i in range(k):
+            if inflight == slots:
+                j, y = c.result()
+                if y is None:
+                    raise RuntimeError("the server rejected a chunk")
+                inflight -= 1
+            else:
+                j = i
+            np.copyto(c.input_slot(j, chunk), self.x)
+            c.submit(j, chunk)
+            inflight += 1
+        for _ in range(inflight):
+            c.result()
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.c.close()
+
+
+def sized_run(run, chunk: int, seconds: float, warm: int) -> int:
+    """Warm a session up (``warm`` chunks twice: connections, pools, first model calls) and return
+    how many chunks take about ``seconds`` at the rate of the second warm-up."""
+    run(warm)
+    rough = warm * chunk / run(warm)
+    return max(2 * warm, int(rough * seconds / chunk))
+
+
 def end_to_end(n_ant: int, spec: dict, chunk: int, seconds: float, transport: str = "tcp") -> dict:
     """Stream chunks through a server process; returns Msps per antenna and details."""
     cfg = two_node_config(spec, a="a", b="b", n_a=n_ant, n_b=n_ant, mode="stream", reciprocal=False,
@@ -136,68 +241,13 @@ def end_to_end(n_ant: int, spec: dict, chunk: int, seconds: float, transport: st
     srv = start_server(cfg, log_level="WARNING")
     ctx = zmq.Context(io_threads=1)
     try:
-        tx = []
-        for ep in srv.nodes["a"]["tx"]:
-            s = ctx.socket(zmq.PUSH)
-            s.setsockopt(zmq.SNDHWM, 4)
-            s.setsockopt(zmq.LINGER, 0)
-            s.connect(ep)
-            tx.append(s)
-        rx = []
-        for ep in srv.nodes["b"]["rx"]:
-            s = ctx.socket(zmq.PULL)
-            s.setsockopt(zmq.RCVHWM, 8)
-            s.setsockopt(zmq.LINGER, 0)
-            s.connect(ep)
-            rx.append(s)
-        rng = np.random.default_rng(1)
-        x = (rng.standard_normal((n_ant, chunk)) * 0.3 + 1j * rng.standard_normal((n_ant, chunk)) * 0.3
-             ).astype(np.complex64)
-        rows = [x[i] for i in range(n_ant)]
-
-        def send(k: int) -> None:
-            for _ in range(k):
-                for s, r in zip(tx, rows):
-                    s.send(r, copy=False)
-
-        def recv(n_samples: int) -> None:
-            for s in rx:
-                got = 0
-                while got < n_samples:
-                    if not s.poll(30000):
-                        raise TimeoutError("no output from the server within 30 s")
-                    got += len(s.recv(copy=False).buffer) // 8
-
-        # warm-up (connections, pools, first model calls), then a rough rate to size the timed run
-        send(2)
-        recv(2 * chunk)
-        t = time.perf_counter()
-        send(4)
-        recv(4 * chunk)
-        rough = 4 * chunk / (time.perf_counter() - t)
-        k = max(8, int(rough * seconds / chunk))
-        # timed: a sender thread keeps the pipeline full; the receiver reads every antenna
+        cl = TcpStream(ctx, srv, n_ant, chunk)
+        k = sized_run(cl.run, chunk, seconds, 4)
         from hil.radio.zmq import control_request
 
-        th = threading.Thread(target=send, args=(k,), daemon=True)
         lk0 = control_request(ctx, srv.control, {"cmd": "stats"}, 10.0)["links"]["a->b"]
         (srv_cpu0, flt0), cli0 = proc_stat(srv.proc.pid), os.times()
-        t0 = time.perf_counter()
-        th.start()
-        # read antennas interleaved so no socket's queue stalls the server
-        got = [0] * n_ant
-        while min(got) < k * chunk:
-            for i, s in enumerate(rx):
-                while got[i] < k * chunk:
-                    try:
-                        f = s.recv(zmq.NOBLOCK, copy=False)
-                    except zmq.Again:
-                        break
-                    got[i] += len(f.buffer) // 8
-            if min(got) < k * chunk:
-                zmq.select(rx, [], [], 30.0)
-        dt = time.perf_counter() - t0
-        th.join()
+        dt = cl.run(k)
         (srv_cpu, flt), cli1 = proc_stat(srv.proc.pid), os.times()
         srv_cpu, flt = srv_cpu - srv_cpu0, flt - flt0
         cli_cpu = cli1.user + cli1.system - cli0.user - cli0.system
@@ -219,48 +269,18 @@ def end_to_end(n_ant: int, spec: dict, chunk: int, seconds: float, transport: st
 
 
 def end_to_end_shm(n_ant: int, spec: dict, chunk: int, seconds: float, slots: int = 4) -> dict:
-    """The same link through the same-host shared-memory data plane (hil.radio.shm): Msps per antenna.
-
-    The client copies its chunk into a free input slot (what a producer writing its samples there
-    would cost at most), rings the doorbell and takes the outputs in order; ``slots`` chunks in flight.
-    """
-    from hil.radio.shm import ShmClient
-
+    """The same link through the same-host shared-memory data plane (hil.radio.shm): Msps per antenna
+    (see :class:`ShmStream`)."""
     cfg = two_node_config(spec, a="a", b="b", n_a=n_ant, n_b=n_ant, mode="stream", reciprocal=False,
                           sample_rate_hz=FS, max_message_bytes=max(1 << 27, 16 * chunk), hwm=8)
     srv = start_server(cfg, log_level="WARNING")
     ctx = zmq.Context(io_threads=1)
     c = None
     try:
-        c = ShmClient(ctx, srv.control, "a", "b", slot_samples=chunk, slots=slots)
-        rng = np.random.default_rng(1)
-        x = (rng.standard_normal((n_ant, chunk)) * 0.3 + 1j * rng.standard_normal((n_ant, chunk)) * 0.3
-             ).astype(np.complex64)
-
-        def run(k: int) -> None:
-            inflight = 0
-            for i in range(k):
-                if inflight == slots:
-                    j, y = c.result()
-                    if y is None:
-                        raise RuntimeError("the server rejected a chunk")
-                    inflight -= 1
-                else:
-                    j = i
-                np.copyto(c.input_slot(j, chunk), x)
-                c.submit(j, chunk)
-                inflight += 1
-            for _ in range(inflight):
-                c.result()
-
-        run(2 * slots)  # warm-up (kernel load, first model calls)
-        t = time.perf_counter()
-        run(2 * slots)
-        rough = 2 * slots * chunk / (time.perf_counter() - t)
-        k = max(4 * slots, int(rough * seconds / chunk))
-        (srv_cpu0, _), t0 = proc_stat(srv.proc.pid), time.perf_counter()
-        run(k)
-        dt = time.perf_counter() - t0
+        c = ShmStream(ctx, srv, n_ant, chunk, slots)
+        k = sized_run(c.run, chunk, seconds, 2 * slots)
+        srv_cpu0 = proc_stat(srv.proc.pid)[0]
+        dt = c.run(k)
         srv_cpu = proc_stat(srv.proc.pid)[0] - srv_cpu0
         return {"msps": k * chunk / dt / 1e6, "server_cpu_cores": srv_cpu / dt,
                 "server_msps_per_cpu_s": k * chunk / max(srv_cpu, 1e-9) / 1e6}

@@ -22,9 +22,10 @@ queues in bytes (see [Note: resource limits], [Note: pending bursts], [Note: per
 A finite input sample as large as 3e38 would overflow float32 inside a channel model and come out
 as Inf/NaN. Like a DAC that clips at its full scale, the server saturates each real and imaginary
 part at +-INPUT_FULL_SCALE_LIMIT (1024, i.e. 60 dB above the full scale 1.0, so no sane signal is
-touched) and counts the message as ``saturated``. The check costs nothing for ordinary input: the
-sum of squares computed for the NaN/Inf check bounds every value, and only when it exceeds the
-limit squared does a second pass look for the maximum.
+touched) and counts the message as ``saturated``. One pass answers both checks: the largest
+``|value|``, taken as an integer maximum of the float32 bit patterns (see [Note: screen in the input
+pass] in ``hil.channel.fast``); on the shared-memory path the fused kernel takes it while it copies
+the chunk into its own buffer, so the chunk is read once for the screen and the channel.
 
 [Note: pacing]
 With ``[server] pace = true`` a stream-mode node's input is read no faster than ``sample_rate_hz``:
@@ -60,6 +61,7 @@ import os
 import queue
 import secrets
 import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -230,8 +232,8 @@ def parse_header(raw: bytes) -> dict:
     return h
 
 
-def screen_samples(f: np.ndarray) -> tuple[int, bool]:
-    """The input guard of one message's float32 values (I and Q): (NaN/Inf count, needs saturating).
+def screen_samples_reference(f: np.ndarray) -> tuple[int, bool]:
+    """The input guard in numpy (the specification of :func:`screen_samples`, and its path without numba).
 
     One BLAS pass: the sum of squares is non-finite if any value is (then counted exactly, as a huge
     finite value may overflow the sum too), and it bounds every value, so only a sum above
@@ -244,6 +246,39 @@ def screen_samples(f: np.ndarray) -> tuple[int, bool]:
     if not ss <= INPUT_FULL_SCALE_LIMIT ** 2:
         return 0, bool(np.abs(f).max() > np.float32(INPUT_FULL_SCALE_LIMIT))
     return 0, False
+
+
+#: float32 bit patterns (sign cleared) of +Inf (NaNs are above it) and of INPUT_FULL_SCALE_LIMIT.
+_INF_BITS = 0x7F800000
+_LIMIT_BITS = int(np.float32(INPUT_FULL_SCALE_LIMIT).view(np.uint32))
+_screen_bits: Any = None  # hil.channel.fast.screen_bits once the kernels are loaded (False: numpy reference)
+
+
+def screen_samples(f: np.ndarray, bits: int | None = None) -> tuple[int, bool]:
+    """The input guard of one message's float32 values (I and Q): (NaN/Inf count, needs saturating).
+
+    ``bits``: the bit pattern of the largest ``|value|`` when the fused channel kernel already took
+    it while copying the input (``Chain.load_input``); else one pass of ``hil.channel.fast.screen_bits``
+    (integer maximum, no temporaries) when the channel kernels are loaded (a link with a channel
+    model loads them), or :func:`screen_samples_reference` (without numba, or wires only). The
+    answer is the reference's (see [Note: screen in the input pass] in ``hil.channel.fast``); the
+    exact NaN/Inf count costs a second pass only for a refused message.
+    """
+    if bits is None:
+        global _screen_bits
+        if _screen_bits is None:
+            fast = sys.modules.get("hil.channel.fast")  # loaded with the first link's channel model
+            if fast is None:
+                return screen_samples_reference(f)
+            _screen_bits = fast.screen_bits if fast.available() else False
+        if _screen_bits is False:
+            return screen_samples_reference(f)
+        bits = _screen_bits(f)
+    if bits <= _LIMIT_BITS:
+        return 0, False
+    if bits >= _INF_BITS:
+        return int(np.count_nonzero(~np.isfinite(f))), False
+    return 0, True
 
 
 def max_capture_samples(n: int, lead: int, jitter: int, trail: int) -> int:
@@ -313,12 +348,15 @@ class PendingBursts:
             self._drop(key)
             entry = None
         new = entry is None
+        if new and n_ant == 1:  # complete at once: never pending (the limits below concern pending bursts)
+            return [item], dropped + self._drop_older(s, key[2])
         while True:  # the sender's own limits: it loses its own oldest burst
-            own = [k for k in self._by_sender.get(s, ()) if k != key]
-            if not own or not ((new and len(own) >= self.per_sender)
-                               or self._bytes.get(s, 0) + nbytes > self.per_sender_bytes):
+            keys = self._by_sender.get(s)
+            n_own = len(keys) - (key in keys) if keys else 0
+            if not n_own or not ((new and n_own >= self.per_sender)
+                                 or self._bytes.get(s, 0) + nbytes > self.per_sender_bytes):
                 break
-            self._drop(own[0])
+            self._drop(next(k for k in keys if k != key))
             self.evicted += 1
             dropped += 1
         while (new and len(self._b) >= self.total) or self.nbytes + nbytes > self.total_bytes:
@@ -341,13 +379,21 @@ class PendingBursts:
         entry[1] += nbytes
         self._bytes[s] += nbytes
         self.nbytes += nbytes
-        if any(x is None for x in entry[2]):
+        if None in entry[2]:
             return None, dropped
         self._drop(key)
-        for k in [k for k in self._by_sender.get(s, {}) if k[2] < key[2]]:
-            self._drop(k)  # older, never completed: one antenna's message was lost
-            dropped += 1
-        return entry[2], dropped
+        return entry[2], dropped + self._drop_older(s, key[2])
+
+    def _drop_older(self, s: tuple, number: Any) -> int:
+        """Drop sender ``s``'s pending bursts numbered below ``number`` (older, never completed: one
+        antenna's message was lost); returns how many."""
+        keys = self._by_sender.get(s)
+        if not keys:
+            return 0
+        old = [k for k in keys if k[2] < number]
+        for k in old:
+            self._drop(k)
+        return len(old)
 
     def oldest_open(self, sender: tuple, ant: int) -> tuple | None:
         """The key of ``sender``'s (= (node, sender)) oldest pending burst whose slot ``ant`` is empty."""
@@ -617,30 +663,39 @@ class _ShmSession(threading.Thread):
             return False
         x, y = self.inp.packed(j, n), self.out.packed(j, n)
         f = x.reshape(-1).view(np.float32)
-        bad, over = screen_samples(f)
-        if bad:
-            srv._reject(R_NON_FINITE, f"{where}: {bad} NaN/Inf value(s)", src)
-            return False
-        if over:  # [Note: saturation], in place in the client's slot
-            lim = np.float32(INPUT_FULL_SCALE_LIMIT)
-            np.clip(f, -lim, lim, out=f)
-            src.c["saturated"] += 1
-            srv.totals["saturated"] += 1
-        t, tc = time.perf_counter(), time.thread_time()
-        try:
-            with d.lock:
+        load = getattr(d.model, "load_input", None)
+        with d.lock:  # the model's input buffer is the model's: one chunk at a time (TCP path too)
+            t, tc = time.perf_counter(), time.thread_time()  # the kernel's input pass counts as the model's
+            try:
+                # with the fused kernel the screen is taken while the kernel copies the slot into its
+                # own buffer, and the model filters that screened copy (see [Note: screen in the input
+                # pass] in hil.channel.fast); nothing is drawn before the verdict
+                bad, over = screen_samples(f, load(x) if load is not None else None)
+                if over:  # [Note: saturation], in place in the client's slot, then read again
+                    lim = np.float32(INPUT_FULL_SCALE_LIMIT)
+                    np.clip(f, -lim, lim, out=f)
+                    src.c["saturated"] += 1
+                    srv.totals["saturated"] += 1
+                    if load is not None and screen_samples(f, load(x)) != (0, False):
+                        srv._reject(R_NON_FINITE, f"{where}: the client rewrote the slot while it was read", src)
+                        return False
+                if bad:
+                    srv._reject(R_NON_FINITE, f"{where}: {bad} NaN/Inf value(s)", src)
+                    return False
                 c = d.model.generate(n)
                 if hasattr(d.model, "apply_into"):
                     d.model.apply_into(x, c, y)
                 else:
                     y[...] = d.model.apply(x, c)
-        except Exception:  # noqa: BLE001 - a broken model must not stop the server
-            log.exception("channel %s failed on a shared-memory chunk of %d samples", d.name, n)
-            srv.totals["model_errors"] += 1
-            return False
-        finally:
-            d.model_s += time.perf_counter() - t
-            d.model_cpu_s += time.thread_time() - tc
+            except Exception:  # noqa: BLE001 - a broken model must not stop the server
+                log.exception("channel %s failed on a shared-memory chunk of %d samples", d.name, n)
+                srv.totals["model_errors"] += 1
+                return False
+            finally:
+                if load is not None:
+                    d.model.unload_input()
+                d.model_s += time.perf_counter() - t
+                d.model_cpu_s += time.thread_time() - tc
         d.bursts += 1
         for rt, k in ((src, "samples_in"), (dst, "samples_out")):
             rt.c[k] += n
@@ -679,6 +734,7 @@ class _NodeRt:
     awaiting: list = field(default_factory=list)  # reqrep, per antenna: our request waits for samples (tx REQ)
     pace_next: float = 0.0  # pace: monotonic time before which this stream node's input is not read
     warned_headerless: bool = False
+    last_header: tuple = (None, None)  # (raw bytes, validated header) of the last header accepted
 
 
 _REJECT = object()  # placeholder of a rejected antenna message inside a pending burst
@@ -816,6 +872,11 @@ class ChannelServer:
             self.close()
             raise
         self._bound = True
+        fast = sys.modules.get("hil.channel.fast")
+        if fast is not None and fast.available():
+            # the numba kernels compiled (or loaded from their cache) before the ready line, not on
+            # the first message (a compile takes seconds on a busy machine)
+            fast.warm_up()
         return self.info()
 
     def info(self) -> dict:
@@ -1081,9 +1142,14 @@ class ChannelServer:
         log.warning("rejected (%s): %s", reason, detail)
 
     def _parse_header(self, rt: _NodeRt, ant: int, frame: zmq.Frame) -> dict | None:
+        raw = frame.bytes
+        if raw == rt.last_header[0]:
+            # the other antennas of a burst carry the same header bytes (ZmqRadio): parsed and
+            # checked once (the checks depend on the bytes and the topology only; nobody writes it)
+            return rt.last_header[1]
         where = f"node {rt.cfg.name!r} antenna {ant} ({rt.tx_endpoints[ant]})"
         try:
-            h = parse_header(frame.bytes)
+            h = parse_header(raw)
         except BadMessage as e:
             self._reject(e.reason, f"{where}: {e}", rt)
             return None
@@ -1100,6 +1166,7 @@ class ChannelServer:
                 self._reject(R_NO_LINK, f"{where}: no link {rt.cfg.name!r} -> {dst!r}; "
                                         f"linked nodes are {sorted(rt.directions)}", rt)
                 return None
+        rt.last_header = (raw, h)
         return h
 
     def _handle_message(self, rt: _NodeRt, ant: int, frames: list) -> None:

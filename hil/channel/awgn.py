@@ -400,6 +400,20 @@ class Chain(Cascade):
             return out
         return y
 
+    def load_input(self, x: np.ndarray) -> int | None:
+        """Copy ``x`` into the fused kernel's private input buffer (the next :meth:`apply_into` on ``x``
+        computes from that copy) and return the bit pattern of its largest ``|value|`` (see [Note:
+        screen in the input pass] in ``hil.channel.fast``); None without the fused path or for an
+        ``x`` that is not C-contiguous complex64 (the caller screens ``x`` itself)."""
+        if self._fused is None or x.dtype != np.complex64 or x.ndim != 2 or not x.flags.c_contiguous:
+            return None
+        return self._fused.load(x)
+
+    def unload_input(self) -> None:
+        """Forget what :meth:`load_input` copied (the next call reads its input)."""
+        if self._fused is not None:
+            self._fused.unload()
+
     def _apply_reference(self, x: np.ndarray, coeffs: list) -> np.ndarray:
         n = x.shape[1]
         if not self._chunkable or n < 2 * self.CHUNK:

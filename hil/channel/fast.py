@@ -5,7 +5,9 @@
 block in numpy (the FIR by ``np.matmul`` per lag or by FFT, the CFO rotation, the pooled noise
 add). For a chain of the form ``[FirStage]? [CarrierFrequencyOffset]? [AWGN]?`` (the channel
 server's usual links: flat Rayleigh/Rician or a TDL, then CFO, then noise) :func:`fused_apply` does
-the same arithmetic in one numba kernel, tile by tile: each tile of at most ``_TILE`` output
+the same arithmetic in two numba kernels: ``_load`` copies the input (after the FIR history) into
+a private planar buffer, taking the input screen on the way (see [Note: screen in the input pass]),
+and ``_kernel`` works from that buffer tile by tile: each tile of at most ``_TILE`` output
 samples gets its FIR sum (every lag, every input antenna), its rotation and its noise while it is
 in the L1 cache, written straight into the caller's output buffer (no temporaries). The
 coefficients come from the stages' own ``generate`` (the same draws, the same segment grid, the
@@ -113,30 +115,70 @@ if _nb is not None:
                     o += 2
             li += 2
 
+    @_nb.njit(cache=True, nogil=True, boundscheck=False)
+    def _screen_bits(u):  # pragma: no cover - compiled
+        # the largest |value| of float32 values ``u`` (viewed as uint32) as its bit pattern: integer
+        # compares, so fastmath cannot drop NaN/Inf (see [Note: screen in the input pass])
+        m0 = np.uint32(0)
+        m1 = np.uint32(0)
+        mask = np.uint32(0x7FFFFFFF)
+        h = u.shape[0] // 2
+        for t in range(h):
+            a = u[2 * t] & mask
+            b = u[2 * t + 1] & mask
+            m0 = a if a > m0 else m0
+            m1 = b if b > m1 else m1
+        if u.shape[0] % 2:
+            a = u[u.shape[0] - 1] & mask
+            m0 = a if a > m0 else m0
+        return m0 if m0 > m1 else m1
+
+    @_nb.njit(cache=True, nogil=True, boundscheck=False)
+    def _load(xu, hist, xre, xim, screen=True):  # pragma: no cover - compiled
+        # the input, history first, as planar float32 (the kernel's inner loops then vectorise),
+        # copied as uint32 bit patterns (exact, NaN payloads included) while the largest |value|
+        # of the input (not the history, screened when it was input) is taken on the way. Slices
+        # and range() indices only: an index numba cannot prove >= 0 (``m + t``) gets wraparound
+        # code that stops the loop vectorising (5x slower).
+        n_in = xu.shape[0]
+        n = xu.shape[1] // 2
+        m = hist.shape[1] // 2
+        mask = np.uint32(0x7FFFFFFF)
+        m0 = np.uint32(0)
+        m1 = np.uint32(0)
+        for i in range(n_in):
+            ra = xre[i, :m]
+            ia = xim[i, :m]
+            hr = hist[i]
+            for t in range(m):
+                ra[t] = hr[2 * t]
+                ia[t] = hr[2 * t + 1]
+            xa = xu[i]
+            rb = xre[i, m:m + n]
+            ib = xim[i, m:m + n]
+            for t in range(n):
+                a = xa[2 * t]
+                b = xa[2 * t + 1]
+                rb[t] = a
+                ib[t] = b
+                if screen:  # (False only to time the copy alone: benchmarks/guard_cost.py)
+                    a &= mask
+                    b &= mask
+                    m0 = a if a > m0 else m0
+                    m1 = b if b > m1 else m1
+        return m0 if m0 > m1 else m1
+
     @_nb.njit(cache=True, fastmath=True, nogil=True, boundscheck=False)
-    def _kernel(xf, hist, xre, xim, mats, lags, seg0, S, rot_tab, rot_start, pool, noff, nscale, nseg_len,
+    def _kernel(xre, xim, m, n, mats, lags, seg0, S, rot_tab, rot_start, pool, noff, nscale, nseg_len,
                 wnoise, wsigma, outf):  # pragma: no cover - compiled
-        # complex arrays as float32 views [rows, 2 n] (re, im interleaved): plain float loops vectorise
-        n_in = xf.shape[0]
-        n = xf.shape[1] // 2
+        # the input (history first) planar in xre/xim (see _load); the output as a float32 view
+        # [rows, 2 n] (re, im interleaved): plain float loops vectorise
         n_out = outf.shape[0]
-        m = hist.shape[1]
         nmat = mats.shape[0]
         do_rot = rot_tab.shape[0] > 0
         rb = rot_tab.shape[0] // 2
         do_pool = noff.shape[1] > 0
         do_exact = wnoise.shape[1] > 0
-        # the input, history first, as planar float32 (the inner loops then vectorise)
-        for i in range(n_in):
-            for t in range(m):
-                xre[i, t] = hist[i, t].real
-                xim[i, t] = hist[i, t].imag
-            xa = xf[i]
-            ra = xre[i, m:m + n]
-            ia = xim[i, m:m + n]
-            for t in range(n):
-                ra[t] = xa[2 * t]
-                ia[t] = xa[2 * t + 1]
         acc_r = np.empty((n_out, _TILE), np.float32)
         acc_i = np.empty((n_out, _TILE), np.float32)
         t = 0
@@ -189,6 +231,27 @@ if _nb is not None:
             t = end
 
 
+def screen_bits(f: np.ndarray) -> int:
+    """The bit pattern of the largest ``|value|`` of the float32 values ``f`` (1-D, e.g. a cf32 message's I and Q).
+
+    [Note: screen in the input pass]
+    For float32, ``bits & 0x7FFFFFFF`` orders like ``|value|`` for every finite value, +Inf is
+    0x7F800000 and every NaN is above it; so one integer maximum answers both input guards of the
+    channel server: some value is NaN/Inf iff the maximum is >= 0x7F800000, some finite value
+    exceeds a limit ``L`` iff the maximum is above ``L``'s bit pattern. Integer compares are immune
+    to fastmath (which may assume no NaN/Inf in float code) and need no temporaries. The fused
+    kernel takes this maximum while it copies its input into its private planar buffer
+    (:meth:`FusedPlan.load`), so a chunk is read once for the screen and the channel, and the
+    output samples are computed from the copy that was screened (an AWGN stage's signal-power
+    estimate still reads the caller's array); :func:`screen_bits` is the same pass alone,
+    for a message the server screens on arrival.
+    """
+    u = f.view(np.uint32) if f.ndim == 1 and f.flags.c_contiguous else np.ascontiguousarray(f).reshape(-1).view(np.uint32)
+    if _nb is not None:
+        return int(_screen_bits(u))
+    return int(np.bitwise_and(u, np.uint32(0x7FFFFFFF)).max()) if u.size else 0
+
+
 _EMPTY_C = np.zeros(0, np.complex64)
 _EMPTY_F = np.zeros(0, np.float32)
 
@@ -199,6 +262,44 @@ class FusedPlan:
     def __init__(self, fir, cfo, awgn):
         self.fir, self.cfo, self.awgn = fir, cfo, awgn
         self._re = self._im = np.zeros((0, 0), np.float32)
+        self._loaded: tuple | None = None  # what the scratch holds after load() (see [Note: screen in the input pass])
+
+    def _history(self, n_in: int, m: int) -> np.ndarray:
+        fir = self.fir
+        return fir._hist if (m and fir is not None and fir._hist is not None) else np.zeros((n_in, m), np.complex64)
+
+    def _token(self, x: np.ndarray, m: int) -> tuple:
+        return (x.__array_interface__["data"][0], x.shape, m, id(self.fir._hist) if self.fir is not None else 0)
+
+    def load(self, x: np.ndarray, m: int | None = None) -> int:
+        """Copy ``x`` (C-contiguous complex64 ``[n_in, n]``) into the kernel's private input buffer, and
+        return the bit pattern of its largest ``|value|`` (see [Note: screen in the input pass]).
+
+        The next :func:`fused_apply` on the same ``x`` computes from that copy instead of reading
+        ``x`` again; any other call (another array, another history) reloads.
+        """
+        if x.dtype != np.complex64 or not x.flags.c_contiguous or x.ndim != 2:
+            raise ValueError(f"load needs a C-contiguous complex64 [n_in, n] array, got {x.dtype} {x.shape}")
+        n_in, n = x.shape
+        m = self.history_len() if m is None else m
+        xre, xim = self.scratch(n_in, m + n)
+        bits = _load(x.view(np.uint32), self._history(n_in, m).view(np.uint32), xre.view(np.uint32),
+                     xim.view(np.uint32))
+        self._loaded = self._token(x, m)
+        return int(bits)
+
+    def unload(self) -> None:
+        """Forget what :meth:`load` put in the buffer (the next call reads its input)."""
+        self._loaded = None
+
+    def history_len(self) -> int:
+        """Input samples of history the FIR stage carries (its largest lag; 0 without a FIR)."""
+        fir = self.fir
+        if fir is None:
+            return 0
+        if fir._hist is not None:
+            return int(fir._hist.shape[1])
+        return int(max(getattr(fir, "lags", (0,)) or (0,)))
 
     def scratch(self, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
         """Planar float32 input buffers ``[rows, >= cols]``, kept between calls (grown, never shrunk)."""
@@ -249,13 +350,11 @@ def fused_apply(plan: FusedPlan, x: np.ndarray, coeffs: list, out: np.ndarray | 
         lags = np.asarray(fc.lags, dtype=np.int64)
         seg0, S = int(fc.t0), int(fc.S or 0)
         m = int(lags.max()) if len(lags) else 0
-        hist = fir._hist if (m and fir._hist is not None) else np.zeros((n_in, m), np.complex64)
         n_out = mats.shape[2]
     else:
         n_out = n_in
         mats = np.ones((1, 1, n_in, n_in), np.complex64) * np.eye(n_in, dtype=np.complex64)[None, None]
         lags, seg0, S, m = np.zeros(1, np.int64), 0, 0, 0
-        hist = np.zeros((n_in, 0), np.complex64)
     rot_tab, rot_start = _EMPTY_C, _EMPTY_C
     if cfo is not None:
         phi0 = next(it)
@@ -291,26 +390,32 @@ def fused_apply(plan: FusedPlan, x: np.ndarray, coeffs: list, out: np.ndarray | 
         out = np.empty((n_out, n), np.complex64)
     elif out.shape != (n_out, n) or out.dtype != np.complex64 or not out.flags.c_contiguous:
         raise ValueError(f"out must be C-contiguous complex64 shaped {(n_out, n)}, got {out.dtype} {out.shape}")
+    loaded, plan._loaded = plan._loaded, None
+    if loaded != plan._token(x, m):
+        plan.load(x, m)  # not loaded by the caller (or for another array / history): read x now
+        plan._loaded = None
     xre, xim = plan.scratch(n_in, m + n)
     if n:
-        _kernel(x.view(np.float32), hist, xre, xim, mats, lags, seg0, S, rot_tab.view(np.float32), rot_start,
+        _kernel(xre, xim, m, n, mats, lags, seg0, S, rot_tab.view(np.float32), rot_start,
                 pool, noff, nscale, POOL_SEGMENT, wnoise.view(np.float32), wsigma, out.view(np.float32))
-    if fir is not None and m:
-        if n >= m:
-            fir._hist = x[:, n - m:].copy()
-        else:
-            fir._hist = np.concatenate([hist, x], axis=1)[:, -m:].copy()
+    if fir is not None and m:  # the new history: the last m samples of [history, x], from the copy computed on
+        h = np.empty((n_in, m), np.complex64)
+        hv = h.view(np.float32).reshape(n_in, m, 2)
+        hv[..., 0] = xre[:, n:n + m]
+        hv[..., 1] = xim[:, n:n + m]
+        fir._hist = h
     return out
 
 
 def warm_up() -> None:
-    """Compile the kernel now (first call otherwise pays ~1-2 s, or a cache load)."""
+    """Compile the kernels now (first call otherwise pays ~1-2 s, or a cache load)."""
     if available():
         from hil.channel.config import build_channel
 
         ch = build_channel({"n_tx": 1, "n_rx": 1, "fading": "rayleigh", "cfo_hz": 1.0, "snr_db": 10.0},
                            np.random.default_rng(0))
         ch(np.ones((1, 8), np.complex64))
+        screen_bits(np.ones(2, np.float32))
 
 
 def plan_info(plan: Any) -> str:  # pragma: no cover - diagnostics

@@ -8,7 +8,8 @@ dst``, an *input* ring and an *output* ring of ``slots`` slots of ``[antennas, s
 complex64 each; the client writes a chunk into input slot ``j`` and rings the doorbell (a 16-byte
 message ``(j, n)`` on a ZMQ PAIR socket over 127.0.0.1); the server validates the slot as it would
 a TCP message (NaN/Inf, saturation), runs the link's channel model *from* the input slot *into*
-output slot ``j`` (no per-chunk allocation with the fused kernel, see ``hil.channel.fast``) and
+output slot ``j`` (no per-chunk allocation with the fused kernel, see ``hil.channel.fast``, which
+checks the slot while it copies it into its own buffer and filters that checked copy) and
 answers on the doorbell with ``(j, n)`` or ``(j, -1)`` when the chunk was rejected. The client may
 have ``slots`` chunks in flight; it rewrites slot ``j`` only after it has taken output ``j``.
 Each segment starts with a 64-byte header (magic, slots, antennas, slot samples, counters).

@@ -117,6 +117,32 @@ def test_deeply_nested_data_header_is_rejected_and_server_keeps_serving(serve):
     good_burst(info)
 
 
+def test_header_parsed_once_per_burst_still_refuses_every_bad_header(serve, monkeypatch):
+    """The header bytes a burst repeats on every antenna are parsed once; an empty header frame, a bad
+    header after a good one, and a good header after a bad one are each answered as when parsed alone."""
+    import sim_fallback.channel_server as cs
+
+    calls = []
+    real = cs.parse_header
+    monkeypatch.setattr(cs, "parse_header", lambda raw: calls.append(raw) or real(raw))
+    srv, info = serve(two_node_config(None, test_mode=True))
+    tx = info["nodes"]["edge"]["tx"]
+    z = np.zeros(4, np.complex64).tobytes()
+    push(tx[0], [b"", z])  # an empty header frame: not JSON
+    wait_for(lambda: srv.rejected_by_reason["bad_header"] == 1, 5.0, "the empty header rejected")
+    good = json.dumps({"seq": 7, "dst": "server", "sender": "t"}).encode()
+    for ant in (0, 1):
+        push(tx[ant], [good, z])
+    wait_for(lambda: srv.totals["bursts_in"] == 1, 5.0, "the good burst")
+    assert calls.count(good) == 1  # the second antenna's identical bytes came from the cache
+    push(tx[1], [b'{"seq": -1}', z])
+    wait_for(lambda: srv.rejected_by_reason["bad_header"] == 2, 5.0, "the bad header after a good one")
+    push(tx[0], [good, z])  # the same good bytes again: parsed or not, accepted as before
+    wait_for(lambda: srv.totals["messages_in"] == 5, 5.0, "the last message")
+    assert srv.rejected_by_reason["bad_header"] == 2
+    good_burst(info)
+
+
 def test_unexpected_failure_handling_a_data_message_is_counted_and_server_keeps_serving(serve, monkeypatch):
     srv, info = serve(two_node_config(None, test_mode=True))
     real = srv._process_burst

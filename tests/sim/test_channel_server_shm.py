@@ -83,6 +83,67 @@ def test_shm_guards_reject_nonfinite_and_saturate(server):
         ctx.destroy(0)
 
 
+def test_shm_refused_chunk_is_answered_as_before_and_leaves_the_model_untouched(server, caplog):
+    """A NaN/Inf anywhere (here the last sample of the last antenna) refuses the chunk with the same
+    reason, counter and message as the TCP path; the link draws nothing for it, so the next chunk's
+    output is bit for bit what a twin of the model that never saw the refused chunk gives."""
+    srv, info = server
+    twin = copy.deepcopy(srv.nodes["a"].directions["b"].model)
+    ctx = zmq.Context()
+    c = ShmClient(ctx, info["control"], "a", "b", slot_samples=4096, slots=2)
+    try:
+        rng = np.random.default_rng(8)
+        x = (0.3 * (rng.standard_normal((2, 4096)) + 1j * rng.standard_normal((2, 4096)))).astype(np.complex64)
+        for k, v in enumerate((complex(0.0, np.inf), complex(np.nan, 0.0), complex(-np.inf, 1.0))):
+            bad = x.copy()
+            bad[1, -1] = v
+            c.input_slot(k % 2, 4096)[...] = bad
+            c.submit(k % 2, 4096)
+            assert c.result() == (k % 2, None)
+        st = srv.stats()
+        assert st["rejected_by_reason"]["non_finite"] == 3 and st["nodes"]["a"]["rejected"] == 3
+        assert "rejected (non_finite): shm a->b slot 0: 1 NaN/Inf value(s)" in caplog.text
+        c.input_slot(1, 4096)[...] = x
+        c.submit(1, 4096)
+        j, y = c.result()
+        want = twin.apply(x, twin.generate(4096))
+        assert j == 1 and np.array_equal(y.view(np.uint32), want.view(np.uint32))
+        assert srv.stats()["links"]["a->b"]["bursts"] == 1
+    finally:
+        c.close()
+        ctx.destroy(0)
+
+
+def test_shm_guards_on_the_numpy_reference_path(monkeypatch):
+    """Without the fused kernel (HIL_CHANNEL_FAST=0) the slot is screened by a pass of its own: the
+    same refusals and saturation."""
+    monkeypatch.setenv("HIL_CHANNEL_FAST", "0")
+    srv = ChannelServer(load_topology(two_node_config(SPEC, a="a", b="b", n_a=2, n_b=2, mode="stream",
+                                                      reciprocal=False, sample_rate_hz=1e6)))
+    assert srv.nodes["a"].directions["b"].model.load_input(np.zeros((2, 4), np.complex64)) is None
+    info = srv.bind()
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    ctx = zmq.Context()
+    c = ShmClient(ctx, info["control"], "a", "b", slot_samples=1024, slots=2)
+    try:
+        x = np.zeros((2, 1024), np.complex64)
+        x[1, -1] = complex(0.0, -np.inf)
+        c.input_slot(0, 1024)[...] = x
+        c.submit(0, 1024)
+        assert c.result() == (0, None) and srv.stats()["rejected_by_reason"]["non_finite"] == 1
+        x[1, -1] = 2e30
+        c.input_slot(1, 1024)[...] = x
+        c.submit(1, 1024)
+        j, y = c.result()
+        assert j == 1 and np.isfinite(y).all() and srv.stats()["saturated"] == 1
+    finally:
+        c.close()
+        ctx.destroy(0)
+        srv.stop()
+        th.join(3)
+
+
 def test_shm_refused_to_remote_peers_and_bad_requests(server):
     srv, _ = server
     req = {"cmd": "shm_open", "src": "a", "dst": "b", "slot_samples": 1024, "slots": 2}
