@@ -268,19 +268,30 @@ def run_case(name: str, mode: str, n: int, n_ant: int, reps: int, inner: int) ->
         ctx.term()
 
 
-def bypass_guards() -> None:
+def pre_guard_screen(f: np.ndarray, bits: int | None = None) -> tuple[int, bool]:
+    """The input check the channel server had before the hostile-input guards (its first version): the
+    NaN/Inf test by one BLAS sum of squares, no saturation check."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not np.isfinite(np.dot(f, f)) and not np.isfinite(f).all():
+            return int(np.count_nonzero(~np.isfinite(f))), False
+    return 0, False
+
+
+def bypass_guards(baseline: str = "none") -> None:
     """Benchmark only: the channel-server module with its guard steps bypassed, for the end-to-end
     comparison's "bypassed" server (never a user-facing switch). Inputs stay valid in this benchmark,
-    so nothing here changes what the server computes, only what it checks."""
-    cs.screen_samples = lambda f, bits=None: (0, False)  # no NaN/Inf or saturation verdict
+    so nothing here changes what the server computes, only what it checks. ``baseline="pre-guard"``
+    keeps the NaN/Inf check the server had before the guards (:func:`pre_guard_screen`), so the
+    comparison measures what the guards added; ``"none"`` removes every input check."""
+    cs.screen_samples = pre_guard_screen if baseline == "pre-guard" else (lambda f, bits=None: (0, False))
     cs.parse_header = json.loads  # no size/depth bounds, no type checks (the JSON parse stays)
     cs.ChannelServer._guarded_message = lambda self, rt, ant, frames: self._handle_message(rt, ant, frames)
     cs.PendingBursts.expire = lambda self, now: 0  # no pending-burst expiry
 
 
 def serve_unguarded(argv: list[str]) -> int:
-    """``--serve-unguarded --config FILE --log-level L``: the channel server with :func:`bypass_guards`."""
-    bypass_guards()
+    """``--serve-unguarded[=pre-guard] --config FILE --log-level L``: the channel server with :func:`bypass_guards`."""
+    bypass_guards(argv.pop(0) if argv and argv[0] in ("none", "pre-guard") else "none")
     from sim_fallback.__main__ import main as serve
 
     return serve(argv)
@@ -349,7 +360,7 @@ E2E_CASES = [
 
 
 def e2e_case(name: str, plane: str, mode: str, n: int, n_ant: int, spec: dict, reps: int, seconds: float,
-             aa: bool = False) -> dict:
+             aa: bool = False, baseline: str = "none") -> dict:
     """One end-to-end case; ``aa``: the "bypassed" server is a second guarded one (an A/A control:
     the spread of a comparison with no difference, i.e. the noise floor of this machine now)."""
     cfg = two_node_config(spec, a="a", b="b", n_a=n_ant, n_b=n_ant, mode=mode, reciprocal=False,
@@ -361,7 +372,7 @@ def e2e_case(name: str, plane: str, mode: str, n: int, n_ant: int, spec: dict, r
     try:
         servers["guarded"] = start_server(cfg, log_level="WARNING")
         servers["bypassed"] = start_server(cfg, log_level="WARNING", command=None if aa else [
-            sys.executable, str(Path(__file__).resolve()), "--serve-unguarded"])
+            sys.executable, str(Path(__file__).resolve()), "--serve-unguarded", baseline])
         for which, srv in servers.items():
             if plane == "shm":
                 clients[which] = ShmStream(ctx, srv, n_ant, n)
@@ -448,6 +459,9 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=1.0, help="seconds per end-to-end run (default 1)")
     p.add_argument("--e2e-cases", default="", help="comma-separated end-to-end case numbers (1-based); default all")
     p.add_argument("--aa", action="store_true", help="A/A control: compare two guarded servers (the noise floor)")
+    p.add_argument("--baseline", default="none", choices=["none", "pre-guard"],
+                   help="end to end: what the bypassed server still checks: none (no input check at all, the "
+                   "default) or pre-guard (the NaN/Inf check the server had before the guards: the guards' added cost)")
     p.add_argument("--reps", type=int, default=200, help="alternated repetitions per in-process case (default 200)")
     p.add_argument("--inner", type=int, default=20, help="calls per guard-step timing (default 20)")
     p.add_argument("--cases", default="", help="comma-separated in-process case numbers (1-based); default all")
@@ -463,7 +477,7 @@ def main() -> int:
     if a.part in ("both", "end-to-end"):
         sel = [int(c) - 1 for c in a.e2e_cases.split(",") if c.strip()] or list(range(len(E2E_CASES)))
         for i in sel:
-            r = e2e_case(*E2E_CASES[i], reps=a.e2e_reps, seconds=a.seconds, aa=a.aa)
+            r = e2e_case(*E2E_CASES[i], reps=a.e2e_reps, seconds=a.seconds, aa=a.aa, baseline=a.baseline)
             e2e.append(r)
             g, u, w, c = r["msps"]["guarded"], r["msps"]["bypassed"], r["wall_cost"], r["cpu_cost_pairs"]
             print(f"{r['case']}: guarded {g['median']:.2f} Msps ({g['p10']:.2f}-{g['p90']:.2f}), "

@@ -119,19 +119,14 @@ if _nb is not None:
     def _screen_bits(u):  # pragma: no cover - compiled
         # the largest |value| of float32 values ``u`` (viewed as uint32) as its bit pattern: integer
         # compares, so fastmath cannot drop NaN/Inf (see [Note: screen in the input pass])
-        m0 = np.uint32(0)
-        m1 = np.uint32(0)
+        # one accumulator over a unit-stride loop: LLVM vectorises it into a SIMD unsigned-max reduction
+        # (two interleaved accumulators did not vectorise: 42 vs 28 us for 2^19 values, faster than np.dot)
+        m = np.uint32(0)
         mask = np.uint32(0x7FFFFFFF)
-        h = u.shape[0] // 2
-        for t in range(h):
-            a = u[2 * t] & mask
-            b = u[2 * t + 1] & mask
-            m0 = a if a > m0 else m0
-            m1 = b if b > m1 else m1
-        if u.shape[0] % 2:
-            a = u[u.shape[0] - 1] & mask
-            m0 = a if a > m0 else m0
-        return m0 if m0 > m1 else m1
+        for i in range(u.shape[0]):
+            a = u[i] & mask
+            m = a if a > m else m
+        return m
 
     @_nb.njit(cache=True, nogil=True, boundscheck=False)
     def _load(xu, hist, xre, xim, screen=True):  # pragma: no cover - compiled
