@@ -26,6 +26,25 @@ requirement (``[nas] accuracy``) or ``deploy_epochs`` pass. Then, measured: vali
 accuracy through the deployed nodes, and the latency of one-image requests (the cost model's unit:
 one inference at a time, batch 1) end to end, with each node's busy time in its stages and hops.
 Not checkpointed: a deployment of these models takes seconds to minutes; rerun it to redo it.
+
+[Note: predicted on this host]
+The front's prediction uses the bench's node speeds and link rates, which this host does not have (no
+radio, no 2 MFLOP/s device), so it cannot be checked here. Before timing the requests the deployment
+therefore measures this host's costs and re-evaluates the point's plan with the cost model itself
+(:meth:`hil.split.plan.Plan.from_assignment`):
+
+- compute: every layer timed on this host (``profile_model(measure=True)``, nodes ``use_measured``);
+- hops: each hop of each transfer timed as a call on its receiving node carrying the real activation
+  (Ray's transfer, and for an OTA hop the simulation of the air); a link becomes ``latency_s`` = that
+  median (with two sizes or more on one link: fixed cost + size / rate, least squares);
+- calls: the cost model has no per-call term, but every stage is one call on its node: a no-op call per
+  node is timed and one is added per stage.
+
+The prediction is compute + hops + calls (the cost model is sequential). Each cost is the median of
+``calibration_calls`` calls, measured separately from the requests. Its error, measured / predicted
+median latency, was measured over several front points and runs per runtime (benchmarks/nas_deploy_error.py,
+docs/placement.md) and is stated in :data:`HOST_MODEL_ERROR`; the report says whether a deployment falls
+inside it.
 """
 
 from __future__ import annotations
@@ -208,6 +227,9 @@ class StageActor:
     def busy(self) -> dict[str, float]:
         return dict(self.busy_s)
 
+    def ping(self) -> None:
+        """Nothing: the driver times it for the cost of one call on this node."""
+
     def close(self) -> None:
         self._saved.clear()
 
@@ -332,24 +354,88 @@ def point_spec(fp) -> tuple[dict, dict, set]:
     return spec, routes, ota
 
 
-def host_predicted_compute_s(fp, spec: dict) -> float:
-    """The cost model's compute time of the point's plan with every node's per-layer times measured on this
-    host (``use_measured``): what the deployed stages' compute should add up to here."""
+#: The error of the host-calibrated prediction (see [Note: predicted on this host]): measured / predicted
+#: median latency of one-image requests lies in this band. Measured over 4 front points x 3 runs per runtime
+#: (docs/placement.md, "JMSNAS on the bench"), each band widened to cover the worst ratio seen by a margin.
+HOST_MODEL_ERROR = {"none": (0.5, 2.0), "local": (0.5, 2.0)}
+
+
+def _activations(gm, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every graph node's output on ``x`` (the placeholder's is ``x``): the tensors the plan's hops carry."""
+    import torch.fx as fx
+
+    out: dict[str, torch.Tensor] = {}
+
+    class Keep(fx.Interpreter):
+        def run_node(self, n):
+            out[n.name] = v = super().run_node(n)
+            return v
+
+    with torch.no_grad():
+        Keep(gm).run(x)
+    return out
+
+
+def host_prediction(cl: Cluster, fp, spec: dict, x: torch.Tensor, calls: int = 30) -> dict:
+    """The point's latency predicted with this host's measured costs (see [Note: predicted on this host]).
+
+    Returns the re-evaluated plan's ``compute_s`` (this host's layer times), ``comm_s`` (measured hop costs),
+    ``calls_s`` (one measured call per stage), their sum ``predicted_s``, and the measurements themselves."""
     from dataclasses import replace
 
     from hil.split.plan import Plan, Problem
-    from hil.split.topology import Topology
+    from hil.split.profile import INPUT
+    from hil.split.topology import Link, Topology
 
-    prof, _ = _model_and_graph(spec, measure=True)
-    topo = Topology(tuple(replace(n, use_measured=True) for n in fp.topology.nodes), fp.topology.links)
+    prof, gm = _model_and_graph(spec, measure=True)
+    input_name = next(n.name for n in gm.graph.nodes if n.op == "placeholder")
+    acts = _activations(gm, x)
+
+    def median_call(h: NodeHandle, method: str, *args) -> float:
+        ts = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            cl.get(h, h.call(method, *args))
+            ts.append(time.perf_counter() - t0)
+        return float(np.median(ts))
+
+    hops: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for t in fp.point["transfers"]:
+        act = acts[input_name if t["layer"] == INPUT else t["layer"]]
+        for a, b in zip(t["route"][:-1], t["route"][1:]):
+            s = median_call(cl.handles[b], "hop", None, a, False, act)
+            hops.setdefault((a, b), []).append((float(t["bytes"]), s))
+    links = []
+    for (a, b), pts in hops.items():
+        sizes, secs = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+        rate = math.inf
+        if len(set(sizes)) > 1:  # two sizes or more on one link: fixed cost + size / rate, least squares
+            slope, icpt = np.polyfit(sizes, secs, 1)
+            if slope > 0 and icpt >= 0:
+                rate, lat = 1.0 / slope, float(icpt)
+            else:
+                lat = float(np.median(secs))
+        else:
+            lat = float(secs[0])
+        links.append(Link(a, b, bytes_per_s=rate, latency_s=lat))
+    topo = Topology(tuple(replace(n, use_measured=True) for n in fp.topology.nodes), tuple(links))
     problem = Problem(prof, topo, "latency", {}, respect_memory=False)
-    plan = Plan.from_dict({"assignment": spec["assignment"]})
-    return float(Plan.from_assignment(problem, plan.indices(problem), "deployed", False).compute_s)
+    plan = Plan.from_assignment(problem, Plan.from_dict({"assignment": spec["assignment"]}).indices(problem),
+                                "host", False)
+    call_s = {h.name: median_call(h, "ping") for h in cl.handles.values()}
+    stages = _stages(spec, gm)
+    calls_s = float(sum(call_s[st.node] for st in stages))
+    same_routes = sorted((t.layer, t.src, t.dst, list(t.route)) for t in plan.transfers) == sorted(
+        (t["layer"], t["src"], t["dst"], list(t["route"])) for t in fp.point["transfers"])
+    return {"predicted_s": plan.compute_s + plan.comm_s + calls_s, "compute_s": plan.compute_s,
+            "comm_s": plan.comm_s, "calls_s": calls_s, "stages": len(stages), "call_s": call_s,
+            "hop_s": [{"a": a, "b": b, "bytes": p[0], "seconds": p[1]} for (a, b), pts in hops.items() for p in pts],
+            "same_routes": same_routes, "calls_per_measurement": calls}
 
 
 def deploy_point(fp, out: str | Path, cluster: str = "none", accuracy: float | None = None,
                  max_epochs: int | None = None, max_steps: int | None = None, requests: int = 50,
-                 progress: Callable[[str], None] | None = None) -> dict:
+                 progress: Callable[[str], None] | None = None, calibration_calls: int = 30) -> dict:
     """Deploy front point ``fp`` on ``cluster``, train it to the accuracy requirement, measure, write the report.
 
     Args:
@@ -358,6 +444,7 @@ def deploy_point(fp, out: str | Path, cluster: str = "none", accuracy: float | N
         max_epochs: default the front's ``[nas] deploy_epochs``.
         max_steps: stop after this many steps in total (tests).
         requests: one-image requests timed for the latency.
+        calibration_calls: calls timed (median) for each measured cost of the host prediction.
 
     Returns the report (also ``out/report.json`` and ``out/report.md``).
     """
@@ -407,6 +494,7 @@ def deploy_point(fp, out: str | Path, cluster: str = "none", accuracy: float | N
             say(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, validation accuracy {val_acc * 100:.2f} % "
                 f"(requirement {need * 100:.1f} %)")
         test_acc = dep.accuracy(xte, yte, fp.train.batch_size)
+        host = host_prediction(cl, fp, spec, xte[0][None], calls=calibration_calls)
         busy0 = {h.name: cl.get(h, h.call("busy")) for h in cl.handles.values()}
         lat = []
         for i in range(requests):
@@ -422,6 +510,7 @@ def deploy_point(fp, out: str | Path, cluster: str = "none", accuracy: float | N
     ota_s = sum(v.get("ota_hop", 0.0) for v in per_req.values())
     pred = dict(fp.point["predicted"])
     med = _stats(lat)["median"]
+    band = HOST_MODEL_ERROR.get(mode)
     report = {
         "version": REPORT_VERSION,
         "front": fp.folder, "point": fp.index, "arch": fp.point["arch"], "key": fp.point["key"],
@@ -437,7 +526,11 @@ def deploy_point(fp, out: str | Path, cluster: str = "none", accuracy: float | N
         "latency": {
             "predicted_s": pred["latency_s"], "predicted_compute_s": pred["compute_s"],
             "predicted_comm_s": pred["comm_s"],
-            "host_predicted_compute_s": host_predicted_compute_s(fp, spec),
+            "host_predicted_compute_s": host["compute_s"],
+            "host_predicted_s": host["predicted_s"], "host": host,
+            "measured_over_host_predicted": med / host["predicted_s"],
+            "host_model_error": None if band is None else list(band), "within_host_model_error": None if band is None else
+            band[0] <= med / host["predicted_s"] <= band[1],
             "measured_s": _stats(lat), "measured_compute_s": compute, "measured_ota_hop_s": ota_s,
             "measured_transfer_s": med - compute - ota_s,
             "measured_over_predicted": med / pred["latency_s"] if pred["latency_s"] > 0 else math.nan,
@@ -481,13 +574,24 @@ def markdown(r: dict) -> str:
         f"(this host's layer times) | {ms(lat['measured_compute_s'])} (sum of the stages' busy time) |",
         f"| transfers | {ms(lat['predicted_comm_s'])} (bench links) | {ms(lat['measured_ota_hop_s'])} OTA hop "
         f"processing + {ms(lat['measured_transfer_s'])} node-to-node calls |",
+        f"| latency predicted with this host's costs | {ms(lat['host_predicted_s'])} = compute "
+        f"{ms(lat['host']['compute_s'])} + hops {ms(lat['host']['comm_s'])} + {lat['host']['stages']} stage calls "
+        f"{ms(lat['host']['calls_s'])} | median {ms(lat['measured_s']['median'])}: measured / predicted "
+        f"{lat['measured_over_host_predicted']:.3g} |",
+        "",
+        ("the host prediction's stated error (measured / predicted in "
+         f"[{lat['host_model_error'][0]:g}, {lat['host_model_error'][1]:g}]): "
+         f"{'within' if lat['within_host_model_error'] else 'OUTSIDE'}") if lat["host_model_error"] else
+        "the host prediction states no error for this runtime (measured for none and local only)",
         "",
         f"accuracy requirement {a['requirement'] * 100:.1f} % (validation): "
         f"{'reached' if a['reached'] else 'NOT reached'}; measured / predicted latency "
         f"{lat['measured_over_predicted']:.3g}",
         "",
-        "The predicted latency uses the bench's configured node speeds and link rates; the measured one is "
-        "this deployment's (node processes on this host, OTA hops simulated in the receiving node, no air time).",
+        "The front's predicted latency uses the bench's configured node speeds and link rates; the measured one is "
+        "this deployment's (node processes on this host, OTA hops simulated in the receiving node, no air time). "
+        "The host prediction re-evaluates the plan with this host's measured layer, hop and call costs "
+        "(hil/cluster/nas.py [Note: predicted on this host]).",
         "",
     ]
     return "\n".join(lines)
