@@ -37,8 +37,8 @@ therefore measures this host's costs and re-evaluates the point's plan with the 
 - hops: each hop of each transfer timed as a call on its receiving node carrying the real activation
   (Ray's transfer, and for an OTA hop the simulation of the air); a link becomes ``latency_s`` = that
   median (with two sizes or more on one link: fixed cost + size / rate, least squares);
-- calls: the cost model has no per-call term, but every stage is one call on its node: a no-op call per
-  node is timed and one is added per stage.
+- calls: the cost model has no per-call term, but every stage is one call on its node carrying the
+  stage's inputs: a no-op call on that node with those tensors is timed for each stage and added.
 
 The prediction is compute + hops + calls (the cost model is sequential). Each cost is the median of
 ``calibration_calls`` calls, measured separately from the requests. Its error, measured / predicted
@@ -227,8 +227,8 @@ class StageActor:
     def busy(self) -> dict[str, float]:
         return dict(self.busy_s)
 
-    def ping(self) -> None:
-        """Nothing: the driver times it for the cost of one call on this node."""
+    def ping(self, *xs: torch.Tensor) -> None:
+        """Nothing: the driver times it, with a stage's inputs, for the cost of one call on this node."""
 
     def close(self) -> None:
         self._saved.clear()
@@ -422,13 +422,14 @@ def host_prediction(cl: Cluster, fp, spec: dict, x: torch.Tensor, calls: int = 3
     problem = Problem(prof, topo, "latency", {}, respect_memory=False)
     plan = Plan.from_assignment(problem, Plan.from_dict({"assignment": spec["assignment"]}).indices(problem),
                                 "host", False)
-    call_s = {h.name: median_call(h, "ping") for h in cl.handles.values()}
     stages = _stages(spec, gm)
-    calls_s = float(sum(call_s[st.node] for st in stages))
+    call_s = [median_call(cl.handles[st.node], "ping", *[acts[n] for n in st.inputs]) for st in stages]
+    calls_s = float(sum(call_s))
     same_routes = sorted((t.layer, t.src, t.dst, list(t.route)) for t in plan.transfers) == sorted(
         (t["layer"], t["src"], t["dst"], list(t["route"])) for t in fp.point["transfers"])
     return {"predicted_s": plan.compute_s + plan.comm_s + calls_s, "compute_s": plan.compute_s,
-            "comm_s": plan.comm_s, "calls_s": calls_s, "stages": len(stages), "call_s": call_s,
+            "comm_s": plan.comm_s, "calls_s": calls_s, "stages": len(stages),
+            "call_s": [{"stage": st.index, "node": st.node, "seconds": c} for st, c in zip(stages, call_s)],
             "hop_s": [{"a": a, "b": b, "bytes": p[0], "seconds": p[1]} for (a, b), pts in hops.items() for p in pts],
             "same_routes": same_routes, "calls_per_measurement": calls}
 
