@@ -283,7 +283,7 @@ def _task_prior(tasks: torch.Tensor, n_tasks: int) -> torch.Tensor:
     return p / p.sum()
 
 
-def seed_split(cfg: BaimConfig, mcfg: MaintainConfig, seed: int
+def seed_split(cfg: BaimConfig, seed: int
                ) -> tuple[BaimConfig, np.random.Generator, int, torch.Generator, DigitsSplit, int]:
     """The data of one seed, as every node of a run rebuilds it: ``(cfg with the seed, rng, torch seed,
     generator, split, evaluation noise seed)``. The caller applies the torch seed (``torch.manual_seed``)."""
@@ -317,7 +317,7 @@ def build_deployed(cfg: BaimConfig, mcfg: MaintainConfig, seed: int, nodes=None)
     copies (this process is the cloud); None trains them here."""
     from hil.baim.experiment import train_cloud
 
-    cfg, rng, torch_seed, gen, data, eval_seed = seed_split(cfg, mcfg, seed)
+    cfg, rng, torch_seed, gen, data, eval_seed = seed_split(cfg, seed)
     torch.manual_seed(torch_seed)
     x_init, x_new, y_new = [], [], []
     for x, y in zip(data.x_nodes, data.y_nodes):

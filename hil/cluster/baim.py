@@ -1,4 +1,6 @@
-"""BAIM (the cloud-edge big model, :mod:`hil.baim`) on node actors: ``hil baim --cluster none|local|ADDRESS``.
+"""BAIM (the cloud-edge big model, :mod:`hil.baim`) on node actors: ``hil baim --cluster none|local|ADDRESS``,
+and its life after deployment, ``hil baim-maintain --cluster ...`` (:class:`MaintainEdge`,
+:class:`MaintainNodes`; see [Note: BAIM after deployment on node actors]).
 
 [Note: BAIM on node actors]
 The bench has one node per edge learner (``node0`` .. ``node<N-1>``, :class:`BaimEdge`) and a ``cloud``
@@ -422,7 +424,7 @@ class MaintainEdge:
         deployment, the test images of its classes and of its task."""
         from hil.baim.maintain import after_deployment_cut, node_test_sets, seed_split
 
-        self.run_cfg, _, _, _, data, self.eval_seed = seed_split(self.cfg, self.mcfg, seed)
+        self.run_cfg, _, _, _, data, self.eval_seed = seed_split(self.cfg, seed)
         x = data.x_nodes[self.index]
         cut = after_deployment_cut(len(x), self.mcfg.new_fraction)
         self.x_init, self.x_new = x[:cut], x[cut:]
