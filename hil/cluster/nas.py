@@ -40,8 +40,10 @@ therefore measures this host's costs and re-evaluates the point's plan with the 
 - calls: the cost model has no per-call term, but every stage is one call on its node carrying the
   stage's inputs: a no-op call on that node with those tensors is timed for each stage and added.
 
-The prediction is compute + hops + calls (the cost model is sequential). Each cost is the median of
-``calibration_calls`` calls, measured separately from the requests. Its error, measured / predicted
+The prediction is compute + hops + calls (the cost model is sequential). The layers are timed
+``requests`` times before the requests; each hop and stage call is timed once after each request (its own
+call, not part of the request), so costs and requests span the same stretch of time and a burst of load
+on the shared machine hits both; each cost is the median of its samples. Its error, measured / predicted
 median latency, was measured over several front points and runs per runtime (benchmarks/nas_deploy_error.py,
 docs/placement.md) and is stated in :data:`HOST_MODEL_ERROR`; the report says whether a deployment falls
 inside it.
@@ -68,15 +70,16 @@ log = logging.getLogger(__name__)
 REPORT_VERSION = 1
 
 
-def _model_and_graph(spec: dict, measure: bool = False):
-    """``(profile, graph module)`` of the point's architecture, built from ``spec["seed"]`` (same init everywhere)."""
+def _model_and_graph(spec: dict, measure: bool = False, repeats: int = 3):
+    """``(profile, graph module)`` of the point's architecture, built from ``spec["seed"]`` (same init everywhere);
+    ``measure``: each layer timed on this host, median of ``repeats`` runs."""
     from hil.split.trace import profile_model
     from hil.split.zoo import DigitsCNN
 
     torch.manual_seed(int(spec["seed"]))
     a = spec["arch"]
     model = DigitsCNN(a["widths"], a["depths"], a["kernels"], spec["pool_after"]).eval()
-    return profile_model(model, (1, 1, 8, 8), measure=measure, name=spec.get("key", ""))
+    return profile_model(model, (1, 1, 8, 8), measure=measure, repeats=repeats, name=spec.get("key", ""))
 
 
 def _stages(spec: dict, gm):
@@ -157,7 +160,8 @@ class StageActor:
             y = link(leaf, src, self.name)
         if train:
             self._saved[key] = ([leaf], [y])
-        self._timed("ota_hop", t0)
+        if key is not None:  # None: a probe of the host prediction (HostCosts), not part of a request
+            self._timed("ota_hop", t0)
         return y.detach()
 
     def hop_backward(self, key: Any, *grads: torch.Tensor) -> torch.Tensor:
@@ -379,67 +383,77 @@ def _activations(gm, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return out
 
 
-def host_prediction(cl: Cluster, fp, spec: dict, x: torch.Tensor, calls: int = 30) -> dict:
-    """The point's latency predicted with this host's measured costs (see [Note: predicted on this host]).
+class HostCosts:
+    """This host's costs of a deployed point, and the point's latency predicted from them (see [Note:
+    predicted on this host]). ``sample()`` times every hop and stage call once; call it between the timed
+    requests, so that costs and requests are measured over the same stretch of time."""
 
-    Returns the re-evaluated plan's ``compute_s`` (this host's layer times), ``comm_s`` (measured hop costs),
-    ``calls_s`` (one measured call per stage), their sum ``predicted_s``, and the measurements themselves."""
-    from dataclasses import replace
+    def __init__(self, cl: Cluster, fp, spec: dict, x: torch.Tensor, repeats: int):
+        from hil.split.profile import INPUT
 
-    from hil.split.plan import Plan, Problem
-    from hil.split.profile import INPUT
-    from hil.split.topology import Link, Topology
+        self.cl, self.fp, self.spec = cl, fp, spec
+        self.prof, gm = _model_and_graph(spec, measure=True, repeats=repeats)
+        input_name = next(n.name for n in gm.graph.nodes if n.op == "placeholder")
+        acts = _activations(gm, x)
+        self.stages = _stages(spec, gm)
+        # (what, handle, method, args); hop probes carry key None: not counted in the node's busy time
+        self.probes: list[tuple[tuple, NodeHandle, str, tuple]] = []
+        for t in fp.point["transfers"]:
+            act = acts[input_name if t["layer"] == INPUT else t["layer"]]
+            for a, b in zip(t["route"][:-1], t["route"][1:]):
+                self.probes.append((("hop", a, b, float(t["bytes"])), cl.handles[b], "hop", (None, a, False, act)))
+        for st in self.stages:
+            self.probes.append((("call", st.index, st.node), cl.handles[st.node], "ping",
+                                tuple(acts[n] for n in st.inputs)))
+        self.times: list[list[float]] = [[] for _ in self.probes]
 
-    prof, gm = _model_and_graph(spec, measure=True)
-    input_name = next(n.name for n in gm.graph.nodes if n.op == "placeholder")
-    acts = _activations(gm, x)
-
-    def median_call(h: NodeHandle, method: str, *args) -> float:
-        ts = []
-        for _ in range(calls):
+    def sample(self) -> None:
+        for ts, (_, h, method, args) in zip(self.times, self.probes):
             t0 = time.perf_counter()
-            cl.get(h, h.call(method, *args))
+            self.cl.get(h, h.call(method, *args))
             ts.append(time.perf_counter() - t0)
-        return float(np.median(ts))
 
-    hops: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for t in fp.point["transfers"]:
-        act = acts[input_name if t["layer"] == INPUT else t["layer"]]
-        for a, b in zip(t["route"][:-1], t["route"][1:]):
-            s = median_call(cl.handles[b], "hop", None, a, False, act)
-            hops.setdefault((a, b), []).append((float(t["bytes"]), s))
-    links = []
-    for (a, b), pts in hops.items():
-        sizes, secs = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
-        rate = math.inf
-        if len(set(sizes)) > 1:  # two sizes or more on one link: fixed cost + size / rate, least squares
-            slope, icpt = np.polyfit(sizes, secs, 1)
-            if slope > 0 and icpt >= 0:
-                rate, lat = 1.0 / slope, float(icpt)
+    def prediction(self) -> dict:
+        """The plan re-evaluated with the measured costs: ``compute_s`` (this host's layer times), ``comm_s``
+        (measured hops), ``calls_s`` (one measured call per stage), their sum ``predicted_s``, the medians."""
+        from dataclasses import replace
+
+        from hil.split.plan import Plan, Problem
+        from hil.split.topology import Link, Topology
+
+        med = [float(np.median(ts)) for ts in self.times]
+        hops: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        calls = []
+        for (what, *_), m in zip(self.probes, med):
+            if what[0] == "hop":
+                hops.setdefault((what[1], what[2]), []).append((what[3], m))
             else:
-                lat = float(np.median(secs))
-        else:
-            lat = float(secs[0])
-        links.append(Link(a, b, bytes_per_s=rate, latency_s=lat))
-    topo = Topology(tuple(replace(n, use_measured=True) for n in fp.topology.nodes), tuple(links))
-    problem = Problem(prof, topo, "latency", {}, respect_memory=False)
-    plan = Plan.from_assignment(problem, Plan.from_dict({"assignment": spec["assignment"]}).indices(problem),
-                                "host", False)
-    stages = _stages(spec, gm)
-    call_s = [median_call(cl.handles[st.node], "ping", *[acts[n] for n in st.inputs]) for st in stages]
-    calls_s = float(sum(call_s))
-    same_routes = sorted((t.layer, t.src, t.dst, list(t.route)) for t in plan.transfers) == sorted(
-        (t["layer"], t["src"], t["dst"], list(t["route"])) for t in fp.point["transfers"])
-    return {"predicted_s": plan.compute_s + plan.comm_s + calls_s, "compute_s": plan.compute_s,
-            "comm_s": plan.comm_s, "calls_s": calls_s, "stages": len(stages),
-            "call_s": [{"stage": st.index, "node": st.node, "seconds": c} for st, c in zip(stages, call_s)],
-            "hop_s": [{"a": a, "b": b, "bytes": p[0], "seconds": p[1]} for (a, b), pts in hops.items() for p in pts],
-            "same_routes": same_routes, "calls_per_measurement": calls}
+                calls.append({"stage": what[1], "node": what[2], "seconds": m})
+        links = []
+        for (a, b), pts in hops.items():
+            sizes, secs = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+            rate, lat = math.inf, float(np.median(secs))
+            if len(set(sizes)) > 1:  # two sizes or more on one link: fixed cost + size / rate, least squares
+                slope, icpt = np.polyfit(sizes, secs, 1)
+                if slope > 0 and icpt >= 0:
+                    rate, lat = 1.0 / slope, float(icpt)
+            links.append(Link(a, b, bytes_per_s=rate, latency_s=lat))
+        topo = Topology(tuple(replace(n, use_measured=True) for n in self.fp.topology.nodes), tuple(links))
+        problem = Problem(self.prof, topo, "latency", {}, respect_memory=False)
+        plan = Plan.from_assignment(problem, Plan.from_dict({"assignment": self.spec["assignment"]}).indices(problem),
+                                    "host", False)
+        calls_s = float(sum(c["seconds"] for c in calls))
+        same_routes = sorted((t.layer, t.src, t.dst, list(t.route)) for t in plan.transfers) == sorted(
+            (t["layer"], t["src"], t["dst"], list(t["route"])) for t in self.fp.point["transfers"])
+        return {"predicted_s": plan.compute_s + plan.comm_s + calls_s, "compute_s": plan.compute_s,
+                "comm_s": plan.comm_s, "calls_s": calls_s, "stages": len(self.stages), "call_s": calls,
+                "hop_s": [{"a": a, "b": b, "bytes": p[0], "seconds": p[1]} for (a, b), pts in hops.items() for p in pts],
+                "same_routes": same_routes, "samples": len(self.times[0]) if self.times else 0}
 
 
 def deploy_point(fp, out: str | Path, cluster: str = "none", accuracy: float | None = None,
                  max_epochs: int | None = None, max_steps: int | None = None, requests: int = 50,
-                 progress: Callable[[str], None] | None = None, calibration_calls: int = 30) -> dict:
+                 progress: Callable[[str], None] | None = None) -> dict:
     """Deploy front point ``fp`` on ``cluster``, train it to the accuracy requirement, measure, write the report.
 
     Args:
@@ -447,8 +461,8 @@ def deploy_point(fp, out: str | Path, cluster: str = "none", accuracy: float | N
         accuracy: the validation accuracy to reach (fraction); default the front's ``[nas] accuracy``.
         max_epochs: default the front's ``[nas] deploy_epochs``.
         max_steps: stop after this many steps in total (tests).
-        requests: one-image requests timed for the latency.
-        calibration_calls: calls timed (median) for each measured cost of the host prediction.
+        requests: one-image requests timed for the latency (after each, every cost of the host prediction
+            is timed once; the layers are timed ``requests`` times before).
 
     Returns the report (also ``out/report.json`` and ``out/report.md``).
     """
@@ -498,13 +512,15 @@ def deploy_point(fp, out: str | Path, cluster: str = "none", accuracy: float | N
             say(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, validation accuracy {val_acc * 100:.2f} % "
                 f"(requirement {need * 100:.1f} %)")
         test_acc = dep.accuracy(xte, yte, fp.train.batch_size)
-        host = host_prediction(cl, fp, spec, xte[0][None], calls=calibration_calls)
+        costs = HostCosts(cl, fp, spec, xte[0][None], repeats=requests)
         busy0 = {h.name: cl.get(h, h.call("busy")) for h in cl.handles.values()}
         lat = []
         for i in range(requests):
             ts = time.perf_counter()
             dep.predict(xte[i % len(xte)][None])
             lat.append(time.perf_counter() - ts)
+            costs.sample()
+        host = costs.prediction()
         busy1 = {h.name: cl.get(h, h.call("busy")) for h in cl.handles.values()}
         mode = "none" if cluster == "none" else ("local" if cluster == "local" else "address")
         address = cl.address
