@@ -40,10 +40,12 @@ therefore measures this host's costs and re-evaluates the point's plan with the 
 - calls: the cost model has no per-call term, but every stage is one call on its node carrying the
   stage's inputs: a no-op call on that node with those tensors is timed for each stage and added.
 
-The prediction is compute + hops + calls (the cost model is sequential). The layers are timed
-``requests`` times before the requests; each hop and stage call is timed once after each request (its own
-call, not part of the request), so costs and requests span the same stretch of time and a burst of load
-on the shared machine hits both; each cost is the median of its samples. Its error, measured / predicted
+The prediction is compute + hops + calls (the cost model is sequential). Every layer (in the driver,
+as ``profile_model(measure=True)`` times them), hop and stage call is timed once after each request (its
+own call, not part of the request), so costs and requests span the same stretch of time and a burst of
+load on the shared machine hits both. Each round of samples gives one re-evaluated latency; the
+prediction is their median, set against the requests' median (a sum of medians would not compare: a
+delay that hits one of several parts makes the median of a sum exceed the sum of medians). Its error, measured / predicted
 median latency, was measured over several front points and runs per runtime (benchmarks/nas_deploy_error.py,
 docs/placement.md) and is stated in :data:`HOST_MODEL_ERROR`; the report says whether a deployment falls
 inside it.
@@ -70,16 +72,15 @@ log = logging.getLogger(__name__)
 REPORT_VERSION = 1
 
 
-def _model_and_graph(spec: dict, measure: bool = False, repeats: int = 3):
-    """``(profile, graph module)`` of the point's architecture, built from ``spec["seed"]`` (same init everywhere);
-    ``measure``: each layer timed on this host, median of ``repeats`` runs."""
+def _model_and_graph(spec: dict, measure: bool = False):
+    """``(profile, graph module)`` of the point's architecture, built from ``spec["seed"]`` (same init everywhere)."""
     from hil.split.trace import profile_model
     from hil.split.zoo import DigitsCNN
 
     torch.manual_seed(int(spec["seed"]))
     a = spec["arch"]
     model = DigitsCNN(a["widths"], a["depths"], a["kernels"], spec["pool_after"]).eval()
-    return profile_model(model, (1, 1, 8, 8), measure=measure, repeats=repeats, name=spec.get("key", ""))
+    return profile_model(model, (1, 1, 8, 8), measure=measure, name=spec.get("key", ""))
 
 
 def _stages(spec: dict, gm):
@@ -385,16 +386,19 @@ def _activations(gm, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 class HostCosts:
     """This host's costs of a deployed point, and the point's latency predicted from them (see [Note:
-    predicted on this host]). ``sample()`` times every hop and stage call once; call it between the timed
-    requests, so that costs and requests are measured over the same stretch of time."""
+    predicted on this host]). ``sample()`` times every layer (here), hop and stage call once; call it between
+    the timed requests, so that costs and requests are measured over the same stretch of time."""
 
-    def __init__(self, cl: Cluster, fp, spec: dict, x: torch.Tensor, repeats: int):
+    def __init__(self, cl: Cluster, fp, spec: dict, x: torch.Tensor):
         from hil.split.profile import INPUT
 
         self.cl, self.fp, self.spec = cl, fp, spec
-        self.prof, gm = _model_and_graph(spec, measure=True, repeats=repeats)
+        self.prof, self.gm = _model_and_graph(spec)
+        gm = self.gm
+        self.x = torch.zeros_like(x)  # profile_model times the layers on a zero input of the input's shape
         input_name = next(n.name for n in gm.graph.nodes if n.op == "placeholder")
         acts = _activations(gm, x)
+        self.layer_times: list[dict[str, float]] = []
         self.stages = _stages(spec, gm)
         # (what, handle, method, args); hop probes carry key None: not counted in the node's busy time
         self.probes: list[tuple[tuple, NodeHandle, str, tuple]] = []
@@ -408,47 +412,67 @@ class HostCosts:
         self.times: list[list[float]] = [[] for _ in self.probes]
 
     def sample(self) -> None:
+        from hil.split.trace import _measure
+
+        self.layer_times.append(_measure(self.gm, self.x, 1))
         for ts, (_, h, method, args) in zip(self.times, self.probes):
             t0 = time.perf_counter()
             self.cl.get(h, h.call(method, *args))
             ts.append(time.perf_counter() - t0)
 
-    def prediction(self) -> dict:
-        """The plan re-evaluated with the measured costs: ``compute_s`` (this host's layer times), ``comm_s``
-        (measured hops), ``calls_s`` (one measured call per stage), their sum ``predicted_s``, the medians."""
+    def _plan(self, layer_s: dict[str, float], secs: list[float]):
+        """The plan re-evaluated with one set of layer times and probe times ``secs`` (in probe order):
+        ``(plan, calls_s, hops)``."""
         from dataclasses import replace
 
         from hil.split.plan import Plan, Problem
+        from hil.split.profile import Profile
         from hil.split.topology import Link, Topology
 
-        med = [float(np.median(ts)) for ts in self.times]
         hops: dict[tuple[str, str], list[tuple[float, float]]] = {}
-        calls = []
-        for (what, *_), m in zip(self.probes, med):
+        calls_s = 0.0
+        for (what, *_), sec in zip(self.probes, secs):
             if what[0] == "hop":
-                hops.setdefault((what[1], what[2]), []).append((what[3], m))
+                hops.setdefault((what[1], what[2]), []).append((what[3], sec))
             else:
-                calls.append({"stage": what[1], "node": what[2], "seconds": m})
+                calls_s += sec
         links = []
         for (a, b), pts in hops.items():
-            sizes, secs = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
-            rate, lat = math.inf, float(np.median(secs))
+            sizes, ts = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+            rate, lat = math.inf, float(np.mean(ts))
             if len(set(sizes)) > 1:  # two sizes or more on one link: fixed cost + size / rate, least squares
-                slope, icpt = np.polyfit(sizes, secs, 1)
+                slope, icpt = np.polyfit(sizes, ts, 1)
                 if slope > 0 and icpt >= 0:
                     rate, lat = 1.0 / slope, float(icpt)
             links.append(Link(a, b, bytes_per_s=rate, latency_s=lat))
         topo = Topology(tuple(replace(n, use_measured=True) for n in self.fp.topology.nodes), tuple(links))
-        problem = Problem(self.prof, topo, "latency", {}, respect_memory=False)
+        prof = Profile(tuple(replace(l, latency_s=layer_s[l.name]) for l in self.prof.layers), self.prof.input_bytes,
+                       self.prof.name)
+        problem = Problem(prof, topo, "latency", {}, respect_memory=False)
         plan = Plan.from_assignment(problem, Plan.from_dict({"assignment": self.spec["assignment"]}).indices(problem),
                                     "host", False)
-        calls_s = float(sum(c["seconds"] for c in calls))
+        return plan, calls_s, hops
+
+    def prediction(self) -> dict:
+        """The plan re-evaluated with the measured costs of each sampling round (after each request):
+        ``predicted_s`` is the median over rounds of compute (this host's layer times) + hops + stage calls
+        of that round, comparable with the median of the requests (a sum of medians would not be: a delay
+        that hits one part in several makes the median of a sum exceed the sum of the medians). Also each
+        term's median and the median of each probe."""
+        rounds = [self._plan(self.layer_times[r], [ts[r] for ts in self.times]) for r in range(len(self.layer_times))]
+        med = [float(np.median(ts)) for ts in self.times]
+        med_layers = {k: float(np.median([lt[k] for lt in self.layer_times])) for k in self.layer_times[0]}
+        plan, _, hops = self._plan(med_layers, med)
+        totals = [p.compute_s + p.comm_s + c for p, c, _ in rounds]
         same_routes = sorted((t.layer, t.src, t.dst, list(t.route)) for t in plan.transfers) == sorted(
             (t["layer"], t["src"], t["dst"], list(t["route"])) for t in self.fp.point["transfers"])
-        return {"predicted_s": plan.compute_s + plan.comm_s + calls_s, "compute_s": plan.compute_s,
-                "comm_s": plan.comm_s, "calls_s": calls_s, "stages": len(self.stages), "call_s": calls,
+        return {"predicted_s": float(np.median(totals)), "compute_s": float(np.median([p.compute_s for p, _, _ in rounds])),
+                "comm_s": float(np.median([p.comm_s for p, _, _ in rounds])),
+                "calls_s": float(np.median([c for _, c, _ in rounds])), "stages": len(self.stages),
+                "call_s": [{"stage": w[1], "node": w[2], "seconds": m} for (w, *_), m in zip(self.probes, med)
+                           if w[0] == "call"],
                 "hop_s": [{"a": a, "b": b, "bytes": p[0], "seconds": p[1]} for (a, b), pts in hops.items() for p in pts],
-                "same_routes": same_routes, "samples": len(self.times[0]) if self.times else 0}
+                "same_routes": same_routes, "samples": len(totals)}
 
 
 def deploy_point(fp, out: str | Path, cluster: str = "none", accuracy: float | None = None,
@@ -462,7 +486,7 @@ def deploy_point(fp, out: str | Path, cluster: str = "none", accuracy: float | N
         max_epochs: default the front's ``[nas] deploy_epochs``.
         max_steps: stop after this many steps in total (tests).
         requests: one-image requests timed for the latency (after each, every cost of the host prediction
-            is timed once; the layers are timed ``requests`` times before).
+            is timed once).
 
     Returns the report (also ``out/report.json`` and ``out/report.md``).
     """
@@ -512,7 +536,7 @@ def deploy_point(fp, out: str | Path, cluster: str = "none", accuracy: float | N
             say(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, validation accuracy {val_acc * 100:.2f} % "
                 f"(requirement {need * 100:.1f} %)")
         test_acc = dep.accuracy(xte, yte, fp.train.batch_size)
-        costs = HostCosts(cl, fp, spec, xte[0][None], repeats=requests)
+        costs = HostCosts(cl, fp, spec, xte[0][None])
         busy0 = {h.name: cl.get(h, h.call("busy")) for h in cl.handles.values()}
         lat = []
         for i in range(requests):
