@@ -33,22 +33,21 @@ radio, no 2 MFLOP/s device), so it cannot be checked here. Before timing the req
 therefore measures this host's costs and re-evaluates the point's plan with the cost model itself
 (:meth:`hil.split.plan.Plan.from_assignment`):
 
-- compute: every layer timed on this host (``profile_model(measure=True)``, nodes ``use_measured``);
+- compute: every layer timed on this host (as ``profile_model(measure=True)`` does), nodes ``use_measured``;
 - hops: each hop of each transfer timed as a call on its receiving node carrying the real activation
-  (Ray's transfer, and for an OTA hop the simulation of the air); a link becomes ``latency_s`` = that
-  median (with two sizes or more on one link: fixed cost + size / rate, least squares);
+  (Ray's transfer, and for an OTA hop the simulation of the air); the link's ``latency_s`` becomes that
+  time (with two sizes or more on one link: fixed cost + size / rate, least squares);
 - calls: the cost model has no per-call term, but every stage is one call on its node carrying the
   stage's inputs: a no-op call on that node with those tensors is timed for each stage and added.
 
-The prediction is compute + hops + calls (the cost model is sequential). Every layer (in the driver,
-as ``profile_model(measure=True)`` times them), hop and stage call is timed once after each request (its
-own call, not part of the request), so costs and requests span the same stretch of time and a burst of
-load on the shared machine hits both. Each round of samples gives one re-evaluated latency; the
-prediction is their median, set against the requests' median (a sum of medians would not compare: a
-delay that hits one of several parts makes the median of a sum exceed the sum of medians). Its error, measured / predicted
-median latency, was measured over several front points and runs per runtime (benchmarks/nas_deploy_error.py,
-docs/placement.md) and is stated in :data:`HOST_MODEL_ERROR`; the report says whether a deployment falls
-inside it.
+The prediction is compute + hops + calls (the cost model is sequential). Every layer (in the driver),
+hop and stage call is timed once after each request (its own call, not part of the request), so costs
+and requests span the same stretch of time and a burst of load on the shared machine hits both. Each
+round of samples gives one re-evaluated latency; the prediction is their median, set against the
+requests' median (a sum of medians would not compare: a delay that hits one of several parts makes the
+median of a sum exceed the sum of medians). Its error, measured / predicted median latency, was measured
+over several front points and runs per runtime (benchmarks/nas_deploy_error.py, docs/placement.md) and is
+stated in :data:`HOST_MODEL_ERROR`; the report says whether a deployment falls inside it.
 """
 
 from __future__ import annotations
