@@ -361,10 +361,10 @@ def point_spec(fp) -> tuple[dict, dict, set]:
 #: The stated error of the host-calibrated prediction (see [Note: predicted on this host]): the ratio
 #: measured / predicted median latency of one-image requests, per runtime. Measured with
 #: benchmarks/nas_deploy_error.py over 4 front points x 3 runs each on the shared 2-core machine under load
-#: average 14-20 (benchmarks/results/nas_deploy_error.json, docs/placement.md): none median 1.37, range
-#: [0.98, 2.91]; local median 1.55, range [1.28, 2.89]. Each band is that range widened by a factor 4/3 on
-#: both sides (lower end / (4/3), upper end * 4/3) for the machine's load, which moves single runs that much.
-HOST_MODEL_ERROR = {"none": (0.73, 3.87), "local": (0.96, 3.86)}
+#: average 7-21 (benchmarks/results/nas_deploy_error.json, docs/placement.md): none median 1.07, range
+#: [0.73, 1.93]; local median 0.89, range [0.47, 1.50]. Each band is that range widened by a factor 4/3 on
+#: both sides (lower end * 3/4, upper end * 4/3) for the machine's load, which moves single runs that much.
+HOST_MODEL_ERROR = {"none": (0.55, 2.58), "local": (0.36, 2.0)}
 
 
 def _activations(gm, x: torch.Tensor) -> dict[str, torch.Tensor]:

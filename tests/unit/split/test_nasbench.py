@@ -133,8 +133,8 @@ def test_deploy_two_splits_in_process(tmp_path):
 
 def test_deployed_latency_is_within_the_host_predictions_stated_error(tmp_path):
     """The median of 30 one-image requests (cluster none) against the plan re-evaluated with this host's measured
-    layer, hop and call costs: the ratio lies in the stated error band HOST_MODEL_ERROR["none"] (measured over
-    4 front points x 3 runs on the shared machine, docs/placement.md). Negative control: the front's bench
+    layer, hop and call costs (sampled after each request): the ratio lies in the stated error band
+    HOST_MODEL_ERROR["none"] (4 front points x 3 runs on the shared machine, widened by 4/3, docs/placement.md). Negative control: the front's bench
     prediction (2 MFLOP/s device, 1 MS/s air) is far outside that band, so the band does not accept anything."""
     from hil.cluster.nas import HOST_MODEL_ERROR, deploy_point
 
@@ -143,7 +143,7 @@ def test_deployed_latency_is_within_the_host_predictions_stated_error(tmp_path):
     lat, (lo, hi) = rep["latency"], HOST_MODEL_ERROR["none"]
     h = lat["host"]
     assert h["same_routes"] and h["stages"] == 3 and len(h["hop_s"]) == 2
-    assert math.isclose(h["predicted_s"], h["compute_s"] + h["comm_s"] + h["calls_s"])
+    assert h["samples"] == 30 and min(h["compute_s"], h["comm_s"], h["calls_s"]) > 0  # one round after each request
     ratio = lat["measured_s"]["median"] / h["predicted_s"]
     assert lo <= ratio <= hi, (ratio, h)
     assert lat["within_host_model_error"] is True and lat["host_model_error"] == [lo, hi]
