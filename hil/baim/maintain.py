@@ -283,29 +283,54 @@ def _task_prior(tasks: torch.Tensor, n_tasks: int) -> torch.Tensor:
     return p / p.sum()
 
 
-def build_deployed(cfg: BaimConfig, mcfg: MaintainConfig, seed: int) -> Deployed:
-    """Split the data, train the edge learners on the pre-deployment part of their shards, and train the
-    all-task and the old-task big models on the cloud proxy set (as hil.baim.experiment's fine-tune strategy)."""
-    from hil.baim.experiment import train_cloud
-
+def seed_split(cfg: BaimConfig, seed: int
+               ) -> tuple[BaimConfig, np.random.Generator, int, torch.Generator, DigitsSplit, int]:
+    """The data of one seed, as every node of a run rebuilds it: ``(cfg with the seed, rng, torch seed,
+    generator, split, evaluation noise seed)``. The caller applies the torch seed (``torch.manual_seed``)."""
     cfg = dataclasses.replace(cfg, seed=seed)
     rng = np.random.default_rng(seed)
-    torch.manual_seed(int(rng.integers(2**31)))
+    torch_seed = int(rng.integers(2**31))
     gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
     data = load_digits_split(cfg, rng)
-    eval_seed = int(rng.integers(2**31))
+    return cfg, rng, torch_seed, gen, data, int(rng.integers(2**31))
+
+
+def after_deployment_cut(n: int, new_fraction: float) -> int:
+    """A shard of ``n`` images: the first ``cut`` trained the edge learner before deployment, the rest
+    (at least one image) is the node's data that arrives after deployment."""
+    return n - max(1, int(round(new_fraction * n)))
+
+
+def train_edge(spec, x: torch.Tensor, cfg: BaimConfig, gen: torch.Generator) -> VaeLearner:
+    """An edge learner of ``spec`` trained on x (pre-deployment part of its shard), in eval mode."""
+    learner = VaeLearner(spec)
+    fit(learner, x, cfg.edge_epochs, cfg.batch_size, cfg.lr, gen)
+    return learner.eval()
+
+
+def build_deployed(cfg: BaimConfig, mcfg: MaintainConfig, seed: int, nodes=None) -> Deployed:
+    """Split the data, train the edge learners on the pre-deployment part of their shards, and train the
+    all-task and the old-task big models on the cloud proxy set (as hil.baim.experiment's fine-tune strategy).
+
+    ``nodes`` (e.g. :class:`hil.cluster.baim.MaintainNodes`): ``start(seed)`` makes each edge node rebuild
+    its own data, ``train_edges(specs, gen)`` trains the learners on the nodes and returns the uploaded
+    copies (this process is the cloud); None trains them here."""
+    from hil.baim.experiment import train_cloud
+
+    cfg, rng, torch_seed, gen, data, eval_seed = seed_split(cfg, seed)
+    torch.manual_seed(torch_seed)
     x_init, x_new, y_new = [], [], []
     for x, y in zip(data.x_nodes, data.y_nodes):
-        cut = len(x) - max(1, int(round(mcfg.new_fraction * len(x))))
+        cut = after_deployment_cut(len(x), mcfg.new_fraction)
         x_init.append(x[:cut])
         x_new.append(x[cut:])
         y_new.append(y[cut:])
     specs = draw_learner_specs(cfg.n_nodes, cfg.widths, cfg.depths, cfg.latent_dim, rng)
-    edge = []
-    for n, spec in enumerate(specs):
-        learner = VaeLearner(spec)
-        fit(learner, x_init[n], cfg.edge_epochs, cfg.batch_size, cfg.lr, gen)
-        edge.append(learner.eval())
+    if nodes is None:
+        edge = [train_edge(spec, x_init[n], cfg, gen) for n, spec in enumerate(specs)]
+    else:
+        nodes.start(seed)
+        edge = nodes.train_edges(specs, gen)
     states = [m.state_dict() for m in edge]
     t_cloud = data.task_of(data.y_cloud)
     no_eval = lambda big: float("nan")  # noqa: E731 - the studies measure afterwards
@@ -327,26 +352,50 @@ def build_deployed(cfg: BaimConfig, mcfg: MaintainConfig, seed: int) -> Deployed
 # ---------------------------------------------------------------- the four studies (one seed each)
 
 
-def study_finetune(d: Deployed, mcfg: MaintainConfig) -> dict:
+def finetune_node(models: dict, x_new: torch.Tensor, x_local: torch.Tensor, x_task: torch.Tensor,
+                  mcfg: MaintainConfig, batch_size: int, gen: torch.Generator, eval_seed: int) -> dict[str, float]:
+    """One node's local fine-tuning: each model of ``models`` (name -> model, in order) is fine-tuned on the
+    node's new data x_new; NELBO on x_local (test images of the node's own classes) and x_task (of its whole
+    task) before and after, as ``{name}_local_before`` etc."""
+    out = {}
+    for name, model in models.items():
+        out[f"{name}_local_before"] = nelbo(model, x_local, eval_seed)
+        out[f"{name}_task_before"] = nelbo(model, x_task, eval_seed)
+        fit(model, x_new, mcfg.finetune_epochs, batch_size, mcfg.finetune_lr, gen)
+        out[f"{name}_local_after"] = nelbo(model, x_local, eval_seed)
+        out[f"{name}_task_after"] = nelbo(model, x_task, eval_seed)
+    return out
+
+
+def node_test_sets(data: DigitsSplit, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Node ``n``'s test images: of its own classes, and of its whole task."""
+    local = data.x_test[torch.isin(data.y_test, torch.tensor(data.node_classes[n]))]
+    return local, data.x_test[data.task_of(data.y_test) == data.node_task[n]]
+
+
+def study_finetune(d: Deployed, mcfg: MaintainConfig, nodes=None) -> dict:
     """Each node fine-tunes (a) its deployed per-task model and (b) a copy of its own edge learner on its
-    new data, same epochs, batch size and learning rate. NELBO on the test images of the node's own classes
-    ("local") and of its whole task ("task"), before and after; means over nodes."""
-    cfg, data = d.cfg, d.data
+    new data, same epochs, batch size and learning rate (:func:`finetune_node`). NELBO on the test images of
+    the node's own classes ("local") and of its whole task ("task"), before and after; means over nodes.
+
+    ``nodes`` (see :func:`build_deployed`): ``finetune(n, task, blob, gen)`` sends per-task model ``task``'s
+    bytes to edge node ``n``, which fine-tunes it and its own edge learner on its own new data; None does
+    it here."""
+    cfg = d.cfg
     rows: dict[str, list[float]] = {k: [] for k in (
         "deployed_local_before", "deployed_local_after", "deployed_task_before", "deployed_task_after",
         "edge_local_before", "edge_local_after", "edge_task_before", "edge_task_after")}
-    t_test = data.task_of(data.y_test)
-    for t, nodes in enumerate(d.members_all):
+    for t, members in enumerate(d.members_all):
         blob = pack_task_model(d.big_all, t)
-        for n in nodes:
-            local = data.x_test[torch.isin(data.y_test, torch.tensor(data.node_classes[n]))]
-            task = data.x_test[t_test == t]
-            for name, model in (("deployed", unpack_task_model(blob)), ("edge", copy.deepcopy(d.edge[n]))):
-                rows[f"{name}_local_before"].append(nelbo(model, local, d.eval_seed))
-                rows[f"{name}_task_before"].append(nelbo(model, task, d.eval_seed))
-                fit(model, d.x_new[n], mcfg.finetune_epochs, cfg.batch_size, mcfg.finetune_lr, d.gen)
-                rows[f"{name}_local_after"].append(nelbo(model, local, d.eval_seed))
-                rows[f"{name}_task_after"].append(nelbo(model, task, d.eval_seed))
+        for n in members:
+            if nodes is None:
+                models = {"deployed": unpack_task_model(blob), "edge": copy.deepcopy(d.edge[n])}
+                got = finetune_node(models, d.x_new[n], *node_test_sets(d.data, n), mcfg, cfg.batch_size, d.gen,
+                                    d.eval_seed)
+            else:
+                got = nodes.finetune(n, t, blob, d.gen)
+            for k, v in got.items():
+                rows[k].append(v)
     out = {k: float(np.mean(v)) for k, v in rows.items()}
     out["n_new_per_node_mean"] = float(np.mean([len(x) for x in d.x_new]))
     return out
@@ -488,22 +537,30 @@ def _summaries(per_seed: list) -> dict:
     return {"values": per_seed}
 
 
-def run_maintenance(cfg: BaimConfig, mcfg: MaintainConfig, out_dir: Path | None = None, progress=None) -> dict:
-    """All four studies for every seed; report with per-seed values and ``mean_ci95`` summaries."""
+def run_maintenance(cfg: BaimConfig, mcfg: MaintainConfig, out_dir: Path | None = None, progress=None,
+                    nodes=None) -> dict:
+    """All four studies for every seed; report with per-seed values and ``mean_ci95`` summaries.
+
+    ``nodes`` (:class:`hil.cluster.baim.MaintainNodes`) trains the edge learners and runs local fine-tuning
+    on the edge nodes (see :func:`build_deployed`, :func:`study_finetune`); its ``report()`` goes under
+    ``"nodes"``. The numbers are the same as without it."""
     say = progress or (lambda msg: logger.info(msg))
     t0 = time.perf_counter()
     per_seed = []
     for seed in mcfg.seeds:
         say(f"seed {seed}: edge learners and big models")
-        d = build_deployed(cfg, mcfg, seed)
-        say(f"seed {seed}: fine-tuning, continual learning, few-shot, pruning")
-        per_seed.append({"finetune": study_finetune(d, mcfg), "continual": study_continual(d, mcfg),
+        d = build_deployed(cfg, mcfg, seed, nodes)
+        say(f"seed {seed}: fine-tuning{' on the edge nodes' if nodes is not None else ''}, continual learning, "
+            "few-shot, pruning")
+        per_seed.append({"finetune": study_finetune(d, mcfg, nodes), "continual": study_continual(d, mcfg),
                          "fewshot": {str(k): study_fewshot(d, mcfg, k) for k in mcfg.shots},
                          "pruning": study_pruning(d, mcfg)})
     report = {"config": cfg.to_dict(), "maintain": mcfg.to_dict(), "elapsed_s": time.perf_counter() - t0,
               "what": "quality = held-out negative ELBO in nats/image (lower is better); accuracy = TSGate "
                       "task-routing accuracy; see hil/baim/maintain.py [Note: what is measured]",
               "per_seed": per_seed, "summary": _summaries(per_seed)}
+    if nodes is not None:
+        report["nodes"] = nodes.report()
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -563,5 +620,29 @@ def render_maintenance_md(report: dict) -> str:
         what, ratio = key.split("@")
         L.append(f"| {what} | {ratio} | {_ci(p['n_projections'], 0)} | {_ci(p['n_experts'], 0)} | "
                  f"{_ci(p['params'], 0)} | {_ci(p['bytes'], 0)} | {_ci(p['nelbo_routed'])} | {_ci(p['route_acc'], 3)} |")
+    L += nodes_markdown(report.get("nodes"))
     L += ["", f"Wall time {report['elapsed_s']:.0f} s.", ""]
     return "\n".join(L)
+
+
+def nodes_markdown(nodes: dict | None) -> list[str]:
+    """The edge nodes' part of a run on node actors: where each ran, what crossed the links (bytes, seconds
+    measured at the receiver) and how long its training and fine-tuning took; means over seeds."""
+    if not nodes:
+        return []
+    L = ["", f"### On node actors (cluster {nodes['mode']}{', ' + nodes['address'] if nodes.get('address') else ''})",
+         "", "Edge learners trained and per-task models fine-tuned inside the edge nodes; this process is the cloud. "
+         "Means over seeds; seconds measured at the receiver (upload: the cloud; deployment: the edge).", "",
+         "| node | host | pid | task | train s | upload B | upload s | per-task model B | download s | fine-tune s |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
+    for i in nodes["nodes"]:
+        rows = [s["edges"][i["name"]] for s in nodes["seeds"]]
+        mean = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731
+        L.append(f"| {i['name']} | {i['host']} | {i['pid']} | {rows[0]['task']} | {mean('train_s'):.2f} | "
+                 f"{mean('upload_bytes'):.0f} | {mean('upload_s'):.4f} | {mean('download_bytes'):.0f} | "
+                 f"{mean('download_s'):.4f} | {mean('finetune_s'):.2f} |")
+    new = [s["new_task_uploads"] for s in nodes["seeds"]]
+    L += ["", f"Continual learning absorbs the new task's learners as uploaded: {np.mean([u['messages'] for u in new]):.0f} "
+              f"messages, {np.mean([u['bytes'] for u in new]):.0f} B in {np.mean([u['seconds'] for u in new]):.4f} s "
+              "per seed (mean)."]
+    return L

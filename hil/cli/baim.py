@@ -84,9 +84,18 @@ def baim_maintain_cmd(
         None, "--config", help="TOML with a 'baim' and a 'maintain' table; default: the packaged maintain.toml."),
     out: Path = typer.Option(Path("runs/baim_maintain"), "--out", help="Output folder for report.json, report.md."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2 (overrides the config's maintain.seeds)."),
+    cluster: Optional[str] = typer.Option(
+        None, "--cluster", help="Run the edge nodes as node actors: none (the same actors in this process), local "
+        "(a private Ray instance on 127.0.0.1, one process per edge) or the address of a Ray cluster whose hosts "
+        "advertise hil_node:node0... Each edge trains its learner and fine-tunes its deployed per-task model on its "
+        "own new data inside its actor; this process is the cloud. Default: everything in this process."),
 ) -> None:
     """The big model after deployment: local fine-tuning, continual learning (replay vs none vs retrain),
-    few-shot (k per class) and pruning, each over seeds with 95 % intervals (see docs/baim.md)."""
+    few-shot (k per class) and pruning, each over seeds with 95 % intervals (see docs/baim.md).
+
+    With --cluster the edge learners are trained, uploaded (bytes and seconds measured) and the deployed
+    per-task models fine-tuned on the edge nodes; the numbers equal the in-process run's (docs/baim.md,
+    "On a cluster")."""
     import torch
 
     from hil.baim.maintain import load_maintain_config, run_maintenance
@@ -103,7 +112,12 @@ def baim_maintain_cmd(
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     try:
         with JobProgress("baim-maintain") as prog:
-            run_maintenance(cfg, mcfg, out, progress=prog.note)
+            if cluster is None:
+                run_maintenance(cfg, mcfg, out, progress=prog.note)
+            else:
+                from hil.cluster.baim import run_maintenance_on
+
+                run_maintenance_on(cfg, mcfg, out, cluster, progress=prog.note)
     except (HilError, ValueError) as e:
         fail(e)
     console.print(f"report: {Path(out) / 'report.md'}")

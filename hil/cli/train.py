@@ -213,6 +213,11 @@ def _deploy_nas(folder: Path, point: int, accuracy: Optional[float], cluster: st
                   f"{a['predicted'] * 100:.2f}%, requirement {a['requirement'] * 100:.1f}%: "
                   f"{'reached' if a['reached'] else 'not reached'}), test {a['test'] * 100:.2f}%; latency "
                   f"{lat['measured_s']['median'] * 1e3:.3f} ms measured vs {lat['predicted_s'] * 1e3:.3f} ms predicted")
+    band = lat["host_model_error"]
+    console.print(f"with this host's measured layer, hop and call costs: {lat['host_predicted_s'] * 1e3:.3f} ms predicted, "
+                  f"measured / predicted {lat['measured_over_host_predicted']:.3g}"
+                  + (f" ({'within' if lat['within_host_model_error'] else 'OUTSIDE'} the stated error "
+                     f"[{band[0]:g}, {band[1]:g}])" if band else ""))
     console.print(f"report: {out / 'report.md'}")
 
 

@@ -1,4 +1,6 @@
-"""BAIM (the cloud-edge big model, :mod:`hil.baim`) on node actors: ``hil baim --cluster none|local|ADDRESS``.
+"""BAIM (the cloud-edge big model, :mod:`hil.baim`) on node actors: ``hil baim --cluster none|local|ADDRESS``,
+and its life after deployment, ``hil baim-maintain --cluster ...`` (:class:`MaintainEdge`,
+:class:`MaintainNodes`; see [Note: BAIM after deployment on node actors]).
 
 [Note: BAIM on node actors]
 The bench has one node per edge learner (``node0`` .. ``node<N-1>``, :class:`BaimEdge`) and a ``cloud``
@@ -400,6 +402,158 @@ class BaimCluster:
         return {"mode": mode if mode in ("none", "local") else "address", "address": self.cluster.address,
                 "nodes": self.infos, "edge_train_seconds": self.edge_seconds, "strategies": self.strategies,
                 "fedavg_links": self.fed_links}
+
+
+class MaintainEdge:
+    """Edge node ``index`` of ``hil baim-maintain --cluster`` (see [Note: BAIM after deployment on node actors]):
+    trains its learner on the pre-deployment part of its shard, uploads it, and fine-tunes the per-task model it
+    receives (and a copy of its learner) on its own data that arrived after deployment."""
+
+    def __init__(self, name: str, index: int, cfg: BaimConfig, mcfg, threads: int = 1):
+        torch.set_num_threads(int(threads))
+        self.name, self.index, self.cfg, self.mcfg = name, int(index), cfg, mcfg
+        self.gen = torch.Generator()
+        self.learner: VaeLearner | None = None
+        self.task = -1
+
+    def info(self) -> dict:
+        return {"name": self.name, "role": "edge", **node_location()}
+
+    def start(self, seed: int) -> dict:
+        """Rebuild the split of ``seed`` and keep this node's part: its shard cut into before / after
+        deployment, the test images of its classes and of its task."""
+        from hil.baim.maintain import after_deployment_cut, node_test_sets, seed_split
+
+        self.run_cfg, _, _, _, data, self.eval_seed = seed_split(self.cfg, seed)
+        x = data.x_nodes[self.index]
+        cut = after_deployment_cut(len(x), self.mcfg.new_fraction)
+        self.x_init, self.x_new = x[:cut], x[cut:]
+        self.x_local, self.x_task = node_test_sets(data, self.index)
+        self.task = int(data.node_task[self.index])
+        self.learner = None
+        return {"task": self.task, "n_init": len(self.x_init), "n_new": len(self.x_new)}
+
+    def train(self, spec: dict, state: tuple) -> tuple[tuple, float]:
+        """Train this node's learner (:func:`hil.baim.maintain.train_edge`); the advanced state and seconds."""
+        from hil.baim.maintain import train_edge
+
+        restore(state, self.gen)
+        t0 = time.perf_counter()
+        self.learner = train_edge(LearnerSpec.from_json(spec), self.x_init, self.run_cfg, self.gen)
+        return baton(self.gen), time.perf_counter() - t0
+
+    def upload(self) -> bytes:
+        if self.learner is None:
+            raise RuntimeError(f"node {self.name}: nothing to upload; train first")
+        return pack_state(self.learner.state_dict())
+
+    def finetune(self, task: int, box: list, state: tuple) -> dict:
+        """Pull per-task model ``task``, fine-tune it and a copy of this node's learner on this node's new data
+        (:func:`hil.baim.maintain.finetune_node`). Returns the NELBOs, bytes and seconds, the advanced state."""
+        import copy
+
+        from hil.baim.maintain import finetune_node
+
+        if task != self.task:
+            raise ValueError(f"node {self.name} serves task {self.task}, not {task}")
+        if self.learner is None:
+            raise RuntimeError(f"node {self.name}: no learner to fine-tune; train first")
+        blob, seconds = _pull(box)
+        restore(state, self.gen)
+        t0 = time.perf_counter()
+        models = {"deployed": unpack_task_model(blob), "edge": copy.deepcopy(self.learner)}
+        rows = finetune_node(models, self.x_new, self.x_local, self.x_task, self.mcfg, self.run_cfg.batch_size,
+                             self.gen, self.eval_seed)
+        return {"rows": rows, "n_bytes": len(blob), "seconds": seconds, "finetune_s": time.perf_counter() - t0,
+                "state": baton(self.gen)}
+
+    def close(self) -> None:
+        pass
+
+
+class MaintainNodes:
+    """The ``nodes`` of :func:`hil.baim.maintain.run_maintenance` on a :class:`~hil.cluster.driver.Cluster`:
+    one :class:`MaintainEdge` per edge learner; this process is the cloud.
+
+    [Note: BAIM after deployment on node actors]
+    For each seed every edge node rebuilds the split (:func:`hil.baim.maintain.seed_split`) and keeps its
+    own part; it trains its learner there and the cloud pulls the learner's bytes (timed at the cloud). The
+    cloud builds the big models and runs continual learning, few-shot and pruning from the uploaded
+    learners; the new task's learners it absorbs are the ones that arrived over the link. Local fine-tuning
+    runs on the edges: the cloud boxes each per-task model once (:func:`_put`), every edge of that task pulls
+    it (timed at the edge) and fine-tunes it and its own learner on its own after-deployment data. The
+    random state goes from node to node as in [Note: BAIM on node actors], so the numbers equal
+    :func:`hil.baim.maintain.run_maintenance` without nodes, bit for bit.
+    """
+
+    def __init__(self, cluster: Cluster, cfg: BaimConfig, mcfg, progress=None):
+        self.cluster, self.say = cluster, progress or (lambda msg: None)
+        threads = torch.get_num_threads()
+        self.edges = [cluster.spawn_actor(f"node{n}", MaintainEdge, f"node{n}", n, cfg, mcfg, threads)
+                      for n in range(cfg.n_nodes)]
+        self.infos = cluster.deploy()
+        self.say("nodes: " + ", ".join(f"{i['name']} (host {i['host']}, pid {i['pid']})" for i in self.infos))
+        self.new_task = cfg.n_tasks - 1  # the task absent from the old big model (hil.baim.maintain [Note: the setting])
+        self.seeds: list[dict] = []
+        self._box: tuple[int, list] | None = None
+
+    def _seed(self) -> dict:
+        return self.seeds[-1]
+
+    def start(self, seed: int) -> None:
+        got = self.cluster.get(self.edges[0], [h.call("start", seed) for h in self.edges])
+        self.seeds.append({"seed": seed, "edges": {h.name: {"task": g["task"], "n_init": g["n_init"],
+                                                            "n_new": g["n_new"]} for h, g in zip(self.edges, got)}})
+        self._box = None
+
+    def train_edges(self, specs: list[LearnerSpec], gen: torch.Generator) -> list[VaeLearner]:
+        """Each edge trains its learner (one after the other, handing on the random state), then the cloud pulls
+        its bytes; returns the cloud's copies (eval mode)."""
+        out = []
+        for h, spec in zip(self.edges, specs):
+            state, train_s = self.cluster.get(h, h.call("train", spec.to_json(), baton(gen)))
+            restore(state, gen)
+            t0 = time.perf_counter()
+            blob = self.cluster.get(h, h.call("upload"))
+            up_s = time.perf_counter() - t0
+            with torch.random.fork_rng(devices=[]):  # the copy's initial weights must not draw from the run's state
+                learner = VaeLearner(spec)
+            learner.load_state_dict(unpack_state(blob)[0])
+            out.append(learner.eval())
+            self._seed()["edges"][h.name].update(train_s=train_s, upload_bytes=len(blob), upload_s=up_s)
+            self.say(f"edge learner on {h.name}: trained in {train_s:.1f} s, {len(blob)} B uploaded in {up_s:.4f} s")
+        return out
+
+    def finetune(self, n: int, task: int, blob: bytes, gen: torch.Generator) -> dict:
+        if self._box is None or self._box[0] != task:  # one copy per per-task model, pulled by its edges
+            self._box = (task, _put(self.cluster.remote, blob))
+        h = self.edges[n]
+        got = self.cluster.get(h, h.call("finetune", task, self._box[1], baton(gen)))
+        restore(got["state"], gen)
+        self._seed()["edges"][h.name].update(download_bytes=got["n_bytes"], download_s=got["seconds"],
+                                             finetune_s=got["finetune_s"])
+        return got["rows"]
+
+    def report(self) -> dict:
+        """Where each edge ran; per seed, each edge's seconds and bytes and the new task's uploads."""
+        for s in self.seeds:
+            new = [e for e in s["edges"].values() if e["task"] == self.new_task]
+            s["new_task_uploads"] = {"task": self.new_task, "messages": len(new), "bytes": sum(e["upload_bytes"] for e in new),
+                                     "seconds": float(sum(e["upload_s"] for e in new))}
+        mode = self.cluster.mode
+        return {"mode": mode if mode in ("none", "local") else "address", "address": self.cluster.address,
+                "nodes": self.infos, "seeds": self.seeds}
+
+
+def run_maintenance_on(cfg: BaimConfig, mcfg, out_dir: Path | None, cluster: str, progress=None) -> dict:
+    """:func:`hil.baim.maintain.run_maintenance` with the edge learners' training and local fine-tuning on
+    the edge nodes of ``cluster`` (``none``, ``local`` or a Ray address whose hosts advertise
+    ``hil_node:node0`` ..); see [Note: BAIM after deployment on node actors]."""
+    from hil.baim.maintain import run_maintenance
+
+    with Cluster(cluster, tuple(f"node{n}" for n in range(cfg.n_nodes)), num_cpus=2) as cl:
+        nodes = MaintainNodes(cl, cfg, mcfg, progress)
+        return run_maintenance(cfg, mcfg, out_dir, progress=progress, nodes=nodes)
 
 
 def run_baim_on(cfg: BaimConfig, out_dir: Path, cluster: str, progress=None, resume: bool = True) -> dict:

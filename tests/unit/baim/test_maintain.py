@@ -126,3 +126,34 @@ def test_cli_baim_maintain_writes_tables_with_intervals(tmp_path):
         assert title in md
     bad = CliRunner().invoke(app, ["baim-maintain", "--config", str(cfg), "--out", str(out), "--seeds", "a"])
     assert bad.exit_code == 2 and "comma-separated integers" in bad.output
+
+
+def test_maintenance_on_node_objects_equals_the_in_process_run(tmp_path):
+    """``--cluster none``: edge learners trained and per-task models fine-tuned inside the edge node objects,
+    each on its own data; every study's numbers equal the in-process run's bit for bit (same seed, one thread)."""
+    import json
+
+    from hil.baim.maintain import run_maintenance
+    from hil.baim.wire import pack_state
+    from hil.cluster.baim import MaintainEdge, run_maintenance_on
+
+    torch.set_num_threads(1)
+    cfg = load_baim_config(None, **TINY)
+    mcfg = dataclasses.replace(MCFG, finetune_epochs=3, absorb_epochs=2, prune_ratios=(0.5,))
+    ref = run_maintenance(cfg, mcfg)
+    got = run_maintenance_on(cfg, mcfg, tmp_path, "none")
+    assert json.dumps(got["per_seed"]) == json.dumps(ref["per_seed"])
+    d = build_deployed(cfg, mcfg, seed=0)
+    edges = got["nodes"]["seeds"][0]["edges"]
+    for n in range(cfg.n_nodes):
+        e = edges[f"node{n}"]
+        assert e["task"] == d.data.node_task[n] and e["n_new"] == len(d.x_new[n])
+        assert e["n_init"] + e["n_new"] == len(d.data.x_nodes[n])  # the node's own shard, cut before/after
+        assert e["upload_bytes"] == len(pack_state(d.edge[n].state_dict())) and e["finetune_s"] > 0
+    new = got["nodes"]["seeds"][0]["new_task_uploads"]
+    assert new["messages"] == sum(t == d.new_task for t in d.data.node_task)
+    assert "On node actors" in (tmp_path / "report.md").read_text()
+    edge = MaintainEdge("node0", 0, cfg, mcfg)
+    edge.start(0)
+    with pytest.raises(ValueError, match="serves task"):
+        edge.finetune(1 - edge.task, [b""], (torch.get_rng_state(), torch.Generator().get_state()))
