@@ -22,8 +22,8 @@ micro-batch ``j`` the edge already computes ``j + 1`` (GPipe fill and drain); in
 calls run one after the other in the same order, which is why the two give the same numbers. The
 symbols and gradients go from node to node as Ray object references: the driver never touches them.
 Over a link split between two nodes (``zmq``, [Note: where the air is] in hil.cluster.node) the
-receiver's ``arm`` is submitted before each micro-batch's forward on the transmitter, which waits on it,
-and the micro-batches go through the chain one after the other (the air carries one burst at a time).
+receiver is armed before each micro-batch's forward on the transmitter (by itself after the previous
+burst of the same size, otherwise by an ``arm`` call the transmitter's forward waits on), and the micro-batches go through the chain one after the other (the air carries one burst at a time).
 Each micro-batch's loss is weighted by its share of the batch, so the accumulated gradient is that of
 the batch (exactly so for layers without batch statistics; batch normalisation and the transmitter's
 power normalisation see each micro-batch on its own, as in GPipe).
@@ -67,6 +67,10 @@ class NodeHandle:
     target: Any
     remote: bool
     info: dict = field(default_factory=dict)
+    #: on the receiving end of a split link: the size (vectors) of the forward burst it is armed for, as far as
+    #: the driver knows (it re-arms itself for the same size after each burst; [Note: where the air is] in
+    #: hil.cluster.node)
+    armed: int | None = None
 
     def call(self, method: str, *args: Any, num_returns: int = 1) -> Any:
         if not self.remote:

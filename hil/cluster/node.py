@@ -35,9 +35,13 @@ node's actor, on its own host. The node holding ``cut.precoder`` opens the trans
 forward wiring and the receive half of the reverse one (``ZmqRadio(..., halves="tx")`` and its
 ``reverse()``), the node holding ``cut.combiner`` the other two; each end has its own
 :class:`hil.ota.transport.PhyTransport` and :class:`hil.ota.OTALink` ([Note: a link split between two
-nodes] in hil.ota.transport). A forward burst: the driver submits the receiver's :meth:`NodeActor.arm`
-first and the transmitter's ``forward`` waits on it (Ray passes the result as an argument); the
-transmitter frames ``s`` at unit power and sends it (:meth:`hil.ota.OTALink.send_forward`), and hands
+nodes] in hil.ota.transport). A forward burst: the receiver must be armed before the transmitter
+sends. The receiver re-arms itself for a burst of the same size right after it received one, so in
+the steady state nothing crosses Ray for it; only when the size changes (the first burst, an epoch's
+short last batch, an evaluation) does the driver submit the receiver's :meth:`NodeActor.arm` first and
+the transmitter's ``forward`` waits on it (Ray passes the result as an argument; the driver's record
+is :attr:`hil.cluster.driver.NodeHandle.armed`). Either way the order holds: the transmitter's next
+``forward`` runs after a call that waited on the receiver's last one. The transmitter frames ``s`` at unit power and sends it (:meth:`hil.ota.OTALink.send_forward`), and hands
 on only the control values (``scale``, ``(B, K)``); the receiver's call synchronises, estimates and
 decodes the armed burst (:meth:`hil.ota.OTALink.receive_forward`). The reverse link is the same pair
 the other way: in reciprocity training the transmitter arms its reverse receive half before it sends
@@ -216,6 +220,8 @@ class NodeActor:
         if self.air == "rx":
             t0 = time.perf_counter()
             rec = self.link.receive_forward(float(a["scale"]))
+            # ready for the next burst of this size before the transmitter can send it ([Note: where the air is])
+            self.link.transport.arm(int(rec.payload.shape[0]), int(self.cfg.ota.channel_uses))
             self._air_s += time.perf_counter() - t0
             if train:
                 self._air_ctx[step] = (self.link.last.channel_estimate, self.link._map)
@@ -296,7 +302,8 @@ class NodeActor:
     # -- the ends of a split link (the driver orders them: arm, then transmit, then receive) ------
     def arm(self, step: int, batch: int) -> bool:
         """Receiving end of a split link: expect the next forward burst (``batch`` vectors); call before the
-        transmitting node sends. Elsewhere nothing to do. Returns True (a value the transmitter's call waits on)."""
+        transmitting node sends (needed only when the size differs from the last burst's: the receiver re-arms
+        itself after each burst). Elsewhere nothing to do. Returns True (a value the transmitter's call waits on)."""
         if self.air == "rx":
             self.link.transport.arm(int(batch), int(self.cfg.ota.channel_uses))
         return True
@@ -402,6 +409,7 @@ class NodeActor:
         t0 = time.perf_counter()
         x = self._input(step, a, True).requires_grad_(True)
         out = self._run(x, True)
+        y = torch.as_tensor(y)
         loss = nn.functional.cross_entropy(out, y)
         (loss * weight if weight != 1.0 else loss).backward()
         correct = int((out.argmax(1) == y).sum())

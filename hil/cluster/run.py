@@ -22,6 +22,14 @@ is the next stage's entry - this stage's exit (Ray's hand-over of the activation
 on the over-the-air link. The link gap compares two hosts' clocks: exact on one machine, off by the
 clock offset across hosts. These are set beside the placement engine's prediction for the same plan
 (:func:`hil.cluster.placement.predicted`).
+
+[Note: one step ahead]
+The training loop submits step ``k + 1`` before it waits for step ``k``: the first stage's forward of
+``k + 1`` is queued on its actor behind its backward of ``k`` and starts the moment that ends, instead
+of after a round trip through the driver. The numbers do not change (Ray runs each actor's calls in
+submission order, and each call still waits on its inputs, so ``local`` still equals ``none`` bit for
+bit); what changes is that a failed node surfaces one step later, and that ``step_seconds`` is the time
+between two steps' completions (a step's share of the throughput, the same quantity in ``none``).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -61,10 +70,29 @@ def air_pair(stages: list[NodeHandle]) -> tuple[NodeHandle, NodeHandle] | None:
     return (ends["tx"], ends["rx"]) if {"tx", "rx"} <= set(ends) else None
 
 
-def train_chain(cluster: Cluster, stages: list[NodeHandle], x: torch.Tensor, y: torch.Tensor, step: int,
-                microbatches: int = 1) -> tuple[float, int]:
-    """One training step of a batch in ``microbatches`` pieces through the stages in chain order (see
-    [Note: pipelined steps]). Returns ``(mean loss, correct)``."""
+def arm_for(air: tuple[NodeHandle, NodeHandle] | None, tx: NodeHandle, step: int, n: int) -> tuple:
+    """What ``tx``'s forward of an ``n``-vector micro-batch must wait for: on the transmitting end of a split
+    link whose receiver is not armed for ``n`` vectors, the receiver's ``arm`` (submitted now); else nothing
+    (the receiver re-armed itself after its last burst, see [Note: where the air is] in hil.cluster.node)."""
+    if air is None or tx is not air[0] or air[1].armed == n:
+        return ()
+    air[1].armed = n
+    return (air[1].call("arm", step, n),)
+
+
+@dataclass
+class SubmittedStep:
+    """The calls of one training step, submitted and not yet waited for (:func:`submit_chain`)."""
+
+    sizes: list[int]  # vectors per micro-batch
+    firsts: list  # the first stage's last call per micro-batch (its backward)
+    outs: list  # per micro-batch: the last stage's (loss, correct) calls
+
+
+def submit_chain(stages: list[NodeHandle], x: torch.Tensor, y: torch.Tensor, step: int,
+                 microbatches: int = 1) -> SubmittedStep:
+    """Submit one training step of a batch in ``microbatches`` pieces through the stages in chain order (see
+    [Note: pipelined steps]); :func:`collect_step` waits for it."""
     parts = [p for p in torch.arange(len(x)).tensor_split(microbatches) if len(p)]
     if any(len(p) < 2 for p in parts):
         raise ValueError(f"{microbatches} micro-batches of a batch of {len(x)}: each needs >= 2 samples "
@@ -77,23 +105,34 @@ def train_chain(cluster: Cluster, stages: list[NodeHandle], x: torch.Tensor, y: 
     tail = stages[-1]
     outs, firsts = {}, []
     for wave in waves:
-        acts = {j: x[parts[j]] for j in wave}
+        acts = {j: x[parts[j]].numpy() for j in wave}  # numpy crosses Ray cheaper than a tensor
         for h in stages[:-1]:  # every stage's forward of every micro-batch (each waits for its input)
             for j in wave:
-                after = (air[1].call("arm", ids[j], len(parts[j])),) if air is not None and h is air[0] else ()
-                acts[j] = h.call("forward", ids[j], acts[j], True, *after)
+                acts[j] = h.call("forward", ids[j], acts[j], True, *arm_for(air, h, ids[j], len(parts[j])))
         for j in wave:
-            outs[j] = tail.call("forward_backward", ids[j], acts[j], y[parts[j]], len(parts[j]) / len(x), j == last,
-                                num_returns=3)
+            outs[j] = tail.call("forward_backward", ids[j], acts[j], y[parts[j]].numpy(), len(parts[j]) / len(x),
+                                j == last, num_returns=3)
         grads = {j: outs[j][2] for j in wave}
         for h in reversed(stages[:-1]):
             grads = {j: h.call("backward", ids[j], g, j == last) for j, g in grads.items()}
         firsts += list(grads.values())
-    cluster.get(stages[0], firsts)  # one wait for everything of the step (the first stage's backward is last)
-    got = cluster.get(tail, [v for j in range(len(parts)) for v in outs[j][:2]])
-    loss = sum(got[2 * j] * len(p) for j, p in enumerate(parts))
-    correct = sum(got[2 * j + 1] for j in range(len(parts)))
-    return loss / len(x), correct
+    return SubmittedStep([len(p) for p in parts], firsts, [outs[j][:2] for j in range(len(parts))])
+
+
+def collect_step(cluster: Cluster, stages: list[NodeHandle], sub: SubmittedStep) -> tuple[float, int]:
+    """Wait for a :func:`submit_chain` step; returns ``(mean loss, correct)`` (a failed node: NodeError)."""
+    cluster.get(stages[0], sub.firsts)  # one wait for everything of the step (the first stage's backward is last)
+    got = cluster.get(stages[-1], [v for o in sub.outs for v in o])
+    loss = sum(got[2 * j] * n for j, n in enumerate(sub.sizes))
+    correct = sum(got[2 * j + 1] for j in range(len(sub.sizes)))
+    return loss / sum(sub.sizes), correct
+
+
+def train_chain(cluster: Cluster, stages: list[NodeHandle], x: torch.Tensor, y: torch.Tensor, step: int,
+                microbatches: int = 1) -> tuple[float, int]:
+    """One training step of a batch in ``microbatches`` pieces through the stages in chain order (see
+    [Note: pipelined steps]). Returns ``(mean loss, correct)``."""
+    return collect_step(cluster, stages, submit_chain(stages, x, y, step, microbatches))
 
 
 def train_step(cluster: Cluster, edge: NodeHandle, server: NodeHandle, x: torch.Tensor, y: torch.Tensor,
@@ -110,10 +149,10 @@ def infer_chain(cluster: Cluster, stages: list[NodeHandle], x: torch.Tensor, y: 
     air = air_pair(stages)
     for i in range(0, len(x), batch_size):
         t0 = time.perf_counter()
-        a = x[i:i + batch_size]
+        a = x[i:i + batch_size].numpy()
+        n = len(a)
         for h in stages[:-1]:
-            after = (air[1].call("arm", -1, len(a)),) if air is not None and h is air[0] else ()
-            a = h.call("forward", -1, a, False, *after)
+            a = h.call("forward", -1, a, False, *arm_for(air, h, -1, n))
         pred = cluster.get(stages[-1], stages[-1].call("predict", a))
         lat.append(time.perf_counter() - t0)
         correct += int((pred == y[i:i + batch_size]).sum())
@@ -136,6 +175,7 @@ def calibrate_split(cluster: Cluster, tx: NodeHandle, rx: NodeHandle, n_bursts: 
         fw.append(rx.call("receive_pilot", tx.call("send_pilot", rx.call("arm_pilot"))))
         rv.append(tx.call("receive_pilot", rx.call("send_pilot", tx.call("arm_pilot"))))
     fw, rv = cluster.get(rx, fw), cluster.get(tx, rv)
+    rx.armed = None  # the pilots used the forward receive half
     res = [rx.call("set_calibration", fw, rv), tx.call("set_calibration", fw, rv)]
     cluster.get(tx, res[1])
     return float(cluster.get(rx, res[0]))
@@ -208,6 +248,10 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
             + f"; predicted {dep.plan.latency_s * 1e3:.3g} ms per request")
     ota_rx = next(n for n, u in dep.stages if CUT_RX in u)
     with contextlib.ExitStack() as stack:
+        # the driver only hands out batches: with torch's default pool its idle threads spin after every small
+        # op and take a core from the nodes (in ``none`` the in-process nodes set 1 thread the same way)
+        stack.callback(torch.set_num_threads, torch.get_num_threads())
+        torch.set_num_threads(1)
         node_cfg = _air_server(cfg, stack)
         cl = stack.enter_context(Cluster(cluster, dep.nodes, resources=dep.resources, hosts=dep.hosts))
         for name, units in dep.stages:
@@ -238,16 +282,28 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
                 break
             t0 = time.perf_counter()
             total, correct, seen = 0.0, 0, 0
-            for idx in _batches(len(data.x_train), cfg.train.batch_size, gen):
-                if max_steps is not None and steps_done >= max_steps:
+            # step k + 1 is submitted before the driver waits for step k ([Note: one step ahead])
+            pending: SubmittedStep | None = None
+            t_last = time.perf_counter()
+
+            for idx in [*_batches(len(data.x_train), cfg.train.batch_size, gen), None]:
+                if idx is not None and max_steps is not None and steps_done + (pending is not None) >= max_steps:
+                    idx = None
+                sub = None if idx is None else submit_chain(stages, data.x_train[idx], data.y_train[idx],
+                                                            steps_done + (pending is not None), microbatches)
+                if pending is not None:
+                    loss, c = collect_step(cl, stages, pending)
+                    t = time.perf_counter()
+                    step_s.append(t - t_last)
+                    t_last = t
+                    n = sum(pending.sizes)
+                    total, correct, seen = total + loss * n, correct + c, seen + n
+                    steps_done += 1
+                    if on_step is not None:
+                        on_step(steps_done, cl)
+                if sub is None:
                     break
-                ts = time.perf_counter()
-                loss, c = train_chain(cl, stages, data.x_train[idx], data.y_train[idx], steps_done, microbatches)
-                step_s.append(time.perf_counter() - ts)
-                total, correct, seen = total + loss * len(idx), correct + c, seen + len(idx)
-                steps_done += 1
-                if on_step is not None:
-                    on_step(steps_done, cl)
+                pending = sub
             for h in stages:
                 cl.get(h, h.call("end_epoch"))
             acc, _ = infer_chain(cl, stages, data.x_test, data.y_test, cfg.train.batch_size)

@@ -63,6 +63,7 @@ class PhyLink:
         self.transmitter = FrameTransmitter(cfg)
         self.receiver = FastReceiver(cfg) if fast else FrameReceiver(cfg)
         self.seq = 0
+        self._armed: tuple[int, tuple[int, int]] | None = None  # (sequence number, (B, K)) of the armed frame
         self.last_tx: TxInfo | None = None
         #: wall time per phase, summed over all calls: "build", "radio", "receive" (seconds)
         self.seconds = {"build": 0.0, "radio": 0.0, "receive": 0.0}
@@ -139,16 +140,20 @@ class PhyLink:
 
     def arm(self, batch_size: int, channel_uses: int) -> None:
         """Receive half: expect the next frame, ``batch_size`` vectors of ``channel_uses`` symbols
-        (``radio.arm_receive`` of its burst length); call before the transmitter sends."""
+        (``radio.arm_receive`` of its burst length); call before the transmitter sends. Arming again before
+        that frame arrives re-arms for the same frame (its sequence number), with the new shape."""
         shape = (int(batch_size), int(channel_uses))
         self.radio.arm_receive(self.burst_samples(*shape))
+        if self._armed is not None:
+            self._armed = (self._armed[0], shape)
+            return
         self._armed = (self.seq, shape)
         self.seq = (self.seq + 1) & 0xFFFF
 
     def receive(self) -> RxResult:
         """Receive half: the capture of the armed burst (``radio.receive``), decoded (``tx_clipped`` -1: the
         transmitter's count stays on its node). Raises SyncError as :meth:`transceive`, RadioError when not armed."""
-        armed, self._armed = getattr(self, "_armed", None), None
+        armed, self._armed = self._armed, None
         if armed is None:
             raise RadioError("PhyLink.receive: call arm(batch_size, channel_uses) before the transmitter sends")
         t = time.perf_counter()

@@ -56,7 +56,8 @@ def test_split_link_gives_the_one_process_link_burst_for_burst(channel_server):
         la, lb = OTALink(ta, "reciprocity"), OTALink(tb, "reciprocity")
 
         def fwd(s):
-            tb.arm(B, K)                          # the receiver is armed before the transmitter sends
+            tb.arm(2 * B, K)                      # armed for another size (as after a burst of that size)
+            tb.arm(B, K)                          # re-armed before the transmitter sends: the same frame expected
             ta.arm(B, K, back=True)               # and the transmitter before the echo comes back
             rec = lb.receive_forward(la.send_forward(s))
             return rec.payload, rec.channel_estimate
