@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -122,3 +123,48 @@ def test_failing_phy_over_zmq_stops_the_server_and_closes_the_radio(monkeypatch)
         links.open_transport(OTAConfig(transport="zmq"))
     assert len(servers) == 1 and not servers[0].alive
     assert len(radios) == 1 and radios[0]._closed
+
+
+def test_channel_server_that_dies_during_training_is_one_line_and_the_run_resumes(channel_server, tmp_path):
+    """`hil train` over a running channel server ([ota] endpoint) that is killed (SIGKILL) after epoch 1:
+    the command stops with one `error:` line naming what happened and no traceback; with a server on the
+    same endpoints again, the same command resumes from its checkpoint and completes."""
+    from sim_fallback.topology import two_node_config
+
+    srv = channel_server(two_node_config({"fading": "rayleigh", "snr_db": 20.0}, seed=3))
+    cfg = tmp_path / "zmq.toml"
+    cfg.write_text(
+        '[data]\nlimit_train = 192\nlimit_test = 64\n[model]\nhidden = 16\ncut_out = 16\n'
+        f'[ota]\ntransport = "zmq"\nendpoint = "{srv.control}"\nchannel_uses = 4\nsnr_db = 20.0\n'
+        '[train]\nepochs = 40\ndigital = false\n')
+    out = tmp_path / "run"
+    ck = out / "checkpoints" / "ota.pt"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "hil.cli", "train", "--config", str(cfg), "--out", str(out)]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not ck.is_file():  # polling with a deadline for the first epoch's checkpoint
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() is not None else ""
+            time.sleep(0.05)
+        srv.kill()
+        rc = p.wait(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    err = p.stderr.read()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc not in (0, None) and "Traceback" not in err, err
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1, err
+    # the line names the endpoint that went silent and the likely cause
+    assert "127.0.0.1:" in errors[0] and "channel server running" in errors[0], errors[0]
+    done_epoch = torch.load(ck, weights_only=True)["epoch"]
+    assert 1 <= done_epoch < 40
+    channel_server.restart(srv)
+    cfg.write_text(cfg.read_text().replace("epochs = 40", f"epochs = {done_epoch + 1}"))
+    (out / "config.toml").unlink(missing_ok=True)  # the epochs changed on purpose
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert [h["epoch"] for h in rep["history"]["ota"]] == list(range(1, done_epoch + 2))
