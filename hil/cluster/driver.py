@@ -23,7 +23,8 @@ calls run one after the other in the same order, which is why the two give the s
 symbols and gradients go from node to node as Ray object references: the driver never touches them.
 Over a link split between two nodes (``zmq``, [Note: where the air is] in hil.cluster.node) the
 receiver is armed before each micro-batch's forward on the transmitter (by itself after the previous
-burst of the same size, otherwise by an ``arm`` call the transmitter's forward waits on), and the micro-batches go through the chain one after the other (the air carries one burst at a time).
+burst of the same size, otherwise by an ``arm`` call the transmitter's forward waits on), and the
+micro-batches go through the chain one after the other (the air carries one burst at a time).
 Each micro-batch's loss is weighted by its share of the batch, so the accumulated gradient is that of
 the batch (exactly so for layers without batch statistics; batch normalisation and the transmitter's
 power normalisation see each micro-batch on its own, as in GPipe).
