@@ -45,8 +45,8 @@ is :attr:`hil.cluster.driver.NodeHandle.armed`). Either way the order holds: the
 unit power and sends it (:meth:`hil.ota.OTALink.send_forward`), and hands on only the control values
 (``scale``, ``(B, K)``); the receiver's call synchronises, estimates and decodes the armed burst
 (:meth:`hil.ota.OTALink.receive_forward`). The reverse link is the same pair the other way: in
-reciprocity training the transmitter arms its reverse receive half before it sends the forward burst (the echo answers it), the receiver sends ``conj(dL/dy)`` back
-(:meth:`~hil.ota.OTALink.send_echo`) and returns its scale, and the transmitter's ``backward``
+reciprocity training the transmitter arms its reverse receive half before it sends the forward burst
+(the echo answers it), the receiver sends ``conj(dL/dy)`` back (:meth:`~hil.ota.OTALink.send_echo`) and returns its scale, and the transmitter's ``backward``
 receives the echo (:meth:`~hil.ota.OTALink.receive_echo`). In ``estimated`` mode ``H_hat^H dL/dy``,
 computed on the receiver, goes back through Ray. The reciprocity calibration is
 :func:`hil.cluster.run.calibrate_split` (pilots armed and sent the same way; the two ends' pilot
