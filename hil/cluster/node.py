@@ -30,30 +30,30 @@ the configured gradient mode (the reciprocity echo over the reverse link, the es
 channel) and ``dL/ds`` reaches the transmitting node.
 
 [Note: where the air is]
-``zmq`` (the channel server; :data:`SPLIT_TRANSPORTS`): each end of the link is opened by its own
-node's actor, on its own host. The node holding ``cut.precoder`` opens the transmit half of the
-forward wiring and the receive half of the reverse one (``ZmqRadio(..., halves="tx")`` and its
-``reverse()``), the node holding ``cut.combiner`` the other two; each end has its own
-:class:`hil.ota.transport.PhyTransport` and :class:`hil.ota.OTALink` ([Note: a link split between two
-nodes] in hil.ota.transport). A forward burst: the receiver must be armed before the transmitter
-sends. The receiver re-arms itself for a burst of the same size right after it received one, so in
-the steady state nothing crosses Ray for it; only when the size changes (the first burst, an epoch's
-short last batch, an evaluation) does the driver submit the receiver's :meth:`NodeActor.arm` first and
-the transmitter's ``forward`` waits on it (Ray passes the result as an argument; the driver's record
-is :attr:`hil.cluster.driver.NodeHandle.armed`). Either way the order holds: the transmitter's next
-``forward`` runs after a call that waited on the receiver's last one. The transmitter frames ``s`` at
-unit power and sends it (:meth:`hil.ota.OTALink.send_forward`), and hands on only the control values
-(``scale``, ``(B, K)``); the receiver's call synchronises, estimates and decodes the armed burst
-(:meth:`hil.ota.OTALink.receive_forward`). The reverse link is the same pair the other way: in
-reciprocity training the transmitter arms its reverse receive half before it sends the forward burst
-(the echo answers it), the receiver sends ``conj(dL/dy)`` back (:meth:`~hil.ota.OTALink.send_echo`) and returns its scale, and the transmitter's ``backward``
-receives the echo (:meth:`~hil.ota.OTALink.receive_echo`). In ``estimated`` mode ``H_hat^H dL/dy``,
-computed on the receiver, goes back through Ray. The reciprocity calibration is
+``zmq`` (the channel server; :data:`SPLIT_TRANSPORTS`): each end of the link is opened by its own node's
+actor, on its own host. The node holding ``cut.precoder`` opens the transmit half of the forward wiring
+and the receive half of the reverse one (``ZmqRadio(..., halves="tx")`` and its ``reverse()``), the node
+holding ``cut.combiner`` the other two; each end has its own :class:`hil.ota.transport.PhyTransport` and
+:class:`hil.ota.OTALink` ([Note: a link split between two nodes] in hil.ota.transport). A forward burst:
+the receiver must be armed before the transmitter sends. The receiver re-arms itself for a burst of the
+same size right after it received one, so in the steady state nothing crosses Ray for it; only when the
+size changes (the first burst, an epoch's short last batch, an evaluation) does the driver submit the
+receiver's :meth:`NodeActor.arm` first and the transmitter's ``forward`` waits on it (Ray passes the
+result as an argument; the driver's record is :attr:`hil.cluster.driver.NodeHandle.armed`). Either way
+the order holds: the transmitter's next ``forward`` runs after a call that waited on the receiver's last
+one. The transmitter frames ``s`` at unit power and sends it (:meth:`hil.ota.OTALink.send_forward`), and
+hands on only the control values (``scale``, ``(B, K)``); the receiver's call synchronises, estimates
+and decodes the armed burst (:meth:`hil.ota.OTALink.receive_forward`). The reverse link is the same pair
+the other way: in reciprocity training the transmitter arms its reverse receive half before it sends the
+forward burst (the echo answers it), the receiver sends ``conj(dL/dy)`` back
+(:meth:`~hil.ota.OTALink.send_echo`) and returns its scale, and the transmitter's ``backward`` receives
+the echo (:meth:`~hil.ota.OTALink.receive_echo`). In ``estimated`` mode ``H_hat^H dL/dy``, computed on
+the receiver, goes back through Ray. The reciprocity calibration is
 :func:`hil.cluster.run.calibrate_split` (pilots armed and sent the same way; the two ends' pilot
-estimates exchanged once through the driver). ``hil run`` starts the channel server on the driver's
-host unless ``[ota] endpoint`` names a running one (on a bench of several hosts, a server every host
-reaches). A split link carries one burst at a time (arm, transmit, receive), so micro-batches go
-through the chain one after the other, and a lost frame is not re-sent (a LinkError names it).
+estimates exchanged once through the driver). ``hil run`` starts the channel server on the driver's host
+unless ``[ota] endpoint`` names a running one (on a bench of several hosts, a server every host
+reaches). A split link carries one burst at a time (arm, transmit, receive), so micro-batches go through
+the chain one after the other, and a lost frame is not re-sent (a LinkError names it).
 
 ``ideal``, ``loopback`` and ``pluto``: the link is opened by the receiving node's actor alone (the
 in-process channel, the loopback radio, or the board with its TX cabled to its own RX: one process
