@@ -285,7 +285,6 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
             # step k + 1 is submitted before the driver waits for step k ([Note: one step ahead])
             pending: SubmittedStep | None = None
             t_last = time.perf_counter()
-
             for idx in [*_batches(len(data.x_train), cfg.train.batch_size, gen), None]:
                 if idx is not None and max_steps is not None and steps_done + (pending is not None) >= max_steps:
                     idx = None
