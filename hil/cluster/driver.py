@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 
 #: the bench of a training config: the transmitter and the receiver of its over-the-air cut
 BENCH = (("edge", "edge"), ("server", "server"))  # (node name, role)
+#: seconds :meth:`Cluster.close` waits for the nodes to close their radios before it ends their actors
+CLOSE_WAIT_S = 5.0
+#: seconds between two looks of :meth:`Cluster.get_all` at calls that have not ended
+POLL_S = 0.25
 
 
 def resource_name(node: str) -> str:
@@ -154,11 +159,21 @@ class Cluster:
         self.close()
 
     def close(self) -> None:
+        """Close every node's radios (at most :data:`CLOSE_WAIT_S` in all: a node still waiting for a burst that a
+        failed node will not send is not waited for), then end the actors."""
+        closing = []
         for h in list(self.handles.values()):
             try:
-                self.get(h, h.call("close"))
+                closing.append((h, h.call("close")))
             except Exception:  # noqa: BLE001 - a dead node has nothing left to close
                 log.debug("closing node %s", h.name, exc_info=True)
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        for h, ref in closing:
+            try:
+                self.get(h, ref, timeout_s=max(deadline - time.monotonic(), 0.01) if h.remote else None)
+            except Exception:  # noqa: BLE001 - a dead or stuck node has nothing left to close
+                log.debug("closing node %s", h.name, exc_info=True)
+        for h in list(self.handles.values()):
             if h.remote:
                 import ray
 
@@ -213,6 +228,23 @@ class Cluster:
             if h.remote and dead is not None and h.target._actor_id.hex() == dead:
                 return h
         return default
+
+    def get_all(self, calls: list[tuple[NodeHandle, Any]]) -> list:
+        """The values of ``calls`` (``(node, call)`` pairs), in order. The first call to fail, in the order the
+        calls end, raises NodeError as :meth:`get`: a node that waits for another node's burst does not hide
+        the error of the node that did not send it."""
+        if not any(h.remote for h, _ in calls):
+            return [self.get(h, r) for h, r in calls]
+        import ray
+
+        index = {r: i for i, (_, r) in enumerate(calls)}
+        out: list = [None] * len(calls)
+        pending = [r for _, r in calls]
+        while pending:  # all at once, looking at what has ended every POLL_S (a failed call has ended)
+            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=POLL_S)
+            for r in ready:
+                out[index[r]] = self.get(calls[index[r]][0], r)
+        return out
 
     def get(self, h: NodeHandle, ref: Any, timeout_s: float | None = None) -> Any:
         """The value of ``ref`` (a call on node ``h``, or a list of them: their values); a dead or failed node

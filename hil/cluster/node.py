@@ -22,9 +22,9 @@ contiguous run of units, its *stage*; the stages in chain order make the deploye
 Forward: each stage sends its output to the next (float32 activations through Ray on a digital
 hop). Over the cut, what crosses depends on the transport (see [Note: where the air is]): on a split
 link the transmitting node puts the precoded symbols ``s`` (complex64 ``[B, n_tx, K]``) on the air
-itself and only their power scale (one float) goes to the receiving node through Ray; otherwise the
-symbols go through Ray to the node holding ``cut.combiner``, which puts them on the air through
-:class:`hil.ota.OTALink`. The last stage computes the loss; its backward returns ``dL/d(input)`` to
+itself and nothing goes to the receiving node through Ray (the frame's header carries the symbols'
+scale); otherwise the symbols go through Ray to the node holding ``cut.combiner``, which puts them on
+the air through :class:`hil.ota.OTALink`. The last stage computes the loss; its backward returns ``dL/d(input)`` to
 the stage before, and so on to the first stage: over the cut, the receiving node runs its part of
 the configured gradient mode (the reciprocity echo over the reverse link, the estimated or the exact
 channel) and ``dL/ds`` reaches the transmitting node.
@@ -41,14 +41,21 @@ size changes (the first burst, an epoch's short last batch, an evaluation) does 
 receiver's :meth:`NodeActor.arm` first and the transmitter's ``forward`` waits on it (Ray passes the
 result as an argument; the driver's record is :attr:`hil.cluster.driver.NodeHandle.armed`). Either way
 the order holds: the transmitter's next ``forward`` runs after a call that waited on the receiver's last
-one. The transmitter frames ``s`` at unit power and sends it (:meth:`hil.ota.OTALink.send_forward`), and
-hands on only the control values (``scale``, ``(B, K)``); the receiver's call synchronises, estimates
-and decodes the armed burst (:meth:`hil.ota.OTALink.receive_forward`). The reverse link is the same pair
-the other way: in reciprocity training the transmitter arms its reverse receive half before it sends the
-forward burst (the echo answers it), the receiver sends ``conj(dL/dy)`` back
-(:meth:`~hil.ota.OTALink.send_echo`) and returns its scale, and the transmitter's ``backward`` receives
-the echo (:meth:`~hil.ota.OTALink.receive_echo`). In ``estimated`` mode ``H_hat^H dL/dy``, computed on
-the receiver, goes back through Ray. The reciprocity calibration is
+one. The transmitter frames ``s`` and sends it (:meth:`hil.ota.OTALink.send_forward`; the PHY scales the
+payload to its transmit power and writes the scale into the frame's header) and hands on nothing; the
+receiver's call synchronises, estimates and decodes the armed burst and undoes the scale
+(:meth:`hil.ota.OTALink.receive_forward`). So the driver submits the receiver's call at the same time as
+the transmitter's, waiting on nothing (:func:`hil.cluster.run.aired`): it is already waiting for the
+burst when the burst comes, and no hand-over through the driver sits between the two nodes. The reverse
+link is the same pair the other way: in reciprocity training the transmitter arms its reverse receive
+half before it sends the forward burst (the echo answers it), the receiver sends ``conj(dL/dy)`` back
+(:meth:`~hil.ota.OTALink.send_echo`; a zero gradient too, as a frame whose header says its payload is
+zero), and the transmitter's ``backward``, submitted waiting on nothing, receives the echo
+(:meth:`~hil.ota.OTALink.receive_echo`). The driver still waits on every call itself and reports the
+first that fails, so a node that waits for a burst its failed peer never sends does not hide the
+peer's error (:meth:`hil.cluster.driver.Cluster.get_all`; such a wait ends after
+:data:`hil.train.links.SPLIT_WAIT_S`). In ``estimated`` mode ``H_hat^H dL/dy``, computed on the
+receiver, goes back through Ray. The reciprocity calibration is
 :func:`hil.cluster.run.calibrate_split` (pilots armed and sent the same way; the two ends' pilot
 estimates exchanged once through the driver). ``hil run`` starts the channel server on the driver's host
 unless ``[ota] endpoint`` names a running one (on a bench of several hosts, a server every host
@@ -164,6 +171,8 @@ class NodeActor:
         if split_air(cfg) and (CUT_TX in units) != (CUT_RX in units):
             self.air = "tx" if CUT_TX in units else "rx"
         self._air_ctx: dict[int, tuple] = {}
+        #: the receiving end's next burst size when it differs from the last one (set by :meth:`train_steps`)
+        self._next_burst: int | None = None
         if self.air is not None:
             self._open_half()
         elif CUT_RX in units:
@@ -214,14 +223,16 @@ class NodeActor:
         return self.ota.combine(y)
 
     def _input(self, step: int, a, train: bool) -> torch.Tensor:
-        """This stage's input as a tensor: ``a`` itself, or on the receiving end of a split link (``a`` the
-        transmitter's control values) the armed burst's payload ``[B, n_rx, K]`` (its time goes to :attr:`_air_s`)."""
+        """This stage's input as a tensor: ``a`` itself, or on the receiving end of a split link (``a`` None) the
+        armed burst's payload ``[B, n_rx, K]`` (its time goes to :attr:`_air_s`)."""
         self._air_s = 0.0
         if self.air == "rx":
             t0 = time.perf_counter()
-            rec = self.link.receive_forward(float(a["scale"]))
-            # ready for the next burst of this size before the transmitter can send it ([Note: where the air is])
-            self.link.transport.arm(int(rec.payload.shape[0]), int(self.cfg.ota.channel_uses))
+            rec = self.link.receive_forward()
+            # ready for the next burst (of this size unless told otherwise) before the transmitter can send it
+            # ([Note: where the air is])
+            nxt, self._next_burst = self._next_burst, None
+            self.link.transport.arm(int(nxt or rec.payload.shape[0]), int(self.cfg.ota.channel_uses))
             self._air_s += time.perf_counter() - t0
             if train:
                 self._air_ctx[step] = (self.link.last.channel_estimate, self.link._map)
@@ -229,30 +240,29 @@ class NodeActor:
         return a if isinstance(a, torch.Tensor) else torch.from_numpy(np.asarray(a))
 
     def _output(self, step: int, out: torch.Tensor, train: bool):
-        """What this stage hands on: ``out`` as numpy, or on the transmitting end of a split link the control
-        values of the burst it sends (the symbols go over the air; see [Note: where the air is])."""
+        """What this stage hands on: ``out`` as numpy, or on the transmitting end of a split link None (the
+        symbols go over the air, their frame carries everything; see [Note: where the air is])."""
         if self.air != "tx":
             return out.detach().numpy()
         s = out.detach().numpy()
-        b, k = s.shape[0], s.shape[2]
         if train and self.link.gradient_mode == "reciprocity":
-            self.link.transport.arm(b, k, back=True)  # the echo answers this burst: armed before it is sent
+            self.link.transport.arm(s.shape[0], s.shape[2], back=True)  # the echo answers this burst: armed first
         t0 = time.perf_counter()
-        scale = self.link.send_forward(s)
+        self.link.send_forward(s)
         self._air_s += time.perf_counter() - t0
-        return {"scale": scale, "shape": (b, k)}
+        return None
 
     def _gradient_in(self, g_out):
-        """``dL/d(output)``: on the transmitting end of a split link, the echo of the receiver's gradient (its
-        control values in ``g_out``) received over the reverse link; otherwise ``g_out`` itself."""
-        if isinstance(g_out, dict):
-            return self.link.receive_echo(float(g_out["scale"]), tuple(g_out["shape"]))
+        """``dL/d(output)``: on the transmitting end of a split link in reciprocity training, the echo of the
+        receiver's gradient received over the reverse link (``g_out`` is None); otherwise ``g_out`` itself."""
+        if self.air == "tx" and self.link.gradient_mode == "reciprocity":
+            return self.link.receive_echo()
         return np.asarray(g_out)
 
     def _gradient_out(self, step: int, x: torch.Tensor):
         """``dL/d(input)`` for the stage before: on the receiving end of a split link, the receiver's part
-        of the gradient mode (reciprocity: the echo sent over the reverse link, its control values returned;
-        estimated: ``H_hat^H dL/dy``)."""
+        of the gradient mode (reciprocity: the echo sent over the reverse link, None returned; estimated:
+        ``H_hat^H dL/dy``)."""
         g = x.grad.numpy()
         if self.air != "rx":
             return g
@@ -260,7 +270,8 @@ class NodeActor:
         g = self.link.receiver_gradient(g, est, m)
         if self.link.gradient_mode != "reciprocity":
             return g
-        return {"scale": self.link.send_echo(g), "shape": (g.shape[0], g.shape[2])}
+        self.link.send_echo(g)
+        return None
 
     def _run(self, a: torch.Tensor, train: bool) -> torch.Tensor:
         for mod in (self.model.edge, self.model.server, self.ota):
@@ -364,12 +375,12 @@ class NodeActor:
         self.busy_s[key] = self.busy_s.get(key, 0.0) + time.perf_counter() - t0
 
     # -- the stage ----------------------------------------------------------------------------
-    def forward(self, step: int, a, train: bool = True, *after) -> np.ndarray | dict:
+    def forward(self, step: int, a, train: bool = True, *after) -> np.ndarray | None:
         """This stage's units on ``a`` (the model input on the first stage, the previous stage's output
         otherwise: float32 activations, or the precoded symbols complex64 ``[B, n_tx, K]``); the output as
         numpy. Training keeps the graph for :meth:`backward`; ``step = -1`` with ``train=False`` is an
-        inference request (its wall-clock times go to :meth:`timings`). On the ends of a split link the
-        control values of the burst cross instead (see :meth:`_input`, :meth:`_output`); ``after``: values
+        inference request (its wall-clock times go to :meth:`timings`). Across a split link nothing crosses
+        Ray (None): the burst carries everything (see :meth:`_input`, :meth:`_output`); ``after``: values
         this call waits for (the receiving end's :meth:`arm`), unused."""
         t_in, t0 = time.time(), time.perf_counter()
         x = self._input(step, a, train)
@@ -385,7 +396,7 @@ class NodeActor:
             self.trace.append({"in": t_in, "out": time.time(), "air_s": self._air_s})
         return res
 
-    def backward(self, step: int, g_out: np.ndarray | dict, update: bool = False) -> np.ndarray | dict | None:
+    def backward(self, step: int, g_out: np.ndarray | None, update: bool = False) -> np.ndarray | None:
         """Back-propagate ``dL/d(output)`` of micro-batch ``step`` through this stage; returns ``dL/d(input)``
         (None on the first stage). ``update``: then the optimiser step (the batch's last micro-batch; one
         call less per step)."""
@@ -397,8 +408,34 @@ class NodeActor:
         self._timed("backward", t0)
         return None if x is None else self._gradient_out(step, x)
 
-    def forward_backward(self, step: int, a: np.ndarray | dict, y: torch.Tensor, weight: float = 1.0,
-                         update: bool = False) -> tuple[float, int, np.ndarray | dict]:
+    def train_over_air(self, step: int, a, update: bool = False, *after) -> np.ndarray | None:
+        """The transmitting end of a split link in reciprocity training: :meth:`forward` of micro-batch ``step``
+        (its burst goes over the air), then, with the echo that answers it, :meth:`backward`; one call, as
+        nothing the driver holds is needed in between. Returns what :meth:`backward` returns."""
+        self.forward(step, a, True)
+        return self.backward(step, None, update)
+
+    def train_steps(self, items: list, *after) -> list:
+        """Many micro-batches in one call, on a two-node bench whose only link is a split link in reciprocity
+        training (see [Note: nodes that run on their own] in hil.cluster.run). On the transmitting end
+        ``items`` are ``(step, x, update)`` and each is :meth:`train_over_air`; on the receiving end
+        ``(step, y, weight, update, next_size)`` and each is :meth:`forward_backward` (``next_size``: the
+        vectors of the burst after this one, to be armed for; None: the same). Returns, per item, nothing
+        (transmitting end) or ``(loss, correct, time.perf_counter() at its end)``. ``after``: values this
+        call waits for (the receiving end's :meth:`arm`), unused."""
+        if self.air == "tx":
+            for step, a, update in items:
+                self.train_over_air(step, a, update)
+            return []
+        out = []
+        for step, y, weight, update, nxt in items:
+            self._next_burst = nxt
+            loss, correct, _ = self.forward_backward(step, None, y, weight, update)
+            out.append((loss, correct, time.perf_counter()))
+        return out
+
+    def forward_backward(self, step: int, a: np.ndarray | None, y: torch.Tensor, weight: float = 1.0,
+                         update: bool = False) -> tuple[float, int, np.ndarray | None]:
         """The last stage: its units (over the air first when it holds ``cut.combiner``), the loss, and
         backward to ``dL/d(input)``.
 

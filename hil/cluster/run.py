@@ -13,15 +13,40 @@ are paths on the node's host: to resume on other hosts, the run folder must be s
 The in-process channel of ``ideal`` restarts from its seed on resume (like a radio channel), so a
 resumed run is a valid continuation, not the uninterrupted run bit for bit.
 
+[Note: one call over the air]
+In reciprocity training over a split link, the transmitting stage needs nothing from the driver between
+its forward and its backward of a micro-batch: the echo that carries its gradient comes over the air.
+On Ray both are one call (:meth:`hil.cluster.node.NodeActor.train_over_air`): a call less per step to
+submit, deserialize and wait on. In one process (``none``) the two stay separate calls, since each call
+there runs as it is submitted and the forward's receiver must run in between; every node does the same
+operations in the same order either way, so ``local`` still equals ``none`` bit for bit.
+
+[Note: nodes that run on their own]
+On the two-node bench whose link is split between the nodes in reciprocity training, nothing crosses
+Ray within a step: the burst carries the activations, the echo the gradient. Then each node gets the
+data of :data:`CHUNK_STEPS` steps in one call (the transmitting end the inputs, the receiving end the
+labels; :meth:`hil.cluster.node.NodeActor.train_steps`) and the two run those steps by themselves,
+kept in step by the air alone, as two radios would be: the driver is out of the loop (a Ray round trip
+per chunk instead of per step; on a bench of several hosts that is one LAN round trip less per step).
+The receiving end knows every burst's size from its labels, so it arms for the next size itself before
+it sends the echo that lets the transmitter send that burst. Each node runs the same operations in the
+same order as step by step, so the weights equal those of ``none`` bit for bit (tested).
+``step_seconds`` are then the intervals between the step ends on the receiving node's clock (within an
+epoch), and ``on_step`` is called after each chunk, once per step in it. A node that fails is
+reported by the driver within :data:`hil.cluster.driver.POLL_S`; its peer, waiting for a burst that will
+not come, is stopped with the run.
+
 [Note: measured latency]
 An inference request is one test batch: the driver submits every stage's call at once, each waiting
 on the previous stage's output, and waits for the last (its wall clock is the request's latency).
 Each stage records, per call, ``time.time()`` on entry and exit and the seconds its over-the-air hop
 took (:meth:`hil.cluster.node.NodeActor.timings`). A stage's time is exit - entry - air; a link's time
 is the next stage's entry - this stage's exit (Ray's hand-over of the activation), plus the air time
-on the over-the-air link. The link gap compares two hosts' clocks: exact on one machine, off by the
-clock offset across hosts. These are set beside the placement engine's prediction for the same plan
-(:func:`hil.cluster.placement.predicted`).
+on the over-the-air link (on a split link the receiving stage's call starts before the transmitting
+one ends and waits for the burst: that wait is in its air time, so the sum still runs from the
+transmitter's exit to the decoded burst, plus the transmitter's framing). The link gap compares two
+hosts' clocks: exact on one machine, off by the clock offset across hosts. These are set beside the
+placement engine's prediction for the same plan (:func:`hil.cluster.placement.predicted`).
 
 [Note: one step ahead]
 The training loop submits step ``k + 1`` before it waits for step ``k``: the first stage's forward of
@@ -54,6 +79,8 @@ from hil.train.config import RunConfig, to_toml
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+#: training steps per call when the nodes run on their own ([Note: nodes that run on their own])
+CHUNK_STEPS = 32
 
 
 def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
@@ -80,6 +107,19 @@ def arm_for(air: tuple[NodeHandle, NodeHandle] | None, tx: NodeHandle, step: int
     return (air[1].call("arm", step, n),)
 
 
+def echo_over_air(air: tuple[NodeHandle, NodeHandle] | None) -> bool:
+    """Whether the gradient of a split link goes back over the air (reciprocity), not through Ray."""
+    return air is not None and air[1].info["radios"][0]["gradient_mode"] == "reciprocity"
+
+
+def aired(call, node: NodeHandle, checks: list) -> None:
+    """What the next stage's call gets in place of ``call`` (a call on ``node``) whose value crosses a split link
+    over the air: None (the burst carries everything, see [Note: where the air is] in hil.cluster.node), so
+    the next call waits on nothing and is ready when the burst comes. ``call`` goes to ``checks``: the driver
+    waits on it itself."""
+    checks.append((node, call))
+
+
 @dataclass
 class SubmittedStep:
     """The calls of one training step, submitted and not yet waited for (:func:`submit_chain`)."""
@@ -87,42 +127,100 @@ class SubmittedStep:
     sizes: list[int]  # vectors per micro-batch
     firsts: list  # the first stage's last call per micro-batch (its backward)
     outs: list  # per micro-batch: the last stage's (loss, correct) calls
+    checks: list  # (node, call): the calls whose values crossed a split link over the air
+
+
+def _parts(n: int, microbatches: int) -> list[torch.Tensor]:
+    """The micro-batches of a batch of ``n``: index ranges of ``tensor_split``, each of >= 2 samples."""
+    parts = [p for p in torch.arange(n).tensor_split(microbatches) if len(p)]
+    if any(len(p) < 2 for p in parts):
+        raise ValueError(f"{microbatches} micro-batches of a batch of {n}: each needs >= 2 samples "
+                         "(batch normalisation); use fewer micro-batches")
+    return parts
+
+
+def on_their_own(stages: list[NodeHandle], air: tuple[NodeHandle, NodeHandle] | None) -> bool:
+    """Whether the nodes train many steps per call ([Note: nodes that run on their own]): two nodes on Ray
+    whose only link is a split link in reciprocity training."""
+    return len(stages) == 2 and air is not None and echo_over_air(air) and stages[0].remote
+
+
+def train_steps_on_their_own(cluster: Cluster, air: tuple[NodeHandle, NodeHandle], x: torch.Tensor, y: torch.Tensor,
+                             batches: list[torch.Tensor], step: int, microbatches: int = 1,
+                             next_size: int | None = None) -> list[tuple[float, int, int, float]]:
+    """Train ``batches`` (index tensors into ``x``, ``y``), steps ``step``, ``step + 1``, ..., with one call per
+    node (see [Note: nodes that run on their own]); ``next_size``: the vectors of the burst after these (the
+    receiver arms for it), None when the run goes on to something else. Returns per step ``(mean loss,
+    correct, samples, its end on the receiving node's clock)``."""
+    tx, rx = air
+    tx_items, rx_items, sizes, per_step = [], [], [], []
+    for i, idx in enumerate(batches):
+        xb, yb = x[idx], y[idx]
+        parts = _parts(len(xb), microbatches)
+        per_step.append([len(p) for p in parts])
+        for j, p in enumerate(parts):
+            sid, last = (step + i) * 1000 + j, j == len(parts) - 1
+            tx_items.append((sid, xb[p].numpy(), last))
+            rx_items.append((sid, yb[p].numpy(), len(p) / len(xb), last))
+            sizes.append(len(p))
+    follow = sizes[1:] + [next_size]
+    rx_items = [(*it, nxt if nxt not in (None, n) else None) for it, n, nxt in zip(rx_items, sizes, follow)]
+    after = arm_for(air, tx, step * 1000, sizes[0])
+    got = cluster.get_all([(tx, tx.call("train_steps", tx_items, *after)), (rx, rx.call("train_steps", rx_items))])[1]
+    rx.armed = next_size or sizes[-1]  # what the receiver re-armed for after its last burst
+    out, k = [], 0
+    for ns in per_step:
+        parts, k = got[k:k + len(ns)], k + len(ns)
+        out.append((sum(lo * n for (lo, _, _), n in zip(parts, ns)) / sum(ns), sum(c for _, c, _ in parts), sum(ns),
+                    parts[-1][2]))
+    return out
 
 
 def submit_chain(stages: list[NodeHandle], x: torch.Tensor, y: torch.Tensor, step: int,
                  microbatches: int = 1) -> SubmittedStep:
     """Submit one training step of a batch in ``microbatches`` pieces through the stages in chain order (see
     [Note: pipelined steps]); :func:`collect_step` waits for it."""
-    parts = [p for p in torch.arange(len(x)).tensor_split(microbatches) if len(p)]
-    if any(len(p) < 2 for p in parts):
-        raise ValueError(f"{microbatches} micro-batches of a batch of {len(x)}: each needs >= 2 samples "
-                         "(batch normalisation); use fewer micro-batches")
+    parts = _parts(len(x), microbatches)
     ids = [step * 1000 + j for j in range(len(parts))]
     air = air_pair(stages)
     # a split link carries one burst at a time (arm, transmit, receive): its micro-batches go one after the other
     waves = [list(range(len(parts)))] if air is None else [[j] for j in range(len(parts))]
     last = len(parts) - 1  # each node's optimiser step rides on its last call of the step (fewer round trips)
     tail = stages[-1]
-    outs, firsts = {}, []
+    tx = air[0] if air is not None else None  # its forward output crosses over the air
+    echo = tx if echo_over_air(air) else None  # ... and so does the gradient it gets back
+    fused = echo is not None and echo.remote  # [Note: one call over the air]
+    outs, firsts, checks, through = {}, [], [], {}
     for wave in waves:
         acts = {j: x[parts[j]].numpy() for j in wave}  # numpy crosses Ray cheaper than a tensor
         for h in stages[:-1]:  # every stage's forward of every micro-batch (each waits for its input)
             for j in wave:
-                acts[j] = h.call("forward", ids[j], acts[j], True, *arm_for(air, h, ids[j], len(parts[j])))
+                after = arm_for(air, h, ids[j], len(parts[j]))
+                if h is echo and fused:  # awaited as its gradient (the stage before's input, or in firsts)
+                    through[j], acts[j] = h.call("train_over_air", ids[j], acts[j], j == last, *after), None
+                    continue
+                acts[j] = h.call("forward", ids[j], acts[j], True, *after)
+                if h is tx:
+                    acts[j] = aired(acts[j], h, checks)
         for j in wave:
             outs[j] = tail.call("forward_backward", ids[j], acts[j], y[parts[j]].numpy(), len(parts[j]) / len(x),
                                 j == last, num_returns=3)
-        grads = {j: outs[j][2] for j in wave}
+        grads, src = {j: outs[j][2] for j in wave}, tail
         for h in reversed(stages[:-1]):
-            grads = {j: h.call("backward", ids[j], g, j == last) for j, g in grads.items()}
+            if h is echo:
+                grads = {j: aired(g, src, checks) for j, g in grads.items()}
+                if fused:
+                    grads, src = {j: through[j] for j in grads}, h
+                    continue
+            grads, src = {j: h.call("backward", ids[j], g, j == last) for j, g in grads.items()}, h
         firsts += list(grads.values())
-    return SubmittedStep([len(p) for p in parts], firsts, [outs[j][:2] for j in range(len(parts))])
+    return SubmittedStep([len(p) for p in parts], firsts, [outs[j][:2] for j in range(len(parts))], checks)
 
 
 def collect_step(cluster: Cluster, stages: list[NodeHandle], sub: SubmittedStep) -> tuple[float, int]:
     """Wait for a :func:`submit_chain` step; returns ``(mean loss, correct)`` (a failed node: NodeError)."""
-    cluster.get(stages[0], sub.firsts)  # one wait for everything of the step (the first stage's backward is last)
-    got = cluster.get(stages[-1], [v for o in sub.outs for v in o])
+    tail = [(stages[-1], v) for o in sub.outs for v in o]
+    got = cluster.get_all([(stages[0], r) for r in sub.firsts] + sub.checks + tail)[-len(tail):]
     loss = sum(got[2 * j] * n for j, n in enumerate(sub.sizes))
     correct = sum(got[2 * j + 1] for j in range(len(sub.sizes)))
     return loss / sum(sub.sizes), correct
@@ -150,10 +248,12 @@ def infer_chain(cluster: Cluster, stages: list[NodeHandle], x: torch.Tensor, y: 
     for i in range(0, len(x), batch_size):
         t0 = time.perf_counter()
         a = x[i:i + batch_size].numpy()
-        n = len(a)
+        n, checks = len(a), []
         for h in stages[:-1]:
             a = h.call("forward", -1, a, False, *arm_for(air, h, -1, n))
-        pred = cluster.get(stages[-1], stages[-1].call("predict", a))
+            if air is not None and h is air[0]:
+                a = aired(a, h, checks)
+        pred = cluster.get_all(checks + [(stages[-1], stages[-1].call("predict", a))])[-1]
         lat.append(time.perf_counter() - t0)
         correct += int((pred == y[i:i + batch_size]).sum())
     return 100.0 * correct / max(len(x), 1), lat
@@ -212,7 +312,8 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
         microbatches: micro-batches per batch (GPipe-style, see [Note: pipelined steps]).
         max_steps: stop after this many steps in total (tests, benchmarks); None: ``[train] epochs``.
         digital: also train the digital baseline in this process (default ``[train] digital``).
-        on_step: called with ``(steps done, cluster)`` after every training step (tests: faults).
+        on_step: called with ``(steps done, cluster)`` after every training step (tests: faults; when the
+            nodes run on their own, after each chunk of steps: [Note: nodes that run on their own]).
 
     Returns the report dict (also ``out/report.json``), with ``weights``: each node's parameters
     (removed before writing).
@@ -261,6 +362,7 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
         nodes = cl.deploy()
         stages = [cl.handles[n] for n in dep.nodes]
         air = air_pair(stages)
+        alone = on_their_own(stages, air)
         if air is not None and cfg.ota.gradient_mode == "reciprocity" and cfg.ota.calibrate:
             calibrate_split(cl, *air)
         deploy_s = time.perf_counter() - t_deploy
@@ -282,27 +384,45 @@ def run_split(cfg: RunConfig, out: str | Path, cluster: str = "local", microbatc
                 break
             t0 = time.perf_counter()
             total, correct, seen = 0.0, 0, 0
-            # step k + 1 is submitted before the driver waits for step k ([Note: one step ahead])
-            pending: SubmittedStep | None = None
-            t_last = time.perf_counter()
-            for idx in [*_batches(len(data.x_train), cfg.train.batch_size, gen), None]:
-                if idx is not None and max_steps is not None and steps_done + (pending is not None) >= max_steps:
-                    idx = None
-                sub = None if idx is None else submit_chain(stages, data.x_train[idx], data.y_train[idx],
-                                                            steps_done + (pending is not None), microbatches)
-                if pending is not None:
-                    loss, c = collect_step(cl, stages, pending)
-                    t = time.perf_counter()
-                    step_s.append(t - t_last)
-                    t_last = t
-                    n = sum(pending.sizes)
-                    total, correct, seen = total + loss * n, correct + c, seen + n
-                    steps_done += 1
-                    if on_step is not None:
-                        on_step(steps_done, cl)
-                if sub is None:
-                    break
-                pending = sub
+            batches = _batches(len(data.x_train), cfg.train.batch_size, gen)
+            if alone:
+                if max_steps is not None:
+                    batches = batches[:max_steps - steps_done]
+                t_prev = None  # the receiving node's clock
+                for c0 in range(0, len(batches), CHUNK_STEPS):
+                    chunk, rest = batches[c0:c0 + CHUNK_STEPS], batches[c0 + CHUNK_STEPS:]
+                    nxt = len(_parts(len(rest[0]), microbatches)[0]) if rest else None
+                    for loss, c, n, t in train_steps_on_their_own(cl, air, data.x_train, data.y_train, chunk,
+                                                                  steps_done, microbatches, nxt):
+                        if t_prev is not None:
+                            step_s.append(t - t_prev)
+                        t_prev = t
+                        total, correct, seen = total + loss * n, correct + c, seen + n
+                        steps_done += 1
+                        if on_step is not None:
+                            on_step(steps_done, cl)
+            else:
+                # step k + 1 is submitted before the driver waits for step k ([Note: one step ahead])
+                pending: SubmittedStep | None = None
+                t_last = time.perf_counter()
+                for idx in [*batches, None]:
+                    if idx is not None and max_steps is not None and steps_done + (pending is not None) >= max_steps:
+                        idx = None
+                    sub = None if idx is None else submit_chain(stages, data.x_train[idx], data.y_train[idx],
+                                                                steps_done + (pending is not None), microbatches)
+                    if pending is not None:
+                        loss, c = collect_step(cl, stages, pending)
+                        t = time.perf_counter()
+                        step_s.append(t - t_last)
+                        t_last = t
+                        n = sum(pending.sizes)
+                        total, correct, seen = total + loss * n, correct + c, seen + n
+                        steps_done += 1
+                        if on_step is not None:
+                            on_step(steps_done, cl)
+                    if sub is None:
+                        break
+                    pending = sub
             for h in stages:
                 cl.get(h, h.call("end_epoch"))
             acc, _ = infer_chain(cl, stages, data.x_test, data.y_test, cfg.train.batch_size)

@@ -18,7 +18,11 @@ answer is ``g_s = H^H g_y``. The transmitter does not know ``H``; the modes diff
 - ``exact``: autograd through the in-process channel (``IdealTransport`` only): the upper bound.
 
 Every burst, forward and reverse, is scaled to unit average symbol power before it is sent and the
-scale (one float, a control-channel value) is undone after receiving ("backward-pass scaling").
+scale is undone after receiving ("backward-pass scaling"). Over a PHY the frame does it: the
+transmitter scales the payload to its transmit power and writes the scale into the frame's header
+(a payload of zeros says so there), the receiver undoes it (``Transport.carries_scale``); so the
+receiving end of a split link needs nothing from the transmitting end but the burst. On the
+``ideal`` transport the link scales the symbols itself.
 """
 
 from __future__ import annotations
@@ -134,6 +138,14 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.abs(x) ** 2)))
 
 
+def _to_air(transport: Transport, s: np.ndarray) -> tuple[np.ndarray, float]:
+    """What goes to ``transport`` for symbols ``s`` and the scale that undoes it on reception: ``s`` itself
+    and 1.0 when the transport carries the scale (a PHY frame), else ``s`` at unit average power."""
+    if transport.carries_scale:
+        return np.asarray(s, np.complex64), 1.0
+    return _unit_power(s)
+
+
 def _unit_power(s: np.ndarray) -> tuple[np.ndarray, float]:
     """``s`` scaled to unit average power, and the scale (1.0 for zero symbols)."""
     scale = _rms(s)
@@ -214,27 +226,32 @@ class OTALink:
     # -- forward ---------------------------------------------------------------------------------
     def transmit(self, s: np.ndarray) -> Reception:
         """Send ``s [B, n_tx, K]`` at unit average power; return the reception rescaled to ``s``'s units."""
-        x, scale = _unit_power(s)
+        x, scale = _to_air(self.transport, s)
         return self._received(self.transport.send(x), scale)
 
     def transmit_many(self, batches) -> list[Reception]:
         """:meth:`transmit` of independent batches through ``transport.send_many`` (double-buffered
         over a PHY, see [Note: double buffering] in hil/phy/link.py); the same receptions, in order."""
-        sent = [_unit_power(s) for s in batches]
+        sent = [_to_air(self.transport, s) for s in batches]
         recs = self.transport.send_many([x for x, _ in sent])
         return [self._received(rec, scale) for rec, (_, scale) in zip(recs, sent)]
 
     # the two ends of the forward burst on different nodes (see [Note: a link split between two nodes] in hil.ota.transport)
-    def send_forward(self, s: np.ndarray) -> float:
-        """Transmitting node: send ``s [B, n_tx, K]`` at unit average power (the transport's transmit half);
-        returns the scale, the one float the receiver needs (a control-channel value)."""
-        x, scale = _unit_power(s)
-        self.transport.transmit(x)
-        return scale
+    def send_forward(self, s: np.ndarray) -> None:
+        """Transmitting node: send ``s [B, n_tx, K]`` (the transport's transmit half; the frame carries its scale,
+        so the receiving node needs nothing from this one but the burst)."""
+        self._check_split()
+        self.transport.transmit(np.asarray(s, np.complex64))
 
-    def receive_forward(self, scale: float) -> Reception:
+    def receive_forward(self) -> Reception:
         """Receiving node: the armed forward burst (the transport's receive half), as :meth:`transmit` returns it."""
-        return self._received(self.transport.receive(), scale)
+        self._check_split()
+        return self._received(self.transport.receive(), 1.0)
+
+    def _check_split(self) -> None:
+        if not self.transport.carries_scale:
+            raise LinkError(f"{self.transport.name}: a link split between two nodes needs frames that carry their "
+                            "scale (a PHY with power_norm 'average' or 'peak')")
 
     def _received(self, rec: Reception, scale: float) -> Reception:
         """The receiver's side of :meth:`transmit`: hold map, units of the sent symbols."""
@@ -282,29 +299,30 @@ class OTALink:
         return self._echo_in(self.transport.send_back(x), scale)
 
     # the two ends of the echo on different nodes (see [Note: a link split between two nodes] in hil.ota.transport)
-    def send_echo(self, g_y: np.ndarray) -> float:
-        """Receiving node: send ``conj(g_y)`` over the reverse link (the transport's transmit half); returns
-        the scale for :meth:`receive_echo`, 0.0 when ``g_y`` is zero (then nothing is sent)."""
+    def send_echo(self, g_y: np.ndarray) -> None:
+        """Receiving node: send ``conj(g_y)`` over the reverse link (the transport's transmit half). A zero
+        ``g_y`` is sent too (a frame whose header says its payload is zero): the transmitting node waits for
+        the burst and learns everything from it."""
+        self._check_split()
         out = self._echo_out(g_y)
-        if out is None:
-            return 0.0
-        x, scale = out
-        self.transport.transmit(x, back=True)
-        return scale
+        self.transport.transmit(np.zeros(g_y.shape, np.complex64) if out is None else out[0], back=True)
 
-    def receive_echo(self, scale: float, shape: tuple[int, int]) -> np.ndarray:
-        """Transmitting node: ``~= H^H g_y`` ``[B, n_tx, K]`` from the armed echo (``shape`` = ``(B, K)``)."""
-        if scale == 0.0:
-            return np.zeros((shape[0], self.n_tx, shape[1]), np.complex64)
-        return self._echo_in(self.transport.receive(back=True), scale)
+    def receive_echo(self) -> np.ndarray:
+        """Transmitting node: ``~= H^H g_y`` ``[B, n_tx, K]`` from the armed echo."""
+        self._check_split()
+        return self._echo_in(self.transport.receive(back=True), 1.0)
 
     def _echo_out(self, g_y: np.ndarray) -> tuple[np.ndarray, float] | None:
-        """What the receiver sends back for ``g_y`` (calibrated, unit power) and its scale; None for zero."""
+        """What the receiver sends back for ``g_y`` (calibrated; at unit power unless the transport carries
+        the scale) and the scale that undoes it; None for zero."""
         scale = _rms(g_y)
         if scale == 0.0:
             return None
-        x = np.conj(g_y) / scale
         cal = self.calibration
+        if self.transport.carries_scale:
+            x = np.conj(g_y) if cal is None else cal.cb[None, :, None] * np.conj(g_y)
+            return x.astype(np.complex64), 1.0
+        x = np.conj(g_y) / scale
         if cal is not None:
             x = cal.cb[None, :, None] * x
             # keep unit power after the calibration weights so the SNR stays that of the gradient

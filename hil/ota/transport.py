@@ -61,6 +61,9 @@ class Transport(abc.ABC):
     #: ``10 log10(samples per symbol)``: what a :class:`Reception`'s ``snr_db`` (per symbol, after the
     #: matched filter) exceeds the per-sample SNR of docs/channels.md by (0 without a PHY)
     symbol_gain_db: float = 0.0
+    #: the transport scales each burst to its transmit power itself and returns the payload in the units of the
+    #: symbols it was given (a PHY frame's header carries the scale); False: send symbols of unit average power
+    carries_scale: bool = False
 
     def __init__(self) -> None:
         #: number of bursts sent, forward and reverse together (on one end of a split link: the bursts it received)
@@ -431,6 +434,7 @@ class PhyTransport(Transport):
         opts = dict(phy_options or {})
         opts.setdefault("mode", "flat")
         self._fwd = PhyLink(radio, PhyConfig(n_tx=self.n_tx, n_rx=self.n_rx, **opts))
+        self.carries_scale = self._fwd.cfg.power_norm != "fixed"  # the PHY normalises each burst's payload
         self.symbol_gain_db = float(10 * np.log10(self._fwd.cfg.sps))
         self._rev = None
         try:

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from hil.phy.config import PhyConfig
-from hil.phy.waveform import HEADER_BITS, FrameType, Header, Pulse, Sequences, scale_code_for
+from hil.phy.waveform import HEADER_BITS, ZERO_PAYLOAD_CODE, FrameType, Header, Pulse, Sequences, scale_code_for
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +291,8 @@ class FrameTransmitter:
             known_peak = float(np.max(np.abs(pulse.shape(trk)))) if len(blocks) and peak_norm else 0.0
             scale = self._scale(s, a, data_wave, known_peak)
 
-        code = scale_code_for(scale)
+        # a payload of zeros has no scale: its header says so and the receiver returns exact zeros
+        code = ZERO_PAYLOAD_CODE if not np.any(s) else scale_code_for(scale)
         header = Header(
             frame_type=int(frame_type),
             seq=int(seq) & 0xFFFF,

@@ -447,15 +447,17 @@ class FrameReceiver:
             snr = float(np.mean(np.sum(np.maximum(np.abs(h_ls) ** 2 - err_ls, 0), axis=1))) * a * a / noise_sym
             noise_v = noise_sym
         b, k = header.batch_size, header.channel_uses
-        payload = (payload / g).reshape(cfg.n_rx, b, k).transpose(1, 0, 2)
+        zero = g == 0.0  # a payload of zeros (its header's ZERO_PAYLOAD_CODE): returned exactly, noise 0
+        payload = (np.zeros_like(payload) if zero else payload / g).reshape(cfg.n_rx, b, k).transpose(1, 0, 2)
         h_sel = h_lmmse if cfg.estimator == "lmmse" else h_ls
         return RxResult(
             payload=payload.astype(np.complex64),
             channel_estimate=h_sel.astype(np.complex64),
             channel_estimate_ls=h_ls.astype(np.complex64),
             channel_estimate_lmmse=h_lmmse.astype(np.complex64),
-            noise_var=float(noise_v / g**2),
-            noise_var_rx=(noise_power_rx * (noise_v / noise_power) / g**2).astype(np.float64),
+            noise_var=0.0 if zero else float(noise_v / g**2),
+            noise_var_rx=(0.0 * noise_power_rx if zero else noise_power_rx * (noise_v / noise_power) / g**2).astype(
+                np.float64),
             estimate_error_var=float(err_ls),
             snr_db=float(10 * np.log10(max(snr, 1e-12))),
             cfo_hz=float(cfo * cfg.sample_rate_hz),

@@ -24,6 +24,9 @@ HEADER_MAGIC = 0b1010
 _POLY_PHASES = 64
 HEADER_BITS = 100  # 84 data bits + 16 CRC bits
 SCALE_STEPS_PER_DB = 256.0
+#: the header's TX scale code of a payload that is all zero (no finite scale normalises it): the receiver
+#: returns exact zeros for it (see :meth:`Header.tx_scale`); codes of real scales are -32767..32767
+ZERO_PAYLOAD_CODE = -32768
 
 
 class FrameType(IntEnum):
@@ -201,7 +204,8 @@ class Header:
         n_tx: transmit antennas.
         mode: payload mode.
         link_id: 8-bit link identity.
-        scale_code: the payload TX scale, ``20*log10(scale) * 256`` as int16.
+        scale_code: the payload TX scale, ``20*log10(scale) * 256`` as int16; :data:`ZERO_PAYLOAD_CODE`
+            for a payload of zeros.
     """
 
     frame_type: int
@@ -215,7 +219,9 @@ class Header:
 
     @property
     def tx_scale(self) -> float:
-        """Linear amplitude scale applied to the payload symbols at the transmitter."""
+        """Linear amplitude scale applied to the payload symbols at the transmitter (0.0 for a payload of zeros)."""
+        if self.scale_code == ZERO_PAYLOAD_CODE:
+            return 0.0
         return float(10.0 ** (self.scale_code / SCALE_STEPS_PER_DB / 20.0))
 
     def to_bits(self) -> np.ndarray:
@@ -278,7 +284,7 @@ def scale_code_for(scale: float) -> int:
     if not np.isfinite(scale) or scale <= 0:
         raise ValueError(f"TX scale must be finite and > 0, got {scale}")
     code = int(np.round(20.0 * np.log10(scale) * SCALE_STEPS_PER_DB))
-    if not -32768 <= code <= 32767:
+    if not ZERO_PAYLOAD_CODE < code <= 32767:
         raise ValueError(
             f"TX scale {scale:g} is outside +-128 dB; rescale the symbols (their power is {1/scale**2:g}x the target)"
         )

@@ -65,6 +65,7 @@ class RadioSpec:
         virtual_boards: pluto, virtual: 1 (TX cabled to its own RX) or 2 (board 0 -> board 1).
         virtual_channel: pluto, virtual: the virtual Pluto's channel file (``--channel``).
         timeout_s: zmq: per-burst and control timeout.
+        wait_s: zmq: how long a receive half waits for an armed burst (default ``timeout_s``).
         halves: zmq: ``"both"``, or ``"tx"``/``"rx"``: only that half of the wiring, for a node whose peer
             opens the other (see [Note: transmit and receive halves] in hil.radio.base).
     """
@@ -85,6 +86,7 @@ class RadioSpec:
     virtual_channel: str | Path | None = None
     timeout_s: float = 5.0
     halves: str = "both"
+    wait_s: float | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -192,7 +194,8 @@ def _open_zmq(spec: RadioSpec, stack: contextlib.ExitStack) -> OpenedRadio:
 
         info = control_request(zmq.Context.instance(), spec.endpoint, {"cmd": "info"}, spec.timeout_s)
     tx, rx = default_wiring(info, spec.tx_node, spec.rx_node)
-    radio = stack.enter_context(ZmqRadio(info, tx, rx, timeout_s=spec.timeout_s, halves=spec.halves))
+    radio = stack.enter_context(ZmqRadio(info, tx, rx, timeout_s=spec.timeout_s, halves=spec.halves,
+                                                wait_s=spec.wait_s))
     link = info["links"].get(f"{tx}->{rx}", {})
     uri = info["control"]
     return OpenedRadio(radio, {"backend": "zmq", "uri": uri, "tx_node": tx, "rx_node": rx, "link": link,

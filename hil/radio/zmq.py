@@ -113,6 +113,8 @@ class ZmqRadio(Radio):
         tx_node: the node whose antennas transmit.
         rx_node: the node whose antennas receive (a linked peer of ``tx_node``).
         timeout_s: how long ``transceive``/``rx`` wait for the capture, and the control timeout.
+        wait_s: how long :meth:`receive` waits for the capture of an armed burst (default ``timeout_s``): on a
+            receive half whose transmitter is another process, that process's own work before it sends too.
         context: a ZMQ context to share (default: a new one, terminated by ``close``).
         halves: ``"both"`` (default), ``"tx"`` (only :meth:`transmit`: the receiver is another process) or
             ``"rx"`` (only :meth:`arm_receive`/:meth:`receive`); see [Note: transmit and receive halves] in
@@ -125,14 +127,17 @@ class ZmqRadio(Radio):
     """
 
     def __init__(self, control: str | dict, tx_node: str, rx_node: str, *, timeout_s: float = 5.0,
-                 context: zmq.Context | None = None, halves: str = "both"):
+                 context: zmq.Context | None = None, halves: str = "both", wait_s: float | None = None):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        if wait_s is not None and wait_s <= 0:
+            raise ValueError(f"wait_s must be > 0, got {wait_s}")
         if halves not in HALVES:
             raise ValueError(f"halves must be one of {HALVES}, got {halves!r}")
         self.halves = halves
         self._expect: int | None = None
         self.timeout_s = float(timeout_s)
+        self.wait_s = self.timeout_s if wait_s is None else float(wait_s)
         self._own_ctx = context is None
         self.ctx = context or zmq.Context()
         self._closed = False
@@ -261,8 +266,9 @@ class ZmqRadio(Radio):
                     f"{self.timeout_s:.1f} s (server not reading?)"
                 ) from e
 
-    def _recv_row(self, i: int, deadline: float, expect: int | None) -> np.ndarray:
+    def _recv_row(self, i: int, deadline: float, expect: int | None, window: float | None = None) -> np.ndarray:
         s = self._rx[i]
+        window = self.timeout_s if window is None else window
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not s.poll(max(1, int(left * 1000)), zmq.POLLIN):
@@ -271,12 +277,12 @@ class ZmqRadio(Radio):
                 if readers > 1:
                     raise RadioError(
                         f"no samples from node {self.rx_node!r} antenna {i} at {self.rx_endpoints[i]} within "
-                        f"{self.timeout_s:.1f} s: the stream already has another reader ({readers} clients "
+                        f"{window:.1f} s: the stream already has another reader ({readers} clients "
                         "connected; the server deals the output between them). Close the other client (another "
                         "ZmqRadio, a GNU Radio flowgraph) or give each client its own node")
                 raise RadioTimeout(
                     f"no samples from node {self.rx_node!r} antenna {i} at {self.rx_endpoints[i]} within "
-                    f"{self.timeout_s:.1f} s; is the channel server running and {self.tx_node!r} -> "
+                    f"{window:.1f} s; is the channel server running and {self.tx_node!r} -> "
                     f"{self.rx_node!r} linked?"
                 )
             frame = s.recv(copy=False)
@@ -373,7 +379,7 @@ class ZmqRadio(Radio):
         self._send(x, header)
 
     def receive(self) -> np.ndarray:
-        """Receive half: the capture of the armed burst, complex64 ``(n_rx, m)``, within ``timeout_s``.
+        """Receive half: the capture of the armed burst, complex64 ``(n_rx, m)``, within ``wait_s``.
 
         Raises:
             RadioError: :meth:`arm_receive` was not called first.
@@ -383,8 +389,8 @@ class ZmqRadio(Radio):
         if self._expect is None:
             raise RadioError(f"{self!r}: call arm_receive(n) before receive()")
         m, self._expect = self._expect, None
-        deadline = time.monotonic() + self.timeout_s
-        return np.stack([self._recv_row(i, deadline, m) for i in range(len(self._rx))])
+        deadline = time.monotonic() + self.wait_s
+        return np.stack([self._recv_row(i, deadline, m, self.wait_s) for i in range(len(self._rx))])
 
     def tx(self, samples: np.ndarray) -> None:
         """Stream mode: send a chunk of ``(n_tx, n)`` samples (the server applies the channel continuously)."""
@@ -424,7 +430,8 @@ class ZmqRadio(Radio):
         self._check_open()
         if self._reverse is None or self._reverse._closed:
             self._reverse = ZmqRadio(self.info, self.rx_node, self.tx_node, timeout_s=self.timeout_s,
-                                     context=self.ctx, halves={"tx": "rx", "rx": "tx"}.get(self.halves, "both"))
+                                     context=self.ctx, halves={"tx": "rx", "rx": "tx"}.get(self.halves, "both"),
+                                     wait_s=self.wait_s)
             self._reverse._reverse = self
         return self._reverse
 

@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 #: activation vectors per burst assumed when the caller does not say (the default [train] batch_size)
 DEFAULT_VECTORS_PER_BURST = 64
+#: seconds one end of a split link waits for an armed burst: the other node is asked to send it at the same
+#: time as this one to receive it, so the wait includes that node's work before it sends (on a loaded
+#: machine, seconds); a node that fails is reported by the driver, which does not wait for this
+SPLIT_WAIT_S = 60.0
 
 
 def burst_samples(cfg: OTAConfig, vectors_per_burst: int = DEFAULT_VECTORS_PER_BURST) -> int:
@@ -164,7 +168,7 @@ def open_transport(
                 if spec.kind != "zmq" or spec.endpoint is None:
                     raise ConfigError(f"[ota] transport={cfg.transport!r}: only a zmq link on a running channel "
                                       "server (endpoint=) is opened in halves, one per node")
-                spec = dataclasses.replace(spec, halves=halves)
+                spec = dataclasses.replace(spec, halves=halves, wait_s=SPLIT_WAIT_S)
             try:
                 opened = stack.enter_context(open_radio(spec))
             except BoardMismatch as e:  # say it in the config's terms: which n_tx/n_rx the board can run

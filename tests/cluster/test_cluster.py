@@ -63,6 +63,30 @@ def test_local_and_none_give_bit_identical_weights(ray_local, tmp_path, transpor
         assert "tx half of edge->server" in md and "rx half of edge->server" in md
 
 
+def test_nodes_that_run_on_their_own_equal_the_in_process_run(ray_local, tmp_path, monkeypatch):
+    """Over a split zmq link in reciprocity training each node runs many steps per call (chunks of 3 steps
+    here, so chunks end mid-epoch): 2 epochs of 200 samples (batches 64, 64, 64, 8), 2 micro-batches each
+    (bursts of 32 and of 4 vectors: the receiver arms for each new size itself), an evaluation between the
+    epochs. The weights, the losses and the bursts are those of the in-process run, bit for bit."""
+    import hil.cluster.run as run
+
+    monkeypatch.setattr(run, "CHUNK_STEPS", 3)
+    cfg = small("zmq", epochs=2).replace(data={"limit_train": 200, "limit_test": 64})
+    ref = run_split(cfg, tmp_path / "none", cluster="none", microbatches=2, write=False)
+    calls: list[str] = []
+    real = run.train_steps_on_their_own
+    monkeypatch.setattr(run, "train_steps_on_their_own", lambda *a, **k: calls.append("chunk") or real(*a, **k))
+    got = run_split(cfg, tmp_path / "local", cluster="local", microbatches=2, write=False)
+    assert calls == ["chunk"] * 4  # 2 per epoch: 3 steps, then 1
+    assert got["steps"] == ref["steps"] == 8 and got["frames"] == ref["frames"]
+    assert [h["loss"] for h in got["history"]] == [h["loss"] for h in ref["history"]]
+    assert [h["test_accuracy"] for h in got["history"]] == [h["test_accuracy"] for h in ref["history"]]
+    for node, ws in ref["weights"].items():
+        for k, v in ws.items():
+            assert torch.equal(v, got["weights"][node][k]), f"{node}: {k} differs"
+    assert got["step_seconds"]["n"] == 8 - 2  # intervals between the step ends within each epoch
+
+
 def test_microbatched_pipeline_matches_in_process(ray_local, tmp_path):
     cfg = small("ideal")
     ref = run_split(cfg, tmp_path / "none", cluster="none", max_steps=2, microbatches=4, write=False)
@@ -147,6 +171,38 @@ def test_node_killed_mid_run_stops_it_in_one_line_and_the_run_resumes(ray_local,
     assert "resumed at epoch 1" in said
     assert done["epochs"] == 3 and done["steps"] == 9 and len(done["history"]) == 3
     assert json.loads((tmp_path / "report.json").read_text())["steps"] == 9
+
+
+def test_node_killed_while_the_nodes_run_on_their_own_stops_the_run_in_seconds(ray_local, tmp_path, monkeypatch):
+    """Split zmq link, chunks of 2 steps: the server actor is killed after step 4; the edge is then waiting for
+    an echo that will not come, and the run still stops within seconds with one line naming the server, and
+    resumes."""
+    import threading
+    import time
+
+    import hil.cluster.run as run
+
+    monkeypatch.setattr(run, "CHUNK_STEPS", 2)
+    cfg = small("zmq", epochs=3)  # 3 steps per epoch
+    killer: list[threading.Thread] = []
+    t_kill: list[float] = []
+
+    def kill_after_4(step, cl):
+        if step == 4 and not killer:
+            killer.append(threading.Thread(target=ray.kill, args=(cl.handles["server"].target,)))
+            killer[0].start()
+            killer[0].join()
+            t_kill.append(time.perf_counter())
+
+    with pytest.raises(NodeError) as e:
+        run_split(cfg, tmp_path, cluster="local", on_step=kill_after_4)
+    # the edge's wait for the echo (SPLIT_WAIT_S, 60 s) is not waited out: detection within POLL_S, then at
+    # most CLOSE_WAIT_S (5 s) for the nodes to close; 30 s leaves room for a loaded machine
+    assert time.perf_counter() - t_kill[0] < 30
+    msg = str(e.value)
+    assert "\n" not in msg and "'server'" in msg and "died" in msg, msg
+    done = run_split(cfg, tmp_path, cluster="local")
+    assert done["epochs"] == 3 and done["steps"] == 9
 
 
 def test_run_resumes_from_its_manifest(tmp_path):

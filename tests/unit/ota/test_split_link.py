@@ -59,11 +59,13 @@ def test_split_link_gives_the_one_process_link_burst_for_burst(channel_server):
             tb.arm(2 * B, K)                      # armed for another size (as after a burst of that size)
             tb.arm(B, K)                          # re-armed before the transmitter sends: the same frame expected
             ta.arm(B, K, back=True)               # and the transmitter before the echo comes back
-            rec = lb.receive_forward(la.send_forward(s))
+            la.send_forward(s)                    # the frame carries the scale: nothing else crosses
+            rec = lb.receive_forward()
             return rec.payload, rec.channel_estimate
 
         def back(g):
-            return la.receive_echo(lb.send_echo(g), (B, K))
+            lb.send_echo(g)
+            return la.receive_echo()
 
         def pilot(p, is_back):
             rx, tx = (ta, tb) if is_back else (tb, ta)
@@ -80,3 +82,19 @@ def test_split_link_gives_the_one_process_link_burst_for_burst(channel_server):
     assert len(got) == len(want)
     for w, g in zip(want, got):
         np.testing.assert_array_equal(g, w)
+
+
+def test_a_zero_echo_is_a_burst_that_decodes_to_exact_zeros(channel_server):
+    """The transmitting end waits for the echo whatever the gradient: a zero gradient is sent as a frame whose
+    header says its payload is zero, and comes back as exact zeros (not the noise of an empty payload)."""
+    info = channel_server(two_node_config(CHANNEL, seed=3))
+    with ZmqRadio(info, "edge", "server", halves="tx") as ra, ZmqRadio(info, "edge", "server", halves="rx") as rb:
+        ta, tb = PhyTransport(ra, "zmq"), PhyTransport(rb, "zmq")
+        la, lb = OTALink(ta, "reciprocity"), OTALink(tb, "reciprocity")
+        for g in (np.zeros((B, 2, K), np.complex64), _symbols(5, 2)):
+            ta.arm(B, K, back=True)
+            lb.send_echo(g)
+            got = la.receive_echo()
+            assert got.shape == (B, 2, K)
+            assert (not np.any(got)) == (not np.any(g))
+        assert ta.frames == 2

@@ -185,3 +185,24 @@ def test_noiseless_wire_decodes_with_finite_numbers():
     res = link.transceive(s)
     assert np.isfinite(res.snr_db) and res.snr_db > 100
     assert np.max(np.abs(res.payload - s)) < 1e-2 * np.max(np.abs(s))
+
+
+@pytest.mark.parametrize("mode,n", [("single", 1), ("flat", 2), ("ofdm", 2)])
+@pytest.mark.parametrize("power_norm", ["average", "peak", "fixed"])
+def test_a_payload_of_zeros_says_so_and_decodes_to_exact_zeros(mode, n, power_norm, rng):
+    """A burst whose symbols are all zero has no scale: its header carries ZERO_PAYLOAD_CODE and the receiver
+    returns exact zeros with noise variance 0 (not the noise of an empty payload, divided by a made-up scale);
+    the next burst decodes as usual. 10 dB, CFO 20 kHz, seed 1234."""
+    from hil.phy.waveform import ZERO_PAYLOAD_CODE
+
+    spec = {"n_tx": n, "n_rx": n, "snr_db": 10.0, "cfo_hz": 2e4, "fading": "rayleigh"}
+    link = PhyLink(LoopbackRadio(build_channel(spec, rng)), PhyConfig(n_tx=n, n_rx=n, mode=mode,
+                                                                    power_norm=power_norm))
+    res = link.transceive(np.zeros((4, n, 16), np.complex64))
+    assert res.header.scale_code == ZERO_PAYLOAD_CODE and res.tx_scale == 0.0
+    assert res.payload.shape == (4, n, 16) and not np.any(res.payload)
+    assert res.noise_var == 0.0 and not np.any(res.noise_var_rx)
+    s = gauss_symbols(rng, 4, n, 16)
+    res = link.transceive(s)
+    assert res.header.scale_code != ZERO_PAYLOAD_CODE and res.tx_scale > 0
+    assert np.mean(np.abs(res.payload - _expected(res, s)) ** 2) < 0.5 * np.mean(np.abs(s) ** 2)
