@@ -54,6 +54,9 @@ _BATCH_CHUNK = 4
 #: the coherent statistic's transforms are split this many ways (see _k_stat_fill)
 _STAT_SPLIT = 4
 
+#: the CFO de-rotation is the outer product of tables of this many and N / this many phasors
+_PHASOR_BLOCK = 64
+
 #: matched-filter outputs per tile of :func:`_k_mf` (the accumulators stay in L1)
 _MF_TILE = 128
 
@@ -431,13 +434,19 @@ class FastReceiver(FrameReceiver):
 
     @staticmethod
     def _phasor(f: float, n_ref: float, n: int) -> np.ndarray:
-        # the phase in cycles reduced to [-0.5, 0.5] in float64, then cos/sin in float32 (error < 2e-7)
-        th = f * (np.arange(n) - n_ref)
+        # exp(-2j pi f (i B + j - n_ref)) = row[i] col[j]: two short complex128 tables (phases reduced
+        # to [-0.5, 0.5] cycles in float64), their outer product rounded once to complex64
+        b = _PHASOR_BLOCK
+        rows = -(-n // b)
+        th = f * np.arange(b)
         th -= np.rint(th)
-        th = (th * (-2 * np.pi)).astype(np.float32)
-        out = np.empty(n, np.complex64)
-        out.real, out.imag = np.cos(th), np.sin(th)
-        return out
+        col = np.exp(-2j * np.pi * th)
+        th = f * (np.arange(rows) * float(b) - n_ref)
+        th -= np.rint(th)
+        row = np.exp(-2j * np.pi * th)
+        out = np.empty(rows * b, np.complex64)
+        np.multiply(row[:, None], col[None, :], out=out.reshape(rows, b))
+        return out[:n]
 
     # ------------------------------------------------------------------ matched filter
     def _poly_mf(self, x: np.ndarray, first: int, n: int, taps: np.ndarray) -> np.ndarray:
