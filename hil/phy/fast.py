@@ -315,6 +315,15 @@ class FastReceiver(FrameReceiver):
         if self._nb:
             _warm_up()
 
+    def __getstate__(self) -> dict:  # copy/pickle without the per-thread scratch arrays
+        state = dict(self.__dict__)
+        del state["_tls"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._tls = threading.local()
+
     def _scratch(self, name: str, shape: tuple, dtype) -> np.ndarray:
         """A scratch array of this thread, kept between calls (its contents are not kept)."""
         store = self._tls.__dict__
