@@ -73,6 +73,8 @@ if _nb is not None:
     # reassociation (vectorised sums) and fused multiply-adds only: no assumptions about NaN or inf
     _FM = {"reassoc", "contract", "nsz", "arcp"}
 
+    # (rows are taken as 1-d views before the inner loops: contiguous 1-d loops vectorise)
+
     @_nb.njit(cache=True, fastmath=_FM, nogil=True, boundscheck=False)
     def _k_mf(x, first, n, sps, taps, out):  # pragma: no cover - compiled
         # out[r, m] = sum_j x[r, first + m*sps + j] taps[j] (complex64 x, float64 taps and sums), by
@@ -85,16 +87,17 @@ if _nb is not None:
         ar = np.empty(_MF_TILE)
         ai = np.empty(_MF_TILE)
         for r in range(x.shape[0]):
+            xr = x[r]
+            orow = out[r]
             for mt in range(0, n, _MF_TILE):
                 te = min(_MF_TILE, n - mt)
-                for m in range(te):
-                    ar[m] = 0.0
-                    ai[m] = 0.0
+                ar[:te] = 0.0
+                ai[:te] = 0.0
                 for p in range(min(sps, w)):
                     ni = (w - p + sps - 1) // sps
                     s0 = first + p + sps * mt
                     for k in range(te + ni - 1):
-                        v = x[r, s0 + sps * k]
+                        v = xr[s0 + sps * k]
                         re[k] = v.real
                         im[k] = v.imag
                     for i in range(ni):
@@ -103,20 +106,21 @@ if _nb is not None:
                             ar[m] += t * re[m + i]
                             ai[m] += t * im[m + i]
                 for m in range(te):
-                    out[r, mt + m] = complex(ar[m], ai[m])
+                    orow[mt + m] = complex(ar[m], ai[m])
 
     @_nb.njit(cache=True, fastmath=_FM, nogil=True, boundscheck=False)
     def _k_mf_at(x, start, phase, poly, out):  # pragma: no cover - compiled
         # out[r, m] = sum_k x[r, start[m] + k] poly[phase[m], k]: Pulse.matched_at, one window each
         w = poly.shape[1]
         for r in range(x.shape[0]):
+            xr = x[r]
             for m in range(start.shape[0]):
                 s0 = start[m]
                 taps = poly[phase[m]]
                 ar = 0.0
                 ai = 0.0
                 for k in range(w):
-                    v = x[r, s0 + k]
+                    v = xr[s0 + k]
                     ar += v.real * taps[k]
                     ai += v.imag * taps[k]
                 out[r, m] = complex(ar, ai)
@@ -126,15 +130,17 @@ if _nb is not None:
         # s2[d] = max(sum_{r, n < nw} |x[r, d + n]|^2 / (n_rx nw), 1e-30) by a float64 running sum
         # (the difference of a cumulative sum, as the reference computes it)
         n_rx, n = x.shape
+        p = np.zeros(n)
+        for r in range(n_rx):
+            xr = x[r]
+            for k in range(n):
+                v = xr[k]
+                p[k] += np.float64(v.real * v.real + v.imag * v.imag)
         cs = np.empty(n + 1)
         cs[0] = 0.0
         acc = 0.0
         for k in range(n):
-            p = 0.0
-            for r in range(n_rx):
-                v = x[r, k]
-                p += np.float64(v.real) * v.real + np.float64(v.imag) * v.imag
-            acc += p
+            acc += p[k]
             cs[k + 1] = acc
         scale = 1.0 / (n_rx * nw)
         for d in range(s2.shape[0]):
@@ -144,16 +150,15 @@ if _nb is not None:
     def _k_diff_products(x, lags, y):  # pragma: no cover - compiled
         # y[i, r, k] = x[r, k + lag_i] conj(x[r, k]) for k < N - lag_i, zero up to the FFT length
         n_rx, n = x.shape
-        nf = y.shape[2]
         for i in range(lags.shape[0]):
             lag = lags[i]
             for r in range(n_rx):
+                a = x[r, lag:]
+                b = x[r]
+                o = y[i, r]
                 for k in range(n - lag):
-                    a = x[r, k + lag]
-                    b = x[r, k]
-                    y[i, r, k] = complex(a.real * b.real + a.imag * b.imag, a.imag * b.real - a.real * b.imag)
-                for k in range(n - lag, nf):
-                    y[i, r, k] = 0.0
+                    o[k] = a[k] * b[k].conjugate()
+                o[n - lag:] = 0
 
     @_nb.njit(cache=True, fastmath=_FM, nogil=True, boundscheck=False)
     def _k_spec_mul(yf, vf, out):  # pragma: no cover - compiled
@@ -162,22 +167,25 @@ if _nb is not None:
         n_tx = vf.shape[1]
         for i in range(n_l):
             for r in range(n_rx):
+                a = yf[i, r]
                 for t in range(n_tx):
+                    b = vf[i, t]
+                    o = out[i, r, t]
                     for k in range(nf):
-                        out[i, r, t, k] = yf[i, r, k] * vf[i, t, k]
+                        o[k] = a[k] * b[k]
 
     @_nb.njit(cache=True, fastmath=_FM, nogil=True, boundscheck=False)
     def _k_diff_metric(c, s2, m):  # pragma: no cover - compiled
         # m[d] = sum_{i, r, t} |c[i, r, t, d]|^2 / s2[d]^2 (float64 sums)
         n_l, n_rx, n_tx, _ = c.shape
         d_total = m.shape[0]
-        for d in range(d_total):
-            m[d] = 0.0
+        m[:] = 0.0
         for i in range(n_l):
             for r in range(n_rx):
                 for t in range(n_tx):
+                    row = c[i, r, t]
                     for d in range(d_total):
-                        v = c[i, r, t, d]
+                        v = row[d]
                         m[d] += np.float64(v.real * v.real + v.imag * v.imag)
         for d in range(d_total):
             m[d] /= s2[d] * s2[d]
@@ -204,64 +212,66 @@ if _nb is not None:
         return k
 
     @_nb.njit(cache=True, fastmath=_FM, nogil=True, boundscheck=False)
-    def _k_stat_fill(xf, positions, cr, ci, bf):  # pragma: no cover - compiled
+    def _k_stat_fill(x, positions, cw, buf, s2):  # pragma: no cover - compiled
         # The nfft-point spectrum of x[r, d_p + n] conj(w_t[n]) (n < Nw) split S ways: bin S*m + j is
         # bin m of the L = nfft/S point transform of u_j[n] = sum_q s[n + qL] c_j[n + qL], with
-        # c_j[n] = conj(w_t[n]) exp(-2j pi n j / nfft) (cr, ci: [n_tx, S, Nw], float32) and
-        # L < Nw <= 2L (q = 0, 1). xf: x as float32 [n_rx, 2N]; bf: float32 [n_tx, n_rx, P, S, 2L].
-        n_tx, n_rx, n_p, n_s, l2 = bf.shape
-        ln = l2 // 2
-        nw = cr.shape[2]
-        re = np.empty(nw, np.float32)
-        im = np.empty(nw, np.float32)
-        for r in range(n_rx):
-            for p in range(n_p):
-                d2 = 2 * positions[p]
+        # c_j[n] = conj(w_t[n]) exp(-2j pi n j / nfft) (cw: [n_tx, S, Nw] complex64) and L < Nw <= 2L
+        # (q = 0, 1); buf: [n_tx, n_rx, P, S, L]. s2[p]: the window's mean power per sample (all
+        # antennas, float64 sum), floored at 1e-30.
+        n_tx, n_rx, n_p, n_s, ln = buf.shape
+        nw = cw.shape[2]
+        for p in range(n_p):
+            pw = 0.0
+            for r in range(n_rx):
+                seg = x[r, positions[p]:positions[p] + nw]
                 for k in range(nw):
-                    re[k] = xf[r, d2 + 2 * k]
-                    im[k] = xf[r, d2 + 2 * k + 1]
+                    v = seg[k]
+                    pw += np.float64(v.real * v.real + v.imag * v.imag)
                 for t in range(n_tx):
                     for j in range(n_s):
-                        row = bf[t, r, p, j]
-                        c_r = cr[t, j]
-                        c_i = ci[t, j]
+                        row = buf[t, r, p, j]
+                        c = cw[t, j]
                         for k in range(ln):
-                            row[2 * k] = re[k] * c_r[k] - im[k] * c_i[k]
-                            row[2 * k + 1] = re[k] * c_i[k] + im[k] * c_r[k]
+                            row[k] = seg[k] * c[k]
+                        c2 = c[ln:]
+                        s_2 = seg[ln:]
                         for k in range(nw - ln):
-                            q = k + ln
-                            row[2 * k] += re[q] * c_r[q] - im[q] * c_i[q]
-                            row[2 * k + 1] += re[q] * c_i[q] + im[q] * c_r[q]
+                            row[k] += s_2[k] * c2[k]
+            s2[p] = max(pw / (n_rx * nw), 1e-30)
 
     @_nb.njit(cache=True, fastmath=_FM, nogil=True, boundscheck=False)
-    def _k_stat_max(z, bj, bm, inv_we, s2, best, arg):  # pragma: no cover - compiled
-        # acc[k] = sum_t inv_we[t] sum_r |Z_{t,r,p}(bins[k])|^2 / s2[p], bin k read at z[t, r, p,
-        # bj[k], bm[k]]; best[p], arg[p]: its max and the first k that reaches it (np.argmax)
+    def _k_stat_max(z, runs, order, inv_we, s2, best, arg):  # pragma: no cover - compiled
+        # acc[k] = sum_t inv_we[t] sum_r |Z_{t,r,p}(bins[k])|^2 / s2[p]; best[p], arg[p]: its max
+        # and the first k that reaches it (np.argmax). The searched bins are read as runs (j, m0,
+        # m1, o) of consecutive m in z[t, r, p, j] (e[o + m - m0]); order[k]: where bin k is in e
         n_tx, n_rx, n_p = z.shape[0], z.shape[1], z.shape[2]
-        nb = bj.shape[0]
+        nb = order.shape[0]
         acc = np.empty(nb)
         e = np.empty(nb)
         for p in range(n_p):
-            for k in range(nb):
-                acc[k] = 0.0
+            acc[:] = 0.0
             for t in range(n_tx):
-                for k in range(nb):
-                    e[k] = 0.0
+                e[:] = 0.0
                 for r in range(n_rx):
-                    zz = z[t, r, p]
-                    for k in range(nb):
-                        v = zz[bj[k], bm[k]]
-                        e[k] += np.float64(v.real * v.real + v.imag * v.imag)
+                    for q in range(runs.shape[0]):
+                        row = z[t, r, p, runs[q, 0], runs[q, 1]:runs[q, 2]]
+                        eo = e[runs[q, 3]:]
+                        for m in range(row.shape[0]):
+                            v = row[m]
+                            eo[m] += np.float64(v.real * v.real + v.imag * v.imag)
+                w = inv_we[t]
                 for k in range(nb):
-                    acc[k] += inv_we[t] * e[k]
+                    acc[k] += w * e[k]
+            sp = s2[p]
             a = 0
-            for k in range(nb):
-                acc[k] /= s2[p]
-                if acc[k] > acc[a]:
+            va = acc[order[0]] / sp
+            for k in range(1, nb):
+                v = acc[order[k]] / sp
+                if v > va:
                     a = k
-            best[p] = acc[a]
+                    va = v
+            best[p] = va
             arg[p] = a
-
 
 class _FastPulse(Pulse):
     """:class:`Pulse` whose :meth:`matched_at` (the re-timed payload of a drifting clock) runs in a
@@ -279,6 +289,7 @@ class _FastPulse(Pulse):
         out = np.empty((x.shape[0], len(centres)), np.complex128)
         _k_mf_at(np.ascontiguousarray(x), base - self.half, phase, self._poly, out)
         return out
+
 
 class FastReceiver(FrameReceiver):
     """:class:`FrameReceiver` with vectorised hot paths (see [Note: fast receiver]); same results."""
@@ -305,11 +316,21 @@ class FastReceiver(FrameReceiver):
         ln = self.nfft // n_s
         self._nb_stat = self._nb and self.nfft % n_s == 0 and ln < self.nw <= 2 * ln
         tw = np.exp(-2j * np.pi * np.outer(np.arange(n_s), np.arange(self.nw)) / self.nfft)  # [S, Nw]
-        cw = np.conj(self.templates)[:, None, :] * tw[None]  # [n_tx, S, Nw], complex128
-        self._split_cr = np.ascontiguousarray(cw.real, np.float32)
-        self._split_ci = np.ascontiguousarray(cw.imag, np.float32)
-        self._bins_j = np.asarray(self.bins % n_s, np.int64)
-        self._bins_m = np.asarray(self.bins // n_s, np.int64)
+        self._split_cw = (np.conj(self.templates)[:, None, :] * tw[None]).astype(np.complex64)  # [n_tx, S, Nw]
+        # the searched bins as runs (j, m0, m1, offset) of consecutive m = bin // S with j = bin % S,
+        # and where each bin (in self.bins' order) lands in the runs' concatenation
+        runs, where, o = [], np.empty(len(self.bins), np.int64), 0
+        for j in range(n_s):
+            sel = np.flatnonzero(self.bins % n_s == j)
+            ms = self.bins[sel] // n_s
+            srt = np.argsort(ms)
+            for grp in np.split(srt, np.flatnonzero(np.diff(ms[srt]) != 1) + 1):
+                if len(grp):
+                    runs.append((j, int(ms[grp[0]]), int(ms[grp[-1]]) + 1, o))
+                    where[sel[grp]] = o + np.arange(len(grp))
+                    o += len(grp)
+        self._bin_runs_split = np.array(runs, np.int64).reshape(-1, 4)
+        self._bin_order = where
         self._inv_we = 1.0 / np.asarray(self.w_energy, np.float64)
         self._tls = threading.local()  # per-thread scratch arrays (receive_batch's threads)
         if self._nb:
@@ -414,14 +435,13 @@ class FastReceiver(FrameReceiver):
         if self._nb_stat and x.dtype == np.complex64 and len(pos) and pos.min() >= 0 and pos.max() <= n - nw:
             pos = np.ascontiguousarray(pos, np.int64)
             x = np.ascontiguousarray(x)
-            s2 = self._scratch("stat_s2", (n - nw + 1,), np.float64)
-            _k_window_power(x, nw, s2)
             n_s, ln = _STAT_SPLIT, self.nfft // _STAT_SPLIT
             buf = self._scratch("stat_buf", (n_tx, n_rx, len(pos), n_s, ln), np.complex64)
-            _k_stat_fill(x.view(np.float32), pos, self._split_cr, self._split_ci, buf.view(np.float32))
+            s2 = np.empty(len(pos))
+            _k_stat_fill(x, pos, self._split_cw, buf, s2)
             z = sfft.fft(buf, axis=-1, overwrite_x=True)
             best, arg = np.empty(len(pos)), np.empty(len(pos), np.int64)
-            _k_stat_max(z, self._bins_j, self._bins_m, self._inv_we, s2[pos], best, arg)
+            _k_stat_max(z, self._bin_runs_split, self._bin_order, self._inv_we, s2, best, arg)
             return best, arg
         p = np.sum(np.abs(x) ** 2, axis=0, dtype=np.float64)
         cs = np.concatenate([[0.0], np.cumsum(p)])
@@ -607,8 +627,7 @@ def _warm_up() -> None:
     _k_diff_metric(prod, np.ones(13), np.empty(13))
     _k_pick(np.ones(13), 1, 2, np.empty(1, np.int64))
     buf = np.zeros((1, 1, 1, 2, 2), np.complex64)
-    c = np.ones((1, 2, 3), np.float32)
-    _k_stat_fill(x.view(np.float32), np.zeros(1, np.int64), c, c, buf.view(np.float32))
+    _k_stat_fill(x, np.zeros(1, np.int64), np.ones((1, 2, 3), np.complex64), buf, np.empty(1))
     i0 = np.zeros(1, np.int64)
-    _k_stat_max(buf, i0, i0, np.ones(1), np.ones(1), np.empty(1), np.empty(1, np.int64))
+    _k_stat_max(buf, np.zeros((1, 4), np.int64), i0, np.ones(1), np.ones(1), np.empty(1), i0.copy())
     _warmed = True
