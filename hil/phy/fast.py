@@ -4,29 +4,47 @@
 :class:`FastReceiver` decodes exactly what :class:`FrameReceiver` (the reference) decodes, with the
 same estimators and decisions; only the arithmetic is arranged differently:
 
-- the matched filter is evaluated only at the symbol instants it is needed at, by polyphase: for
-  each of the ``sps`` phases one real 'valid' correlation of the decimated stream (real and
-  imaginary parts of all antennas in one call) with that phase's taps; the early/late pair of the
+- the matched filter is evaluated only at the symbol instants it is needed at, by polyphase (tap
+  ``p + sps*i`` meets the decimated stream ``x[first + p :: sps]``); the early/late pair of the
   timing-drift detector uses one row of the polyphase table per side, since every payload instant
   has the same fractional part;
-- the differential correlator of the candidate search runs all lags and antennas in one forward
-  and one inverse FFT of a size chosen by ``scipy.fft.next_fast_len`` once per capture length
-  (cached), and the strongest peaks are found with a partial sort;
-- the coherent CFO statistic transforms all transmit templates in one FFT call;
+- the differential correlator of the candidate search runs all lags and antennas through one
+  forward and one inverse FFT of a size chosen by ``scipy.fft.next_fast_len`` once per capture
+  length (cached); the strongest separated peaks are picked greedily (the same picks, ties in the
+  reference's order);
+- the coherent CFO statistic needs, per candidate start, antenna and template, only the searched
+  bins (|f| <= max CFO, about a quarter) of an ``nfft``-point spectrum of ``Nw < nfft/2`` samples:
+  bin ``4m + j`` is bin ``m`` of the ``nfft/4``-point transform of
+  ``u_j[n] = sum_q s[n + q nfft/4] c_j[n + q nfft/4]`` (``c_j``: the conjugate template times
+  ``exp(-2j pi n j / nfft)``, precomputed), so it runs as 4x as many transforms of a quarter of
+  the length, without zero padding; the window power comes from the same pass;
 - the phase-tracking correlations are one ``einsum`` instead of a loop over blocks;
-- the CFO de-rotation reduces the phase to [-0.5, 0.5] cycles in float64 and takes cos/sin in
-  float32 (phase error < 2e-7 rad) instead of a complex128 exponential.
+- the CFO de-rotation ``exp(-2j pi f (k - n_ref))`` is the outer product of two tables of ~100
+  phasors (``k = 64 i + j``; phases reduced to [-0.5, 0.5] cycles in float64), rounded once to
+  complex64 (phase error < 1e-7 rad), instead of an exponential over the whole capture.
+
+When numba is importable (and ``HIL_PHY_NUMBA`` is not ``0``) the element-wise work runs in
+numba kernels (``_k_*``: compiled with ``cache=True`` and loaded when the first
+:class:`FastReceiver` is built, never during a receive; ``fastmath`` limited to reassociation and
+contraction, so NaN and inf behave as in numpy): the lag products, spectrum products and metric
+reduction of the candidate search, the candidate picks, the statistic's template products (into
+the transform buffer) and its bin powers and maxima, the polyphase matched filter (vectorised over
+tiles of outputs, float64 sums) and :meth:`Pulse.matched_at` of the drift-corrected payload. They
+work through per-thread scratch arrays (kept between calls: no page faults from fresh large
+allocations) and transform in place. Without numba the numpy path computes the same quantities
+(correlations by ``np.correlate``, the statistic by zero-padded ``nfft``-point transforms); both
+paths are tested against the reference.
 
 The outputs differ from the reference only by float rounding (sums taken in another order, FFTs
-of another length, the float32 de-rotation): tests/unit/phy/test_phy_fast.py checks every field of
-the result against the reference over seeds, SNRs, CFOs, delays, clock offsets, antenna counts and
-frame modes, with the tolerances it states.
+of another length or split, the complex64 de-rotation): tests/unit/phy/test_phy_fast.py checks
+every field of the result against the reference over seeds, SNRs, CFOs, delays, clock offsets,
+antenna counts and frame modes, with the tolerances it states; test_phy_fast_kernels.py checks
+each kernel against the numpy path.
 
 :meth:`FastReceiver.receive_batch` decodes many captures: the candidate search of up to 4 captures
-of one length runs as one stacked transform, and ``workers`` threads may decode captures in
-parallel. Stacking saves Python overhead, not arithmetic (docs/performance.md measured no gain on
-one core); the threads can only help when a second core is free (not measured: on the shared
-benchmark machine none was).
+of one length is one call, and ``workers`` threads may decode captures in parallel (the kernels
+release the GIL, like numpy and scipy.fft). Grouping saves Python overhead, not arithmetic; the
+threads can only help when a second core is free.
 """
 
 from __future__ import annotations
