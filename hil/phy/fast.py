@@ -420,7 +420,7 @@ class FastReceiver(FrameReceiver):
 
     def _pick_candidates(self, m: np.ndarray, n_cand: int, radius: int) -> np.ndarray:
         sep = max(2 * radius + 1, self.nw // 4)
-        if self._nb:
+        if self._nb and not np.isnan(m).any():  # NaN: the reference's sort order (NaN first)
             picks = np.empty(n_cand, np.int64)
             picks = picks[: _k_pick(np.ascontiguousarray(m, np.float64), n_cand, sep, picks)]
             offs = np.arange(-radius, radius + 1)
