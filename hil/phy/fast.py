@@ -23,10 +23,11 @@ same estimators and decisions; only the arithmetic is arranged differently:
   phasors (``k = 64 i + j``; phases reduced to [-0.5, 0.5] cycles in float64), rounded once to
   complex64 (phase error < 1e-7 rad), instead of an exponential over the whole capture.
 
-When numba is importable (and ``HIL_PHY_NUMBA`` is not ``0``) the element-wise work runs in
-numba kernels (``_k_*``: compiled with ``cache=True`` and loaded when the first
-:class:`FastReceiver` is built, never during a receive; ``fastmath`` limited to reassociation and
-contraction, so NaN and inf behave as in numpy): the lag products, spectrum products and metric
+When numba is installed (and ``HIL_PHY_NUMBA`` is not ``0``) the element-wise work runs in
+numba kernels (``_k_*``: numba is imported, and the kernels compiled with ``cache=True`` or loaded
+from that cache, when the first :class:`FastReceiver` of the process is built, not when ``hil.phy``
+is imported and never during a receive; ``fastmath`` limited to reassociation and contraction, so
+NaN and inf behave as in numpy): the lag products, spectrum products and metric
 reduction of the candidate search, the candidate picks, the statistic's template products (into
 the transform buffer) and its bin powers and maxima, the polyphase matched filter (vectorised over
 tiles of outputs, float64 sums) and :meth:`Pulse.matched_at` of the drift-corrected payload. They
@@ -49,6 +50,7 @@ threads can only help when a second core is free.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -61,10 +63,6 @@ from hil.errors import SyncError
 from hil.phy.receiver import FrameReceiver, RxResult
 from hil.phy.waveform import _POLY_PHASES, Pulse, rrc
 
-try:  # numba is optional: without it the numpy path below runs
-    import numba as _nb
-except ImportError:  # pragma: no cover - depends on the environment
-    _nb = None
 
 #: captures per stacked candidate search (a stack of 16 measured slower per capture than stacks of 4)
 _BATCH_CHUNK = 4
@@ -80,216 +78,219 @@ _MF_TILE = 128
 
 
 def available() -> bool:
-    """Whether the numba kernels can run here (numba importable, not disabled by ``HIL_PHY_NUMBA=0``).
+    """Whether the numba kernels can run here (numba installed, not disabled by ``HIL_PHY_NUMBA=0``).
 
     Read when a :class:`FastReceiver` is built; without them it runs the numpy path (same results
-    within float rounding)."""
-    return _nb is not None and os.environ.get("HIL_PHY_NUMBA", "1") != "0"
+    within float rounding). numba itself is imported only then (see :func:`_load_kernels`)."""
+    global _HAVE_NUMBA
+    if _HAVE_NUMBA is None:
+        _HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+    return _HAVE_NUMBA and os.environ.get("HIL_PHY_NUMBA", "1") != "0"
 
 
-if _nb is not None:
-    # reassociation (vectorised sums) and fused multiply-adds only: no assumptions about NaN or inf
-    _FM = {"reassoc", "contract", "nsz", "arcp"}
+_HAVE_NUMBA: bool | None = None
 
-    # (rows are taken as 1-d views before the inner loops: contiguous 1-d loops vectorise)
 
-    @_nb.njit(cache=True, fastmath=_FM, nogil=True, boundscheck=False)
-    def _k_mf(x, first, n, sps, taps, out):  # pragma: no cover - compiled
-        # out[r, m] = sum_j x[r, first + m*sps + j] taps[j] (complex64 x, float64 taps and sums), by
-        # polyphase: phase p of the taps meets the planar copy of x[first + p + sps*k]; per tile of
-        # outputs each tap is one contiguous multiply-add over the tile (vectorised)
-        w = taps.shape[0]
-        ni_max = (w + sps - 1) // sps
-        re = np.empty(_MF_TILE + ni_max)
-        im = np.empty(_MF_TILE + ni_max)
-        ar = np.empty(_MF_TILE)
-        ai = np.empty(_MF_TILE)
-        for r in range(x.shape[0]):
-            xr = x[r]
-            orow = out[r]
-            for mt in range(0, n, _MF_TILE):
-                te = min(_MF_TILE, n - mt)
-                ar[:te] = 0.0
-                ai[:te] = 0.0
-                for p in range(min(sps, w)):
-                    ni = (w - p + sps - 1) // sps
-                    s0 = first + p + sps * mt
-                    for k in range(te + ni - 1):
-                        v = xr[s0 + sps * k]
-                        re[k] = v.real
-                        im[k] = v.imag
-                    for i in range(ni):
-                        t = taps[p + sps * i]
-                        for m in range(te):
-                            ar[m] += t * re[m + i]
-                            ai[m] += t * im[m + i]
-                for m in range(te):
-                    orow[mt + m] = complex(ar[m], ai[m])
+# The kernels: plain functions here, compiled by _load_kernels (numba njit, nogil, cache=True). Rows
+# are taken as 1-d views before the inner loops (contiguous 1-d loops vectorise).
 
-    @_nb.njit(cache=True, fastmath=_FM, nogil=True, boundscheck=False)
-    def _k_mf_at(x, start, phase, poly, out):  # pragma: no cover - compiled
-        # out[r, m] = sum_k x[r, start[m] + k] poly[phase[m], k]: Pulse.matched_at, one window each
-        w = poly.shape[1]
-        for r in range(x.shape[0]):
-            xr = x[r]
-            for m in range(start.shape[0]):
-                s0 = start[m]
-                taps = poly[phase[m]]
-                ar = 0.0
-                ai = 0.0
-                for k in range(w):
-                    v = xr[s0 + k]
-                    ar += v.real * taps[k]
-                    ai += v.imag * taps[k]
-                out[r, m] = complex(ar, ai)
 
-    @_nb.njit(cache=True, fastmath=_FM, nogil=True, boundscheck=False)
-    def _k_window_power(x, nw, s2):  # pragma: no cover - compiled
-        # s2[d] = max(sum_{r, n < nw} |x[r, d + n]|^2 / (n_rx nw), 1e-30) by a float64 running sum
-        # (the difference of a cumulative sum, as the reference computes it)
-        n_rx, n = x.shape
-        p = np.zeros(n)
-        for r in range(n_rx):
-            xr = x[r]
-            for k in range(n):
-                v = xr[k]
-                p[k] += np.float64(v.real * v.real + v.imag * v.imag)
-        cs = np.empty(n + 1)
-        cs[0] = 0.0
-        acc = 0.0
+def _k_mf(x, first, n, sps, taps, out):  # pragma: no cover - compiled
+    # out[r, m] = sum_j x[r, first + m*sps + j] taps[j] (complex64 x, float64 taps and sums), by
+    # polyphase: phase p of the taps meets the planar copy of x[first + p + sps*k]; per tile of
+    # outputs each tap is one contiguous multiply-add over the tile (vectorised)
+    w = taps.shape[0]
+    ni_max = (w + sps - 1) // sps
+    re = np.empty(_MF_TILE + ni_max)
+    im = np.empty(_MF_TILE + ni_max)
+    ar = np.empty(_MF_TILE)
+    ai = np.empty(_MF_TILE)
+    for r in range(x.shape[0]):
+        xr = x[r]
+        orow = out[r]
+        for mt in range(0, n, _MF_TILE):
+            te = min(_MF_TILE, n - mt)
+            ar[:te] = 0.0
+            ai[:te] = 0.0
+            for p in range(min(sps, w)):
+                ni = (w - p + sps - 1) // sps
+                s0 = first + p + sps * mt
+                for k in range(te + ni - 1):
+                    v = xr[s0 + sps * k]
+                    re[k] = v.real
+                    im[k] = v.imag
+                for i in range(ni):
+                    t = taps[p + sps * i]
+                    for m in range(te):
+                        ar[m] += t * re[m + i]
+                        ai[m] += t * im[m + i]
+            for m in range(te):
+                orow[mt + m] = complex(ar[m], ai[m])
+
+
+def _k_mf_at(x, start, phase, poly, out):  # pragma: no cover - compiled
+    # out[r, m] = sum_k x[r, start[m] + k] poly[phase[m], k]: Pulse.matched_at, one window each
+    w = poly.shape[1]
+    for r in range(x.shape[0]):
+        xr = x[r]
+        for m in range(start.shape[0]):
+            s0 = start[m]
+            taps = poly[phase[m]]
+            ar = 0.0
+            ai = 0.0
+            for k in range(w):
+                v = xr[s0 + k]
+                ar += v.real * taps[k]
+                ai += v.imag * taps[k]
+            out[r, m] = complex(ar, ai)
+
+
+def _k_window_power(x, nw, s2):  # pragma: no cover - compiled
+    # s2[d] = max(sum_{r, n < nw} |x[r, d + n]|^2 / (n_rx nw), 1e-30) by a float64 running sum
+    # (the difference of a cumulative sum, as the reference computes it)
+    n_rx, n = x.shape
+    p = np.zeros(n)
+    for r in range(n_rx):
+        xr = x[r]
         for k in range(n):
-            acc += p[k]
-            cs[k + 1] = acc
-        scale = 1.0 / (n_rx * nw)
-        for d in range(s2.shape[0]):
-            s2[d] = max((cs[d + nw] - cs[d]) * scale, 1e-30)
+            v = xr[k]
+            p[k] += np.float64(v.real * v.real + v.imag * v.imag)
+    cs = np.empty(n + 1)
+    cs[0] = 0.0
+    acc = 0.0
+    for k in range(n):
+        acc += p[k]
+        cs[k + 1] = acc
+    scale = 1.0 / (n_rx * nw)
+    for d in range(s2.shape[0]):
+        s2[d] = max((cs[d + nw] - cs[d]) * scale, 1e-30)
 
-    @_nb.njit(cache=True, fastmath=_FM, nogil=True, boundscheck=False)
-    def _k_diff_products(x, lags, y):  # pragma: no cover - compiled
-        # y[i, r, k] = x[r, k + lag_i] conj(x[r, k]) for k < N - lag_i, zero up to the FFT length
-        n_rx, n = x.shape
-        for i in range(lags.shape[0]):
-            lag = lags[i]
-            for r in range(n_rx):
-                a = x[r, lag:]
-                b = x[r]
-                o = y[i, r]
-                for k in range(n - lag):
-                    o[k] = a[k] * b[k].conjugate()
-                o[n - lag:] = 0
 
-    @_nb.njit(cache=True, fastmath=_FM, nogil=True, boundscheck=False)
-    def _k_spec_mul(yf, vf, out):  # pragma: no cover - compiled
-        # out[i, r, t, k] = yf[i, r, k] vf[i, t, k]
-        n_l, n_rx, nf = yf.shape
-        n_tx = vf.shape[1]
-        for i in range(n_l):
-            for r in range(n_rx):
-                a = yf[i, r]
-                for t in range(n_tx):
-                    b = vf[i, t]
-                    o = out[i, r, t]
-                    for k in range(nf):
-                        o[k] = a[k] * b[k]
+def _k_diff_products(x, lags, y):  # pragma: no cover - compiled
+    # y[i, r, k] = x[r, k + lag_i] conj(x[r, k]) for k < N - lag_i, zero up to the FFT length
+    n_rx, n = x.shape
+    for i in range(lags.shape[0]):
+        lag = lags[i]
+        for r in range(n_rx):
+            a = x[r, lag:]
+            b = x[r]
+            o = y[i, r]
+            for k in range(n - lag):
+                o[k] = a[k] * b[k].conjugate()
+            o[n - lag:] = 0
 
-    @_nb.njit(cache=True, fastmath=_FM, nogil=True, boundscheck=False)
-    def _k_diff_metric(c, s2, m):  # pragma: no cover - compiled
-        # m[d] = sum_{i, r, t} |c[i, r, t, d]|^2 / s2[d]^2 (float64 sums)
-        n_l, n_rx, n_tx, _ = c.shape
-        d_total = m.shape[0]
-        m[:] = 0.0
-        for i in range(n_l):
-            for r in range(n_rx):
-                for t in range(n_tx):
-                    row = c[i, r, t]
-                    for d in range(d_total):
-                        v = row[d]
-                        m[d] += np.float64(v.real * v.real + v.imag * v.imag)
-        for d in range(d_total):
-            m[d] /= s2[d] * s2[d]
 
-    @_nb.njit(cache=True, nogil=True, boundscheck=False)
-    def _k_pick(m, n_cand, sep, picks):  # pragma: no cover - compiled
-        # greedy: the largest value, then the largest at >= sep from every pick so far, ...; the
-        # same picks as walking the values in descending order (ties: the highest index first, as
-        # the reference's reversed argsort orders them)
-        n = m.shape[0]
-        used = np.zeros(n, np.bool_)
-        k = 0
-        while k < n_cand:
-            best = -1
-            for d in range(n):
-                if not used[d] and (best < 0 or m[d] >= m[best]):
-                    best = d
-            if best < 0:
-                break
-            picks[k] = best
-            k += 1
-            for d in range(max(best - sep + 1, 0), min(best + sep, n)):
-                used[d] = True
-        return k
-
-    @_nb.njit(cache=True, fastmath=_FM, nogil=True, boundscheck=False)
-    def _k_stat_fill(x, positions, cw, buf, s2):  # pragma: no cover - compiled
-        # The nfft-point spectrum of x[r, d_p + n] conj(w_t[n]) (n < Nw) split S ways: bin S*m + j is
-        # bin m of the L = nfft/S point transform of u_j[n] = sum_q s[n + qL] c_j[n + qL], with
-        # c_j[n] = conj(w_t[n]) exp(-2j pi n j / nfft) (cw: [n_tx, S, Nw] complex64) and L < Nw <= 2L
-        # (q = 0, 1); buf: [n_tx, n_rx, P, S, L]. s2[p]: the window's mean power per sample (all
-        # antennas, float64 sum), floored at 1e-30.
-        n_tx, n_rx, n_p, n_s, ln = buf.shape
-        nw = cw.shape[2]
-        for p in range(n_p):
-            pw = 0.0
-            for r in range(n_rx):
-                seg = x[r, positions[p]:positions[p] + nw]
-                for k in range(nw):
-                    v = seg[k]
-                    pw += np.float64(v.real * v.real + v.imag * v.imag)
-                for t in range(n_tx):
-                    for j in range(n_s):
-                        row = buf[t, r, p, j]
-                        c = cw[t, j]
-                        for k in range(ln):
-                            row[k] = seg[k] * c[k]
-                        c2 = c[ln:]
-                        s_2 = seg[ln:]
-                        for k in range(nw - ln):
-                            row[k] += s_2[k] * c2[k]
-            s2[p] = max(pw / (n_rx * nw), 1e-30)
-
-    @_nb.njit(cache=True, fastmath=_FM, nogil=True, boundscheck=False)
-    def _k_stat_max(z, runs, order, inv_we, s2, best, arg):  # pragma: no cover - compiled
-        # acc[k] = sum_t inv_we[t] sum_r |Z_{t,r,p}(bins[k])|^2 / s2[p]; best[p], arg[p]: its max
-        # and the first k that reaches it (np.argmax). The searched bins are read as runs (j, m0,
-        # m1, o) of consecutive m in z[t, r, p, j] (e[o + m - m0]); order[k]: where bin k is in e
-        n_tx, n_rx, n_p = z.shape[0], z.shape[1], z.shape[2]
-        nb = order.shape[0]
-        acc = np.empty(nb)
-        e = np.empty(nb)
-        for p in range(n_p):
-            acc[:] = 0.0
+def _k_spec_mul(yf, vf, out):  # pragma: no cover - compiled
+    # out[i, r, t, k] = yf[i, r, k] vf[i, t, k]
+    n_l, n_rx, nf = yf.shape
+    n_tx = vf.shape[1]
+    for i in range(n_l):
+        for r in range(n_rx):
+            a = yf[i, r]
             for t in range(n_tx):
-                e[:] = 0.0
-                for r in range(n_rx):
-                    for q in range(runs.shape[0]):
-                        row = z[t, r, p, runs[q, 0], runs[q, 1]:runs[q, 2]]
-                        eo = e[runs[q, 3]:]
-                        for m in range(row.shape[0]):
-                            v = row[m]
-                            eo[m] += np.float64(v.real * v.real + v.imag * v.imag)
-                w = inv_we[t]
-                for k in range(nb):
-                    acc[k] += w * e[k]
-            sp = s2[p]
-            a = 0
-            va = acc[order[0]] / sp
-            for k in range(1, nb):
-                v = acc[order[k]] / sp
-                if v > va:
-                    a = k
-                    va = v
-            best[p] = va
-            arg[p] = a
+                b = vf[i, t]
+                o = out[i, r, t]
+                for k in range(nf):
+                    o[k] = a[k] * b[k]
+
+
+def _k_diff_metric(c, s2, m):  # pragma: no cover - compiled
+    # m[d] = sum_{i, r, t} |c[i, r, t, d]|^2 / s2[d]^2 (float64 sums)
+    n_l, n_rx, n_tx, _ = c.shape
+    d_total = m.shape[0]
+    m[:] = 0.0
+    for i in range(n_l):
+        for r in range(n_rx):
+            for t in range(n_tx):
+                row = c[i, r, t]
+                for d in range(d_total):
+                    v = row[d]
+                    m[d] += np.float64(v.real * v.real + v.imag * v.imag)
+    for d in range(d_total):
+        m[d] /= s2[d] * s2[d]
+
+
+def _k_pick(m, n_cand, sep, picks):  # pragma: no cover - compiled
+    # greedy: the largest value, then the largest at >= sep from every pick so far, ...; the
+    # same picks as walking the values in descending order (ties: the highest index first, as
+    # the reference's reversed argsort orders them)
+    n = m.shape[0]
+    used = np.zeros(n, np.bool_)
+    k = 0
+    while k < n_cand:
+        best = -1
+        for d in range(n):
+            if not used[d] and (best < 0 or m[d] >= m[best]):
+                best = d
+        if best < 0:
+            break
+        picks[k] = best
+        k += 1
+        for d in range(max(best - sep + 1, 0), min(best + sep, n)):
+            used[d] = True
+    return k
+
+
+def _k_stat_fill(x, positions, cw, buf, s2):  # pragma: no cover - compiled
+    # The nfft-point spectrum of x[r, d_p + n] conj(w_t[n]) (n < Nw) split S ways: bin S*m + j is
+    # bin m of the L = nfft/S point transform of u_j[n] = sum_q s[n + qL] c_j[n + qL], with
+    # c_j[n] = conj(w_t[n]) exp(-2j pi n j / nfft) (cw: [n_tx, S, Nw] complex64) and L < Nw <= 2L
+    # (q = 0, 1); buf: [n_tx, n_rx, P, S, L]. s2[p]: the window's mean power per sample (all
+    # antennas, float64 sum), floored at 1e-30.
+    n_tx, n_rx, n_p, n_s, ln = buf.shape
+    nw = cw.shape[2]
+    for p in range(n_p):
+        pw = 0.0
+        for r in range(n_rx):
+            seg = x[r, positions[p]:positions[p] + nw]
+            for k in range(nw):
+                v = seg[k]
+                pw += np.float64(v.real * v.real + v.imag * v.imag)
+            for t in range(n_tx):
+                for j in range(n_s):
+                    row = buf[t, r, p, j]
+                    c = cw[t, j]
+                    for k in range(ln):
+                        row[k] = seg[k] * c[k]
+                    c2 = c[ln:]
+                    s_2 = seg[ln:]
+                    for k in range(nw - ln):
+                        row[k] += s_2[k] * c2[k]
+        s2[p] = max(pw / (n_rx * nw), 1e-30)
+
+
+def _k_stat_max(z, runs, order, inv_we, s2, best, arg):  # pragma: no cover - compiled
+    # acc[k] = sum_t inv_we[t] sum_r |Z_{t,r,p}(bins[k])|^2 / s2[p]; best[p], arg[p]: its max
+    # and the first k that reaches it (np.argmax). The searched bins are read as runs (j, m0,
+    # m1, o) of consecutive m in z[t, r, p, j] (e[o + m - m0]); order[k]: where bin k is in e
+    n_tx, n_rx, n_p = z.shape[0], z.shape[1], z.shape[2]
+    nb = order.shape[0]
+    acc = np.empty(nb)
+    e = np.empty(nb)
+    for p in range(n_p):
+        acc[:] = 0.0
+        for t in range(n_tx):
+            e[:] = 0.0
+            for r in range(n_rx):
+                for q in range(runs.shape[0]):
+                    row = z[t, r, p, runs[q, 0], runs[q, 1]:runs[q, 2]]
+                    eo = e[runs[q, 3]:]
+                    for m in range(row.shape[0]):
+                        v = row[m]
+                        eo[m] += np.float64(v.real * v.real + v.imag * v.imag)
+            w = inv_we[t]
+            for k in range(nb):
+                acc[k] += w * e[k]
+        sp = s2[p]
+        a = 0
+        va = acc[order[0]] / sp
+        for k in range(1, nb):
+            v = acc[order[k]] / sp
+            if v > va:
+                a = k
+                va = v
+        best[p] = va
+        arg[p] = a
 
 class _FastPulse(Pulse):
     """:class:`Pulse` whose :meth:`matched_at` (the re-timed payload of a drifting clock) runs in a
@@ -297,7 +298,7 @@ class _FastPulse(Pulse):
 
     def matched_at(self, x: np.ndarray, centres: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
-        if x.ndim != 2 or x.dtype != np.complex64:
+        if x.ndim != 2 or x.dtype != np.complex64 or not _kernels_loaded:
             return super().matched_at(x, centres)
         centres = np.asarray(centres, np.float64)
         base = np.floor(centres).astype(np.int64)
@@ -324,7 +325,7 @@ class FastReceiver(FrameReceiver):
         # self.bins as runs of consecutive FFT bins, in order
         br = np.split(self.bins, np.flatnonzero(np.diff(self.bins) != 1) + 1)
         self._bin_runs = [(int(r[0]), int(r[-1]) + 1) for r in br if len(r)]
-        self._nb = available()
+        self._nb = available() and _load_kernels()
         if self._nb:
             self.pulse = _FastPulse(cfg)
         self._lags = np.asarray(self._diff_lags, np.int64)
@@ -351,8 +352,6 @@ class FastReceiver(FrameReceiver):
         self._bin_order = where
         self._inv_we = 1.0 / np.asarray(self.w_energy, np.float64)
         self._tls = threading.local()  # per-thread scratch arrays (receive_batch's threads)
-        if self._nb:
-            _warm_up()
 
     def __getstate__(self) -> dict:  # copy/pickle without the per-thread scratch arrays
         state = dict(self.__dict__)
@@ -362,6 +361,9 @@ class FastReceiver(FrameReceiver):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._tls = threading.local()
+        if self._nb:  # unpickled in another process: the kernels of this one
+            self._nb = _load_kernels()
+            self._nb_stat = self._nb_stat and self._nb
 
     def _scratch(self, name: str, shape: tuple, dtype) -> np.ndarray:
         """A scratch array of this thread, kept between calls (its contents are not kept)."""
@@ -626,26 +628,46 @@ class FastReceiver(FrameReceiver):
         return out
 
 
-_warmed = False
+#: the kernels, compiled by _load_kernels; all but _k_pick (comparisons only) with _FASTMATH
+_KERNELS = ("_k_mf", "_k_mf_at", "_k_window_power", "_k_diff_products", "_k_spec_mul", "_k_diff_metric",
+            "_k_pick", "_k_stat_fill", "_k_stat_max")
+#: reassociation (vectorised sums) and fused multiply-adds only: no assumptions about NaN or inf
+_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+_kernels_lock = threading.Lock()
+_kernels_loaded = False
 
 
-def _warm_up() -> None:
-    """Compile the kernels (or load them from numba's cache) once per process, not on a first burst."""
-    global _warmed
-    if _warmed or not available():
-        return
-    x = np.ones((1, 16), np.complex64)
-    _k_mf(x, 0, 2, 2, np.ones(4), np.empty((1, 2), np.complex128))
-    _k_window_power(x, 4, np.empty(13))
-    _k_mf_at(x, np.zeros(2, np.int64), np.zeros(2, np.int64), np.ones((2, 4)), np.empty((1, 2), np.complex128))
-    y = np.empty((1, 1, 16), np.complex64)
-    _k_diff_products(x, np.ones(1, np.int64), y)
-    prod = np.empty((1, 1, 1, 16), np.complex64)
-    _k_spec_mul(y, y, prod)
-    _k_diff_metric(prod, np.ones(13), np.empty(13))
-    _k_pick(np.ones(13), 1, 2, np.empty(1, np.int64))
-    buf = np.zeros((1, 1, 1, 2, 2), np.complex64)
-    _k_stat_fill(x, np.zeros(1, np.int64), np.ones((1, 2, 3), np.complex64), buf, np.empty(1))
-    i0 = np.zeros(1, np.int64)
-    _k_stat_max(buf, np.zeros((1, 4), np.int64), i0, np.ones(1), np.ones(1), np.empty(1), i0.copy())
-    _warmed = True
+def _load_kernels() -> bool:
+    """Import numba and compile the kernels (or load them from numba's cache) once per process, when
+    the first :class:`FastReceiver` is built, not on a first burst; each is called once here with the
+    argument types the receiver uses, so no call compiles. False when numba cannot be imported."""
+    global _kernels_loaded, _HAVE_NUMBA
+    with _kernels_lock:
+        if _kernels_loaded:
+            return True
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - depends on the environment
+            _HAVE_NUMBA = False
+            return False
+
+        g = globals()
+        for name in _KERNELS:
+            fm = _FASTMATH if name != "_k_pick" else False
+            g[name] = numba.njit(cache=True, fastmath=fm, nogil=True, boundscheck=False)(g[name])
+        x = np.ones((1, 16), np.complex64)
+        _k_mf(x, 0, 2, 2, np.ones(4), np.empty((1, 2), np.complex128))
+        _k_mf_at(x, np.zeros(2, np.int64), np.zeros(2, np.int64), np.ones((2, 4)), np.empty((1, 2), np.complex128))
+        _k_window_power(x, 4, np.empty(13))
+        y = np.empty((1, 1, 16), np.complex64)
+        _k_diff_products(x, np.ones(1, np.int64), y)
+        prod = np.empty((1, 1, 1, 16), np.complex64)
+        _k_spec_mul(y, y, prod)
+        _k_diff_metric(prod, np.ones(13), np.empty(13))
+        _k_pick(np.ones(13), 1, 2, np.empty(1, np.int64))
+        buf = np.zeros((1, 1, 1, 2, 2), np.complex64)
+        _k_stat_fill(x, np.zeros(1, np.int64), np.ones((1, 2, 3), np.complex64), buf, np.empty(1))
+        i0 = np.zeros(1, np.int64)
+        _k_stat_max(buf, np.zeros((1, 4), np.int64), i0, np.ones(1), np.ones(1), np.empty(1), i0.copy())
+        _kernels_loaded = True
+        return True
