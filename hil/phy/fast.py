@@ -231,6 +231,25 @@ def _k_pick(m, n_cand, sep, picks):  # pragma: no cover - compiled
     return k
 
 
+def _k_grid(base, offset, sps, n_phases):  # pragma: no cover - compiled
+    # (True, first sample, polyphase row) when the instants base[m] + offset all share one polyphase
+    # row (rint((c - floor(c)) * n_phases)) and their floors step by sps exactly, else (False, 0, 0)
+    n = base.shape[0]
+    if n < 2:
+        return False, 0, 0
+    c = base[0] + offset
+    b0 = np.floor(c)
+    ph0 = np.rint((c - b0) * n_phases)
+    prev = b0
+    for m in range(1, n):
+        c = base[m] + offset
+        b = np.floor(c)
+        if b - prev != sps or np.rint((c - b) * n_phases) != ph0:
+            return False, 0, 0
+        prev = b
+    return True, int(b0), int(ph0)
+
+
 def _k_stat_fill(x, positions, cw, buf, s2):  # pragma: no cover - compiled
     # The nfft-point spectrum of x[r, d_p + n] conj(w_t[n]) (n < Nw) split S ways: bin S*m + j is
     # bin m of the L = nfft/S point transform of u_j[n] = sum_q s[n + qL] c_j[n + qL], with
@@ -550,6 +569,14 @@ class FastReceiver(FrameReceiver):
         # Pulse.matched_at's table per side; any other spacing falls back to the reference
         sps, half = self.cfg.sps, self.pulse.half
         out = []
+        if self._nb:
+            base = np.ascontiguousarray(base, np.float64)
+            for off in (-0.5, 0.5):
+                ok, b0, ph0 = _k_grid(base, off, sps, _POLY_PHASES)
+                if not ok:
+                    return super()._early_late(xc, base)
+                out.append(self._poly_mf(xc, b0 - half, len(base), self.pulse._poly[ph0]))
+            return out[0], out[1]
         for c in (base - 0.5, base + 0.5):
             b = np.floor(c).astype(int)
             ph = np.rint((c - b) * _POLY_PHASES).astype(int)
@@ -628,9 +655,9 @@ class FastReceiver(FrameReceiver):
         return out
 
 
-#: the kernels, compiled by _load_kernels; all but _k_pick (comparisons only) with _FASTMATH
+#: the kernels, compiled by _load_kernels; all but _k_pick and _k_grid (comparisons) with _FASTMATH
 _KERNELS = ("_k_mf", "_k_mf_at", "_k_window_power", "_k_diff_products", "_k_spec_mul", "_k_diff_metric",
-            "_k_pick", "_k_stat_fill", "_k_stat_max")
+            "_k_pick", "_k_grid", "_k_stat_fill", "_k_stat_max")
 #: reassociation (vectorised sums) and fused multiply-adds only: no assumptions about NaN or inf
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 _kernels_lock = threading.Lock()
@@ -653,7 +680,7 @@ def _load_kernels() -> bool:
 
         g = globals()
         for name in _KERNELS:
-            fm = _FASTMATH if name != "_k_pick" else False
+            fm = _FASTMATH if name not in ("_k_pick", "_k_grid") else False
             g[name] = numba.njit(cache=True, fastmath=fm, nogil=True, boundscheck=False)(g[name])
         x = np.ones((1, 16), np.complex64)
         _k_mf(x, 0, 2, 2, np.ones(4), np.empty((1, 2), np.complex128))
@@ -665,6 +692,7 @@ def _load_kernels() -> bool:
         _k_spec_mul(y, y, prod)
         _k_diff_metric(prod, np.ones(13), np.empty(13))
         _k_pick(np.ones(13), 1, 2, np.empty(1, np.int64))
+        _k_grid(np.arange(3.0), 0.5, 2, 64)
         buf = np.zeros((1, 1, 1, 2, 2), np.complex64)
         _k_stat_fill(x, np.zeros(1, np.int64), np.ones((1, 2, 3), np.complex64), buf, np.empty(1))
         i0 = np.zeros(1, np.int64)
