@@ -60,7 +60,6 @@ import math
 import os
 import queue
 import secrets
-import struct
 import sys
 import threading
 import time
@@ -597,62 +596,104 @@ class _Worker(threading.Thread):
 _MAX_SHM_SESSIONS = 8
 
 
-class _ShmSession(threading.Thread):
+class _ShmSession:
     """One shared-memory session of a link direction (see [Note: shared-memory data plane] in hil.radio.shm).
 
-    Each doorbell ``(j, n)`` names input slot ``j`` holding ``[n_in, n]`` packed samples; the slot is
-    validated as a TCP message is (NaN/Inf rejected, huge values saturated in place), the model runs
-    from it into output slot ``j`` (packed ``[n_out, n]``) and the doorbell answers ``(j, n)``, or
-    ``(j, -1)`` for a rejected chunk. Counters and model times go to the same stats as the TCP path.
+    Stream-mode source (*chunks*): a thread of its own takes each doorbell ``(j, n, _, _)``: input slot
+    ``j`` holds ``[n_in, n]`` packed samples; the slot is validated as a TCP message is (NaN/Inf
+    rejected, huge values saturated in place), the model runs from it into output slot ``j`` (packed
+    ``[n_out, n]``) and the doorbell answers ``(j, n, 0, 0)``, or ``(j, -1, 0, 0)`` for a rejected chunk.
+
+    Burst-mode source (*bursts*): the server's loop polls the doorbell with its sockets and takes
+    each burst as it takes one over TCP (:meth:`ChannelServer._shm_burst`). Counters and model times
+    go to the same stats as the TCP path.
     """
 
     def __init__(self, server: "ChannelServer", d: _Direction, slot_samples: int, slots: int):
-        super().__init__(name=f"chsrv-shm-{d.name}", daemon=True)
-        from hil.radio.shm import SHM_PREFIX, ShmRing
+        from hil.radio.shm import SHM_PREFIX, Doorbell, ShmRing
 
         self.server, self.d = server, d
+        self.mode = "chunk" if server.nodes[d.src].cfg.mode == "stream" else "burst"
         self.id = f"{os.getpid()}-{secrets.token_hex(6)}"
         self.inp = ShmRing.create(f"{SHM_PREFIX}{self.id}-in", slots, d.model.n_in, slot_samples)
+        self.out = self.bell = None
         try:
             self.out = ShmRing.create(f"{SHM_PREFIX}{self.id}-out", slots, d.model.n_out, slot_samples)
+            self.bell = Doorbell(f"{SHM_PREFIX}{self.id}-db")
         except Exception:
-            self.inp.close()
+            self._close_rings()
             raise
-        self.sock = server.ctx.socket(zmq.PAIR)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.MAXMSGSIZE, 64)
-        self.sock.bind("tcp://127.0.0.1:*")
-        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._halt = False
+        self._thread = None
+        if self.mode == "chunk":
+            self._thread = threading.Thread(target=self._serve_chunks, name=f"chsrv-shm-{d.name}", daemon=True)
+            self._thread.start()
+
+    def _close_rings(self) -> None:
+        for r in (self.bell, self.inp, self.out):
+            if r is not None:
+                r.close()
 
     def stop(self) -> None:
         self._halt = True
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join(timeout=2.0)
-        if not self.is_alive():
-            self.sock.close(0)
-            self.inp.close()
-            self.out.close()
+        th = self._thread
+        if th is not None and th.is_alive() and threading.current_thread() is not th:
+            th.join(timeout=2.0)
+        if th is None or not th.is_alive():
+            self._close_rings()
 
-    def run(self) -> None:
+    def _serve_chunks(self) -> None:
         from hil.radio.shm import DOORBELL
 
         srv, d = self.server, self.d
         src, dst = srv.nodes[d.src], srv.nodes[d.dst]
+        sock = self.bell.sock
+        sock.settimeout(_POLL_MS / 1000)
+        while not self._halt:
+            try:
+                data, addr = sock.recvfrom(64)
+            except (TimeoutError, BlockingIOError, InterruptedError):
+                continue
+            except OSError:  # closed while stopping
+                return
+            if len(data) != DOORBELL.size:
+                self._malformed(len(data), src)
+                continue
+            j, n, _, _ = DOORBELL.unpack(data)
+            ok = self._chunk(j, n, src, dst)
+            self._answer(j, n if ok else -1, addr)
+
+    def serve_bursts(self) -> None:
+        """Take the bursts waiting on the doorbell (the server's loop, when it polls readable)."""
+        src = self.server.nodes[self.d.src]
+        for _ in range(_DRAIN_PER_TURN):
+            got = self.bell.take()
+            if got is None:
+                return
+            bell, addr, size = got
+            if bell is None:
+                self._malformed(size, src)
+                continue
+            j, n, capture, seq = bell
+            try:
+                m = self.server._shm_burst(self, j, n, capture, seq)
+            except Exception as e:  # noqa: BLE001 - [Note: per-message guard]
+                log.exception("shm %s slot %d: burst not handled", self.d.name, j)
+                self.server._reject(R_INTERNAL, f"shm {self.d.name} slot {j}: {type(e).__name__}: {e}", src)
+                m = -1
+            self._answer(j, m, addr, seq)
+
+    def _malformed(self, size: int, src: _NodeRt) -> None:
+        from hil.radio.shm import DOORBELL
+
+        self.server._reject(R_BAD_HEADER, f"shm {self.d.name}: doorbell of {size} bytes, expected "
+                                          f"{DOORBELL.size}; not answered", src)
+
+    def _answer(self, j: int, m: int, addr: Any, seq: int = 0) -> None:
         try:
-            while not self._halt:
-                if not self.sock.poll(_POLL_MS):
-                    continue
-                msg = self.sock.recv()
-                try:
-                    j, n = DOORBELL.unpack(msg)
-                except struct.error:
-                    srv._reject(R_BAD_HEADER, f"shm {d.name}: doorbell of {len(msg)} bytes, expected 16", src)
-                    continue
-                ok = self._chunk(j, n, src, dst)
-                self.sock.send(DOORBELL.pack(j, n if ok else -1))
-        except zmq.ZMQError:  # context terminated while stopping
-            return
+            self.bell.ring(j, m, 0, seq, to=addr)
+        except OSError as e:  # the client's doorbell is gone (it closed or died): nobody to answer
+            log.info("shm %s: the client's doorbell is gone (%s); answer dropped", self.d.name, e)
 
     def _chunk(self, j: int, n: int, src: _NodeRt, dst: _NodeRt) -> bool:
         srv, d = self.server, self.d
@@ -974,6 +1015,10 @@ class ChannelServer:
                             self._take_request(rt, ant, sock)
                         elif ev & zmq.POLLOUT:
                             self._flush(rt)
+                    else:  # a burst session's doorbell (one closed this turn is skipped)
+                        sess = next((x for x in self._shm.values() if x.mode == "burst" and x.bell.fileno() == sock), None)
+                        if sess is not None:
+                            sess.serve_bursts()
                 self._collect()
                 self._expire()
         finally:
@@ -1003,6 +1048,9 @@ class ChannelServer:
                     want[s] = zmq.POLLIN
             elif rt.out:
                 want[rt.rx_socks[rt.out[0].next_antenna]] = zmq.POLLOUT
+        for sess in self._shm.values():
+            if sess.mode == "burst":
+                want[sess.bell.fileno()] = zmq.POLLIN  # the poller answers a native socket by its fd
         return want
 
     def _drain(self, rt: _NodeRt, ant: int, sock: zmq.Socket) -> None:
@@ -1336,25 +1384,81 @@ class ChannelServer:
         rt.c["bursts_in"] += 1
         self.totals["bursts_in"] += 1
         for d in self._targets(rt, header):
-            total = d.lead + d.jitter + n + d.trail
-            if header.get("rx_samples", 0) > max_capture_samples(n, d.lead, d.jitter, d.trail):
-                self._reject(R_TOO_LARGE, f"node {rt.cfg.name!r}: rx_samples {header['rx_samples']} for a "
-                                          f"{n}-sample burst on {d.name}; at most lead + jitter + n + trail + "
-                                          f"{MAX_EXTRA_RX_SAMPLES} = {max_capture_samples(n, d.lead, d.jitter, d.trail)}", rt)
-                continue
-            total = max(total, header.get("rx_samples", 0))
-            start = d.lead + (int(self._jitter_rng.integers(0, d.jitter + 1)) if d.jitter else 0)
-            if total == n and start == 0 and len(xs) == 1:
-                block = xs[0][None, :]
-            else:
-                block = np.zeros((len(xs), total), np.complex64)  # [n_tx, total]
-                for i, x in enumerate(xs):
-                    block[i, start:start + n] = x
-            ev = {"type": "burst", "link": d.name, "src": d.src, "dst": d.dst, "tx_seq": header.get("seq"),
-                  "tx_samples": n, "rx_samples": total}
-            if self.cfg.test_mode:
-                ev["start"] = start
-            self._submit(d, block, ev)  # [n_tx, total] -> [n_rx, total]
+            got = self._burst_block(rt, d, xs, n, header.get("rx_samples", 0), header.get("seq"))
+            if got is not None:
+                self._submit(d, *got)  # [n_tx, total] -> [n_rx, total]
+
+    def _burst_block(self, rt: _NodeRt, d: _Direction, xs, n: int, rx_samples: int,
+                     seq: Any = None) -> tuple[np.ndarray, dict] | None:
+        """The padded block ``[n_tx, total]`` of one burst (rows ``xs``, ``n`` samples each) on ``d``, with
+        its event; None when ``rx_samples`` asks for too long a capture (rejected and counted). Draws the
+        burst's start (the lead jitter): the TCP and shared-memory paths take a burst through here alike."""
+        if rx_samples > max_capture_samples(n, d.lead, d.jitter, d.trail):
+            self._reject(R_TOO_LARGE, f"node {rt.cfg.name!r}: rx_samples {rx_samples} for a "
+                                      f"{n}-sample burst on {d.name}; at most lead + jitter + n + trail + "
+                                      f"{MAX_EXTRA_RX_SAMPLES} = {max_capture_samples(n, d.lead, d.jitter, d.trail)}", rt)
+            return None
+        total = max(d.lead + d.jitter + n + d.trail, rx_samples)
+        start = d.lead + (int(self._jitter_rng.integers(0, d.jitter + 1)) if d.jitter else 0)
+        if total == n and start == 0 and len(xs) == 1:
+            block = xs[0][None, :]
+        else:
+            block = np.zeros((len(xs), total), np.complex64)  # [n_tx, total]
+            for i, x in enumerate(xs):
+                block[i, start:start + n] = x
+        ev = {"type": "burst", "link": d.name, "src": d.src, "dst": d.dst, "tx_seq": seq,
+              "tx_samples": n, "rx_samples": total}
+        if self.cfg.test_mode:
+            ev["start"] = start
+        return block, ev
+
+    def _shm_burst(self, sess: "_ShmSession", j: int, n: int, capture: int, seq: int) -> int:
+        """One burst of a shared-memory session: input slot ``j`` (``[n_tx, n]``) through the link as a TCP
+        burst goes (see [Note: shared-memory data plane] in hil.radio.shm), its capture into output slot
+        ``j``. Returns the capture length, or -1 when the burst was rejected (counted)."""
+        d = sess.d
+        rt = self.nodes[d.src]
+        where = f"shm {d.name} slot {j}"
+        rt.c["messages_in"] += 1
+        self.totals["messages_in"] += 1
+        if not (0 <= j < sess.inp.slots and 0 < n <= sess.inp.slot_samples) or capture < 0:
+            self._reject(R_TOO_LARGE, f"{where}: slot must be in [0, {sess.inp.slots}), samples in "
+                                      f"[1, {sess.inp.slot_samples}] and capture >= 0, got ({j}, {n}, {capture})", rt)
+            return -1
+        m = max(d.lead + d.jitter + n + d.trail, capture)
+        if m > sess.out.slot_samples and capture <= max_capture_samples(n, d.lead, d.jitter, d.trail):
+            self._reject(R_TOO_LARGE, f"{where}: the capture of a {n}-sample burst is {m} samples, more than "
+                                      f"a slot's {sess.out.slot_samples}; open the session with larger slots", rt)
+            return -1
+        x = sess.inp.packed(j, n).copy()  # ours: the client may write its slot again
+        f = x.reshape(-1).view(np.float32)
+        bad, over = screen_samples(f)
+        if bad:
+            self._reject(R_NON_FINITE, f"{where}: {bad} NaN/Inf value(s) in {n} samples x {x.shape[0]} antennas", rt)
+            return -1
+        if over:  # [Note: saturation]
+            lim = np.float32(INPUT_FULL_SCALE_LIMIT)
+            np.clip(f, -lim, lim, out=f)
+            rt.c["saturated"] += 1
+            self.totals["saturated"] += 1
+            log.warning("%s: samples beyond +-%g saturated (a front end clips too)", where, lim)
+        rt.c["samples_in"] += x.size
+        self.totals["samples_in"] += x.size
+        rt.c["bursts_in"] += 1
+        self.totals["bursts_in"] += 1
+        got = self._burst_block(rt, d, x, n, capture, seq)
+        if got is None:
+            return -1
+        block, ev = got
+        y, st = self._compute(d, block)
+        if y is None:
+            return -1
+        sess.out.packed(j, m)[...] = y
+        d.bursts += 1
+        if st is not None:
+            d.last_state = st
+        self._delivered(self.nodes[d.dst], m, ev)
+        return m
 
     def _process_stream(self, rt: _NodeRt) -> None:
         m = min(rt.stream_avail)
@@ -1423,17 +1527,17 @@ class ChannelServer:
                 o.next_antenna += 1
             rt.out.popleft()
             rt.out_bytes -= sum(r.nbytes for r in o.rows)
-            self._delivered(rt, o)
+            self._delivered(rt, o.rows[0].size, o.event)
 
-    def _delivered(self, rt: _NodeRt, o: _Out) -> None:
-        n = o.rows[0].size
+    def _delivered(self, rt: _NodeRt, n: int, event: dict) -> None:
+        """Count an output of ``n`` samples per antenna delivered to node ``rt`` and publish its event."""
         rt.c["samples_out"] += n
         rt.c["bursts_out"] += 1
         rt.c["seq"] += 1
         self.totals["samples_out"] += n
         self.totals["bursts_out"] += 1
         self.totals["seq"] += 1
-        ev = dict(o.event, seq=self.totals["seq"], node_seq=rt.c["seq"], t=time.time())
+        ev = dict(event, seq=self.totals["seq"], node_seq=rt.c["seq"], t=time.time())
         d = self.nodes[ev["src"]].directions[ev["dst"]]
         d.last_event = ev
         try:
@@ -1528,8 +1632,11 @@ class ChannelServer:
         if src not in self.nodes or dst not in self.nodes[src].directions:
             return {"ok": False, "error": f"no link {src!r:.64} -> {dst!r:.64}; links are "
                                           f"{sorted(d.name for rt in self.nodes.values() for d in rt.directions.values())}"}
-        if self.nodes[src].cfg.mode != "stream":
-            return {"ok": False, "error": f"node {src!r} is in burst mode; shared memory serves stream-mode nodes"}
+        from hil.radio.shm import AVAILABLE
+
+        if not AVAILABLE:
+            return {"ok": False, "error": f"the shared-memory data plane needs Linux (this is {sys.platform}); "
+                                          "use the TCP streams"}
         slot, slots = req.get("slot_samples"), req.get("slots", 4)
         max_slot = self.cfg.max_message_bytes // 8
         for k, v, hi in (("slot_samples", slot, max_slot), ("slots", slots, 64)):
@@ -1543,9 +1650,8 @@ class ChannelServer:
         except (ValueError, OSError) as e:
             return {"ok": False, "error": f"shm_open: cannot create the rings: {e}"}
         self._shm[sess.id] = sess
-        sess.start()
-        return {"ok": True, "session": sess.id, "input": sess.inp.shm.name, "output": sess.out.shm.name,
-                "doorbell": sess.endpoint, "slots": slots, "slot_samples": slot,
+        return {"ok": True, "session": sess.id, "mode": sess.mode, "input": sess.inp.shm.name,
+                "output": sess.out.shm.name, "doorbell": sess.bell.name, "slots": slots, "slot_samples": slot,
                 "n_in": d.model.n_in, "n_out": d.model.n_out}
 
     def _handle_control(self) -> None:

@@ -15,6 +15,24 @@ after a timeout the radio asks the server how many readers the stream has and, i
 is reading it, says so instead of a bare timeout. After a timeout the radio drops its data sockets and reconnects, so nothing stale is read later;
 ZMQ reconnects by itself after a server restart on the same endpoints.
 
+[Note: the same-host data plane]
+A burst of a radio with both halves in one process (``halves="both"``) on the server's host goes
+through shared memory instead of the TCP streams (``data_plane="auto"``, the default; see [Note:
+shared-memory data plane] in hil.radio.shm): the first burst opens a session for the wiring (two
+slots, each as long as the longest capture so far), ``transmit`` copies the burst into a slot and
+rings the doorbell, ``receive`` waits for the doorbell's answer and copies the capture out of the
+slot. The server takes the burst as it takes one over TCP, so the capture is the same, bit for
+bit. A server that refuses (another host, not Linux, too many sessions) leaves the radio on TCP
+(logged once); ``data_plane="tcp"`` always uses TCP and ``"shm"`` raises instead of falling back.
+
+[Note: busy wait]
+Waiting for a capture, the radio polls without sleeping for up to ``busy_wait_s`` (default
+:data:`BUSY_WAIT_S`) before it blocks: a thread that sleeps gives its core away, and on a virtual
+machine a core that idles for a millisecond comes back slowly and with cold caches (measured on a
+2-core VM: a 2 ms sleep before decoding a burst made the decode 1.6x slower). The server's round
+trip for a training burst is 1-2 ms, so the wait costs up to that much CPU time, which is time
+this process would spend waiting anyway. ``busy_wait_s=0`` sleeps at once.
+
 [Note: endpoints a client binds]
 Where the server connects (``tx_role``/``rx_role`` "connect"), the client binds the endpoint the
 server names. Binding an ``ipc://`` path unlinks an existing file of that name first (libzmq), and
@@ -43,6 +61,12 @@ log = logging.getLogger(__name__)
 
 #: Which halves of a wiring a ZmqRadio opens (see [Note: transmit and receive halves] in hil.radio.base).
 HALVES = ("both", "tx", "rx")
+#: Data planes of a burst (see [Note: the same-host data plane]).
+DATA_PLANES = ("auto", "tcp", "shm")
+#: Default busy wait for a capture, seconds (see [Note: busy wait]).
+BUSY_WAIT_S = 0.005
+#: Smallest shared-memory slot a radio asks for (samples per antenna).
+_SHM_MIN_SLOT = 1 << 14
 
 
 def control_request(ctx: zmq.Context, endpoint: str, req: dict, timeout_s: float, retries: int = 1) -> dict:
@@ -120,6 +144,9 @@ class ZmqRadio(Radio):
             ``"rx"`` (only :meth:`arm_receive`/:meth:`receive`); see [Note: transmit and receive halves] in
             hil.radio.base. A transmit-only radio never reads ``rx_node``'s streams, so it does not take
             captures from the process that receives them.
+        data_plane: ``"auto"`` (default: shared memory on the server's host, else TCP), ``"tcp"`` or ``"shm"``
+            (see [Note: the same-host data plane]).
+        busy_wait_s: how long a wait for a capture polls before it sleeps (see [Note: busy wait]).
 
     Raises:
         ValueError: unknown node names or nodes that are not linked.
@@ -127,14 +154,24 @@ class ZmqRadio(Radio):
     """
 
     def __init__(self, control: str | dict, tx_node: str, rx_node: str, *, timeout_s: float = 5.0,
-                 context: zmq.Context | None = None, halves: str = "both", wait_s: float | None = None):
+                 context: zmq.Context | None = None, halves: str = "both", wait_s: float | None = None,
+                 data_plane: str = "auto", busy_wait_s: float = BUSY_WAIT_S):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         if wait_s is not None and wait_s <= 0:
             raise ValueError(f"wait_s must be > 0, got {wait_s}")
         if halves not in HALVES:
             raise ValueError(f"halves must be one of {HALVES}, got {halves!r}")
+        if data_plane not in DATA_PLANES:
+            raise ValueError(f"data_plane must be one of {DATA_PLANES}, got {data_plane!r}")
+        if not busy_wait_s >= 0:
+            raise ValueError(f"busy_wait_s must be >= 0, got {busy_wait_s}")
         self.halves = halves
+        self.data_plane = data_plane
+        self.busy_wait_s = float(busy_wait_s)
+        self._shm = None  # the ShmClient of the same-host data plane, once opened
+        self._shm_off = True  # bursts go over TCP (set in the body: see _shm_plausible)
+        self._shm_inflight: list[tuple[int, int]] = []  # (slot, capture length) of bursts sent, in order
         self._expect: int | None = None
         self.timeout_s = float(timeout_s)
         self.wait_s = self.timeout_s if wait_s is None else float(wait_s)
@@ -175,7 +212,11 @@ class ZmqRadio(Radio):
             self.max_message_bytes = int(info["max_message_bytes"])
             self._seq = 0
             self._sender = os.urandom(6).hex()  # tells our bursts apart from other clients' of the same node
-            self._open_data()
+            if self._shm_plausible():
+                self._shm_off = False  # the rx streams are connected only if the bursts go over TCP after all
+            else:
+                self._shm_off = True
+                self._open_data()
             if self.tx_role == "bind" and halves != "rx":  # we connect: open now (a PUB must join before it sends);
                 self._open_tx()          # where we would bind (the server connects), on the first send
         except BaseException:
@@ -271,7 +312,7 @@ class ZmqRadio(Radio):
         window = self.timeout_s if window is None else window
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or not s.poll(max(1, int(left * 1000)), zmq.POLLIN):
+            if left <= 0 or not self._readable(s, left):
                 readers = self._readers(i)
                 self._reset()
                 if readers > 1:
@@ -293,6 +334,22 @@ class ZmqRadio(Radio):
                 return row
             log.warning("discarding a stale %d-sample message on %s (expected %d)", row.size,
                         self.rx_endpoints[i], expect)
+
+    def _readable(self, s: zmq.Socket, left: float) -> bool:
+        """Whether ``s`` has a message within ``left`` seconds (busy for the first ``busy_wait_s``, see [Note: busy wait])."""
+        if self.busy_wait_s > 0:
+            t0 = time.monotonic()
+            end = t0 + min(self.busy_wait_s, left)
+            while True:
+                if s.poll(0, zmq.POLLIN):
+                    return True
+                now = time.monotonic()
+                if now >= end:
+                    break
+            left -= now - t0
+            if left <= 0:
+                return False
+        return bool(s.poll(max(1, int(left * 1000)), zmq.POLLIN))
 
     def _readers(self, i: int) -> int:
         """Clients connected to ``rx_node``'s antenna ``i`` stream, by the server's count (0 if unknown)."""
@@ -364,14 +421,17 @@ class ZmqRadio(Radio):
             raise RadioError(f"{self!r} is a transmit half (halves=\"tx\"): open the receiving node's radio "
                              "with halves=\"rx\" to capture")
         self._expect = self._check_burst(int(n), rx_samples)
-        self._drain()
+        if self._shm is None:
+            self._drain()
 
     def transmit(self, tx_burst: np.ndarray, rx_samples: int | None = None) -> None:
         """Transmit half: send one burst from ``tx_node`` to ``rx_node`` (``rx_samples``: the capture length the
         receiver armed for, when not the default). Returns once the samples are queued for the server."""
         self._check_open()
         x = np.ascontiguousarray(as_samples(tx_burst, self.caps.n_tx, "tx_burst"))
-        self._check_burst(x.shape[1], rx_samples)
+        m = self._check_burst(x.shape[1], rx_samples)
+        if self._shm_ready(m) and self._shm_transmit(x, m, rx_samples):
+            return
         self._seq += 1
         header: dict[str, Any] = {"seq": self._seq, "dst": self.rx_node, "sender": self._sender}
         if rx_samples is not None:
@@ -389,8 +449,110 @@ class ZmqRadio(Radio):
         if self._expect is None:
             raise RadioError(f"{self!r}: call arm_receive(n) before receive()")
         m, self._expect = self._expect, None
+        if self._shm_inflight:
+            return self._shm_receive(m)
         deadline = time.monotonic() + self.wait_s
         return np.stack([self._recv_row(i, deadline, m, self.wait_s) for i in range(len(self._rx))])
+
+    # ------------------------------------------------------------------ the same-host data plane
+    def _shm_plausible(self) -> bool:
+        """Whether bursts may go through shared memory: not ruled out by the options, the node's mode or
+        the server's address (the server may still refuse; see [Note: the same-host data plane])."""
+        from hil.radio import shm
+
+        local = is_loopback_tcp(self.control) or self.control.startswith(("ipc://", "inproc://"))
+        return (self.data_plane != "tcp" and self.halves == "both" and not self.stream_mode
+                and (self.data_plane == "shm" or (local and shm.AVAILABLE)))
+
+    def _shm_ready(self, m: int) -> bool:
+        """Whether a burst with an ``m``-sample capture goes through shared memory (opening or growing
+        the session when needed); see [Note: the same-host data plane]."""
+        if self._shm_off:
+            return False
+        c = self._shm
+        if c is not None and m <= c.slot_samples:
+            return True
+        if self._shm_inflight:
+            raise RadioError(f"{self!r}: receive the {len(self._shm_inflight)} burst(s) in flight before "
+                             f"sending one with a longer capture ({m} samples)")
+        from hil.errors import ConfigError
+        from hil.radio import shm
+
+        local = is_loopback_tcp(self.control) or self.control.startswith(("ipc://", "inproc://"))
+        why = None if local and shm.AVAILABLE else "the server is not on this host" if shm.AVAILABLE else \
+            "shared memory needs Linux"
+        if why is None:
+            self._shm_close()
+            try:
+                self._shm = shm.ShmClient(self.ctx, self.control, self.tx_node, self.rx_node,
+                                          slot_samples=max(_SHM_MIN_SLOT, 1 << (m - 1).bit_length()), slots=2,
+                                          timeout_s=self.timeout_s)
+                self._shm_next = 0
+                return True
+            except RadioTimeout:
+                raise  # the server does not answer: TCP would not fare better
+            except (ConfigError, RadioError, OSError) as e:
+                why = str(e)
+        if self.data_plane == "shm":
+            raise RadioError(f"{self!r}: data_plane='shm' but {why}; use data_plane='auto' or 'tcp'")
+        log.info("%r: bursts go over TCP (%s)", self, why)
+        self._shm_off = True
+        if not self._rx:
+            self._open_data()
+        return False
+
+    def _shm_transmit(self, x: np.ndarray, m: int, rx_samples: int | None) -> bool:
+        """Send through the session; False: the server's session is gone and a new one was refused
+        (the burst goes over TCP)."""
+        c = self._shm
+        if len(self._shm_inflight) == c.slots:
+            raise RadioError(f"{self!r}: {c.slots} bursts are in flight; receive one before sending another")
+        if not self._shm_inflight:
+            self._shm_next = 0
+        j = (self._shm_next + len(self._shm_inflight)) % c.slots
+        np.copyto(c.input_slot(j, x.shape[1]), x)
+        self._seq += 1
+        try:
+            c.submit(j, x.shape[1], int(rx_samples or 0), self._seq)
+        except OSError:
+            # the server's doorbell is gone (the server restarted): a new session, once; TCP reconnects
+            # by itself the same way
+            if self._shm_inflight:
+                self._shm_close()
+                raise RadioError(f"{self!r}: the channel server's shared-memory session ended with "
+                                 "bursts in flight; send them again") from None
+            self._shm_close()
+            return self._shm_ready(m) and self._shm_transmit(x, m, rx_samples)
+        self._shm_inflight.append((j, m))
+        return True
+
+    def _shm_receive(self, m: int) -> np.ndarray:
+        j_sent, m_sent = self._shm_inflight.pop(0)
+        self._shm_next = (j_sent + 1) % self._shm.slots
+        where = f"{self.tx_node!r} -> {self.rx_node!r}"
+        try:
+            j, y = self._shm.result(self.wait_s, self.busy_wait_s)
+        except TimeoutError:
+            self._shm_close()  # a late answer must not pass for the next burst's
+            raise RadioTimeout(f"no capture {where} from the channel server at {self.control} within "
+                               f"{self.wait_s:.1f} s (shared memory); is the channel server running?") from None
+        if y is None:
+            raise RadioError(f"the channel server at {self.control} rejected the burst {where} (see its log, or "
+                             "stats()['rejected_by_reason'])")
+        if j != j_sent or y.shape[1] != m_sent:
+            self._shm_close()
+            raise RadioError(f"shared-memory answer {where} for slot {j} of {y.shape[1]} samples, expected slot "
+                             f"{j_sent} of {m_sent}; the session was reset")
+        if m != m_sent:
+            raise RadioError(f"armed for a {m}-sample capture {where} but the burst sent has {m_sent}; arm with "
+                             "the burst's length")
+        return y.copy()
+
+    def _shm_close(self) -> None:
+        c, self._shm = self._shm, None
+        self._shm_inflight.clear()
+        if c is not None:
+            c.close()
 
     def tx(self, samples: np.ndarray) -> None:
         """Stream mode: send a chunk of ``(n_tx, n)`` samples (the server applies the channel continuously)."""
@@ -431,7 +593,7 @@ class ZmqRadio(Radio):
         if self._reverse is None or self._reverse._closed:
             self._reverse = ZmqRadio(self.info, self.rx_node, self.tx_node, timeout_s=self.timeout_s,
                                      context=self.ctx, halves={"tx": "rx", "rx": "tx"}.get(self.halves, "both"),
-                                     wait_s=self.wait_s)
+                                     wait_s=self.wait_s, data_plane=self.data_plane, busy_wait_s=self.busy_wait_s)
             self._reverse._reverse = self
         return self._reverse
 
@@ -455,6 +617,7 @@ class ZmqRadio(Radio):
         if getattr(self, "_closed", True):
             return
         self._closed = True
+        self._shm_close()
         self._close_data()
         rev, self._reverse = self._reverse, None
         if rev is not None:

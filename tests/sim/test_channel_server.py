@@ -218,13 +218,17 @@ def test_binds_localhost_ephemeral_ports_and_reports_them(channel_server):
     assert len(set(eps)) == len(eps), "two servers must not share a port"
 
 
-def test_radio_timeout_names_the_endpoint_and_close_is_idempotent(channel_server):
+@pytest.mark.parametrize("plane", ["tcp", "auto"])
+def test_radio_timeout_names_the_endpoint_and_close_is_idempotent(channel_server, plane):
     srv = channel_server(two_node_config(None))
-    radio = ZmqRadio(srv.control, "edge", "server", timeout_s=0.5)
+    radio = ZmqRadio(srv.control, "edge", "server", timeout_s=0.5, data_plane=plane)
     srv.stop()
     with pytest.raises(RadioTimeout) as ei:
         radio.transceive(qpsk(np.random.default_rng(9), 2, 100))
-    assert radio.rx_endpoints[0] in str(ei.value) or radio.tx_endpoints[0] in str(ei.value)
+    if plane == "tcp":  # the data stream that did not deliver
+        assert radio.rx_endpoints[0] in str(ei.value) or radio.tx_endpoints[0] in str(ei.value)
+    else:  # the first burst on this host asks the control socket for shared memory: that one did not answer
+        assert f"control {srv.control} did not answer 'shm_open'" in str(ei.value)
     with pytest.raises(RadioTimeout, match=srv.control):
         radio.stats()
     radio.close()

@@ -143,9 +143,10 @@ def test_header_parsed_once_per_burst_still_refuses_every_bad_header(serve, monk
     good_burst(info)
 
 
-def test_unexpected_failure_handling_a_data_message_is_counted_and_server_keeps_serving(serve, monkeypatch):
+@pytest.mark.parametrize("plane", ["tcp", "shm"])
+def test_unexpected_failure_handling_a_data_message_is_counted_and_server_keeps_serving(serve, monkeypatch, plane):
     srv, info = serve(two_node_config(None, test_mode=True))
-    real = srv._process_burst
+    real = srv._burst_block  # shared by the TCP and the shared-memory paths
     calls = []
 
     def fail_once(*a, **kw):
@@ -154,8 +155,8 @@ def test_unexpected_failure_handling_a_data_message_is_counted_and_server_keeps_
             raise RuntimeError("boom on purpose")
         return real(*a, **kw)
 
-    monkeypatch.setattr(srv, "_process_burst", fail_once)
-    with ZmqRadio(info["control"], "edge", "server", timeout_s=0.5) as r:
+    monkeypatch.setattr(srv, "_burst_block", fail_once)
+    with ZmqRadio(info["control"], "edge", "server", timeout_s=0.5, data_plane=plane) as r:
         with pytest.raises(RadioError):
             r.transceive(np.zeros((2, 10), np.complex64))
     assert srv.rejected_by_reason["internal_error"] == 1
@@ -272,8 +273,8 @@ def test_huge_finite_samples_saturate_instead_of_coming_out_inf(serve):
 
 def test_second_reader_of_a_stream_is_told_so(serve):
     srv, info = serve(two_node_config(None, test_mode=True))
-    with ZmqRadio(info["control"], "edge", "server", timeout_s=0.5) as a, \
-            ZmqRadio(info["control"], "edge", "server", timeout_s=0.5) as b:
+    with ZmqRadio(info["control"], "edge", "server", timeout_s=0.5, data_plane="tcp") as a, \
+            ZmqRadio(info["control"], "edge", "server", timeout_s=0.5, data_plane="tcp") as b:
         wait_for(lambda: srv.stats()["nodes"]["server"]["readers"] == [2, 2], 5.0, "two readers counted")
         with pytest.raises(RadioError, match="already has another reader"):
             for _ in range(4):  # outputs alternate between the readers: one of a's captures is lost

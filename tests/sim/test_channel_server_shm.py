@@ -4,14 +4,17 @@ kept, offered to local peers only, and names/endpoints from the server validated
 from __future__ import annotations
 
 import copy
+import os
+import signal
 import threading
 
 import numpy as np
 import pytest
 import zmq
 
-from hil.errors import ConfigError
-from hil.radio.shm import ShmClient, ShmRing, validate_doorbell, validate_name
+from hil.errors import ConfigError, RadioError, RadioTimeout
+from hil.radio.zmq import ZmqRadio
+from hil.radio.shm import Doorbell, ShmClient, ShmRing, validate_name
 from sim_fallback.channel_server import ChannelServer
 from sim_fallback.topology import load_topology, two_node_config
 
@@ -169,8 +172,170 @@ def test_client_never_attaches_a_missing_segment():
         ShmRing.attach("hil-chsrv-does-not-exist-0")
 
 
-@pytest.mark.parametrize("ep", ["ipc:///tmp/x", "tcp://10.0.0.1:5555", "tcp://127.0.0.1", "tcp://example.com:1"])
-def test_client_connects_the_doorbell_to_loopback_tcp_only(ep):
-    with pytest.raises(ConfigError, match="loopback"):
-        validate_doorbell(ep)
-    assert validate_doorbell("tcp://127.0.0.1:40000") == "tcp://127.0.0.1:40000"
+@pytest.mark.parametrize("name", ["../x", "hil-chsrv-a/b", "other-db", "", None])
+def test_client_rings_only_a_doorbell_of_ours(name):
+    """The doorbell's name comes from the server: an abstract socket of our prefix, nothing else."""
+    with pytest.raises(ConfigError, match="not ours"):
+        Doorbell.client(name)
+
+
+# -- bursts (ZmqRadio's same-host data plane) ---------------------------------------------------------
+BURST_SPEC = {"fading": "rayleigh", "rho": 0.99, "block_samples": 2048, "snr_db": 15.0, "cfo_hz": 500.0}
+
+
+def _burst_servers(channel_server, k: int = 2, **server):
+    """``k`` channel-server processes on the same burst-mode topology and seed."""
+    cfg = two_node_config(BURST_SPEC, a="a", b="b", n_a=2, n_b=2, mode="burst", sample_rate_hz=1e6,
+                          seed=11, test_mode=True, **server)
+    return [channel_server(cfg) for _ in range(k)]
+
+
+def _bursts(seed: int = 3):
+    rng = np.random.default_rng(seed)
+    return [(0.5 * np.exp(2j * np.pi * rng.random((2, n)))).astype(np.complex64) for n in (1000, 37, 4000, 1000)]
+
+
+def test_burst_over_shared_memory_equals_tcp_bit_for_bit(channel_server):
+    """The same bursts, both directions, to two servers of the same seed: over TCP to one and through
+    shared memory to the other, every capture is the same bit for bit (same jitter draws, same channel
+    draws, same padding); also with a longer capture (rx_samples) and after the session grows."""
+    tcp_srv, shm_srv = _burst_servers(channel_server)
+    tcp = ZmqRadio(tcp_srv.control, "a", "b", data_plane="tcp")
+    shm = ZmqRadio(shm_srv.control, "a", "b", data_plane="shm")
+    try:
+        big = (0.3 * np.ones((2, 20000))).astype(np.complex64)  # grows the 16384-sample slots
+        for i, x in enumerate([*_bursts(), big, *_bursts(4)]):
+            for r_tcp, r_shm in ((tcp, shm), (tcp.reverse(), shm.reverse())):
+                kw = {"rx_samples": r_tcp.capture_samples(x.shape[1]) + 100} if i == 2 else {}
+                y_tcp, y_shm = r_tcp.transceive(x, **kw), r_shm.transceive(x, **kw)
+                assert y_shm.shape == y_tcp.shape == (2, r_tcp.capture_samples(x.shape[1], kw.get("rx_samples")))
+                assert np.array_equal(y_shm.view(np.uint32), y_tcp.view(np.uint32)), f"burst {i}"
+        assert shm._shm is not None and shm.reverse()._shm is not None and tcp._shm is None
+        assert shm.last_burst()["start"] == tcp.last_burst()["start"]
+        st_t, st_s = tcp.stats(), shm.stats()
+        for k in ("bursts_in", "bursts_out", "samples_out"):
+            assert st_s[k] == st_t[k], k
+    finally:
+        tcp.close()
+        shm.close()
+
+
+def test_rejected_burst_over_shared_memory_draws_nothing(channel_server):
+    """A NaN/Inf burst in a slot (written past the radio's own check) is refused (the radio says so;
+    counted as non_finite), draws no jitter and no channel, and the next capture equals that of a twin
+    server that never saw it; a huge burst is saturated as over TCP; a failure inside the server's
+    burst handling is counted as internal_error and the server carries on."""
+    srv, twin = _burst_servers(channel_server)
+    r = ZmqRadio(srv.control, "a", "b", data_plane="shm")
+    t = ZmqRadio(twin.control, "a", "b", data_plane="shm")
+    try:
+        x = _bursts()[0]
+        assert np.array_equal(r.transceive(x).view(np.uint32), t.transceive(x).view(np.uint32))
+        for v, reason in ((np.nan, "non_finite"), (3e38, None)):
+            bad = x.copy()
+            bad[1, 5] = v
+            r.arm_receive(1000)
+            r._shm.input_slot(0, 1000)[...] = bad  # what a client without the radio's checks could send
+            r._seq += 1
+            r._shm.submit(0, 1000, 0, r._seq)
+            r._shm_inflight.append((0, r.capture_samples(1000)))
+            if reason:
+                with pytest.raises(RadioError, match="rejected the burst"):
+                    r.receive()
+                assert r.stats()["rejected_by_reason"][reason] == 1
+                assert np.array_equal(r.transceive(x).view(np.uint32), t.transceive(x).view(np.uint32))
+            else:
+                assert np.isfinite(r.receive()).all() and r.stats()["saturated"] == 1
+    finally:
+        r.close()
+        t.close()
+
+
+def test_shared_memory_falls_back_to_tcp_and_closes_its_sessions(channel_server):
+    """"auto" uses shared memory where the server offers it and TCP where it refuses (here: its sessions
+    are all taken), with the same captures; "shm" says why it cannot; closing a radio ends its sessions."""
+    from sim_fallback.channel_server import _MAX_SHM_SESSIONS
+
+    srv, twin = _burst_servers(channel_server)
+    x = _bursts()[2]
+    held = [ZmqRadio(srv.control, "a", "b") for _ in range(_MAX_SHM_SESSIONS)]
+    try:
+        for r in held:
+            r.transceive(x)
+        assert all(r._shm is not None for r in held)
+        auto = ZmqRadio(srv.control, "a", "b")
+        ref = ZmqRadio(twin.control, "a", "b", data_plane="tcp")
+        try:
+            for _ in range(_MAX_SHM_SESSIONS):  # the twin's state catches up with the held radios' bursts
+                ref.transceive(x)
+            assert np.array_equal(auto.transceive(x), ref.transceive(x))
+            assert auto._shm is None and auto._shm_off
+            strict = ZmqRadio(srv.control, "a", "b", data_plane="shm")
+            with pytest.raises(RadioError, match="data_plane='shm' but .*sessions are open"):
+                strict.transceive(x)
+            strict.close()
+        finally:
+            auto.close()
+            ref.close()
+    finally:
+        for r in held:
+            r.close()
+    probe = ZmqRadio(srv.control, "a", "b", data_plane="shm")  # every session was closed: room again
+    try:
+        probe.transceive(x)
+    finally:
+        probe.close()
+
+
+def test_shared_memory_timeout_resets_the_session(channel_server):
+    """A server that hangs (SIGSTOP): RadioTimeout within wait_s naming the wiring, and the session is
+    dropped so no late answer is taken for a later burst; once it runs again the radio opens a new
+    session. A server that is gone: RadioTimeout from the control socket."""
+    (srv,) = _burst_servers(channel_server, k=1)
+    r = ZmqRadio(srv.control, "a", "b", data_plane="shm", timeout_s=1.0, busy_wait_s=0.0)
+    try:
+        x = _bursts()[0]
+        r.transceive(x)
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(RadioTimeout, match="no capture 'a' -> 'b'.*within 1.0 s"):
+                r.transceive(x)
+            assert r._shm is None and not r._shm_inflight
+        finally:
+            os.kill(srv.proc.pid, signal.SIGCONT)
+        assert r.transceive(x).shape == (2, r.capture_samples(1000)) and r._shm is not None
+        srv.stop(timeout_s=3.0)
+        with pytest.raises(RadioTimeout, match="did not answer 'shm_open'"):
+            r.transceive(x)
+    finally:
+        r.close()
+
+
+def test_malformed_doorbell_is_counted_and_the_server_carries_on(channel_server):
+    (srv,) = _burst_servers(channel_server, k=1)
+    r = ZmqRadio(srv.control, "a", "b", data_plane="shm")
+    try:
+        x = _bursts()[0]
+        r.transceive(x)
+        r._shm.bell.sock.sendto(b"short", r._shm.bell.peer)
+        r._shm.bell.ring(7, 10)  # a slot that does not exist: answered -1
+        assert r._shm.result(2.0) == (7, None)
+        assert r.transceive(x).shape == (2, r.capture_samples(1000))
+        rej = r.stats()["rejected_by_reason"]
+        assert rej["bad_header"] == 1 and rej["too_large"] == 1
+    finally:
+        r.close()
+
+
+def test_doorbell_wait_times_out_and_skips_malformed_datagrams():
+    a = Doorbell("hil-chsrv-test-a")
+    b = Doorbell.client("hil-chsrv-test-a")
+    try:
+        assert a.wait(0.05) is None
+        assert a.wait(0.05, busy_s=0.02) is None
+        b.sock.sendto(b"xx", b.peer)
+        b.ring(1, 2, 3)
+        assert a.wait(1.0) == (1, 2, 3, 0)
+    finally:
+        a.close()
+        b.close()
