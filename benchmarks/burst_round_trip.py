@@ -44,8 +44,8 @@ def _pause(how: str, s: float) -> None:
 
 def round_trips(info: dict, burst: np.ndarray, n: int) -> list[dict]:
     variants = list(itertools.product(("tcp", "shm"), (0.0, 0.005), (0.0, GAP_S)))
-    radios = {(p, b): ZmqRadio(info, "edge", "server", data_plane=p, busy_wait_s=b)
-              for p, b in itertools.product(("tcp", "shm"), (0.0, 0.005))}
+    # one radio per plane (a node's TCP stream has one reader); the busy wait is set per burst
+    radios = {p: ZmqRadio(info, "edge", "server", data_plane=p) for p in ("tcp", "shm")}
     times: dict[tuple, list[float]] = {v: [] for v in variants}
     try:
         for r in radios.values():
@@ -53,7 +53,8 @@ def round_trips(info: dict, burst: np.ndarray, n: int) -> list[dict]:
                 r.transceive(burst)
         for _ in range(n):
             for v in variants:
-                r = radios[v[:2]]
+                r = radios[v[0]]
+                r.busy_wait_s = v[1]
                 _pause("sleep", v[2])
                 t0 = time.perf_counter()
                 r.transceive(burst)

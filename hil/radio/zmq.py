@@ -26,12 +26,12 @@ bit. A server that refuses (another host, not Linux, too many sessions) leaves t
 (logged once); ``data_plane="tcp"`` always uses TCP and ``"shm"`` raises instead of falling back.
 
 [Note: busy wait]
-Waiting for a capture, the radio polls without sleeping for up to ``busy_wait_s`` (default
-:data:`BUSY_WAIT_S`) before it blocks: a thread that sleeps gives its core away, and on a virtual
-machine a core that idles for a millisecond comes back slowly and with cold caches (measured on a
-2-core VM: a 2 ms sleep before decoding a burst made the decode 1.6x slower). The server's round
-trip for a training burst is 1-2 ms, so the wait costs up to that much CPU time, which is time
-this process would spend waiting anyway. ``busy_wait_s=0`` sleeps at once.
+Waiting for a capture through shared memory, the radio polls the doorbell without sleeping for up
+to ``busy_wait_s`` (default :data:`BUSY_WAIT_S`) before it blocks, so the answer is taken without a
+wake-up (`benchmarks/burst_round_trip.py` on a 2-core VM: 1.06 ms against 1.24 ms back to back,
+1.35 against 1.49 ms after a 5 ms pause, docs/performance.md). The TCP streams do not busy-wait:
+there the polling competes with ZMQ's I/O thread for the cores and the round trip got slower
+(3.29 against 2.10 ms in the same run). ``busy_wait_s=0`` sleeps at once.
 
 [Note: endpoints a client binds]
 Where the server connects (``tx_role``/``rx_role`` "connect"), the client binds the endpoint the
@@ -146,7 +146,8 @@ class ZmqRadio(Radio):
             captures from the process that receives them.
         data_plane: ``"auto"`` (default: shared memory on the server's host, else TCP), ``"tcp"`` or ``"shm"``
             (see [Note: the same-host data plane]).
-        busy_wait_s: how long a wait for a capture polls before it sleeps (see [Note: busy wait]).
+        busy_wait_s: how long a wait for a capture through shared memory polls before it sleeps (see
+            [Note: busy wait]).
 
     Raises:
         ValueError: unknown node names or nodes that are not linked.
@@ -312,7 +313,7 @@ class ZmqRadio(Radio):
         window = self.timeout_s if window is None else window
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or not self._readable(s, left):
+            if left <= 0 or not s.poll(max(1, int(left * 1000)), zmq.POLLIN):
                 readers = self._readers(i)
                 self._reset()
                 if readers > 1:
@@ -334,22 +335,6 @@ class ZmqRadio(Radio):
                 return row
             log.warning("discarding a stale %d-sample message on %s (expected %d)", row.size,
                         self.rx_endpoints[i], expect)
-
-    def _readable(self, s: zmq.Socket, left: float) -> bool:
-        """Whether ``s`` has a message within ``left`` seconds (busy for the first ``busy_wait_s``, see [Note: busy wait])."""
-        if self.busy_wait_s > 0:
-            t0 = time.monotonic()
-            end = t0 + min(self.busy_wait_s, left)
-            while True:
-                if s.poll(0, zmq.POLLIN):
-                    return True
-                now = time.monotonic()
-                if now >= end:
-                    break
-            left -= now - t0
-            if left <= 0:
-                return False
-        return bool(s.poll(max(1, int(left * 1000)), zmq.POLLIN))
 
     def _readers(self, i: int) -> int:
         """Clients connected to ``rx_node``'s antenna ``i`` stream, by the server's count (0 if unknown)."""
