@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-from train_step import machine  # noqa: E402  (this directory)
+from train_step import machine, write_results  # noqa: E402  (this directory)
 
 from hil.radio.zmq import ZmqRadio  # noqa: E402
 from hil.train.config import OTAConfig  # noqa: E402
@@ -114,10 +113,7 @@ def main() -> None:
     print("| " + " | ".join(f"{d['decode_median_ms']:.3f}" for d in dec) + " |")
     out = {"machine": {**machine(), "loadavg_start": list(load0), "loadavg_end": list(load)},
            "burst_samples": int(burst.shape[1]), "bursts": a.bursts, "round_trip": rt, "decode": dec}
-    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
-    with open(a.out, "w") as fh:
-        json.dump(out, fh, indent=1)
-    print(json.dumps(out["machine"]))
+    write_results(out, a.out)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,14 @@ def machine() -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
+def write_results(out: dict, path: str) -> None:
+    """Write a benchmark's results (with ``out["machine"]``) as JSON to ``path`` and print the machine line."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump(out, fh, indent=1)
+    print(json.dumps(out["machine"]))
+
+
 def _phase_seconds(links) -> dict:
     out = dict.fromkeys(PHASES, 0.0)
     for link in links:
@@ -162,10 +170,7 @@ def main() -> None:
            "steps": a.steps, "evaluation": ev,
            "rows": [{"transport": tr, "gradient_mode": m, "receiver": r, "seconds_per_step": s, "frames_per_step": f,
                      "phase_seconds_per_step": ph} for tr, m, r, s, f, ph in rows]}
-    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
-    with open(a.out, "w") as fh:
-        json.dump(out, fh, indent=1)
-    print(json.dumps(out["machine"]))
+    write_results(out, a.out)
 
 
 if __name__ == "__main__":
